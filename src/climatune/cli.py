@@ -1,0 +1,246 @@
+"""The ``climatune`` command line: a thin layer over the public API.
+
+Each subcommand parses its flags and calls one library function. User errors
+(:class:`~climatune.errors.ClimatuneError`) print one line and exit with code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+
+from climatune import __version__
+from climatune.errors import ClimatuneError
+
+__all__ = ["main", "build_parser"]
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports bad flags as a ClimatuneError (one line, exit 2)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise ClimatuneError(f"{message} (see '{self.prog} --help')")
+
+
+def _config(args: argparse.Namespace):
+    from climatune.config import load_config
+
+    return load_config(getattr(args, "config", None), getattr(args, "set", None))
+
+
+def _cmd_inspect(args: argparse.Namespace) -> None:
+    from climatune.data.inspect import format_table, inspect_paths
+
+    rows = inspect_paths(args.paths)
+    print(json.dumps(rows, indent=2) if args.json else format_table(rows))
+
+
+def _cmd_synth(args: argparse.Namespace) -> None:
+    from climatune.data.synthetic import parse_grid, write_synthetic
+
+    path = write_synthetic(
+        args.out, years=args.years, grid=parse_grid(args.grid), freq=args.freq, seed=args.seed
+    )
+    print(f"wrote {path}")
+
+
+def _cmd_samples(args: argparse.Namespace) -> None:
+    from climatune.data.samples_registry import list_samples
+
+    for row in list_samples():
+        print(f"sample://{row['name']:<22} {row['description']}")
+
+
+def _cmd_pretrain(args: argparse.Namespace) -> None:
+    from climatune.training.run import pretrain
+
+    run = pretrain(_config(args), out=args.out, resume=args.resume)
+    print(f"model written to {run / 'model'}")
+
+
+def _cmd_finetune(args: argparse.Namespace) -> None:
+    from climatune.finetune.run import finetune
+
+    run = finetune(_config(args), source=args.source, out=args.out, resume=args.resume)
+    print(f"model written to {run / 'model'}")
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> None:
+    from climatune.evaluation.evaluate import evaluate_command
+
+    out = evaluate_command(args.model, config=args.config, overrides=args.set, baselines=args.baselines, out=args.out)
+    print(f"metrics written to {out / 'metrics.json'}")
+
+
+def _cmd_predict(args: argparse.Namespace) -> None:
+    from climatune.evaluation.predict import predict_file
+
+    print(f"wrote {predict_file(args.model, args.input, args.output)}")
+
+
+def _cmd_curve(args: argparse.Namespace) -> None:
+    from climatune.evaluation.curve import curve_command
+
+    out = curve_command(_config(args), source=args.source, fractions=args.fractions, out=args.out)
+    print(f"curve written to {out / 'curve.json'}")
+
+
+def _cmd_report(args: argparse.Namespace) -> None:
+    from climatune.report.html import write_report
+
+    print(f"report written to {write_report(args.dir)}")
+
+
+def _cmd_demo(args: argparse.Namespace) -> None:
+    from climatune.demo import run_demo
+
+    report = run_demo(out=args.out, fast=args.fast)
+    print(f"report: {report}")
+
+
+def _cmd_explain(args: argparse.Namespace) -> None:
+    from climatune.explain.run import explain_command
+
+    out = explain_command(
+        args.model, config=args.config, overrides=args.set, method=args.method,
+        target=args.target, samples=args.samples, out=args.out,
+    )
+    print(f"attributions written to {out}")
+
+
+def _cmd_tune(args: argparse.Namespace) -> None:
+    from climatune.tuning.search import tune_command
+
+    out = tune_command(
+        _config(args), source=args.source, space=args.space, trials=args.trials, folds=args.folds,
+        storage=args.storage, study=args.study, jobs=args.jobs, out=args.out,
+    )
+    print(f"best config written to {out / 'best.yaml'}")
+
+
+def _add_config(p: argparse.ArgumentParser, required: bool = True) -> None:
+    p.add_argument("--config", required=required, help="YAML run config")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override any config key, e.g. trainer.max_epochs=1 (repeatable)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Build the argument parser with every subcommand."""
+    parser = _Parser(prog="climatune", description="Pre-train and fine-tune deep networks on climate data.")
+    parser.add_argument("--version", action="version", version=f"climatune {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    data = sub.add_parser("data", help="inspect data, make a synthetic archive, list bundled samples")
+    dsub = data.add_subparsers(dest="data_command", metavar="SUBCOMMAND", parser_class=_Parser)
+    p = dsub.add_parser("inspect", help="describe variables, grid, time axis and NaNs")
+    p.add_argument("paths", nargs="+", help="NetCDF files, globs, Zarr stores or sample://NAME")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.set_defaults(func=_cmd_inspect)
+    p = dsub.add_parser("synth", help="write a synthetic coupled climate archive (Zarr)")
+    p.add_argument("--out", required=True, help="output Zarr store")
+    p.add_argument("--years", type=int, required=True)
+    p.add_argument("--grid", default="64x128", help="NLATxNLON, e.g. 64x128")
+    p.add_argument("--freq", choices=["monthly", "daily"], default="monthly")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_cmd_synth)
+    p = dsub.add_parser("samples", help="list the bundled real datasets")
+    p.set_defaults(func=_cmd_samples)
+
+    p = sub.add_parser("pretrain", help="pre-train a network on an archive")
+    _add_config(p)
+    p.add_argument("--out", default=None, help="run directory (default runs/<name>)")
+    p.add_argument("--resume", default=None, metavar="RUN", help="continue RUN from checkpoints/last.ckpt")
+    p.set_defaults(func=_cmd_pretrain)
+
+    p = sub.add_parser("finetune", help="fine-tune a pre-trained model on a task")
+    _add_config(p)
+    p.add_argument("--from", dest="source", required=True, metavar="RUN_OR_MODEL_DIR")
+    p.add_argument("--out", default=None)
+    p.add_argument("--resume", default=None, metavar="RUN")
+    p.set_defaults(func=_cmd_finetune)
+
+    p = sub.add_parser("evaluate", help="score a model and the baselines on held-out years")
+    p.add_argument("model", metavar="MODEL_OR_RUN")
+    _add_config(p, required=False)
+    p.add_argument("--baselines", default="all", help="'all', 'none' or a comma list")
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=_cmd_evaluate)
+
+    p = sub.add_parser("predict", help="apply a model to new data and write CF NetCDF")
+    p.add_argument("model", metavar="MODEL")
+    p.add_argument("--input", required=True)
+    p.add_argument("--output", required=True)
+    p.set_defaults(func=_cmd_predict)
+
+    p = sub.add_parser("curve", help="data-efficiency curve: fine-tuned against scratch")
+    _add_config(p)
+    p.add_argument("--from", dest="source", required=True, metavar="PRETRAINED")
+    p.add_argument("--fractions", default="0.1,0.25,0.5,1.0")
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=_cmd_curve)
+
+    p = sub.add_parser("report", help="write a self-contained HTML report for a run directory")
+    p.add_argument("dir")
+    p.set_defaults(func=_cmd_report)
+
+    p = sub.add_parser("demo", help="the whole story on bundled real GCM data")
+    p.add_argument("--out", default="runs/demo")
+    p.add_argument("--fast", action="store_true", help="same steps, smaller budget (~90 s)")
+    p.set_defaults(func=_cmd_demo)
+
+    p = sub.add_parser("explain", help="attribution maps and the component interaction matrix")
+    p.add_argument("model", metavar="MODEL")
+    _add_config(p, required=False)
+    p.add_argument("--method", choices=["ig", "saliency", "occlusion", "lime", "shap"], default="ig")
+    p.add_argument("--target", default=None, help="e.g. tas or 'tas@lat=30:50,lon=235:260'")
+    p.add_argument("--samples", type=int, default=16)
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=_cmd_explain)
+
+    p = sub.add_parser("tune", help="blocked cross-validation with an Optuna study")
+    _add_config(p)
+    p.add_argument("--from", dest="source", default=None, metavar="PRETRAINED")
+    p.add_argument("--space", required=True)
+    p.add_argument("--trials", type=int, default=10)
+    p.add_argument("--folds", type=int, default=3)
+    p.add_argument("--storage", default=None, help="default sqlite:///OUT/study.db")
+    p.add_argument("--study", default="climatune")
+    p.add_argument("--jobs", type=int, default=1)
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=_cmd_tune)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; return the exit code (0 ok, 1 bug, 2 user error)."""
+    argv = sys.argv[1:] if argv is None else argv
+    debug = "--debug" in argv
+    try:
+        args = build_parser().parse_args(argv)
+        func: Callable[[argparse.Namespace], None] | None = getattr(args, "func", None)
+        if func is None:
+            build_parser().print_help()
+            return 0 if not argv or argv == ["--debug"] else 2
+        func(args)
+        return 0
+    except ClimatuneError as exc:
+        if debug:
+            traceback.print_exc()
+        print(f"climatune: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("climatune: interrupted", file=sys.stderr)
+        return 130
+
+
+def _entry() -> None:  # pragma: no cover
+    sys.exit(main())
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,251 @@
+"""Run configuration: YAML files validated by pydantic, with dotted ``--set`` overrides.
+
+Every section forbids unknown keys, so a typo is an error that names the closest valid key.
+
+Examples
+--------
+>>> cfg = load_config(None, ["task.kind=downscale", "trainer.max_epochs=1"])
+>>> cfg.task.kind, cfg.trainer.max_epochs
+('downscale', 1)
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from climatune.errors import ClimatuneError, closest
+
+__all__ = [
+    "Config",
+    "DataConfig",
+    "TaskConfig",
+    "ModelConfig",
+    "OptimConfig",
+    "TrainerConfig",
+    "FinetuneConfig",
+    "load_config",
+    "dump_config",
+    "apply_overrides",
+]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class RegionConfig(_Section):
+    """A lat/lon box in degrees; ``lon`` may cross 0° (e.g. ``[350, 20]``)."""
+
+    lat: tuple[float, float]
+    lon: tuple[float, float]
+    halo: float = Field(0.0, ge=0, description="degrees of context read around the region")
+
+
+class SplitConfig(_Section):
+    """Contiguous blocks of years (inclusive); the gap is added between blocks automatically."""
+
+    train: tuple[int, int]
+    val: tuple[int, int]
+    test: tuple[int, int] | None = None
+
+    @model_validator(mode="after")
+    def _ordered(self) -> SplitConfig:
+        for name in ("train", "val", "test"):
+            block = getattr(self, name)
+            if block is not None and block[0] > block[1]:
+                raise ValueError(f"{name} block {list(block)} starts after it ends")
+        return self
+
+
+class StaticConfig(_Section):
+    """User-supplied static fields, such as orography, read from ``path``."""
+
+    path: str
+    variables: list[str]
+
+
+class DataConfig(_Section):
+    path: str | list[str] = "sample://A1B_north_america"
+    variables: list[str] | None = None
+    targets: list[str] | None = None
+    levels: dict[str, list[float]] | None = None
+    years: tuple[int, int] | None = None
+    region: RegionConfig | None = None
+    split: SplitConfig | None = None
+    static: StaticConfig | None = None
+    batch_size: int = Field(16, gt=0)
+    num_workers: int = Field(0, ge=0)
+    in_memory: Literal["auto", "always", "never"] = "auto"
+    shuffle_buffer_chunks: int = Field(4, gt=0)
+    train_fraction: float = Field(1.0, gt=0, le=1)
+
+
+class IndexTargetConfig(_Section):
+    """The scalar target of an ``index`` task: a variable of the data or of another file."""
+
+    variable: str
+    path: str | None = None
+    region: RegionConfig | None = None
+
+
+class TaskConfig(_Section):
+    kind: Literal["forecast", "downscale", "index", "reconstruct"] = "forecast"
+    history: int = Field(1, gt=0)
+    lead: int = Field(1, ge=0)
+    factor: int = Field(4, gt=1)
+    mask_ratio: float = Field(0.5, gt=0, lt=1)
+    patch: int = Field(4, gt=0)
+    index: IndexTargetConfig | None = None
+
+
+class ModelConfig(_Section):
+    backbone: Literal["unet", "resnet", "vit"] = "unet"
+    width: int = Field(32, gt=0)
+    depth: int = Field(3, gt=0)
+    dropout: float = Field(0.0, ge=0, lt=1)
+    patch: int = Field(4, gt=0)
+    heads: int = Field(4, gt=0)
+    residual: bool = True
+
+
+class OptimConfig(_Section):
+    lr: float = 1e-3
+    weight_decay: float = Field(1e-4, ge=0)
+    warmup_fraction: float = Field(0.05, ge=0, lt=1)
+    backbone_lr_scale: float = Field(1.0, gt=0)
+
+    @field_validator("lr")
+    @classmethod
+    def _positive_lr(cls, value: float) -> float:
+        if value <= 0:
+            raise ValueError("the learning rate must be positive, e.g. 1e-3")
+        return value
+
+
+class TrainerConfig(_Section):
+    max_epochs: int = Field(20, gt=0)
+    max_steps: int = -1
+    accelerator: str = "auto"
+    devices: int | str = 1
+    strategy: str = "auto"
+    num_nodes: int = Field(1, gt=0)
+    precision: str = "32-true"
+    gradient_clip_val: float = Field(1.0, ge=0)
+    patience: int = Field(5, gt=0)
+    log_every_n_steps: int = Field(10, gt=0)
+    progress_bar: bool = True
+    limit_train_batches: float | int = 1.0
+
+
+class NormalizationPolicy(_Section):
+    default: Literal["keep", "refit"] = "keep"
+    variables: dict[str, Literal["keep", "refit"]] = Field(default_factory=dict)
+
+
+class FinetuneConfig(_Section):
+    strategy: Literal["full", "linear_probe", "partial", "gradual", "lora"] = "full"
+    freeze_stages: int = Field(1, ge=0)
+    unfreeze_epoch: int = Field(2, ge=0)
+    lora_rank: int = Field(4, gt=0)
+    lora_alpha: float = Field(8.0, gt=0)
+    normalization: NormalizationPolicy = Field(default_factory=NormalizationPolicy)
+
+
+class Config(_Section):
+    """A whole run: data, task, model, optimiser, trainer and fine-tuning settings."""
+
+    seed: int = 0
+    data: DataConfig = Field(default_factory=DataConfig)
+    task: TaskConfig = Field(default_factory=TaskConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    optim: OptimConfig = Field(default_factory=OptimConfig)
+    trainer: TrainerConfig = Field(default_factory=TrainerConfig)
+    finetune: FinetuneConfig = Field(default_factory=FinetuneConfig)
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    if not path.exists():
+        raise ClimatuneError(f"config {path} does not exist")
+    if path.is_dir():
+        raise ClimatuneError(f"config {path} is a directory; give a YAML file")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ClimatuneError(f"config {path} is not valid YAML{where}: {exc.problem}") from exc
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise ClimatuneError(f"config {path} is not valid YAML: {exc}") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ClimatuneError(f"config {path} must be a mapping of sections (data, task, model, ...)")
+    return data
+
+
+def _valid_keys(model: type[BaseModel], prefix: str = "") -> list[str]:
+    keys = []
+    for name, field in model.model_fields.items():
+        keys.append(prefix + name)
+        annotation = field.annotation
+        for candidate in getattr(annotation, "__args__", (annotation,)):
+            if isinstance(candidate, type) and issubclass(candidate, BaseModel):
+                keys.extend(_valid_keys(candidate, f"{prefix}{name}."))
+    return keys
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str] | None) -> dict[str, Any]:
+    """Apply ``key.sub=value`` overrides; values are parsed as YAML (``1e-3``, ``[1, 2]``)."""
+    for item in overrides or []:
+        if "=" not in item:
+            raise ClimatuneError(f"--set {item!r} must look like key=value, e.g. trainer.max_epochs=1")
+        key, _, text = item.partition("=")
+        try:
+            value = yaml.safe_load(text) if text else None
+        except yaml.YAMLError:
+            value = text
+        node = raw
+        parts = key.strip().split(".")
+        for part in parts[:-1]:
+            child = node.get(part)
+            if not isinstance(child, dict):
+                child = {}
+                node[part] = child
+            node = child
+        node[parts[-1]] = value
+    return raw
+
+
+def _explain(exc: ValidationError, source: str) -> ClimatuneError:
+    err = exc.errors()[0]
+    key = ".".join(str(p) for p in err["loc"])
+    if err["type"] == "extra_forbidden":
+        return ClimatuneError(
+            f"unknown config key '{key}' in {source}{closest(key, _valid_keys(Config))}"
+        )
+    msg = err["msg"].removeprefix("Value error, ")
+    return ClimatuneError(f"config key '{key}' in {source}: {msg} (got {err.get('input')!r})")
+
+
+def config_from_dict(raw: dict[str, Any], source: str = "config") -> Config:
+    """Validate a plain mapping into a :class:`Config`."""
+    try:
+        return Config.model_validate(raw)
+    except ValidationError as exc:
+        raise _explain(exc, source) from exc
+
+
+def load_config(path: str | Path | None, overrides: list[str] | None = None) -> Config:
+    """Read a YAML config (or the defaults), apply ``--set`` overrides and validate."""
+    raw = _read_yaml(Path(path)) if path is not None else {}
+    raw = apply_overrides(raw, overrides)
+    return config_from_dict(raw, str(path) if path is not None else "--set")
+
+
+def dump_config(cfg: Config) -> str:
+    """The resolved config as YAML, loadable again by :func:`load_config`."""
+    return yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)

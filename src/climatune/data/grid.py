@@ -1,0 +1,41 @@
+"""Grid helpers: coarsening, bilinear interpolation back to a fine grid, cell-area weights."""
+
+from __future__ import annotations
+
+import numpy as np
+import xarray as xr
+
+__all__ = ["coarsen", "bilinear_to", "coarsen_bilinear", "is_global"]
+
+
+def is_global(lon: np.ndarray | xr.DataArray, tol: float = 1.5) -> bool:
+    """True when longitudes wrap the globe (spacing × count ≈ 360°)."""
+    lon = np.asarray(lon)
+    if lon.size < 2:
+        return False
+    step = float(np.median(np.diff(lon)))
+    return abs(step * lon.size - 360.0) <= tol * step
+
+
+def coarsen(obj: xr.Dataset | xr.DataArray, factor: int) -> xr.Dataset | xr.DataArray:
+    """Block-average ``factor``×``factor`` cells, ignoring NaN cells (trims ragged edges)."""
+    return obj.coarsen(lat=factor, lon=factor, boundary="trim").mean(skipna=True)
+
+
+def bilinear_to(
+    obj: xr.Dataset | xr.DataArray, lat: xr.DataArray, lon: xr.DataArray
+) -> xr.Dataset | xr.DataArray:
+    """Bilinear interpolation onto ``lat``/``lon``; points outside the coarse grid take the
+    nearest edge value, so the fine grid is covered everywhere the coarse one is valid."""
+    out = obj.interp(lat=lat, lon=lon, method="linear")
+    edge = obj.interp(
+        lat=lat.clip(float(obj.lat.min()), float(obj.lat.max())),
+        lon=lon.clip(float(obj.lon.min()), float(obj.lon.max())),
+        method="linear",
+    ).assign_coords(lat=lat, lon=lon)
+    return out.fillna(edge)
+
+
+def coarsen_bilinear(obj: xr.Dataset | xr.DataArray, factor: int) -> xr.Dataset | xr.DataArray:
+    """Coarsen by ``factor`` then interpolate back: the input of a downscaling task."""
+    return bilinear_to(coarsen(obj, factor), obj.lat, obj.lon)
