@@ -19,7 +19,7 @@ def is_global(lon: np.ndarray | xr.DataArray, tol: float = 1.5) -> bool:
 
 def coarsen(obj: xr.Dataset | xr.DataArray, factor: int) -> xr.Dataset | xr.DataArray:
     """Block-average ``factor``×``factor`` cells, ignoring NaN cells (trims ragged edges)."""
-    return obj.coarsen(lat=factor, lon=factor, boundary="trim").mean(skipna=True)
+    return obj.coarsen(lat=factor, lon=factor, boundary="trim").mean()
 
 
 def bilinear_to(

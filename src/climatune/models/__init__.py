@@ -1,1 +1,48 @@
-"""models."""
+"""Networks: an input stem keyed by variable name, registered backbones, task heads.
+
+Examples
+--------
+>>> import torch
+>>> from climatune.models import build_net, list_backbones
+>>> list_backbones()
+['resnet', 'unet', 'vit']
+>>> net = build_net("unet", ["tas", "sst"], history=2, n_static=4, n_out=1, width=8, depth=2)
+>>> fields = torch.randn(3, 2, 2, 20, 36)  # [batch, variable, history, lat, lon]
+>>> net(fields, torch.zeros(4, 20, 36)).shape
+torch.Size([3, 1, 20, 36])
+"""
+
+from climatune.models.backbones import Backbone, ResNet, UNet, ViT
+from climatune.models.heads import FieldHead, Head, ScalarHead, create_head
+from climatune.models.lora import apply_lora, has_lora, lora_targets, merge_lora
+from climatune.models.net import SPEC_VERSION, ClimateNet, build_net
+from climatune.models.registry import (
+    backbone_class,
+    create_backbone,
+    list_backbones,
+    register_backbone,
+)
+from climatune.models.stem import VariableStem
+
+__all__ = [
+    "Backbone",
+    "ClimateNet",
+    "FieldHead",
+    "Head",
+    "ResNet",
+    "SPEC_VERSION",
+    "ScalarHead",
+    "UNet",
+    "VariableStem",
+    "ViT",
+    "apply_lora",
+    "backbone_class",
+    "build_net",
+    "create_backbone",
+    "create_head",
+    "has_lora",
+    "list_backbones",
+    "lora_targets",
+    "merge_lora",
+    "register_backbone",
+]

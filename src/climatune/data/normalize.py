@@ -1,0 +1,120 @@
+"""Per-variable normalisation, fitted on the training years only, out of core.
+
+Statistics are reduced with Dask, so the archive never has to fit in memory. NaN cells
+(land in an SST field) are ignored by the statistics and stay NaN after transforming:
+nothing is filled silently.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import dask
+import numpy as np
+import xarray as xr
+
+from climatune.errors import ClimatuneError
+
+__all__ = ["Normalizer"]
+
+_MIN_STD = 1e-6
+
+
+class Normalizer:
+    """Z-score each variable with its mean and standard deviation over time and space.
+
+    Parameters
+    ----------
+    variables
+        Variables to fit; ``None`` means every data variable of the fitted dataset.
+
+    Attributes
+    ----------
+    mean_, std_ : dict[str, float]
+        Fitted statistics per variable (levels are separate variables, e.g. ``zg_500``).
+    units_ : dict[str, str]
+        Units of each variable when it was fitted.
+
+    Examples
+    --------
+    >>> norm = Normalizer().fit(ds.isel(time=train_steps))  # doctest: +SKIP
+    >>> back = norm.inverse_transform(norm.transform(ds))  # doctest: +SKIP
+    """
+
+    def __init__(self, variables: Iterable[str] | None = None) -> None:
+        self.variables = list(variables) if variables is not None else None
+
+    def fit(self, ds: xr.Dataset) -> Normalizer:
+        """Fit on ``ds`` (already restricted to the training steps); returns ``self``."""
+        names = self.variables if self.variables is not None else list(ds.data_vars)
+        lazy = {}
+        for name in names:
+            da = ds[name].astype("float64")
+            lazy[name] = (da.mean(skipna=True).data, (da**2).mean(skipna=True).data)
+        (computed,) = dask.compute(lazy)
+        self.mean_, self.std_, self.units_ = {}, {}, {}
+        for name, (m, m2) in computed.items():
+            m, m2 = float(m), float(m2)
+            if not np.isfinite(m):
+                raise ClimatuneError(f"variable '{name}' is all NaN in the training years; drop it or choose other years")
+            self.mean_[name] = m
+            self.std_[name] = max(float(np.sqrt(max(m2 - m * m, 0.0))), _MIN_STD)
+            self.units_[name] = str(ds[name].attrs.get("units", ""))
+        return self
+
+    def _check(self, names: Iterable[str]) -> None:
+        if not hasattr(self, "mean_"):
+            raise RuntimeError("Normalizer is not fitted; call fit() first")
+        missing = [n for n in names if n not in self.mean_]
+        if missing:
+            raise ClimatuneError(f"no normalisation statistics for {missing}; known: {sorted(self.mean_)}")
+
+    def transform(self, ds: xr.Dataset) -> xr.Dataset:
+        """Return ``(x - mean) / std`` for every fitted variable present in ``ds``."""
+        names = [n for n in ds.data_vars if n in getattr(self, "mean_", {})]
+        self._check(names)
+        return ds.assign({n: (ds[n] - self.mean_[n]) / self.std_[n] for n in names})
+
+    def inverse_transform(self, ds: xr.Dataset) -> xr.Dataset:
+        """Undo :meth:`transform`, restoring physical units."""
+        names = [n for n in ds.data_vars if n in getattr(self, "mean_", {})]
+        self._check(names)
+        out = ds.assign({n: ds[n] * self.std_[n] + self.mean_[n] for n in names})
+        for n in names:
+            out[n].attrs = dict(ds[n].attrs)
+            if self.units_.get(n):
+                out[n].attrs["units"] = self.units_[n]
+        return out
+
+    def scale(self, name: str) -> tuple[float, float]:
+        """``(mean, std)`` of one variable, for array code."""
+        self._check([name])
+        return self.mean_[name], self.std_[name]
+
+    def merge(self, other: Normalizer, refit: Iterable[str]) -> Normalizer:
+        """Keep these statistics, but take ``refit`` variables (and any new ones) from ``other``."""
+        out = Normalizer()
+        out.mean_, out.std_, out.units_ = dict(self.mean_), dict(self.std_), dict(self.units_)
+        for name in other.mean_:
+            if name in set(refit) or name not in self.mean_:
+                out.mean_[name] = other.mean_[name]
+                out.std_[name] = other.std_[name]
+                out.units_[name] = other.units_[name]
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able statistics for the artifact."""
+        return {"mean": self.mean_, "std": self.std_, "units": self.units_}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Normalizer:
+        """Rebuild a fitted normaliser from :meth:`to_dict` output."""
+        out = cls()
+        try:
+            out.mean_ = {k: float(v) for k, v in data["mean"].items()}
+            out.std_ = {k: float(v) for k, v in data["std"].items()}
+            out.units_ = {k: str(v) for k, v in data.get("units", {}).items()}
+        except (KeyError, AttributeError, TypeError, ValueError) as exc:
+            raise ClimatuneError(f"normalisation statistics in the artifact are malformed: {exc}") from exc
+        return out

@@ -1,0 +1,103 @@
+"""Regions: lat/lon boxes that may cross the 0° meridian, with a halo of context.
+
+A regional task reads its region plus a halo around it (context for the network) and
+scores the loss and the metrics inside the region only (DESIGN.md, Regions).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import xarray as xr
+
+from climatune.errors import ClimatuneError
+
+__all__ = ["Region", "parse_region"]
+
+
+@dataclass(frozen=True)
+class Region:
+    """A box ``lat_min..lat_max`` × ``lon_min..lon_max`` in degrees.
+
+    Longitudes are taken modulo 360; ``lon_min > lon_max`` means the box crosses 0°
+    (``Region(-10, 10, 350, 20)`` spans 350°E to 20°E).
+    """
+
+    lat_min: float
+    lat_max: float
+    lon_min: float
+    lon_max: float
+
+    def __post_init__(self) -> None:
+        if self.lat_min > self.lat_max:
+            raise ClimatuneError(f"region latitude {self.lat_min}:{self.lat_max} is reversed; give south:north")
+        object.__setattr__(self, "lon_min", float(self.lon_min) % 360.0)
+        object.__setattr__(self, "lon_max", float(self.lon_max) % 360.0)
+
+    @property
+    def crosses_seam(self) -> bool:
+        return self.lon_min > self.lon_max
+
+    def _lon_inside(self, lon: np.ndarray, halo: float = 0.0) -> np.ndarray:
+        lon = np.mod(lon, 360.0)
+        width = (self.lon_max - self.lon_min) % 360.0
+        offset = np.mod(lon - (self.lon_min - halo), 360.0)
+        return offset <= width + 2 * halo
+
+    def mask(self, ds: xr.Dataset | xr.DataArray, halo: float = 0.0) -> xr.DataArray:
+        """Boolean ``(lat, lon)`` mask of the cells inside the box (grown by ``halo`` degrees)."""
+        lat_ok = (ds.lat >= self.lat_min - halo) & (ds.lat <= self.lat_max + halo)
+        lon_ok = xr.DataArray(self._lon_inside(ds.lon.values, halo), coords={"lon": ds.lon})
+        return (lat_ok & lon_ok).rename("region_mask")
+
+    def subset(self, ds: xr.Dataset, halo: float = 0.0) -> xr.Dataset:
+        """Cut the box plus ``halo`` degrees out of ``ds``.
+
+        Boxes that cross 0° come back contiguous, with the western longitudes written as
+        negative degrees so the coordinate stays increasing.
+        """
+        self.check_within(ds)
+        lat_ok = ((ds.lat >= self.lat_min - halo) & (ds.lat <= self.lat_max + halo)).values
+        lon_ok = self._lon_inside(ds.lon.values, halo)
+        if lon_ok.all():
+            return ds.isel(lat=np.flatnonzero(lat_ok))
+        lon = np.mod(ds.lon.values, 360.0)
+        order = np.argsort(np.mod(lon - (self.lon_min - halo), 360.0))
+        order = order[lon_ok[order]]
+        out = ds.isel(lat=np.flatnonzero(lat_ok), lon=order)
+        new_lon = lon[order]
+        if np.any(np.diff(new_lon) < 0):
+            new_lon = np.where(new_lon >= lon[order][0], new_lon - 360.0, new_lon)
+        return out.assign_coords(lon=("lon", new_lon, ds.lon.attrs))
+
+    def check_within(self, ds: xr.Dataset | xr.DataArray) -> None:
+        """Raise a ClimatuneError if no grid cell of ``ds`` falls inside the box."""
+        if not bool(self.mask(ds).any()):
+            raise ClimatuneError(
+                f"region lat={self.lat_min:g}:{self.lat_max:g}, lon={self.lon_min:g}:{self.lon_max:g} "
+                f"is outside the grid (lat {float(ds.lat.min()):g}..{float(ds.lat.max()):g}, "
+                f"lon {float(ds.lon.min()):g}..{float(ds.lon.max()):g}); choose a box inside it"
+            )
+
+    def __str__(self) -> str:
+        return f"lat={self.lat_min:g}:{self.lat_max:g},lon={self.lon_min:g}:{self.lon_max:g}"
+
+
+def parse_region(text: str) -> Region:
+    """Parse ``"lat=30:50,lon=235:260"``.
+
+    Examples
+    --------
+    >>> parse_region("lat=-5:5,lon=190:240")
+    Region(lat_min=-5.0, lat_max=5.0, lon_min=190.0, lon_max=240.0)
+    """
+    try:
+        parts = dict(item.split("=", 1) for item in text.replace(" ", "").split(","))
+        lat = [float(v) for v in parts.pop("lat").split(":")]
+        lon = [float(v) for v in parts.pop("lon").split(":")]
+        if parts or len(lat) != 2 or len(lon) != 2:
+            raise ValueError
+    except (KeyError, ValueError):
+        raise ClimatuneError(f"region {text!r} must look like lat=30:50,lon=235:260") from None
+    return Region(lat[0], lat[1], lon[0], lon[1])

@@ -1,0 +1,154 @@
+"""Torch datasets of task samples: the one small adapter from xarray to tensors.
+
+A split's block of steps is read once, normalised, and kept as float32 arrays; a sample
+is then a pair of array views. Inputs never read outside their own block (see
+:mod:`climatune.data.splits`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import xarray as xr
+from torch.utils.data import Dataset, Sampler
+
+from climatune.data.normalize import Normalizer
+from climatune.data.view import TaskView
+
+__all__ = ["TaskSamples", "EpochShuffleSampler", "static_channels", "fit_normalizer", "train_steps"]
+
+
+def train_steps(view: TaskView, split: str = "train") -> np.ndarray:
+    """Every time step that the samples of ``split`` read (inputs and targets)."""
+    anchors = view.anchors[split]
+    return np.arange(anchors.min() - view.history + 1, view.target_index(anchors.max()) + 1)
+
+
+def fit_normalizer(view: TaskView) -> Normalizer:
+    """Fit per-variable statistics on the training steps only (out of core, with Dask)."""
+    steps = train_steps(view)
+    ds = view.fields[list(dict.fromkeys(view.inputs + ([] if view.is_scalar else view.targets)))]
+    if view.is_scalar:
+        ds = ds.assign({view.targets[0]: view.index})
+    return Normalizer().fit(ds.isel(time=steps))
+
+
+def static_channels(view: TaskView) -> tuple[list[str], np.ndarray]:
+    """Static inputs: lat/lon encodings, the valid-cell (land–sea) mask and user fields.
+
+    Returns channel names and a float32 ``[S, H, W]`` array.
+    """
+    lat = np.deg2rad(view.fields.lat.values)[:, None]
+    lon = np.deg2rad(view.fields.lon.values)[None, :]
+    ones = np.ones((lat.size, lon.size))
+    valid = np.ones_like(ones, dtype=bool)
+    for name in view.inputs:
+        valid &= np.isfinite(view.fields[name].isel(time=0).values)
+    channels = {
+        "sin_lat": np.sin(lat) * ones,
+        "cos_lat": np.cos(lat) * ones,
+        "sin_lon": np.sin(lon) * ones,
+        "cos_lon": np.cos(lon) * ones,
+        "valid_mask": valid.astype(float),
+    }
+    if view.static is not None:
+        for name, da in view.static.data_vars.items():
+            values = da.values.astype(float)
+            finite = np.isfinite(values)
+            mu, sd = values[finite].mean(), values[finite].std() or 1.0
+            channels[f"static_{name}"] = np.where(finite, (values - mu) / sd, 0.0)
+    return list(channels), np.stack(list(channels.values())).astype(np.float32)
+
+
+def _normalised_block(ds: xr.Dataset, names: list[str], norm: Normalizer) -> np.ndarray:
+    """``[T, V, H, W]`` float32 array of normalised fields (NaN kept)."""
+    out = None
+    for i, name in enumerate(names):
+        mean, std = norm.scale(name)
+        values = ds[name].values
+        if out is None:
+            out = np.empty((values.shape[0], len(names), *values.shape[1:]), dtype=np.float32)
+        np.subtract(values, mean, out=out[:, i], casting="unsafe")
+        out[:, i] /= std
+    return out
+
+
+class TaskSamples(Dataset):
+    """The samples of one split as tensors.
+
+    Each item is a dict with ``fields`` ``[V, history, H, W]`` (normalised, NaN as 0),
+    ``target`` ``[Vt, H, W]`` (normalised, NaN where masked) or ``[1]`` for an index, and
+    ``anchor`` (the time index of step t).
+
+    Parameters
+    ----------
+    view, split
+        The task and the split whose block is read.
+    normalizer
+        Fitted statistics for every input and target variable.
+    mask_ratio, patch, seed
+        Random patch masking of the inputs, for ``reconstruct`` tasks only.
+    """
+
+    def __init__(
+        self, view: TaskView, split: str, normalizer: Normalizer, *,
+        mask_ratio: float = 0.5, patch: int = 4, seed: int = 0,
+    ) -> None:
+        self.view, self.split = view, split
+        self.anchors = view.anchors[split]
+        steps = train_steps(view, split)
+        self.offset = int(steps[0])
+        window = slice(int(steps[0]), int(steps[-1]) + 1)
+        inputs = view.input_fields().isel(time=window)
+        self.fields = np.nan_to_num(_normalised_block(inputs, view.inputs, normalizer), nan=0.0)
+        if view.is_scalar:
+            name = view.targets[0]
+            mean, std = normalizer.scale(name)
+            self.targets = ((view.index.isel(time=window).values - mean) / std).astype(np.float32)[:, None]
+        else:
+            self.targets = _normalised_block(view.fields[view.targets].isel(time=window), view.targets, normalizer)
+        self.mask_ratio = mask_ratio if view.kind == "reconstruct" else 0.0
+        self.patch, self.seed = patch, seed
+
+    def __len__(self) -> int:
+        return int(self.anchors.size)
+
+    def _mask(self, anchor: int, shape: tuple[int, int]) -> np.ndarray:
+        rng = np.random.default_rng((self.seed, anchor))
+        ph, pw = -(-shape[0] // self.patch), -(-shape[1] // self.patch)
+        keep = rng.random((ph, pw)) >= self.mask_ratio
+        return np.kron(keep, np.ones((self.patch, self.patch), dtype=bool))[: shape[0], : shape[1]]
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        anchor = int(self.anchors[i])
+        a = anchor - self.offset
+        fields = self.fields[a - self.view.history + 1 : a + 1].swapaxes(0, 1)
+        if self.mask_ratio:
+            fields = fields * self._mask(anchor, fields.shape[-2:])
+        target = self.targets[int(self.view.target_index(anchor)) - self.offset]
+        return {
+            "fields": torch.from_numpy(np.ascontiguousarray(fields)),
+            "target": torch.from_numpy(np.ascontiguousarray(target)),
+            "anchor": torch.tensor(anchor),
+        }
+
+
+class EpochShuffleSampler(Sampler[int]):
+    """A shuffling sampler whose order depends only on ``(seed, epoch)``.
+
+    Lightning calls :meth:`set_epoch`, so a run resumed from an end-of-epoch checkpoint
+    replays exactly the batches an uninterrupted run would have seen.
+    """
+
+    def __init__(self, n: int, seed: int = 0) -> None:
+        self.n, self.seed, self.epoch = n, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __iter__(self):
+        g = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+        return iter(torch.randperm(self.n, generator=g).tolist())

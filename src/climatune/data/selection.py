@@ -1,0 +1,192 @@
+"""Select variables, pressure levels and years from a canonical dataset, and sanity-check it.
+
+Every function raises :class:`~climatune.errors.ClimatuneError` with what is available
+when a request cannot be met, so a config typo ends in one line that says how to fix it.
+
+Examples
+--------
+>>> from climatune.data.io import open_dataset
+>>> from climatune.data.selection import select
+>>> ds = select(open_dataset("sample://A1B_north_america"), years=(1950, 1999))
+>>> ds.sizes["time"]
+50
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+
+import numpy as np
+import xarray as xr
+
+from climatune.errors import ClimatuneError, closest
+
+__all__ = ["require_variables", "select", "level_name", "check_not_all_nan", "check_finite"]
+
+
+def _numeric(ds: xr.Dataset) -> list[str]:
+    return [str(n) for n, da in ds.data_vars.items() if da.dtype.kind in "biufc"]
+
+
+def require_variables(ds: xr.Dataset, names: Iterable[str]) -> None:
+    """Raise unless every name in ``names`` is a data variable of ``ds``.
+
+    Examples
+    --------
+    >>> import xarray as xr
+    >>> require_variables(xr.Dataset({"tas": 1.0, "pr": 2.0}), ["sst"])
+    Traceback (most recent call last):
+    ...
+    climatune.errors.ClimatuneError: variable 'sst' missing; the file has: tas, pr
+    """
+    have = [str(n) for n in ds.data_vars]
+    missing = [n for n in names if n not in ds.data_vars]
+    if not missing:
+        return
+    listed = ", ".join(have) or "no variables"
+    if len(missing) == 1:
+        raise ClimatuneError(
+            f"variable '{missing[0]}' missing{closest(missing[0], have)}; the file has: {listed}"
+        )
+    names_text = ", ".join(f"'{n}'" for n in missing)
+    raise ClimatuneError(f"variables {names_text} missing; the file has: {listed}")
+
+
+def level_name(variable: str, level: float) -> str:
+    """Name of one level of a variable, WeatherBench style: ``level_name("z", 500) == "z500"``."""
+    value = float(level)
+    return f"{variable}{int(value) if value.is_integer() else f'{value:g}'}"
+
+
+def _level_index(ds: xr.Dataset, var: str, wanted: Sequence[float]) -> list[int]:
+    available = np.asarray(ds["level"].values, dtype=float)
+    units = ds["level"].attrs.get("units", "")
+    index = []
+    for level in wanted:
+        hits = np.nonzero(np.isclose(available, float(level), rtol=1e-6, atol=1e-9))[0]
+        if not hits.size:
+            shown = ", ".join(f"{v:g}" for v in available)
+            raise ClimatuneError(
+                f"level {float(level):g} of '{var}' is not in the file; available levels: "
+                f"{shown}{' ' + units if units else ''}"
+            )
+        index.append(int(hits[0]))
+    return index
+
+
+def _select_levels(ds: xr.Dataset, levels: Mapping[str, Sequence[float]]) -> xr.Dataset:
+    """Split each listed variable into one (time, lat, lon) field per level, e.g. z500."""
+    for var, wanted in levels.items():
+        if var not in ds.data_vars:
+            raise ClimatuneError(
+                f"levels are given for '{var}', which is not among the selected variables "
+                f"({', '.join(map(str, ds.data_vars))}); add it to the variables or drop it "
+                "from the levels"
+            )
+        if "level" not in ds[var].dims:
+            raise ClimatuneError(
+                f"variable '{var}' has no level dimension; remove it from the levels"
+            )
+        if isinstance(wanted, (int, float)) or not len(wanted):
+            raise ClimatuneError(
+                f"levels for '{var}' must be a non-empty list, e.g. {{'{var}': [500, 850]}}"
+            )
+        fields = {}
+        for i in _level_index(ds, var, wanted):
+            value = float(ds["level"].values[i])
+            name = level_name(var, value)
+            if name in ds.variables and name != var:
+                raise ClimatuneError(
+                    f"cannot name level {value:g} of '{var}' '{name}': the file already has a "
+                    f"variable '{name}'; rename one of them"
+                )
+            field = ds[var].isel(level=i, drop=True)
+            field.attrs = {
+                **ds[var].attrs,
+                "level": value,
+                "level_units": ds["level"].attrs.get("units", ""),
+            }
+            fields[name] = field
+        ds = ds.drop_vars(var).assign(fields)
+    if "level" in ds.dims and not any("level" in da.dims for da in ds.data_vars.values()):
+        ds = ds.drop_dims("level")
+    return ds
+
+
+def _select_years(ds: xr.Dataset, years: Sequence[int]) -> xr.Dataset:
+    if "time" not in ds.dims:
+        raise ClimatuneError("years are given but the data has no time dimension; drop 'years'")
+    if len(years) != 2:
+        raise ClimatuneError(f"years must be (first, last), got {list(years)}")
+    first, last = int(years[0]), int(years[1])
+    if first > last:
+        raise ClimatuneError(f"years ({first}, {last}) are reversed; use ({last}, {first})")
+    year = ds["time"].dt.year.values
+    keep = np.nonzero((year >= first) & (year <= last))[0]
+    if not keep.size:
+        span = f"{year.min()}-{year.max()}" if year.size else "no times"
+        raise ClimatuneError(f"no times in the years {first}-{last}; the file covers {span}")
+    return ds.isel(time=keep)
+
+
+def select(
+    ds: xr.Dataset,
+    variables: Sequence[str] | None = None,
+    levels: Mapping[str, Sequence[float]] | None = None,
+    years: Sequence[int] | None = None,
+) -> xr.Dataset:
+    """Subset a canonical dataset by variables, levels and an inclusive range of years.
+
+    Parameters
+    ----------
+    ds
+        A dataset from :func:`~climatune.data.io.open_dataset`.
+    variables
+        Variables to keep (default: all).
+    levels
+        ``{var: [500, 850]}``: each listed variable becomes one 2-D field per level, named
+        like WeatherBench (``z500``, ``z850``), so that variables may use different levels.
+        Variables not listed keep their ``level`` dim.
+    years
+        ``(first, last)``, both included, on the calendar year of ``time``.
+    """
+    if variables is not None:
+        if isinstance(variables, str):
+            variables = [variables]
+        require_variables(ds, variables)
+        ds = ds[list(dict.fromkeys(variables))]
+    if years is not None:
+        ds = _select_years(ds, years)
+    if levels:
+        ds = _select_levels(ds, levels)
+    return ds
+
+
+def check_not_all_nan(ds: xr.Dataset) -> None:
+    """Raise if any variable is NaN everywhere (one lazy Dask pass over all variables)."""
+    names = _numeric(ds)
+    if not names:
+        return
+    has_value = ds[names].notnull().any().compute()
+    empty = [n for n in names if not bool(has_value[n])]
+    if empty:
+        raise ClimatuneError(
+            f"variable '{empty[0]}' is entirely NaN"
+            + (f" (so are {', '.join(empty[1:])})" if len(empty) > 1 else "")
+            + "; check the file, its years and region, and its _FillValue/missing_value"
+        )
+
+
+def check_finite(ds: xr.Dataset) -> None:
+    """Raise if any variable holds +inf or -inf (NaN is allowed: it marks missing cells)."""
+    names = [n for n in _numeric(ds) if ds[n].dtype.kind in "fc"]
+    if not names:
+        return
+    counts = np.isinf(ds[names]).sum().compute()
+    bad = {n: int(counts[n]) for n in names if int(counts[n])}
+    if bad:
+        shown = ", ".join(f"'{n}' ({c} values)" for n, c in bad.items())
+        raise ClimatuneError(
+            f"infinite values in {shown}; replace them with NaN, e.g. "
+            "ds.where(np.isfinite(ds)), or fix the file"
+        )

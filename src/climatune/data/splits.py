@@ -1,0 +1,79 @@
+"""Time splits: contiguous blocks of years with a gap, so that no target leaks.
+
+A sample with anchor step ``t`` reads inputs ``t-history+1 .. t`` and its target at
+``t+lead``; it belongs to a block only if all of those steps lie inside the block. Blocks
+are further separated by a gap of at least the sample's time span (``history + lead``
+steps), trimmed from the start of the later block.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+
+from climatune.errors import ClimatuneError
+
+__all__ = ["default_blocks", "block_indices", "sample_anchors", "fold_blocks"]
+
+Block = tuple[int, int]
+
+
+def default_blocks(first: int, last: int) -> dict[str, Block]:
+    """Train on the first ~70 % of the years, validate on ~15 %, test on the last ~15 %."""
+    n = last - first + 1
+    if n < 6:
+        raise ClimatuneError(f"only {n} years ({first}-{last}); a split needs at least 6 years")
+    n_test = max(1, round(0.15 * n))
+    n_val = max(1, round(0.15 * n))
+    test = (last - n_test + 1, last)
+    val = (test[0] - n_val, test[0] - 1)
+    return {"train": (first, val[0] - 1), "val": val, "test": test}
+
+
+def block_indices(years: np.ndarray, blocks: Mapping[str, Block | None], span: int) -> dict[str, np.ndarray]:
+    """Time indices of each block, with ``span`` steps trimmed after the previous block.
+
+    Parameters
+    ----------
+    years
+        Calendar year of every time step (sorted).
+    blocks
+        Block name to inclusive ``(first_year, last_year)``; ``None`` blocks are skipped.
+    span
+        The gap, in steps, that must separate the last step of one block from the first
+        step of the next.
+    """
+    years = np.asarray(years)
+    spans = sorted(((b[0], b[1], name) for name, b in blocks.items() if b is not None))
+    out: dict[str, np.ndarray] = {}
+    previous_end = -(10**9)
+    for i, (y0, y1, name) in enumerate(spans):
+        if i and y0 <= spans[i - 1][1]:
+            raise ClimatuneError(
+                f"split blocks {spans[i - 1][2]} ({spans[i - 1][0]}-{spans[i - 1][1]}) and {name} "
+                f"({y0}-{y1}) overlap; make them disjoint"
+            )
+        idx = np.flatnonzero((years >= y0) & (years <= y1))
+        idx = idx[idx > previous_end + span]
+        if idx.size:
+            previous_end = int(idx[-1])
+        out[name] = idx
+    return out
+
+
+def sample_anchors(indices: np.ndarray, history: int, lead: int) -> np.ndarray:
+    """Anchors whose inputs and target all lie inside the contiguous ``indices`` block."""
+    if indices.size == 0:
+        return indices
+    first, last = int(indices[0]), int(indices[-1])
+    return np.arange(first + history - 1, last - lead + 1)
+
+
+def fold_blocks(first: int, last: int, folds: int) -> list[Block]:
+    """Split ``first..last`` into ``folds`` contiguous, near-equal blocks of years."""
+    n = last - first + 1
+    if folds < 2 or folds > n:
+        raise ClimatuneError(f"--folds {folds} must be between 2 and the {n} non-test years")
+    edges = np.linspace(first, last + 1, folds + 1).round().astype(int)
+    return [(int(edges[i]), int(edges[i + 1] - 1)) for i in range(folds)]

@@ -1,0 +1,240 @@
+"""The task seen in xarray: which fields, which steps, which cells are scored.
+
+:class:`TaskView` is the one description of a task that the torch datasets, the baselines
+and the evaluation share, so that networks and baselines see exactly the same samples.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import xarray as xr
+
+from climatune.config import Config
+from climatune.data.grid import coarsen_bilinear, is_global
+from climatune.data.regions import Region
+from climatune.data.splits import block_indices, default_blocks, sample_anchors
+from climatune.errors import ClimatuneError
+
+__all__ = ["TaskView", "build_view", "flatten_levels", "field_variables", "lat_weights"]
+
+
+def field_variables(ds: xr.Dataset) -> list[str]:
+    """Data variables that are gridded fields with a time axis."""
+    return [n for n, v in ds.data_vars.items() if {"time", "lat", "lon"} <= set(v.dims)]
+
+
+def flatten_levels(ds: xr.Dataset) -> xr.Dataset:
+    """Turn each level of a ``(time, level, lat, lon)`` variable into its own variable.
+
+    ``zg`` on levels 500 and 850 becomes ``zg_500`` and ``zg_850``; the level value is kept
+    in the ``level`` attribute. Everything downstream then deals with 3-D fields only.
+    """
+    if "level" not in ds.dims:
+        return ds
+    out = {}
+    for name, da in ds.data_vars.items():
+        if "level" not in da.dims:
+            out[name] = da
+            continue
+        for value in da.level.values:
+            key = f"{name}_{float(value):g}"
+            out[key] = da.sel(level=value, drop=True).assign_attrs(da.attrs, level=float(value))
+    flat = xr.Dataset(out, attrs=ds.attrs)
+    return flat.drop_vars([c for c in ("level",) if c in flat.coords])
+
+
+def lat_weights(lat: xr.DataArray, mask: xr.DataArray | None = None) -> xr.DataArray:
+    """cos(latitude) weights, normalised to mean 1 over the valid (``mask``) cells."""
+    w = np.cos(np.deg2rad(lat)).clip(min=0.0) * xr.ones_like(lat)
+    if mask is not None:
+        w = w * mask
+    else:
+        w = w * 1.0
+    w = w.broadcast_like(mask) if mask is not None else w
+    return (w / w.where(w > 0).mean()).fillna(0.0).rename("weight")
+
+
+@dataclass
+class TaskView:
+    """A task over one dataset: fields in physical units plus the samples of each split."""
+
+    kind: str
+    fields: xr.Dataset
+    inputs: list[str]
+    targets: list[str]
+    history: int
+    lead: int
+    factor: int
+    anchors: dict[str, np.ndarray]
+    region_mask: xr.DataArray
+    index: xr.DataArray | None = None
+    static: xr.Dataset | None = None
+    blocks: dict[str, tuple[int, int]] = field(default_factory=dict)
+    periodic_lon: bool = False
+
+    @property
+    def is_scalar(self) -> bool:
+        return self.kind == "index"
+
+    def target_index(self, anchor: np.ndarray | int) -> np.ndarray | int:
+        """Time index of the target of the sample anchored at ``anchor``."""
+        return anchor + (self.lead if self.kind in ("forecast", "index") else 0)
+
+    def target_times(self, split: str) -> xr.DataArray:
+        return self.fields.time.isel(time=self.target_index(self.anchors[split]))
+
+    def input_fields(self) -> xr.Dataset:
+        """The fields the network sees: coarsened then re-interpolated for downscaling."""
+        ds = self.fields[self.inputs]
+        return coarsen_bilinear(ds, self.factor) if self.kind == "downscale" else ds
+
+    def truth(self, split: str) -> xr.Dataset:
+        """Targets at the target times of ``split``: ``(time, lat, lon)`` fields, or the index."""
+        steps = self.target_index(self.anchors[split])
+        if self.is_scalar:
+            return self.index.isel(time=steps).to_dataset(name=self.targets[0])
+        return self.fields[self.targets].isel(time=steps)
+
+    def weights(self) -> xr.DataArray:
+        """Latitude weights inside the scored region, mean 1 over its cells."""
+        return lat_weights(self.fields.lat, self.region_mask.astype(float))
+
+    def n_samples(self) -> dict[str, int]:
+        return {k: int(v.size) for k, v in self.anchors.items()}
+
+
+def _lag(kind: str, history: int, lead: int) -> tuple[int, int]:
+    """Effective (history, lead) in steps for the sample layout of a task kind."""
+    if kind in ("forecast", "index"):
+        return history, lead
+    return 1, 0
+
+
+def _index_series(cfg: Config, ds: xr.Dataset) -> xr.DataArray:
+    from climatune.data.io import open_dataset
+
+    spec = cfg.task.index
+    if spec is None:
+        raise ClimatuneError("an index task needs task.index.variable (and optionally task.index.path)")
+    source = open_dataset(spec.path) if spec.path else ds
+    if spec.variable not in source:
+        names = ", ".join(map(str, source.data_vars))
+        raise ClimatuneError(f"index variable '{spec.variable}' missing; the data has: {names}")
+    series = source[spec.variable]
+    if {"lat", "lon"} <= set(series.dims):
+        if spec.path and (series.lat.size != ds.lat.size or series.lon.size != ds.lon.size
+                          or not np.allclose(series.lat, ds.lat) or not np.allclose(series.lon, ds.lon)):
+            raise ClimatuneError(
+                f"the index field '{spec.variable}' in {spec.path} is on another grid than the inputs; "
+                "regrid it to the input grid or give a ready-made (time) series"
+            )
+        box = series
+        if spec.region is not None:
+            box = Region(*spec.region.lat, *spec.region.lon).subset(series)
+        series = box.weighted(np.cos(np.deg2rad(box.lat)).fillna(0)).mean(("lat", "lon"))
+    extra = [d for d in series.dims if d != "time"]
+    if extra:
+        raise ClimatuneError(f"index '{spec.variable}' has extra dims {extra}; it must be a (time) series")
+    cal_a = ds.time.dt.calendar if ds.time.size else None
+    cal_b = series.time.dt.calendar if series.time.size else None
+    if cal_a != cal_b:
+        raise ClimatuneError(f"calendar mismatch: inputs use {cal_a}, index '{spec.variable}' uses {cal_b}; convert one with xarray's convert_calendar")
+    missing = np.setdiff1d(ds.time.values, series.time.values)
+    if missing.size:
+        raise ClimatuneError(f"index '{spec.variable}' lacks {missing.size} of the input times (first: {missing[0]}); align the files")
+    return series.sel(time=ds.time).rename(spec.variable)
+
+
+def _static(cfg: Config, domain: xr.Dataset) -> xr.Dataset | None:
+    from climatune.data.io import open_dataset
+
+    if cfg.data.static is None:
+        return None
+    src = open_dataset(cfg.data.static.path)
+    missing = [v for v in cfg.data.static.variables if v not in src]
+    if missing:
+        raise ClimatuneError(f"static variable(s) {missing} missing in {cfg.data.static.path}; it has: {', '.join(map(str, src.data_vars))}")
+    out = src[cfg.data.static.variables]
+    out = out.isel(time=0, drop=True) if "time" in out.dims else out
+    try:
+        out = out.sel(lat=domain.lat, lon=np.mod(domain.lon, 360.0), method="nearest", tolerance=1e-3)
+    except KeyError:
+        raise ClimatuneError(f"static fields in {cfg.data.static.path} are on another grid than the data; regrid them first") from None
+    return out.assign_coords(lat=domain.lat, lon=domain.lon).load()
+
+
+def build_view(cfg: Config, ds: xr.Dataset | None = None, *, whole: bool = False) -> TaskView:
+    """Open, select, cut the region and split the data for ``cfg``'s task.
+
+    Parameters
+    ----------
+    cfg
+        The run config (data, task).
+    ds
+        An already opened, canonical dataset to use instead of ``cfg.data.path``.
+    whole
+        Ignore the split: one ``"predict"`` block over every step (for prediction).
+    """
+    from climatune.data.io import open_dataset
+    from climatune.data.selection import check_finite, check_not_all_nan, require_variables, select
+
+    ds = open_dataset(cfg.data.path) if ds is None else ds
+    kind = cfg.task.kind
+    inputs = list(cfg.data.variables or field_variables(ds))
+    if not inputs:
+        raise ClimatuneError(f"{cfg.data.path} holds no (time, lat, lon) fields to learn from")
+    targets = [] if kind == "index" else list(cfg.data.targets or inputs)
+    require_variables(ds, inputs + targets)
+    if kind in ("downscale", "reconstruct") and set(targets) - set(inputs):
+        raise ClimatuneError(f"a {kind} task predicts its own inputs; targets {sorted(set(targets) - set(inputs))} are not inputs")
+    index = _index_series(cfg, ds) if kind == "index" and not whole else None
+    chosen = list(dict.fromkeys(inputs + targets))
+    ds = select(ds, variables=chosen, levels=cfg.data.levels, years=None if whole else cfg.data.years)
+    if index is not None:
+        index = index.sel(time=ds.time)
+    flat = flatten_levels(ds)
+    expand = {n: [k for k in flat.data_vars if k == n or (k.startswith(n + "_") and "level" in flat[k].attrs)] for n in chosen}
+    inputs = [k for n in inputs for k in expand[n]]
+    targets = [k for n in targets for k in expand[n]] if kind != "index" else [cfg.task.index.variable]
+    if cfg.data.region is not None:
+        region = Region(*cfg.data.region.lat, *cfg.data.region.lon)
+        domain = region.subset(flat, halo=cfg.data.region.halo)
+        mask = region.mask(domain)
+    else:
+        domain = flat
+        mask = xr.ones_like(domain.lat * domain.lon, dtype=bool).rename("region_mask")
+    check_not_all_nan(domain)
+    check_finite(domain)
+
+    years = domain.time.dt.year.values
+    history, lead = _lag(kind, cfg.task.history, cfg.task.lead)
+    common = dict(
+        kind=kind, fields=domain, inputs=inputs, targets=targets, history=history, lead=lead,
+        factor=cfg.task.factor, region_mask=mask, index=index, static=_static(cfg, domain),
+        periodic_lon=is_global(domain.lon),
+    )
+    if whole:
+        anchors = sample_anchors(np.arange(domain.time.size), history, lead)
+        if anchors.size == 0:
+            raise ClimatuneError(f"the data has {domain.time.size} steps; this model needs at least {history + lead + 1}")
+        return TaskView(anchors={"predict": anchors}, **common)
+    blocks = (cfg.data.split.model_dump() if cfg.data.split else default_blocks(int(years[0]), int(years[-1])))
+    for name, block in blocks.items():
+        if block is not None and (block[1] < years[0] or block[0] > years[-1]):
+            raise ClimatuneError(f"{name} block {block[0]}-{block[1]} lies outside the data's years {years[0]}-{years[-1]}")
+    steps = block_indices(years, blocks, span=history + lead)
+    if cfg.data.train_fraction < 1.0 and steps["train"].size:
+        keep = max(history + lead + 1, int(np.ceil(cfg.data.train_fraction * steps["train"].size)))
+        steps["train"] = steps["train"][-keep:]
+    anchors = {name: sample_anchors(idx, history, lead) for name, idx in steps.items()}
+    for name, anchor in anchors.items():
+        if anchor.size == 0:
+            b = blocks[name]
+            raise ClimatuneError(
+                f"the {name} block {b[0]}-{b[1]} leaves no samples (history={history}, lead={lead}, "
+                f"gap={history + lead} steps); widen it in data.split"
+            )
+    blocks = {k: tuple(v) for k, v in blocks.items() if v is not None}
+    return TaskView(anchors=anchors, blocks=blocks, **common)

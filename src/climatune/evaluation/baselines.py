@@ -1,0 +1,476 @@
+"""Statistical baselines: same task view, same split, same metrics as the networks.
+
+Each baseline is a small estimator: ``__init__`` stores arguments, ``fit(view)`` learns
+from the training samples only (attributes ending in ``_``), and ``predict(view, split)``
+returns a Dataset shaped exactly like ``view.truth(split)``, in physical units. Cells
+that are NaN in the truth are NaN in the predictions; nothing is filled.
+
+Examples
+--------
+>>> baselines_for("downscale")
+['climatology', 'linear_trend', 'ridge', 'bilinear', 'bilinear_residual']
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, ClassVar, TypeVar
+
+import cftime
+import numpy as np
+import xarray as xr
+
+from climatune.errors import ClimatuneError, closest
+from climatune.evaluation.climatology import (
+    climatology,
+    climatology_at,
+    is_sub_annual,
+    target_data,
+    train_steps,
+    view_climatology,
+)
+
+if TYPE_CHECKING:
+    from climatune.data.view import TaskView
+
+__all__ = [
+    "Baseline",
+    "BASELINES",
+    "register_baseline",
+    "baselines_for",
+    "make_baseline",
+    "Climatology",
+    "Persistence",
+    "RecentMean",
+    "LinearTrend",
+    "Ridge",
+    "Bilinear",
+    "BilinearResidual",
+]
+
+BASELINES: dict[str, type[Baseline]] = {}
+BaselineT = TypeVar("BaselineT", bound="Baseline")
+
+_CHUNK = 2_000_000  # floats per block of the per-cell design matrix (bounds memory)
+
+
+def register_baseline(cls: type[BaselineT]) -> type[BaselineT]:
+    """Class decorator: add a baseline to :data:`BASELINES` under ``cls.name``."""
+    BASELINES[cls.name] = cls
+    return cls
+
+
+def baselines_for(kind: str) -> list[str]:
+    """Names of the baselines that apply to a task ``kind``, in registration order."""
+    return [name for name, cls in BASELINES.items() if kind in cls.kinds]
+
+
+def make_baseline(name: str, **kwargs: object) -> Baseline:
+    """Create the baseline called ``name`` with constructor arguments ``kwargs``."""
+    if name not in BASELINES:
+        raise ClimatuneError(
+            f"unknown baseline '{name}'{closest(name, BASELINES)}; choose from: {', '.join(BASELINES)}"
+        )
+    return BASELINES[name](**kwargs)
+
+
+class Baseline:
+    """Base class: subclasses set ``name`` and ``kinds`` and fill in ``_fit`` and ``_predict``."""
+
+    name: ClassVar[str] = ""
+    kinds: ClassVar[tuple[str, ...]] = ()
+
+    def fit(self, view: TaskView) -> Baseline:
+        """Learn from the training samples of ``view``; returns ``self``."""
+        self._check_kind(view)
+        self._fit(view)
+        self.kind_ = view.kind
+        return self
+
+    def predict(self, view: TaskView, split: str) -> xr.Dataset:
+        """Predictions for the samples of ``split``, shaped like ``view.truth(split)``."""
+        if not hasattr(self, "kind_"):
+            raise RuntimeError(f"baseline '{self.name}' is not fitted; call fit(view) first")
+        self._check_kind(view)
+        truth = view.truth(split)
+        values = self._predict(view, np.asarray(view.anchors[split]), truth)
+        out = {}
+        for name, y in truth.data_vars.items():
+            y_t = y.transpose("time", ...)
+            pred = y_t.copy(data=np.asarray(values[name], dtype=float)).transpose(*y.dims)
+            out[name] = pred.where(y.notnull())
+        return xr.Dataset(out, attrs={"model": self.name})
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in vars(self).items() if not k.endswith("_"))
+        return f"{type(self).__name__}({args})"
+
+    def _check_kind(self, view: TaskView) -> None:
+        if view.kind not in self.kinds:
+            raise ClimatuneError(
+                f"baseline '{self.name}' does not apply to {view.kind} tasks (only {', '.join(self.kinds)}); "
+                f"the {view.kind} baselines are: {', '.join(baselines_for(view.kind))}"
+            )
+
+    def _fit(self, view: TaskView) -> None:  # stateless baselines need nothing
+        return None
+
+    def _predict(
+        self, view: TaskView, anchors: np.ndarray, truth: xr.Dataset
+    ) -> dict[str, np.ndarray]:
+        """Arrays per target, time first, the other dims in the truth's order."""
+        raise NotImplementedError
+
+
+def _values(ds: xr.Dataset | xr.DataArray, name: str, truth: xr.Dataset) -> np.ndarray:
+    """``ds[name]`` as numpy, time first, then the other dims in the truth's order."""
+    da = ds[name] if isinstance(ds, xr.Dataset) else ds
+    return da.transpose(*truth[name].transpose("time", ...).dims).values
+
+
+def _gather(ds: xr.Dataset, steps: np.ndarray, names: list[str]) -> dict[str, np.ndarray]:
+    """``ds[name]`` at the integer time ``steps`` (any shape), reading each step once."""
+    unique, inverse = np.unique(steps, return_inverse=True)
+    sub = ds[names].isel(time=unique)
+    return {n: sub[n].transpose("time", ...).values[inverse.reshape(steps.shape)] for n in names}
+
+
+@register_baseline
+class Climatology(Baseline):
+    """The training-period mean per calendar month (or per year for annual data)."""
+
+    name = "climatology"
+    kinds = ("forecast", "downscale", "index", "reconstruct")
+
+    def _fit(self, view: TaskView) -> None:
+        self.climatology_ = view_climatology(view)
+
+    def _predict(
+        self, view: TaskView, anchors: np.ndarray, truth: xr.Dataset
+    ) -> dict[str, np.ndarray]:
+        clim = climatology_at(self.climatology_, truth.time)
+        return {n: _values(clim, n, truth) for n in truth.data_vars}
+
+
+@register_baseline
+class Persistence(Baseline):
+    """The target at the anchor step t, predicted for t + lead."""
+
+    name = "persistence"
+    kinds = ("forecast", "index")
+
+    def _predict(
+        self, view: TaskView, anchors: np.ndarray, truth: xr.Dataset
+    ) -> dict[str, np.ndarray]:
+        return _gather(target_data(view), anchors, list(truth.data_vars))
+
+
+@register_baseline
+class RecentMean(Baseline):
+    """Damped persistence: the mean of the last ``k`` steps up to the anchor.
+
+    Only steps inside the split's own block are read, so the first samples of a block
+    average fewer steps. Missing (NaN) steps are left out of a cell's mean.
+    """
+
+    name = "recent_mean"
+    kinds = ("forecast", "index")
+
+    def __init__(self, k: int = 3) -> None:
+        self.k = k
+
+    def _fit(self, view: TaskView) -> None:
+        if int(self.k) != self.k or self.k < 1:
+            raise ClimatuneError(f"recent_mean needs k >= 1 steps, got k={self.k}")
+        self.k_ = int(self.k)
+
+    def _predict(
+        self, view: TaskView, anchors: np.ndarray, truth: xr.Dataset
+    ) -> dict[str, np.ndarray]:
+        start = int(anchors.min()) - (view.history - 1)
+        steps = anchors[:, None] - np.arange(self.k_)[None, :]
+        inside = steps >= start
+        data = _gather(
+            target_data(view), np.where(inside, steps, anchors[:, None]), list(truth.data_vars)
+        )
+        out = {}
+        for name, x in data.items():
+            ok = np.isfinite(x) & inside.reshape(inside.shape + (1,) * (x.ndim - 2))
+            with np.errstate(invalid="ignore", divide="ignore"):
+                out[name] = np.where(ok, x, 0.0).sum(1) / ok.sum(1)
+        return out
+
+
+def _days(times: xr.DataArray) -> np.ndarray:
+    """Times as days since a fixed origin, for any calendar."""
+    values = np.asarray(times.values)
+    if np.issubdtype(values.dtype, np.datetime64):
+        return (values - np.datetime64("1970-01-01")) / np.timedelta64(1, "D")
+    calendar = values.flat[0].calendar
+    return np.asarray(
+        cftime.date2num(values, "days since 0001-01-01", calendar=calendar), dtype=float
+    )
+
+
+def _calendar_groups(times: xr.DataArray, sub_annual: bool) -> np.ndarray:
+    """Calendar month of each time (sub-annual data), or 0 for annual data."""
+    return np.asarray(times.dt.month) if sub_annual else np.zeros(times.size, dtype=int)
+
+
+@register_baseline
+class LinearTrend(Baseline):
+    """A least-squares line in time per cell, fitted on the training period.
+
+    For sub-annual data each calendar month keeps its own mean and the cells share one
+    slope across months (seasonal means plus a trend), so a seasonal cycle does not
+    bias the slope. For annual data this is the ordinary straight line.
+    """
+
+    name = "linear_trend"
+    kinds = ("forecast", "downscale", "index")
+
+    def _fit(self, view: TaskView) -> None:
+        steps = train_steps(view)
+        data = target_data(view).isel(time=steps)
+        self.sub_annual_ = is_sub_annual(data.time)
+        groups = _calendar_groups(data.time, self.sub_annual_)
+        self.groups_, index = np.unique(groups, return_inverse=True)
+        onehot = np.eye(self.groups_.size)[index]  # (n, G)
+        t = _days(data.time)
+        self.origin_ = float(t.mean())
+        t = t - self.origin_
+        self.mean_time_, self.mean_, self.slope_ = {}, {}, {}
+        for name in view.targets:
+            y = data[name].transpose("time", ...).values
+            y = y.reshape(y.shape[0], -1)
+            ok = np.isfinite(y)
+            y0 = np.where(ok, y, 0.0)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                count = onehot.T @ ok
+                t_bar = (onehot.T @ (ok * t[:, None])) / count  # (G, C)
+                y_bar = (onehot.T @ y0) / count
+                dt = np.where(ok, t[:, None] - t_bar[index], 0.0)
+                dy = np.where(ok, y0 - y_bar[index], 0.0)
+                slope = (dt * dy).sum(0) / (dt * dt).sum(0)
+            self.mean_time_[name], self.mean_[name], self.slope_[name] = t_bar, y_bar, slope
+
+    def _predict(
+        self, view: TaskView, anchors: np.ndarray, truth: xr.Dataset
+    ) -> dict[str, np.ndarray]:
+        groups = _calendar_groups(truth.time, self.sub_annual_)
+        missing = sorted(set(groups.tolist()) - set(self.groups_.tolist()))
+        if missing:
+            raise ClimatuneError(
+                f"the training period has no data for calendar month(s) {missing}; extend the train block"
+            )
+        index = np.searchsorted(self.groups_, groups)
+        t = _days(truth.time) - self.origin_
+        out = {}
+        for name in truth.data_vars:
+            line = self.mean_[name][index] + self.slope_[name] * (
+                t[:, None] - self.mean_time_[name][index]
+            )
+            out[name] = line.reshape((t.size, *truth[name].shape[1:]))
+        return out
+
+
+def _input_blocks(
+    view: TaskView, anchors: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, tuple[int, ...]]:
+    """The network's inputs for ``anchors``: ``(steps, V, C)`` values, the sample→steps
+    index ``(n, history)`` and the grid shape; features of a sample are its history × V."""
+    src = view.input_fields()[view.inputs]
+    steps = anchors[:, None] + np.arange(1 - view.history, 1)[None, :]
+    unique, inverse = np.unique(steps, return_inverse=True)
+    sub = src.isel(time=unique)
+    arr = np.stack([sub[v].transpose("time", "lat", "lon").values for v in view.inputs], axis=1)
+    grid = arr.shape[2:]
+    return arr.reshape(arr.shape[0], arr.shape[1], -1), inverse.reshape(steps.shape), grid
+
+
+def _cell_chunks(n: int, p: int, cells: int) -> Iterator[slice]:
+    size = max(1, _CHUNK // max(1, n * p))
+    for start in range(0, cells, size):
+        yield slice(start, min(cells, start + size))
+
+
+def _design(arr: np.ndarray, inverse: np.ndarray, cells: slice) -> np.ndarray:
+    """``(n, history * V, c)`` features of the samples at the ``cells``."""
+    x = arr[:, :, cells][inverse]  # (n, h, V, c)
+    return x.reshape(x.shape[0], -1, x.shape[-1])
+
+
+def _fit_cells(x: np.ndarray, y: np.ndarray, alpha: float) -> tuple[np.ndarray, ...]:
+    """Ridge per cell on standardised features, by the batched normal equations.
+
+    A feature that is NaN at every training sample of a cell is dropped there; a sample
+    with a NaN in a kept feature or in the target is left out of that cell's fit.
+    """
+    finite = np.isfinite(x)
+    keep = finite.any(0)  # (P, c)
+    ok = (finite | ~keep).all(1) & np.isfinite(y)  # (n, c)
+    use = ok[:, None, :] & keep
+    count = ok.sum(0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(use, x, 0.0).sum(0) / count
+        dev = np.where(use, x - mean, 0.0)
+        std = np.sqrt((dev**2).sum(0) / count)
+        std = np.where(std > 0, std, 1.0)
+        z = dev / std
+        y_bar = np.where(ok, y, 0.0).sum(0) / count
+    dy = np.where(ok, y - y_bar, 0.0)
+    gram = np.einsum("npc,nqc->cpq", z, z) + alpha * np.eye(z.shape[1])
+    coef = np.linalg.solve(gram, np.einsum("npc,nc->cp", z, dy)[..., None])[..., 0].T
+    return keep, mean, std, coef, y_bar
+
+
+def _predict_cells(
+    x: np.ndarray,
+    keep: np.ndarray,
+    mean: np.ndarray,
+    std: np.ndarray,
+    coef: np.ndarray,
+    y_bar: np.ndarray,
+) -> np.ndarray:
+    z = np.where(keep, (x - mean) / std, 0.0)
+    return np.einsum("npc,pc->nc", z, coef) + y_bar
+
+
+def _gcv_ridge(u: np.ndarray, s: np.ndarray, dy: np.ndarray) -> np.ndarray:
+    """Ridge coefficients on principal-component scores ``u * s``, with the penalty chosen
+    by generalised cross-validation over a log grid relative to the leading variance."""
+    n = dy.size
+    uy = u.T @ dy
+    alphas = s[0] ** 2 * 10.0 ** np.arange(-10.0, 3.0)
+    shrink = s[None, :] ** 2 / (s[None, :] ** 2 + alphas[:, None])  # (A, k)
+    rss = ((dy[:, None] - u @ (shrink * uy).T) ** 2).sum(0)
+    dof = n - 1 - shrink.sum(1)
+    gcv = np.where(dof > 0, rss / np.where(dof > 0, dof, 1.0) ** 2, np.inf)
+    best = alphas[int(np.argmin(gcv))]
+    return s * uy / (s**2 + best)
+
+
+@register_baseline
+class Ridge(Baseline):
+    """Linear regression on the inputs the network sees (history × input variables).
+
+    Fields: one ridge per grid cell from that cell's inputs to each target there, with
+    penalty ``alpha`` on standardised features. Index: one ridge from the flattened
+    input fields, truncated to at most ``n_components`` principal components, with the
+    penalty chosen by generalised cross-validation.
+    """
+
+    name = "ridge"
+    kinds = ("forecast", "downscale", "index")
+
+    def __init__(self, alpha: float = 1e-3, n_components: int = 50) -> None:
+        self.alpha = alpha
+        self.n_components = n_components
+
+    def _fit(self, view: TaskView) -> None:
+        anchors = np.asarray(view.anchors["train"])
+        arr, inverse, _ = _input_blocks(view, anchors)
+        target = target_data(view).isel(time=view.target_index(anchors))
+        if view.is_scalar:
+            self._fit_index(_design(arr, inverse, slice(None)), target[view.targets[0]].values)
+            return
+        cells = arr.shape[-1]
+        self.coef_ = {}
+        for name in view.targets:
+            y = target[name].transpose("time", "lat", "lon").values.reshape(anchors.size, -1)
+            chunks = _cell_chunks(anchors.size, arr.shape[1] * view.history, cells)
+            parts = [_fit_cells(_design(arr, inverse, c), y[:, c], self.alpha) for c in chunks]
+            self.coef_[name] = tuple(np.concatenate(p, axis=-1) for p in zip(*parts))
+
+    def _fit_index(self, x: np.ndarray, y: np.ndarray) -> None:
+        x = x.reshape(x.shape[0], -1)
+        ok = np.isfinite(y)
+        self.keep_ = np.isfinite(x[ok]).all(0)
+        x, y = x[ok][:, self.keep_], y[ok]
+        if y.size < 3 or not self.keep_.any():
+            raise ClimatuneError(
+                f"ridge needs at least 3 training samples with finite inputs and index; it has {y.size}"
+            )
+        self.mean_, std = x.mean(0), x.std(0)
+        self.std_ = np.where(std > 0, std, 1.0)
+        u, s, vt = np.linalg.svd((x - self.mean_) / self.std_, full_matrices=False)
+        k = int(min(self.n_components, np.sum(s > s[0] * 1e-10)))
+        self.intercept_ = float(y.mean())
+        self.components_ = vt[:k]
+        self.coef_ = _gcv_ridge(u[:, :k], s[:k], y - self.intercept_)
+
+    def _predict(
+        self, view: TaskView, anchors: np.ndarray, truth: xr.Dataset
+    ) -> dict[str, np.ndarray]:
+        arr, inverse, grid = _input_blocks(view, anchors)
+        if view.is_scalar:
+            x = _design(arr, inverse, slice(None)).reshape(anchors.size, -1)[:, self.keep_]
+            scores = ((x - self.mean_) / self.std_) @ self.components_.T
+            return {view.targets[0]: scores @ self.coef_ + self.intercept_}
+        out = {}
+        for name in truth.data_vars:
+            keep, mean, std, coef, y_bar = self.coef_[name]
+            pred = np.concatenate(
+                [
+                    _predict_cells(
+                        _design(arr, inverse, c),
+                        keep[:, c],
+                        mean[:, c],
+                        std[:, c],
+                        coef[:, c],
+                        y_bar[c],
+                    )
+                    for c in _cell_chunks(anchors.size, arr.shape[1] * view.history, arr.shape[-1])
+                ],
+                axis=-1,
+            )
+            grid_pred = xr.DataArray(pred.reshape(anchors.size, *grid), dims=("time", "lat", "lon"))
+            out[name] = _values(grid_pred, name, truth)
+        return out
+
+
+def _bilinear_targets(view: TaskView) -> xr.Dataset:
+    missing = [n for n in view.targets if n not in view.inputs]
+    if missing:
+        raise ClimatuneError(
+            f"bilinear baselines interpolate the inputs, but targets {missing} are not inputs"
+        )
+    return view.input_fields()[view.targets]
+
+
+@register_baseline
+class Bilinear(Baseline):
+    """The coarse field interpolated bilinearly back to the fine grid."""
+
+    name = "bilinear"
+    kinds = ("downscale",)
+
+    def _predict(
+        self, view: TaskView, anchors: np.ndarray, truth: xr.Dataset
+    ) -> dict[str, np.ndarray]:
+        coarse = _bilinear_targets(view).isel(time=view.target_index(anchors))
+        return {n: _values(coarse, n, truth) for n in truth.data_vars}
+
+
+@register_baseline
+class BilinearResidual(Baseline):
+    """Bilinear plus the training period's mean fine − bilinear residual per cell.
+
+    The residual is averaged per calendar month for sub-annual data. This is the
+    spatial-disaggregation step of BCSD: the statistician's real downscaling baseline.
+    """
+
+    name = "bilinear_residual"
+    kinds = ("downscale",)
+
+    def _fit(self, view: TaskView) -> None:
+        steps = train_steps(view)
+        residual = view.fields[view.targets] - _bilinear_targets(view)
+        self.residual_ = climatology(residual.isel(time=steps))
+
+    def _predict(
+        self, view: TaskView, anchors: np.ndarray, truth: xr.Dataset
+    ) -> dict[str, np.ndarray]:
+        coarse = _bilinear_targets(view).isel(time=view.target_index(anchors))
+        fine = coarse + climatology_at(self.residual_, coarse.time)
+        return {n: _values(fine, n, truth) for n in truth.data_vars}

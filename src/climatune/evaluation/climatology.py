@@ -1,0 +1,111 @@
+"""Training-period climatology: the reference of ACC and skill, and a baseline.
+
+The calendar unit is read from the time axis: data with several steps in a year
+(monthly, daily) get one mean per calendar month, annual data a single mean. Works
+with any cftime calendar (``360_day``, ``noleap``, ...).
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import TYPE_CHECKING, TypeVar
+
+import numpy as np
+import xarray as xr
+
+from climatune.errors import ClimatuneError
+
+if TYPE_CHECKING:
+    from climatune.data.view import TaskView
+
+__all__ = [
+    "is_sub_annual",
+    "climatology",
+    "climatology_at",
+    "train_steps",
+    "target_data",
+    "view_climatology",
+]
+
+T = TypeVar("T", xr.Dataset, xr.DataArray)
+
+
+def is_sub_annual(time: xr.DataArray) -> bool:
+    """True when some calendar year holds more than one step (monthly, daily, ... data)."""
+    years = np.asarray(time.dt.year)
+    return np.unique(years).size < years.size
+
+
+def climatology(train: T) -> T:
+    """Training-period mean per calendar month (sub-annual data) or overall (annual data).
+
+    Parameters
+    ----------
+    train
+        Fields or series with a ``time`` dimension, restricted to the training period.
+
+    Returns
+    -------
+    The mean with a ``month`` dimension (only the months present) or without a time
+    dimension. Cells that are NaN at every training step stay NaN.
+    """
+    if "time" not in train.dims or train.sizes["time"] == 0:
+        raise ClimatuneError("a climatology needs training data with a non-empty time axis")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN cells (land) stay NaN
+        if is_sub_annual(train.time):
+            clim = train.groupby("time.month").mean("time", keep_attrs=True)
+        else:
+            clim = train.mean("time", keep_attrs=True)
+    return clim.drop_vars([c for c in clim.coords if "time" in clim[c].dims], errors="ignore")
+
+
+def climatology_at(clim: T, times: xr.DataArray | np.ndarray) -> T:
+    """The climatology ``clim`` (from :func:`climatology`) repeated at ``times``.
+
+    Raises a ClimatuneError if a calendar month of ``times`` had no training data, rather
+    than leaving it NaN.
+    """
+    if not isinstance(times, xr.DataArray):
+        values = np.asarray(times)
+        times = xr.DataArray(values, dims="time", coords={"time": values})
+    times = times.rename("time")
+    if "month" in clim.dims:
+        months = times.dt.month
+        missing = sorted(set(np.asarray(months).tolist()) - set(clim.month.values.tolist()))
+        if missing:
+            raise ClimatuneError(
+                f"the training period has no data for calendar month(s) {missing}; "
+                "extend the train block so that it covers every month"
+            )
+        out = clim.sel(month=months.drop_vars("time")).drop_vars("month")
+    else:
+        out = clim.expand_dims(time=times.size)
+    out = out.assign_coords(time=times.values)
+    out["time"].attrs = times.attrs
+    return out.transpose("time", ...)
+
+
+def train_steps(view: TaskView, split: str = "train") -> np.ndarray:
+    """Time indices of the training period: every step the samples of ``split`` read,
+    from the first input step to the last target step of the block."""
+    anchors = np.asarray(view.anchors[split])
+    return np.arange(anchors.min() - (view.history - 1), view.target_index(anchors.max()) + 1)
+
+
+def target_data(view: TaskView) -> xr.Dataset:
+    """The target variables at every time step: fields, or the index as a ``(time,)`` variable."""
+    if view.is_scalar:
+        if view.index is None:
+            raise ClimatuneError("an index task needs its index series (view.index)")
+        return view.index.to_dataset(name=view.targets[0])
+    return view.fields[view.targets]
+
+
+def view_climatology(view: TaskView) -> xr.Dataset:
+    """Climatology of the targets over the training period of ``view``.
+
+    The reference for ACC and skill; the ``climatology`` baseline predicts exactly this,
+    so its skill is 0.
+    """
+    return climatology(target_data(view).isel(time=train_steps(view)))

@@ -1,0 +1,88 @@
+"""Data efficiency: fine-tuned against scratch on growing fractions of the training years."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from climatune.config import Config  # noqa: E402
+from climatune.data.samples import fit_normalizer, static_channels  # noqa: E402
+from climatune.data.view import build_view  # noqa: E402
+from climatune.errors import ClimatuneError  # noqa: E402
+from climatune.evaluation.evaluate import evaluate_view  # noqa: E402
+from climatune.evaluation.maps import save_figure  # noqa: E402
+from climatune.finetune.artifact import load_model  # noqa: E402
+from climatune.finetune.run import finetune  # noqa: E402
+from climatune.training.run import export_model, fit_task, new_net  # noqa: E402
+from climatune.utils.atomic import atomic_path, prepare_output_dir  # noqa: E402
+
+__all__ = ["parse_fractions", "curve_command", "plot_curve"]
+
+
+def parse_fractions(text: str | Sequence[float]) -> list[float]:
+    """``"0.1,0.25,1"`` → sorted fractions, each in (0, 1]."""
+    try:
+        values = [float(v) for v in (text.split(",") if isinstance(text, str) else text)]
+    except ValueError:
+        raise ClimatuneError(f"--fractions {text!r} must be comma-separated numbers, e.g. 0.1,0.25,0.5,1.0") from None
+    bad = [v for v in values if not 0 < v <= 1]
+    if not values or bad:
+        raise ClimatuneError(f"--fractions must lie in (0, 1]; got {bad or text!r}")
+    return sorted(set(values))
+
+
+def _train_scratch(cfg: Config, view, run: Path) -> Path:
+    normalizer = fit_normalizer(view)
+    names, _ = static_channels(view)
+    task, _ = fit_task(cfg, view, normalizer, new_net(cfg, view, len(names)), run, logs=False)
+    return export_model(run / "model", cfg, view, normalizer, task)
+
+
+def curve_command(cfg: Config, source: str | Path, fractions: str | Sequence[float], out: str | Path) -> Path:
+    """``climatune curve``: for each fraction, fine-tune and train from scratch, then score both."""
+    fractions = parse_fractions(fractions)
+    out = prepare_output_dir(out)
+    load_model(source)  # fail early on a bad artifact
+    rows: list[dict[str, Any]] = []
+    for frac in fractions:
+        sub = cfg.model_copy(deep=True)
+        sub.data.train_fraction = frac
+        view = build_view(sub)
+        n_train = int(view.anchors["train"].size)
+        run = out / f"fraction-{frac:g}"
+        tuned = finetune(sub, source, out=run / "finetuned", quiet=True, view=view)
+        scratch = _train_scratch(sub, view, run / "scratch")
+        metrics, _ = evaluate_view(view, {"finetuned": load_model(tuned), "scratch": load_model(scratch)}, [])
+        for row in metrics:
+            if row["metric"] in ("rmse", "skill", "acc", "corr"):
+                rows.append({"fraction": frac, "n_train": n_train, "model": row["model"],
+                             "variable": row["variable"], "metric": row["metric"], "value": row["value"]})
+    with atomic_path(out / "curve.json") as tmp:
+        tmp.write_text(json.dumps(rows, indent=2))
+    plot_curve(rows, out / "curve.png")
+    return out
+
+
+def plot_curve(rows: list[dict[str, Any]], path: Path, *, baselines: dict[str, float] | None = None) -> Path:
+    """Test RMSE against the number of training samples, one line per model."""
+    fig, ax = plt.subplots(figsize=(6, 4), constrained_layout=True)
+    rmse = [r for r in rows if r["metric"] == "rmse"]
+    for model in sorted({r["model"] for r in rmse}):
+        pts = sorted((r["n_train"], r["value"]) for r in rmse if r["model"] == model)
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=model)
+    for name, value in (baselines or {}).items():
+        ax.axhline(value, linestyle="--", linewidth=1, color="grey")
+        ax.annotate(name, (ax.get_xlim()[0], value), fontsize=7, color="grey", va="bottom")
+    ax.set_xlabel("training samples")
+    ax.set_ylabel("test RMSE")
+    ax.set_title("Data efficiency: fine-tuned vs scratch")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    return save_figure(fig, path)

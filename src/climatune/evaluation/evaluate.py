@@ -1,0 +1,133 @@
+"""Honest evaluation: the model and every applicable baseline, same data, same metrics.
+
+Networks and baselines produce predictions shaped like ``view.truth(split)`` and go
+through one scoring path (:func:`climatune.evaluation.metrics.score`).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import xarray as xr
+
+from climatune.config import apply_overrides, config_from_dict, load_config
+from climatune.data.samples import train_steps
+from climatune.data.view import TaskView, build_view
+from climatune.errors import ClimatuneError
+from climatune.evaluation.baselines import baselines_for, make_baseline
+from climatune.evaluation.maps import plot_maps
+from climatune.evaluation.metrics import climatology, climatology_at, score
+from climatune.evaluation.predict import predict_view
+from climatune.finetune.artifact import LoadedModel, load_model
+from climatune.utils.atomic import atomic_path, prepare_output_dir
+
+__all__ = ["evaluate_view", "evaluate_command", "write_metrics", "parse_baselines", "model_label"]
+
+ROW_KEYS = ("model", "task", "variable", "metric", "value", "split")
+
+
+def model_label(model: LoadedModel) -> str:
+    """``finetuned`` for a fine-tuned artifact, ``pretrained`` otherwise."""
+    return "finetuned" if model.meta.data.get("parent") else "pretrained"
+
+
+def parse_baselines(text: str | Sequence[str] | None, kind: str) -> list[str]:
+    """``all`` → every baseline that applies to ``kind``; ``none`` → none; else a checked list."""
+    applicable = baselines_for(kind)
+    if text is None or text == "none" or text == []:
+        return []
+    if text == "all":
+        return list(applicable)
+    names = [n.strip() for n in (text.split(",") if isinstance(text, str) else text) if n.strip()]
+    bad = [n for n in names if n not in applicable and n != "scratch"]
+    if bad:
+        raise ClimatuneError(f"baseline(s) {bad} do not apply to a {kind} task; choose from {applicable + ['scratch']}")
+    return names
+
+
+def _climatology(view: TaskView, split: str) -> xr.Dataset:
+    steps = train_steps(view)
+    if view.is_scalar:
+        train = view.index.isel(time=steps).to_dataset(name=view.targets[0])
+    else:
+        train = view.fields[view.targets].isel(time=steps)
+    return climatology_at(climatology(train), view.target_times(split))
+
+
+def evaluate_view(
+    view: TaskView, models: dict[str, LoadedModel], baselines: Sequence[str], *, split: str = "test",
+) -> tuple[list[dict[str, Any]], dict[str, xr.Dataset]]:
+    """Score each network in ``models`` and each named baseline on ``split``.
+
+    Returns the metric rows and the predictions by name.
+    """
+    truth = view.truth(split).load()
+    clim = _climatology(view, split).load()
+    mask = None if view.is_scalar else view.region_mask
+    preds: dict[str, xr.Dataset] = {}
+    for name, model in models.items():
+        preds[name] = predict_view(model, view, split)
+    for name in baselines:
+        if name == "scratch":
+            continue
+        preds[name] = make_baseline(name).fit(view).predict(view, split)
+    rows: list[dict[str, Any]] = []
+    for name, pred in preds.items():
+        rows += score(pred, truth, clim, mask, model=name, task=view.kind, split=split)
+    return rows, preds
+
+
+def write_metrics(rows: list[dict[str, Any]], out: Path) -> None:
+    """``metrics.json`` and ``metrics.csv``: lists of ``{model, task, variable, metric, value, split}``."""
+    with atomic_path(out / "metrics.json") as tmp:
+        tmp.write_text(json.dumps(rows, indent=2))
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=ROW_KEYS)
+    writer.writeheader()
+    writer.writerows({k: r[k] for k in ROW_KEYS} for r in rows)
+    with atomic_path(out / "metrics.csv") as tmp:
+        tmp.write_text(buf.getvalue())
+
+
+def evaluate_command(
+    model_path: str | Path, *, config: str | None, overrides: list[str] | None, baselines: str, out: str | Path,
+    scratch: str | Path | None = None,
+) -> Path:
+    """``climatune evaluate``: metrics of a model and its baselines on the test years, plus maps."""
+    out = prepare_output_dir(out)
+    model = load_model(model_path)
+    if config:
+        cfg = load_config(config, overrides)
+    else:
+        cfg = config_from_dict(apply_overrides(model.meta.data["config"], overrides), "the model's config")
+    view = build_view(cfg)
+    if "test" not in view.anchors:
+        raise ClimatuneError("the config's split has no test block; add data.split.test")
+    names = parse_baselines(baselines, view.kind)
+    models = {model_label(model): model}
+    if "scratch" in names:
+        scratch_dir = Path(scratch) if scratch else _train_scratch(cfg, view, out)
+        models["scratch"] = load_model(scratch_dir)
+    rows, preds = evaluate_view(view, models, names)
+    write_metrics(rows, out)
+    truth = view.truth("test")
+    for label in models:
+        plot_maps(preds[label], truth, out, label=label)
+    return out
+
+
+def _train_scratch(cfg, view: TaskView, out: Path) -> Path:
+    """The same network trained from scratch with the same budget, under ``out/scratch``."""
+    from climatune.data.samples import fit_normalizer, static_channels
+    from climatune.training.run import export_model, fit_task, new_net
+
+    run = out / "scratch"
+    normalizer = fit_normalizer(view)
+    names, _ = static_channels(view)
+    task, _ = fit_task(cfg, view, normalizer, new_net(cfg, view, len(names)), run)
+    return export_model(run / "model", cfg, view, normalizer, task)

@@ -1,0 +1,60 @@
+"""PNG maps of truth, prediction, error and per-cell RMSE."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import xarray as xr  # noqa: E402
+
+from climatune.utils.atomic import atomic_path  # noqa: E402
+
+__all__ = ["plot_maps", "save_figure"]
+
+
+def save_figure(fig: plt.Figure, path: Path) -> Path:
+    """Save ``fig`` atomically as PNG and close it."""
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+def _panel(ax: plt.Axes, da: xr.DataArray, title: str, cmap: str, center: bool = False) -> None:
+    values = da.values
+    finite = values[np.isfinite(values)]
+    kw = {}
+    if finite.size:
+        if center:
+            lim = float(np.abs(finite).max()) or 1.0
+            kw = {"vmin": -lim, "vmax": lim}
+        else:
+            kw = {"vmin": float(finite.min()), "vmax": float(finite.max())}
+    mesh = ax.pcolormesh(da.lon, da.lat, values, cmap=cmap, shading="auto", **kw)
+    ax.set_title(title, fontsize=9)
+    ax.set_xlabel("lon (°E)", fontsize=8)
+    ax.set_ylabel("lat (°N)", fontsize=8)
+    ax.tick_params(labelsize=7)
+    ax.figure.colorbar(mesh, ax=ax, shrink=0.8, label=da.attrs.get("units", ""))
+
+
+def plot_maps(pred: xr.Dataset, truth: xr.Dataset, out: Path, *, label: str = "model") -> list[Path]:
+    """One PNG per variable: last test step's truth and prediction, mean error, per-cell RMSE."""
+    paths = []
+    for name in pred.data_vars:
+        if "lat" not in pred[name].dims:
+            continue
+        p, t = pred[name], truth[name].where(pred[name].notnull())
+        units = t.attrs.get("units", "")
+        last = str(t.time.values[-1])[:10]
+        fig, axes = plt.subplots(1, 4, figsize=(16, 3.4), constrained_layout=True)
+        _panel(axes[0], t.isel(time=-1).assign_attrs(units=units), f"truth {name} ({last})", "RdYlBu_r")
+        _panel(axes[1], p.isel(time=-1).assign_attrs(units=units), f"{label} prediction ({last})", "RdYlBu_r")
+        _panel(axes[2], (p - t).mean("time").assign_attrs(units=units), "mean error (pred − truth)", "RdBu_r", center=True)
+        _panel(axes[3], np.sqrt(((p - t) ** 2).mean("time")).assign_attrs(units=units), "RMSE per cell", "viridis")
+        paths.append(save_figure(fig, out / f"map_{label}_{name}.png"))
+    return paths

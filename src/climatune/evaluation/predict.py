@@ -1,0 +1,124 @@
+"""Apply a model to a task view or a file, and write CF-compliant NetCDF."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+import xarray as xr
+from torch.utils.data import DataLoader
+
+from climatune import __version__
+from climatune.data.samples import TaskSamples
+from climatune.data.view import TaskView
+from climatune.errors import ClimatuneError
+from climatune.utils.atomic import atomic_path
+
+if TYPE_CHECKING:
+    from climatune.finetune.artifact import LoadedModel
+
+__all__ = ["predict_view", "predict_file", "check_units"]
+
+
+def check_units(model: LoadedModel, ds: xr.Dataset, names: list[str]) -> None:
+    """Refuse inputs whose units differ from those the model was trained with."""
+    trained = model.meta.units("inputs")
+    for name in names:
+        have = str(ds[name].attrs.get("units", ""))
+        want = trained.get(name, "")
+        if have and want and have != want:
+            raise ClimatuneError(f"variable '{name}' is in {have!r} but the model expects {want!r}; convert it first")
+
+
+@torch.no_grad()
+def predict_view(model: LoadedModel, view: TaskView, split: str, *, batch_size: int = 32) -> xr.Dataset:
+    """Predictions for every sample of ``split``, denormalised and shaped like ``view.truth``.
+
+    Cells that are NaN in the input (or outside the scored region) are NaN in the output.
+    """
+    missing = [n for n in model.meta.inputs if n not in view.inputs]
+    if missing:
+        raise ClimatuneError(f"the data lacks input variable(s) {missing} that the model needs; it has {view.inputs}")
+    check_units(model, view.fields, view.inputs)
+    view = dataclasses.replace(view, inputs=list(model.meta.inputs))
+    samples = TaskSamples(view, split, model.normalizer, mask_ratio=0.0)
+    static = _static_for(model, view)
+    residual = model.meta.data.get("residual_index", [-1] * len(model.meta.outputs))
+    outs = []
+    net = model.net.eval()
+    for batch in DataLoader(samples, batch_size=batch_size):
+        fields = batch["fields"]
+        out = net(fields, static.expand(fields.shape[0], *static.shape))
+        if out.dim() == 4 and any(i >= 0 for i in residual):
+            base = torch.stack([fields[:, i, -1] if i >= 0 else torch.zeros_like(fields[:, 0, -1]) for i in residual], 1)
+            out = out + base
+        outs.append(out.float().numpy())
+    pred = np.concatenate(outs)
+    times = view.fields.time.isel(time=view.target_index(view.anchors[split]))
+    names = model.meta.outputs
+    records = {r["name"]: r for r in model.meta.data["outputs"]}
+    data = {}
+    for i, name in enumerate(names):
+        mean, std = model.normalizer.scale(name)
+        values = pred[:, i] * std + mean
+        attrs = {k: v for k, v in records[name].items() if k != "name" and v}
+        if values.ndim == 1:
+            data[name] = xr.DataArray(values, coords={"time": times}, dims=["time"], attrs=attrs)
+            continue
+        da = xr.DataArray(values, coords={"time": times, "lat": view.fields.lat, "lon": view.fields.lon},
+                          dims=["time", "lat", "lon"], attrs=attrs)
+        valid = view.region_mask
+        if name in view.fields:
+            valid = valid & view.fields[name].isel(time=0).notnull()
+        data[name] = da.where(valid)
+    return xr.Dataset(data)
+
+
+def _static_for(model: LoadedModel, view: TaskView) -> torch.Tensor:
+    """The model's stored static inputs, or fresh ones when the grid differs."""
+    from climatune.data.samples import static_channels
+
+    names, fresh = static_channels(view)
+    stored = model.static
+    if tuple(stored.shape[-2:]) == fresh.shape[-2:] and stored.shape[0] == fresh.shape[0]:
+        lat = np.asarray(model.meta.data["grid"]["lat"])
+        if lat.size == view.fields.lat.size and np.allclose(lat, view.fields.lat.values, atol=1e-4):
+            return stored
+    if stored.shape[0] != fresh.shape[0]:
+        raise ClimatuneError("the model was trained with user static fields that this data does not provide; set data.static")
+    return torch.from_numpy(fresh)
+
+
+def predict_file(model_path: str | Path, input_path: str | Path, output: str | Path) -> Path:
+    """``climatune predict``: read ``input_path``, predict, write CF NetCDF to ``output``."""
+    from climatune.data.io import open_dataset
+    from climatune.finetune.artifact import load_model
+
+    model = load_model(model_path)
+    output = Path(output)
+    if output.exists() and output.is_dir():
+        raise ClimatuneError(f"--output {output} is a directory; give a .nc file path")
+    ds = open_dataset(input_path)
+    pred = model.predict(ds)
+    calendar = ds.time.encoding.get("calendar") or pred.time.dt.calendar
+    pred.attrs = {
+        "Conventions": "CF-1.8",
+        "title": f"ClimaTune {model.meta.data['task']['kind']} predictions",
+        "source": f"climatune {__version__}, model {model.model_dir.resolve()}",
+        "history": f"{datetime.now(timezone.utc).isoformat(timespec='seconds')}: climatune predict "
+                   f"{model_path} --input {input_path} --output {output}",
+    }
+    for coord, attrs in (("lat", {"units": "degrees_north", "standard_name": "latitude", "axis": "Y"}),
+                         ("lon", {"units": "degrees_east", "standard_name": "longitude", "axis": "X"})):
+        if coord in pred.coords:
+            pred[coord].attrs.update(attrs)
+    pred.time.attrs.update({"standard_name": "time", "axis": "T"})
+    encoding = {"time": {"units": "days since 1850-01-01", "calendar": calendar}}
+    encoding.update({v: {"_FillValue": np.float32(np.nan), "dtype": "float32"} for v in pred.data_vars})
+    with atomic_path(output) as tmp:
+        pred.to_netcdf(tmp, encoding=encoding, engine="netcdf4")
+    return output

@@ -1,0 +1,201 @@
+"""Model artifacts: ``model/weights.safetensors`` plus ``model/climatune.json``.
+
+Loading never unpickles: weights come from safetensors and everything else from JSON,
+validated field by field. Older schema versions are migrated on load.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import xarray as xr
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from climatune import __version__
+from climatune.config import Config, config_from_dict
+from climatune.data.normalize import Normalizer
+from climatune.errors import ClimatuneError
+from climatune.utils.atomic import atomic_path
+
+__all__ = ["SCHEMA_VERSION", "ArtifactMeta", "LoadedModel", "save_artifact", "load_model", "resolve_model_dir"]
+
+SCHEMA_VERSION = 1
+WEIGHTS, META = "weights.safetensors", "climatune.json"
+_STATIC_KEY = "__static__"
+_REQUIRED = ("schema_version", "architecture", "task", "inputs", "outputs", "grid", "normalization", "config")
+
+
+@dataclass
+class ArtifactMeta:
+    """The JSON half of an artifact, as plain Python values."""
+
+    data: dict[str, Any]
+
+    @property
+    def config(self) -> Config:
+        return config_from_dict(self.data["config"], "the artifact's config")
+
+    @property
+    def inputs(self) -> list[str]:
+        return [v["name"] for v in self.data["inputs"]]
+
+    @property
+    def outputs(self) -> list[str]:
+        return [v["name"] for v in self.data["outputs"]]
+
+    def units(self, which: str = "inputs") -> dict[str, str]:
+        return {v["name"]: v.get("units", "") for v in self.data[which]}
+
+
+def variable_records(ds: xr.Dataset | None, names: list[str], units: dict[str, str]) -> list[dict[str, str]]:
+    """``{name, units, standard_name, long_name}`` for each variable, for the JSON."""
+    out = []
+    for name in names:
+        attrs = ds[name].attrs if ds is not None and name in ds else {}
+        out.append({
+            "name": name,
+            "units": str(attrs.get("units", units.get(name, ""))),
+            "standard_name": str(attrs.get("standard_name", "")),
+            "long_name": str(attrs.get("long_name", "")),
+        })
+    return out
+
+
+def resolve_model_dir(path: str | Path) -> Path:
+    """Accept a run directory or its ``model/`` directory; return the latter."""
+    path = Path(path)
+    if not path.exists():
+        raise ClimatuneError(f"model {path} does not exist; give a run directory or its model/ directory")
+    if (path / "model" / META).exists():
+        return path / "model"
+    if (path / META).exists():
+        return path
+    raise ClimatuneError(f"{path} is not a ClimaTune model: no {META} in it or in {path / 'model'}")
+
+
+def save_artifact(
+    model_dir: str | Path, net: torch.nn.Module, meta: dict[str, Any], static: torch.Tensor
+) -> Path:
+    """Write weights and metadata atomically; returns the model directory."""
+    from climatune.models.net import ClimateNet
+
+    assert isinstance(net, ClimateNet)
+    meta = {
+        "schema_version": SCHEMA_VERSION,
+        "climatune_version": __version__,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "architecture": net.spec(),
+        **meta,
+    }
+    tensors = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
+    tensors[_STATIC_KEY] = static.detach().cpu().float().contiguous()
+    with atomic_path(model_dir) as tmp:
+        tmp.mkdir(parents=True)
+        save_file(tensors, str(tmp / WEIGHTS), metadata={"format": "pt", "climatune": __version__})
+        (tmp / META).write_text(json.dumps(meta, indent=2, default=_json_default))
+    return Path(model_dir)
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, tuple):
+        return list(obj)
+    return str(obj)
+
+
+def _migrate(data: dict[str, Any]) -> dict[str, Any]:
+    """Bring older schema versions up to :data:`SCHEMA_VERSION`."""
+    version = data.get("schema_version", 0)
+    if version == 0:  # pre-release artifacts had no version and no provenance
+        data = {**data, "schema_version": 1, "provenance": data.get("provenance", {})}
+    return data
+
+
+def read_meta(model_dir: Path) -> ArtifactMeta:
+    """Read and validate ``climatune.json`` (unknown top-level fields are refused)."""
+    try:
+        data = json.loads((model_dir / META).read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ClimatuneError(f"{model_dir / META} is not valid JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ClimatuneError(f"{model_dir / META} must hold a JSON object")
+    version = data.get("schema_version", 0)
+    if not isinstance(version, int) or version > SCHEMA_VERSION:
+        raise ClimatuneError(
+            f"{model_dir} has artifact schema {version!r}; this climatune ({__version__}) reads up to "
+            f"{SCHEMA_VERSION}: upgrade climatune"
+        )
+    data = _migrate(data)
+    allowed = set(_REQUIRED) | {"climatune_version", "created", "provenance", "parent", "residual_index", "static", "region", "history"}
+    extra = sorted(set(data) - allowed)
+    if extra:
+        raise ClimatuneError(f"{model_dir / META} has unexpected fields {extra}; refusing to load it")
+    missing = [k for k in _REQUIRED if k not in data]
+    if missing:
+        raise ClimatuneError(f"{model_dir / META} lacks fields {missing}; it is not a complete ClimaTune artifact")
+    return ArtifactMeta(data)
+
+
+def read_weights(model_dir: Path) -> dict[str, torch.Tensor]:
+    """Load tensors with safetensors (no pickle); a non-safetensors file is refused."""
+    path = model_dir / WEIGHTS
+    if not path.exists():
+        raise ClimatuneError(f"{path} is missing; the artifact is incomplete")
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise ClimatuneError(f"{path} is not a valid safetensors file ({exc}); refusing to load it") from exc
+
+
+class LoadedModel:
+    """A trained network with everything needed to apply it to new data.
+
+    Use :func:`load_model` to make one; :meth:`predict` maps an ``xr.Dataset`` to
+    denormalised predictions with coordinates.
+    """
+
+    def __init__(self, model_dir: Path, net: torch.nn.Module, meta: ArtifactMeta, static: torch.Tensor) -> None:
+        self.model_dir, self.net, self.meta, self.static = model_dir, net.eval(), meta, static
+        self.normalizer = Normalizer.from_dict(meta.data["normalization"])
+
+    @property
+    def config(self) -> Config:
+        return self.meta.config
+
+    def predict(self, ds: xr.Dataset, *, batch_size: int = 32) -> xr.Dataset:
+        """Predict every step of ``ds`` that has enough history; physical units, with coords."""
+        from climatune.data.io import canonicalize
+        from climatune.data.view import build_view
+        from climatune.evaluation.predict import predict_view
+
+        view = build_view(self.config, canonicalize(ds), whole=True)
+        return predict_view(self, view, "predict", batch_size=batch_size)
+
+
+def load_model(path: str | Path) -> LoadedModel:
+    """Load an artifact from a run directory or a ``model/`` directory."""
+    from climatune.models.net import ClimateNet
+
+    model_dir = resolve_model_dir(path)
+    meta = read_meta(model_dir)
+    tensors = read_weights(model_dir)
+    static = tensors.pop(_STATIC_KEY, None)
+    try:
+        net = ClimateNet.from_spec(meta.data["architecture"])
+        net.load_state_dict(tensors, strict=True)
+    except (RuntimeError, KeyError, TypeError, ValueError) as exc:
+        raise ClimatuneError(f"weights in {model_dir} do not match its architecture: {str(exc).splitlines()[0]}") from exc
+    if static is None:
+        raise ClimatuneError(f"{model_dir / WEIGHTS} lacks the static inputs; re-export the model")
+    return LoadedModel(model_dir, net, meta, static)
+

@@ -1,0 +1,55 @@
+"""Fine-tuning strategies: which parameters train, and when.
+
+``full`` trains everything; ``linear_probe`` freezes the backbone; ``partial`` freezes the
+stem and the first N backbone stages; ``gradual`` freezes the backbone and lets Lightning's
+:class:`~lightning.pytorch.callbacks.BackboneFinetuning` unfreeze it on a schedule;
+``lora`` trains low-rank adapters (through peft) and the head.
+"""
+
+from __future__ import annotations
+
+from lightning.pytorch.callbacks import BackboneFinetuning, Callback
+from torch import nn
+
+from climatune.config import FinetuneConfig
+from climatune.errors import ClimatuneError
+
+__all__ = ["apply_strategy", "set_trainable", "count_trainable"]
+
+
+def set_trainable(module: nn.Module, flag: bool) -> None:
+    for p in module.parameters():
+        p.requires_grad_(flag)
+
+
+def count_trainable(module: nn.Module) -> tuple[int, int]:
+    """``(trainable, total)`` parameter counts."""
+    params = list(module.parameters())
+    return sum(p.numel() for p in params if p.requires_grad), sum(p.numel() for p in params)
+
+
+def apply_strategy(net: nn.Module, cfg: FinetuneConfig) -> tuple[nn.Module, list[Callback]]:
+    """Freeze ``net`` as ``cfg.strategy`` says; returns the (maybe wrapped) net and callbacks."""
+    set_trainable(net, True)
+    if cfg.strategy == "full":
+        return net, []
+    if cfg.strategy == "linear_probe":
+        set_trainable(net.backbone, False)
+        return net, []
+    if cfg.strategy == "partial":
+        stages = net.backbone.stages()
+        if cfg.freeze_stages > len(stages):
+            raise ClimatuneError(
+                f"finetune.freeze_stages={cfg.freeze_stages} but the backbone has {len(stages)} stages"
+            )
+        for stage in stages[: cfg.freeze_stages]:
+            set_trainable(stage, False)
+        return net, []
+    if cfg.strategy == "gradual":
+        return net, [BackboneFinetuning(unfreeze_backbone_at_epoch=cfg.unfreeze_epoch, backbone_initial_ratio_lr=0.1,
+                                        should_align=True, train_bn=True)]
+    if cfg.strategy == "lora":
+        from climatune.models.lora import apply_lora
+
+        return apply_lora(net, rank=cfg.lora_rank, alpha=cfg.lora_alpha), []
+    raise ClimatuneError(f"unknown fine-tuning strategy {cfg.strategy!r}")

@@ -1,0 +1,89 @@
+"""Adapt a pre-trained network to a new task: inputs by variable name, static channels, head.
+
+Every change is returned as a :class:`SurgeryReport` so the user is told what happened;
+nothing is ever silently skipped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from torch import nn
+
+from climatune.data.view import TaskView
+from climatune.errors import ClimatuneError
+from climatune.finetune.artifact import ArtifactMeta
+
+__all__ = ["SurgeryReport", "adapt_network"]
+
+
+@dataclass
+class SurgeryReport:
+    """What fine-tuning changed in the pre-trained network."""
+
+    kept: list[str] = field(default_factory=list)
+    added: list[str] = field(default_factory=list)
+    dropped: list[str] = field(default_factory=list)
+    new_head: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def lines(self) -> list[str]:
+        out = [
+            f"inputs kept:    {', '.join(self.kept) or '-'}",
+            f"inputs added:   {', '.join(self.added) or '-'} (fresh weights, zero-initialised)",
+            f"inputs dropped: {', '.join(self.dropped) or '-'}",
+            f"head:           {self.new_head or 'pre-trained head kept'}",
+        ]
+        return out + self.notes
+
+    def to_dict(self) -> dict[str, object]:
+        return {"kept": self.kept, "added": self.added, "dropped": self.dropped,
+                "new_head": self.new_head, "notes": self.notes}
+
+
+def adapt_network(net: nn.Module, meta: ArtifactMeta, view: TaskView, n_static: int, input_units: dict[str, str]) -> SurgeryReport:
+    """Modify ``net`` in place for ``view``'s task and return what changed.
+
+    Raises
+    ------
+    ClimatuneError
+        On a unit mismatch for a kept variable, or a different history length.
+    """
+    report = SurgeryReport()
+    old_inputs = meta.inputs
+    old_units = meta.units("inputs")
+    report.kept = [v for v in view.inputs if v in old_inputs]
+    report.added = [v for v in view.inputs if v not in old_inputs]
+    report.dropped = [v for v in old_inputs if v not in view.inputs]
+    for name in report.kept:
+        have, want = input_units.get(name, ""), old_units.get(name, "")
+        if have and want and have != want:
+            raise ClimatuneError(
+                f"variable '{name}' is in {have!r} here but the pre-trained model used {want!r}; "
+                "convert the data (or rename the variable if it is a different quantity)"
+            )
+    if not report.kept:
+        raise ClimatuneError(
+            f"no input variable is shared with the pre-trained model (it used {old_inputs}, "
+            f"this task has {view.inputs}); fine-tuning would start from scratch"
+        )
+    stem = net.stem
+    if stem.history != view.history:
+        raise ClimatuneError(
+            f"the pre-trained model reads {stem.history} history step(s) but this task has "
+            f"history={view.history}; set task.history={stem.history}"
+        )
+    if report.dropped:
+        stem.drop_variables(report.dropped)
+    if report.added:
+        stem.add_variables(report.added)
+    if stem.n_static != n_static:
+        stem.reset_static(n_static)
+        report.notes.append(f"static channels: {meta.data.get('static')} -> {n_static} channels, re-initialised")
+    kind = "scalar" if view.is_scalar else "field"
+    head_changed = kind != net.head.kind or list(view.targets) != meta.outputs
+    if head_changed:
+        net.reset_head(len(view.targets), kind)
+        report.new_head = f"new {kind} head for {view.targets} (was {meta.outputs})"
+    net.set_periodic_lon(view.periodic_lon)
+    return report

@@ -1,0 +1,69 @@
+"""The contract every backbone follows, and the building blocks they share."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from torch import Tensor, nn
+
+from climatune.models.padding import GeoConv2d
+
+__all__ = ["Backbone", "ConvBlock", "group_norm"]
+
+
+class Backbone(nn.Module):
+    """Base class of the registered backbones.
+
+    A backbone maps stem features ``[B, width, H, W]`` to ``[B, out_channels, H, W]`` at
+    the full input resolution, for any H and W. Subclasses set :attr:`out_channels` and
+    :attr:`hparams` (their resolved constructor arguments, JSON-able, enough to rebuild
+    them) and implement :meth:`forward_features` and :meth:`stages`.
+    """
+
+    backbone_name: ClassVar[str] = ""
+    out_channels: int
+    hparams: dict[str, Any]
+
+    def forward_features(self, h: Tensor) -> Tensor:
+        """``[B, width, H, W] -> [B, out_channels, H, W]``."""
+        raise NotImplementedError
+
+    def stages(self) -> list[nn.Module]:
+        """Modules from input to output that together hold every parameter once.
+
+        Used to freeze the first N stages, unfreeze gradually and set layer-wise rates.
+        """
+        raise NotImplementedError
+
+    def forward(self, h: Tensor) -> Tensor:
+        return self.forward_features(h)
+
+
+def group_norm(channels: int) -> nn.GroupNorm:
+    """GroupNorm with up to 8 groups: batch-size independent, safe to freeze."""
+    groups = next(g for g in (8, 4, 2, 1) if channels % g == 0)
+    return nn.GroupNorm(groups, channels)
+
+
+class ConvBlock(nn.Sequential):
+    """Two 3x3 geo-padded convolutions, each followed by GroupNorm and GELU."""
+
+    def __init__(
+        self,
+        in_ch: int,
+        out_ch: int,
+        *,
+        dropout: float = 0.0,
+        periodic_lon: bool = False,
+        edge_padding: str = "zeros",
+    ) -> None:
+        geo = {"periodic_lon": periodic_lon, "edge_padding": edge_padding}
+        super().__init__(
+            GeoConv2d(in_ch, out_ch, 3, bias=False, **geo),
+            group_norm(out_ch),
+            nn.GELU(),
+            nn.Dropout2d(dropout) if dropout else nn.Identity(),
+            GeoConv2d(out_ch, out_ch, 3, bias=False, **geo),
+            group_norm(out_ch),
+            nn.GELU(),
+        )

@@ -1,0 +1,228 @@
+"""``ClimateNet``: input stem + backbone + head, with one contract for every backbone."""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from torch import Tensor, nn
+
+from climatune.errors import ClimatuneError, closest
+from climatune.models.backbones.base import Backbone
+from climatune.models.heads import Head, create_head
+from climatune.models.registry import create_backbone
+from climatune.models.stem import VariableStem
+
+__all__ = ["ClimateNet", "build_net", "SPEC_VERSION"]
+
+SPEC_VERSION = 1
+_SPEC_KEYS = ("backbone", "backbone_kwargs", "variables", "history", "n_static", "head", "n_out")
+
+
+class ClimateNet(nn.Module):
+    """Stem keyed by variable name, a registered backbone, and a task head.
+
+    ``forward = forward_head(forward_features(...))``. Parameters are grouped as
+    ``stem``, ``backbone.stage0`` .. ``backbone.stageN`` (input to output) and ``head``,
+    for freezing and layer-wise learning rates. Build one with :func:`build_net`, or from
+    a saved :meth:`spec` with :meth:`from_spec`.
+    """
+
+    def __init__(self, stem: VariableStem, backbone: Backbone, head: Head) -> None:
+        super().__init__()
+        if stem.width != backbone.hparams["width"]:
+            raise ValueError(
+                f"stem width {stem.width} != backbone width {backbone.hparams['width']}"
+            )
+        self.stem = stem
+        self.backbone = backbone
+        self.head = head
+
+    # -- shape of the network ----------------------------------------------------------
+    @property
+    def variables(self) -> list[str]:
+        """Input variables, in the default order of ``fields``."""
+        return self.stem.variables
+
+    @property
+    def n_out(self) -> int:
+        """Outputs of the head (target fields, or scalars)."""
+        return self.head.n_out
+
+    @property
+    def head_kind(self) -> str:
+        """``"field"`` or ``"scalar"``."""
+        return self.head.kind
+
+    # -- forward ---------------------------------------------------------------------------
+    def forward_features(
+        self, fields: Tensor, static: Tensor | None = None, names: Sequence[str] | None = None
+    ) -> Tensor:
+        """Stem and backbone: ``fields[B, V, history, H, W]`` -> ``[B, C, H, W]``.
+
+        See :meth:`VariableStem.forward` for ``static`` and ``names``.
+        """
+        return self.backbone.forward_features(self.stem(fields, static, names))
+
+    def forward_head(self, feats: Tensor, mask: Tensor | None = None) -> Tensor:
+        """Head: ``[B, C, H, W]`` -> ``[B, n_out, H, W]`` (field) or ``[B, n_out]`` (scalar)."""
+        return self.head(feats, mask)
+
+    def forward(
+        self,
+        fields: Tensor,
+        static: Tensor | None = None,
+        mask: Tensor | None = None,
+        names: Sequence[str] | None = None,
+    ) -> Tensor:
+        """Predict from normalised inputs.
+
+        Parameters
+        ----------
+        fields : Tensor
+            ``[B, V, history, H, W]``, NaN where missing, variables in ``names`` order.
+        static : Tensor, optional
+            ``[B, n_static, H, W]`` or ``[n_static, H, W]``.
+        mask : Tensor, optional
+            Cells pooled by a scalar head (``[H, W]``, ``[B, H, W]`` or ``[B, 1, H, W]``).
+        names : sequence of str, optional
+            Order of the variables in ``fields``; :attr:`variables` by default.
+
+        Returns
+        -------
+        Tensor
+            ``[B, n_out, H, W]`` for a field head, ``[B, n_out]`` for a scalar head.
+        """
+        return self.forward_head(self.forward_features(fields, static, names), mask)
+
+    def reset_head(self, n_out: int, kind: str | None = None, **head_kwargs: Any) -> None:
+        """Replace the head with a fresh one (same kind unless ``kind`` is given)."""
+        ref = next(self.backbone.parameters())
+        head = create_head(kind or self.head.kind, self.backbone.out_channels, n_out, **head_kwargs)
+        self.head = head.to(device=ref.device, dtype=ref.dtype)
+
+    # -- parameter groups ------------------------------------------------------------------
+    def module_groups(self) -> dict[str, nn.Module]:
+        """Group name -> module: ``stem``, ``backbone.stage{i}``, ``head``."""
+        groups: dict[str, nn.Module] = {"stem": self.stem}
+        for i, stage in enumerate(self.backbone.stages()):
+            groups[f"backbone.stage{i}"] = stage
+        groups["head"] = self.head
+        return groups
+
+    def param_groups(self) -> dict[str, list[nn.Parameter]]:
+        """Group name -> parameters, input to output; every parameter appears once."""
+        groups = {k: list(m.parameters()) for k, m in self.module_groups().items()}
+        seen = [id(p) for ps in groups.values() for p in ps]
+        if len(seen) != len(set(seen)) or set(seen) != {id(p) for p in self.parameters()}:
+            raise RuntimeError(
+                f"{type(self.backbone).__name__}.stages() do not partition its parameters"
+            )
+        return groups
+
+    def match_groups(self, patterns: str | Iterable[str]) -> list[str]:
+        """Group names matching glob ``patterns``; ``"backbone"`` matches ``backbone.*``."""
+        names = list(self.module_groups())
+        patterns = [patterns] if isinstance(patterns, str) else list(patterns)
+        out: list[str] = []
+        for pat in patterns:
+            hits = [g for g in names if fnmatch.fnmatchcase(g, pat) or g.startswith(pat + ".")]
+            if not hits:
+                raise ClimatuneError(
+                    f"no parameter group matches '{pat}'{closest(pat, names)}; "
+                    f"the groups are: {', '.join(names)}"
+                )
+            out += [g for g in hits if g not in out]
+        return [g for g in names if g in out]
+
+    def freeze(self, groups: str | Iterable[str] = "*") -> list[str]:
+        """Stop gradients for the matching groups (see :meth:`match_groups`); returns them."""
+        return self._set_trainable(groups, False)
+
+    def unfreeze(self, groups: str | Iterable[str] = "*") -> list[str]:
+        """Re-enable gradients for the matching groups; returns them."""
+        return self._set_trainable(groups, True)
+
+    def _set_trainable(self, groups: str | Iterable[str], flag: bool) -> list[str]:
+        matched = self.match_groups(groups)
+        params = self.param_groups()
+        for g in matched:
+            for p in params[g]:
+                p.requires_grad_(flag)
+        return matched
+
+    # -- spec ------------------------------------------------------------------------------
+    def spec(self) -> dict[str, Any]:
+        """A JSON-able description that :meth:`from_spec` rebuilds the network from."""
+        return {
+            "spec_version": SPEC_VERSION,
+            "backbone": self.backbone.backbone_name,
+            "backbone_kwargs": dict(self.backbone.hparams),
+            "variables": self.variables,
+            "history": self.stem.history,
+            "n_static": self.stem.n_static,
+            "head": self.head.kind,
+            "n_out": self.head.n_out,
+            "head_kwargs": dict(self.head.hparams),
+        }
+
+    @classmethod
+    def from_spec(cls, spec: Mapping[str, Any]) -> ClimateNet:
+        """Rebuild a network, with fresh weights, from :meth:`spec`."""
+        version = spec.get("spec_version", SPEC_VERSION)
+        if version != SPEC_VERSION:
+            raise ClimatuneError(
+                f"model spec version {version} is not supported (this ClimaTune reads "
+                f"{SPEC_VERSION}); upgrade climatune to load this model"
+            )
+        missing = [k for k in _SPEC_KEYS if k not in spec]
+        if missing:
+            raise ClimatuneError(f"model spec is missing {missing}; the artifact is incomplete")
+        kwargs = dict(spec["backbone_kwargs"])
+        backbone = create_backbone(spec["backbone"], **kwargs)
+        stem = VariableStem(spec["variables"], spec["history"], spec["n_static"], kwargs["width"])
+        head = create_head(
+            spec["head"], backbone.out_channels, spec["n_out"], **spec.get("head_kwargs", {})
+        )
+        return cls(stem, backbone, head)
+
+
+def build_net(
+    backbone: str,
+    variables: Sequence[str],
+    history: int = 1,
+    n_static: int = 0,
+    n_out: int = 1,
+    head: str = "field",
+    width: int = 32,
+    depth: int = 3,
+    dropout: float = 0.0,
+    periodic_lon: bool = False,
+    *,
+    head_kwargs: Mapping[str, Any] | None = None,
+    **backbone_kw: Any,
+) -> ClimateNet:
+    """Build a :class:`ClimateNet` from a registered backbone name.
+
+    Examples
+    --------
+    >>> import torch
+    >>> net = build_net("unet", ["tas", "psl"], history=2, n_static=3, n_out=1, width=8, depth=2)
+    >>> net(torch.zeros(1, 2, 2, 24, 48), torch.zeros(3, 24, 48)).shape
+    torch.Size([1, 1, 24, 48])
+    """
+    if depth < 1 or width < 1:
+        raise ClimatuneError(
+            f"width and depth must be at least 1, got width={width}, depth={depth}"
+        )
+    bb = create_backbone(
+        backbone,
+        width=width,
+        depth=depth,
+        dropout=dropout,
+        periodic_lon=periodic_lon,
+        **backbone_kw,
+    )
+    stem = VariableStem(variables, history, n_static, width)
+    return ClimateNet(stem, bb, create_head(head, bb.out_channels, n_out, **(head_kwargs or {})))

@@ -1,0 +1,128 @@
+"""Padding for geographic grids: periodic in longitude, zeros or replicate elsewhere.
+
+On a global grid the last column (lon 358°) neighbours the first (lon 0°), so convolutions
+pad longitude circularly. Latitude (and longitude on regional grids) has real edges, padded
+with zeros or by replicating the edge row: ``edge_padding``.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+__all__ = ["EDGE_PADDINGS", "geo_pad", "pad_to_multiple", "crop", "GeoPad2d", "GeoConv2d"]
+
+EDGE_PADDINGS = ("zeros", "replicate")
+
+
+def check_edge_padding(edge_padding: str) -> str:
+    """Validate ``edge_padding``; a ``ValueError`` names the valid modes."""
+    if edge_padding not in EDGE_PADDINGS:
+        raise ValueError(f"edge_padding must be one of {EDGE_PADDINGS}, not {edge_padding!r}")
+    return edge_padding
+
+
+def _wrap_lon(x: Tensor, left: int, right: int) -> Tensor:
+    w = x.shape[-1]
+    if left <= w and right <= w:
+        return torch.cat([x[..., w - left :], x, x[..., :right]], dim=-1)
+    idx = torch.arange(-left, w + right, device=x.device) % w
+    return x.index_select(-1, idx)
+
+
+def geo_pad(
+    x: Tensor,
+    top: int,
+    bottom: int,
+    left: int,
+    right: int,
+    *,
+    periodic_lon: bool,
+    edge_padding: str = "zeros",
+) -> Tensor:
+    """Pad ``x[..., lat, lon]``: circularly in lon if ``periodic_lon``, else by ``edge_padding``."""
+    mode = "constant" if edge_padding == "zeros" else "replicate"
+    if left or right:
+        x = _wrap_lon(x, left, right) if periodic_lon else F.pad(x, (left, right, 0, 0), mode=mode)
+    if top or bottom:
+        x = F.pad(x, (0, 0, top, bottom), mode=mode)
+    return x
+
+
+def pad_to_multiple(
+    x: Tensor, multiple: int, *, periodic_lon: bool, edge_padding: str = "zeros"
+) -> tuple[Tensor, tuple[int, int, int, int]]:
+    """Pad ``x[B, C, H, W]`` so H and W are multiples of ``multiple``.
+
+    Returns the padded tensor and ``(top, left, H, W)`` for :func:`crop`.
+    """
+    h, w = x.shape[-2:]
+    dh, dw = -h % multiple, -w % multiple
+    top, left = dh // 2, dw // 2
+    x = geo_pad(
+        x, top, dh - top, left, dw - left, periodic_lon=periodic_lon, edge_padding=edge_padding
+    )
+    return x, (top, left, h, w)
+
+
+def crop(x: Tensor, box: tuple[int, int, int, int]) -> Tensor:
+    """Undo :func:`pad_to_multiple`."""
+    top, left, h, w = box
+    return x[..., top : top + h, left : left + w]
+
+
+class GeoPad2d(nn.Module):
+    """Pad ``lat`` rows and ``lon`` columns on each side; longitude wraps if ``periodic_lon``."""
+
+    def __init__(
+        self, lat: int, lon: int, periodic_lon: bool = False, edge_padding: str = "zeros"
+    ) -> None:
+        super().__init__()
+        self.lat, self.lon = lat, lon
+        self.periodic_lon = periodic_lon
+        self.edge_padding = check_edge_padding(edge_padding)
+
+    def forward(self, x: Tensor) -> Tensor:
+        a, o = self.lat, self.lon
+        return geo_pad(
+            x, a, a, o, o, periodic_lon=self.periodic_lon, edge_padding=self.edge_padding
+        )
+
+    def extra_repr(self) -> str:
+        return (
+            f"lat={self.lat}, lon={self.lon}, periodic_lon={self.periodic_lon}, "
+            f"edge_padding={self.edge_padding!r}"
+        )
+
+
+class GeoConv2d(nn.Module):
+    """A "same" convolution padded periodically in longitude when ``periodic_lon``.
+
+    The convolution is a plain ``nn.Conv2d`` (attribute ``conv``), so tools that wrap
+    Conv2d layers, such as LoRA, see an ordinary layer. Zero padding is left to the
+    convolution itself (it is cheaper); wrapping and replication are done by ``pad``.
+    """
+
+    def __init__(
+        self,
+        in_ch: int,
+        out_ch: int,
+        kernel_size: int = 3,
+        *,
+        periodic_lon: bool = False,
+        edge_padding: str = "zeros",
+        bias: bool = True,
+    ) -> None:
+        super().__init__()
+        if kernel_size % 2 != 1:
+            raise ValueError(f"kernel_size must be odd, not {kernel_size}")
+        p = kernel_size // 2
+        zeros = check_edge_padding(edge_padding) == "zeros"
+        conv_lat = p if zeros else 0
+        conv_lon = p if zeros and not periodic_lon else 0
+        self.pad = GeoPad2d(p - conv_lat, p - conv_lon, periodic_lon, edge_padding)
+        self.conv = nn.Conv2d(in_ch, out_ch, kernel_size, padding=(conv_lat, conv_lon), bias=bias)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.conv(self.pad(x))

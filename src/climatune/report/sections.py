@@ -1,0 +1,493 @@
+"""The seven sections of the report, each built from what :func:`~climatune.report.collect.scan`
+found; a section with nothing to show returns ``""`` and is left out of the page.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from climatune.report import figures, markup, tables
+from climatune.report.collect import (
+    Found,
+    RunInfo,
+    read_csv,
+    read_json,
+    read_losses,
+    read_yaml,
+    to_float,
+)
+from climatune.report.markup import Cell
+from climatune.report.markup import esc as _e
+
+__all__ = ["SECTIONS"]
+
+
+def _get(obj: Any, *keys: str) -> Any:
+    for key in keys:
+        obj = obj.get(key) if isinstance(obj, dict) else None
+    return obj
+
+
+def _pct_or_num(values: Sequence[float]) -> bool:
+    finite = [v for v in values if math.isfinite(v)]
+    return bool(finite) and all(0 <= v <= 1 for v in finite)
+
+
+# --------------------------------------------------------------------------- 1. summary
+
+
+def _years(blocks: Any) -> str:
+    if not isinstance(blocks, dict):
+        return ""
+    return " · ".join(
+        f"{k} {b[0]}–{b[1]}"
+        for k, b in blocks.items()
+        if isinstance(b, (list, tuple)) and len(b) == 2
+    )
+
+
+def _counts(counts: Any) -> str:
+    return " · ".join(f"{k} {v}" for k, v in counts.items()) if isinstance(counts, dict) else ""
+
+
+def _variables(records: Any, *, long: bool = True) -> str:
+    if not isinstance(records, list):
+        return ""
+    out = []
+    for r in records:
+        if isinstance(r, dict) and "name" in r:
+            units = f" [{r['units']}]" if r.get("units") else ""
+            std = r.get("standard_name") if long and r.get("standard_name") != r["name"] else ""
+            std = f" ({std})" if std else ""
+            out.append(f"{r['name']}{units}{std}")
+    return ", ".join(out)
+
+
+def _grid(grid: Any) -> str:
+    lat, lon = _get(grid, "lat"), _get(grid, "lon")
+    if not (isinstance(lat, list) and isinstance(lon, list) and lat and lon):
+        return ""
+    text = f"{len(lat)} × {len(lon)} cells, lat {min(lat):g}…{max(lat):g}°N, lon {min(lon):g}…{max(lon):g}°E"
+    if len(lat) > 1 and len(lon) > 1:
+        text += f", ~{abs(lat[1] - lat[0]):.3g}° × {abs(lon[1] - lon[0]):.3g}°"
+    return text
+
+
+def _parent(value: Any, found: Found) -> str:
+    if not value:
+        return ""
+    path = Path(str(value))
+    try:
+        return path.resolve().relative_to(found.root.resolve()).as_posix()
+    except (ValueError, OSError):
+        return str(value)
+
+
+def _run_facts(run: RunInfo, found: Found) -> list[tuple[str, str]]:
+    """Ordered facts about a run, from its artifact metadata, else from its config."""
+    meta, cfg = run.meta or {}, run.config or {}
+    cfg = cfg or meta.get("config") or {}
+    prov = meta.get("provenance") or {}
+    task = meta.get("task") or cfg.get("task") or {}
+    kind = str(task.get("kind", "")) if isinstance(task, dict) else ""
+    if kind in ("forecast", "index"):
+        kind += f" (history {task.get('history', '?')}, lead {task.get('lead', '?')})"
+    elif kind == "downscale":
+        kind += f" (×{task.get('factor', '?')})"
+    data = prov.get("data") or _get(cfg, "data", "path") or ""
+    model = cfg.get("model") if isinstance(cfg.get("model"), dict) else {}
+    backbone = (
+        f"{model.get('backbone', '')} (width {model.get('width', '?')}, depth {model.get('depth', '?')})"
+        if model
+        else ""
+    )
+    time_range = prov.get("time_range")
+    calendar = _get(meta, "grid", "calendar")
+    return [
+        ("task", kind),
+        ("data", ", ".join(map(str, data)) if isinstance(data, list) else str(data)),
+        (
+            "inputs",
+            _variables(meta.get("inputs"))
+            or ", ".join(map(str, _get(cfg, "data", "variables") or [])),
+        ),
+        (
+            "outputs",
+            _variables(meta.get("outputs"))
+            or ", ".join(map(str, _get(cfg, "data", "targets") or [])),
+        ),
+        ("static inputs", ", ".join(map(str, meta.get("static") or []))),
+        ("grid", _grid(meta.get("grid"))),
+        (
+            "time range",
+            " → ".join(str(t).removesuffix(" 00:00:00") for t in time_range)
+            if isinstance(time_range, list)
+            else "",
+        ),
+        ("calendar", str(calendar or "")),
+        ("split (years)", _years(prov.get("blocks") or _get(cfg, "data", "split"))),
+        ("samples", _counts(prov.get("n_samples"))),
+        ("backbone", backbone),
+        ("parent", _parent(meta.get("parent"), found)),
+    ]
+
+
+def _primary(found: Found) -> RunInfo | None:
+    """The run the summary details: the directory itself, else the fine-tuned run, else the first."""
+    order = ["finetune", "finetuned"]
+    ranked = sorted(
+        found.runs,
+        key=lambda r: (
+            r.path != found.root,
+            order.index(r.name) if r.name in order else len(order),
+            r.meta is None,
+        ),
+    )
+    return ranked[0] if ranked else None
+
+
+def _summary(found: Found) -> str:
+    if not found.runs:
+        return '<p class="muted">No config.yaml or model/climatune.json was found.</p>'
+    out = []
+    if len(found.runs) > 1:
+        keys = ("task", "data", "outputs", "grid", "split (years)", "samples", "parent")
+        rows = []
+        for run in found.runs:
+            facts = dict(_run_facts(run, found))
+            facts["outputs"] = _variables(_get(run.meta, "outputs"), long=False) or facts["outputs"]
+            facts["grid"] = facts["grid"].split(" cells")[0]
+            rows.append([_e(run.name)] + [(_e(facts[k]) or "–", "w") for k in keys])
+        out.append("<h3>Runs</h3>" + markup.table(["run", *keys], rows))
+    primary = _primary(found)
+    assert primary is not None
+    out.append(f"<h3>{_e(primary.name)}</h3>" if len(found.runs) > 1 else "")
+    out.append(markup.facts(_run_facts(primary, found)))
+    text = ""
+    if primary.config is not None:
+        text = (primary.path / "config.yaml").read_text(encoding="utf-8", errors="replace")
+    elif isinstance(_get(primary.meta, "config"), dict):
+        text = yaml.safe_dump(primary.meta["config"], sort_keys=False)
+    if text:
+        out.append(
+            f"<details><summary>resolved config of {_e(primary.name)}</summary><pre>{_e(text)}</pre></details>"
+        )
+    return "".join(out)
+
+
+# --------------------------------------------------------------------------- 2. training
+
+
+def _training(found: Found) -> str:
+    histories = {r.name: read_losses(r.log, found.notes) for r in found.runs if r.log is not None}
+    histories = {k: v for k, v in histories.items() if v}
+    png = figures.loss_curves(histories)
+    if png is None:
+        return ""
+    rows = []
+    for name, h in histories.items():
+        train, val = h.get("train") or [], h.get("val") or []
+        epochs = len({e for pts in h.values() for e, _ in pts})
+        best = min(val, key=lambda p: p[1]) if val else None
+        rows.append(
+            [
+                _e(name),
+                str(epochs),
+                f"{tables.fmt(best[1], 4)} (epoch {best[0]})" if best else "–",
+                tables.fmt(train[-1][1], 4) if train else "–",
+                tables.fmt(val[-1][1], 4) if val else "–",
+            ]
+        )
+    header = ["run", "epochs", "best val loss", "last train loss", "last val loss"]
+    return markup.figure(
+        png, "training and validation loss per epoch", "loss per epoch, drawn from logs/metrics.csv"
+    ) + markup.table(header, rows)
+
+
+# --------------------------------------------------------------------------- 3. metrics
+
+
+def _units(found: Found) -> dict[str, str]:
+    units: dict[str, str] = {}
+    for run in found.runs:
+        for rec in (_get(run.meta, "outputs") or []) + (_get(run.meta, "inputs") or []):
+            if isinstance(rec, dict) and rec.get("name") and rec.get("units"):
+                units.setdefault(str(rec["name"]), str(rec["units"]))
+    return units
+
+
+def _metric_table_html(table: tables.MetricTable, units: dict[str, str]) -> str:
+    variables = list(dict.fromkeys(v for v, _ in table.columns))
+    top = '<th class="l" rowspan="2">model</th>' + "".join(
+        f'<th class="c" colspan="{sum(c[0] == v for c in table.columns)}">{_e(v)}'
+        f"{f' [{_e(units[v])}]' if units.get(v) else ''}</th>"
+        for v in variables
+    )
+    sub = "".join(f'<th data-var="{_e(v)}">{_e(m)}</th>' for v, m in table.columns)
+    digits = {
+        c: tables.digits_to_separate(table.value(m, c) for m in table.models) for c in table.columns
+    }
+    body = []
+    for model in table.models:
+        cls = ' class="net"' if model in tables.NETWORKS else ""
+        cells = [f'<td class="l">{_e(model)}</td>']
+        for col in table.columns:
+            best = model in table.best.get(col, set())
+            attrs = f' data-var="{_e(col[0])}" data-metric="{_e(col[1])}"' + (
+                ' class="best"' if best else ""
+            )
+            cells.append(f"<td{attrs}>{tables.fmt(table.value(model, col), digits[col])}</td>")
+        body.append(f"<tr{cls}>{''.join(cells)}</tr>")
+    return (
+        f'<div class="scroll"><table class="metrics"><thead><tr>{top}</tr><tr>{sub}</tr></thead>'
+        f"<tbody>{''.join(body)}</tbody></table></div>"
+    )
+
+
+def _metrics(found: Found) -> str:
+    units = _units(found)
+    out = []
+    for path in found.metrics:
+        rows = read_json(path, found.notes)
+        table = tables.metric_table(rows if isinstance(rows, list) else [])
+        if table is None:
+            found.notes.append(f"{found.rel(path)}: no metric rows")
+            continue
+        if len(found.metrics) > 1:
+            out.append(f"<h3>{_e(found.rel(path))}</h3>")
+        variables = list(dict.fromkeys(v for v, _ in table.columns))
+        for var in variables:
+            result = tables.verdict(table, var, units.get(var, ""))
+            if result:
+                out.append(
+                    f'<p class="verdict {"win" if result[1] else "loss"}">{_e(result[0])}.</p>'
+                )
+        out.append(
+            f'<p class="note">{_e(table.split)} split ({_e(found.rel(path))}); best value per column highlighted: '
+            "lowest rmse and mae, lowest |bias|, highest acc, skill and corr.</p>"
+        )
+        out.append(_metric_table_html(table, units))
+        bars = [
+            figures.rmse_bars(
+                {m: table.value(m, (v, "rmse")) for m in table.models},
+                variable=v,
+                units=units.get(v, ""),
+                highlight=tables.main_model(table.models),
+            )
+            for v in variables
+            if (v, "rmse") in table.columns
+        ]
+        pngs = [p for p in bars if p]
+        if pngs:
+            items = "".join(markup.figure(p, "RMSE by model") for p in pngs)
+            out.append(f'<div class="gallery">{items}</div>' if len(pngs) > 1 else items)
+    return "".join(out)
+
+
+# --------------------------------------------------------------------------- 4-5. maps, curve
+
+
+def _maps(found: Found) -> str:
+    return "".join(markup.figure_file(p, found) for p in found.maps)
+
+
+def _curve(found: Found) -> str:
+    out = []
+    for folder in found.curves:
+        if len(found.curves) > 1:
+            out.append(f"<h3>{_e(found.rel(folder))}</h3>")
+        rows = (
+            read_json(folder / "curve.json", found.notes)
+            if (folder / "curve.json").exists()
+            else None
+        )
+        gaps = tables.curve_gaps(rows if isinstance(rows, list) else [])
+        png_path = folder / "curve.png"
+        if png_path.exists() and found.accept_image(png_path):
+            out.append(markup.figure_file(png_path, found))
+        elif gaps:
+            png = figures.efficiency_curve(gaps)
+            out.append(
+                markup.figure(
+                    png, "data-efficiency curve", f"drawn from {found.rel(folder / 'curve.json')}"
+                )
+                if png
+                else ""
+            )
+        for var, cells in gaps.items():
+            better = sum(c["gap"] > 0 for c in cells if math.isfinite(c["gap"]))
+            scored = sum(math.isfinite(c["gap"]) for c in cells)
+            out.append(
+                f"<p><b>{_e(var)}</b>: fine-tuning beats scratch at {better} of {scored} fractions "
+                "(gap = scratch − fine-tuned RMSE; positive means pre-training helps).</p>"
+            )
+            table_rows = [
+                [
+                    f"{c['fraction']:g}",
+                    tables.fmt(c["n_train"], 6),
+                    tables.fmt(c.get("finetuned", math.nan), 4),
+                    tables.fmt(c.get("scratch", math.nan), 4),
+                    (tables.fmt(c["gap"], 3), "bad" if c["gap"] < 0 else ""),
+                ]
+                for c in cells
+            ]
+            out.append(
+                markup.table(
+                    ["fraction", "training samples", "fine-tuned RMSE", "scratch RMSE", "gap"],
+                    table_rows,
+                )
+            )
+    return "".join(out)
+
+
+# --------------------------------------------------------------------------- 6. attribution
+
+
+def _matrix(data: dict[str, Any]) -> str:
+    """``{row: {column: share}}`` as a table; the largest share of each row highlighted."""
+    columns = list(dict.fromkeys(c for inner in data.values() for c in inner))
+    values = [to_float(v) for inner in data.values() for v in inner.values()]
+    pct = _pct_or_num(values)
+    rows = []
+    for name, inner in data.items():
+        nums = {c: to_float(inner.get(c)) for c in columns}
+        top = max((v for v in nums.values() if math.isfinite(v)), default=math.nan)
+        cells: list[Cell] = [_e(str(name))]
+        for c in columns:
+            v = nums[c]
+            text = "–" if not math.isfinite(v) else (f"{100 * v:.1f}%" if pct else tables.fmt(v, 3))
+            cells.append((text, "best" if v == top else ""))
+        rows.append(cells)
+    return markup.table(["", *(_e(str(c)) for c in columns)], rows)
+
+
+def _is_matrix(obj: Any) -> bool:
+    return (
+        isinstance(obj, dict)
+        and bool(obj)
+        and all(
+            isinstance(v, dict)
+            and v
+            and all(isinstance(x, (int, float)) or x is None for x in v.values())
+            for v in obj.values()
+        )
+    )
+
+
+def _interactions(data: Any) -> str:
+    """Render the interaction matrix in whichever plain JSON shape it comes."""
+    if _is_matrix(data):
+        return _matrix(data)
+    if isinstance(data, dict):
+        if {"rows", "columns", "values"} <= set(data) and isinstance(data["values"], list):
+            try:
+                return _matrix(
+                    {
+                        r: dict(zip(data["columns"], vals))
+                        for r, vals in zip(data["rows"], data["values"])
+                    }
+                )
+            except TypeError:
+                pass
+        parts = [f"<h3>{_e(str(k))}</h3>{_matrix(v)}" for k, v in data.items() if _is_matrix(v)]
+        scalars = [
+            (str(k), str(v)) for k, v in data.items() if isinstance(v, (str, int, float, bool))
+        ]
+        if parts:
+            return markup.facts(scalars) + "".join(parts)
+    if isinstance(data, list) and data and all(isinstance(r, dict) for r in data):
+        keys = list(dict.fromkeys(k for r in data for k in r))
+        return markup.table(
+            [_e(str(k)) for k in keys], [[_e(str(r.get(k, ""))) for k in keys] for r in data]
+        )
+    return f"<pre>{_e(json.dumps(data, indent=2)[:20000])}</pre>"
+
+
+def _explain(found: Found) -> str:
+    out = []
+    for folder in found.explains:
+        if len(found.explains) > 1:
+            out.append(f"<h3>{_e(found.rel(folder))}</h3>")
+        nc = folder / "attributions.nc"
+        if nc.exists():
+            out.append(
+                f'<p class="note">Attribution maps: {_e(found.rel(nc))} '
+                f"({nc.stat().st_size / 2**20:.1f} MiB; open it with xarray).</p>"
+            )
+        if (folder / "interactions.json").exists():
+            data = read_json(folder / "interactions.json", found.notes)
+            if data is not None:
+                out.append(
+                    "<p>Interaction matrix: share of |attribution| of each output (row) that each "
+                    "input variable or climate component (column) carries; the largest share is highlighted.</p>"
+                )
+                out.append(_interactions(data))
+        out.append(markup.gallery(found.images(folder), found))
+    return "".join(out)
+
+
+# --------------------------------------------------------------------------- 7. tuning
+
+
+def _trials(rows: list[dict[str, str]], maximize: bool) -> str:
+    done = [r for r in rows if math.isfinite(to_float(r.get("value")))]
+    done.sort(key=lambda r: to_float(r["value"]), reverse=maximize)
+    params = [k for k in (rows[0] if rows else {}) if k.startswith("params_")]
+    states = sum(str(r.get("state", "COMPLETE")).upper() == "COMPLETE" for r in rows)
+    header = ["trial", "value", *(_e(p.removeprefix("params_")) for p in params)]
+    table = [
+        [
+            _e(r.get("number", "")),
+            tables.fmt(to_float(r["value"]), 5),
+            *(_e(r.get(p, "")) for p in params),
+        ]
+        for r in done[:10]
+    ]
+    note = f"<p>{len(rows)} trials, {states} complete; the {min(10, len(done))} best by objective ({'highest' if maximize else 'lowest'} first):</p>"
+    return note + markup.table(header, table) if table else note
+
+
+def _tuning(found: Found) -> str:
+    out = []
+    for folder in found.tunes:
+        if len(found.tunes) > 1:
+            out.append(f"<h3>{_e(found.rel(folder))}</h3>")
+        best = (
+            read_yaml(folder / "best.yaml", found.notes)
+            if (folder / "best.yaml").exists()
+            else None
+        )
+        if isinstance(best, dict):
+            params = best.get("params") or best.get("best_params")
+            if isinstance(params, dict):
+                out.append(
+                    "<p><b>Best parameters</b></p>"
+                    + markup.facts((str(k), str(v)) for k, v in params.items())
+                )
+            text = (folder / "best.yaml").read_text(encoding="utf-8", errors="replace")
+            out.append(
+                f"<details {'open' if not isinstance(params, dict) and text.count(chr(10)) < 40 else ''}>"
+                f"<summary>best.yaml</summary><pre>{_e(text)}</pre></details>"
+            )
+        if (folder / "trials.csv").exists():
+            maximize = str(_get(best, "direction") or "").lower() == "maximize"
+            out.append(_trials(read_csv(folder / "trials.csv", found.notes), maximize))
+        out.append(markup.gallery(found.images(folder), found))
+    return "".join(out)
+
+
+SECTIONS: tuple[tuple[str, str, Callable[[Found], str]], ...] = (
+    ("summary", "Summary", _summary),
+    ("training", "Training curves", _training),
+    ("metrics", "Metrics against the baselines", _metrics),
+    ("maps", "Maps", _maps),
+    ("efficiency", "Data efficiency", _curve),
+    ("attribution", "Attribution", _explain),
+    ("tuning", "Tuning", _tuning),
+)

@@ -1,0 +1,161 @@
+"""Pre-training runs: config → data → network → Lightning → artifact.
+
+:func:`fit_task` is the one training entry point; pre-training, fine-tuning, the
+data-efficiency curve and tuning all call it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import lightning.pytorch as pl
+import torch
+from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint, RichProgressBar
+from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+
+from climatune.config import Config, dump_config
+from climatune.data.normalize import Normalizer
+from climatune.data.samples import fit_normalizer, static_channels
+from climatune.data.view import TaskView, build_view
+from climatune.errors import ClimatuneError
+from climatune.finetune.artifact import save_artifact, variable_records
+from climatune.training.datamodule import ClimateDataModule
+from climatune.training.task import ClimateTask
+from climatune.utils.atomic import atomic_path, prepare_output_dir
+
+__all__ = ["pretrain", "new_net", "fit_task", "residual_index", "export_model", "default_run_dir"]
+
+
+def default_run_dir(cfg: Config, prefix: str) -> Path:
+    return Path("runs") / f"{prefix}-{cfg.task.kind}"
+
+
+def residual_index(view: TaskView, residual: bool) -> list[int]:
+    """Per output, the input channel that is its residual base (-1 for none)."""
+    if view.is_scalar:
+        return [-1]
+    return [view.inputs.index(t) if residual and t in view.inputs else -1 for t in view.targets]
+
+
+def new_net(cfg: Config, view: TaskView, n_static: int) -> torch.nn.Module:
+    """A freshly initialised network for ``view``'s task, as ``cfg.model`` describes."""
+    from climatune.models.net import build_net
+
+    torch.manual_seed(cfg.seed)
+    m = cfg.model
+    return build_net(
+        m.backbone, variables=view.inputs, history=view.history, n_static=n_static,
+        n_out=len(view.targets), head="scalar" if view.is_scalar else "field", width=m.width,
+        depth=m.depth, dropout=m.dropout, periodic_lon=view.periodic_lon,
+        **({"patch": m.patch, "heads": m.heads} if m.backbone == "vit" else {}),
+    )
+
+
+def _trainer(cfg: Config, out: Path, callbacks: Sequence[Callback], *, logs: bool = True) -> pl.Trainer:
+    t = cfg.trainer
+    callbacks = [
+        EarlyStopping("val_loss", patience=t.patience, mode="min"),
+        ModelCheckpoint(dirpath=out / "checkpoints", filename="best", monitor="val_loss", save_last=True,
+                        save_top_k=1, mode="min", enable_version_counter=False),
+        *callbacks,
+    ]
+    if t.progress_bar:
+        callbacks.append(RichProgressBar())
+    loggers: Any = False
+    if logs:
+        loggers = [CSVLogger(out, name="logs", version=""), TensorBoardLogger(out, name="logs", version="tb")]
+    cpu = t.accelerator == "cpu" or (t.accelerator == "auto" and not torch.cuda.is_available())
+    return pl.Trainer(
+        max_epochs=t.max_epochs, max_steps=t.max_steps, accelerator=t.accelerator, devices=t.devices,
+        strategy=t.strategy, num_nodes=t.num_nodes, precision=t.precision,
+        gradient_clip_val=t.gradient_clip_val or None, log_every_n_steps=t.log_every_n_steps,
+        callbacks=callbacks, logger=loggers, enable_progress_bar=t.progress_bar,
+        enable_model_summary=False, deterministic=cpu, default_root_dir=out,
+        limit_train_batches=t.limit_train_batches, num_sanity_val_steps=0,
+    )
+
+
+def fit_task(
+    cfg: Config, view: TaskView, normalizer: Normalizer, net: torch.nn.Module, out: Path, *,
+    resume: Path | None = None, callbacks: Sequence[Callback] = (), logs: bool = True,
+) -> tuple[ClimateTask, pl.Trainer]:
+    """Train ``net`` on ``view`` with Lightning; returns the task and its trainer.
+
+    The best checkpoint (lowest validation loss) is restored into ``net`` at the end.
+    """
+    names, static = static_channels(view)
+    weight = torch.from_numpy(view.weights().values.astype("float32"))
+    task = ClimateTask(
+        net, torch.from_numpy(static), weight, residual_index(view, cfg.model.residual),
+        lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay, warmup_fraction=cfg.optim.warmup_fraction,
+        backbone_lr_scale=cfg.optim.backbone_lr_scale, seed=cfg.seed,
+    )
+    data = ClimateDataModule(
+        view, normalizer, batch_size=cfg.data.batch_size, num_workers=cfg.data.num_workers, seed=cfg.seed,
+        mask_ratio=cfg.task.mask_ratio, patch=cfg.task.patch,
+    )
+    pl.seed_everything(cfg.seed, workers=True, verbose=False)
+    trainer = _trainer(cfg, out, callbacks, logs=logs)
+    ckpt = None
+    if resume is not None:
+        ckpt = Path(resume) / "checkpoints" / "last.ckpt"
+        if not ckpt.exists():
+            raise ClimatuneError(f"cannot resume: {ckpt} does not exist")
+    trainer.fit(task, datamodule=data, ckpt_path=ckpt, weights_only=True)
+    best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+    if best and os.path.exists(best):
+        state = torch.load(best, map_location="cpu", weights_only=True)["state_dict"]
+        task.load_state_dict(state, strict=False)
+    task.static_names = names
+    return task, trainer
+
+
+def export_model(
+    model_dir: Path, cfg: Config, view: TaskView, normalizer: Normalizer, task: ClimateTask, *,
+    parent: str | None = None,
+) -> Path:
+    """Write the artifact of a trained task (weights + climatune.json)."""
+    outputs_units = {view.targets[0]: str(view.index.attrs.get("units", ""))} if view.is_scalar else {}
+    meta = {
+        "task": {"kind": view.kind, "history": view.history, "lead": view.lead, "factor": view.factor},
+        "inputs": variable_records(view.fields, view.inputs, normalizer.units_),
+        "outputs": variable_records(
+            view.index.to_dataset(name=view.targets[0]) if view.is_scalar else view.fields,
+            view.targets, {**normalizer.units_, **outputs_units},
+        ),
+        "static": list(getattr(task, "static_names", [])),
+        "grid": {"lat": view.fields.lat.values.tolist(), "lon": view.fields.lon.values.tolist(),
+                 "calendar": str(view.fields.time.dt.calendar)},
+        "normalization": normalizer.to_dict(),
+        "config": cfg.model_dump(mode="json"),
+        "residual_index": task.residual_index,
+        "provenance": {
+            "data": cfg.data.path, "blocks": {k: list(v) for k, v in view.blocks.items()},
+            "n_samples": view.n_samples(),
+            "time_range": [str(view.fields.time.values[0]), str(view.fields.time.values[-1])],
+        },
+        "parent": parent,
+    }
+    return save_artifact(model_dir, task.net, meta, task.static)
+
+
+def write_config(out: Path, cfg: Config) -> None:
+    with atomic_path(out / "config.yaml") as tmp:
+        tmp.write_text(dump_config(cfg))
+
+
+def pretrain(cfg: Config, out: str | Path | None = None, resume: str | Path | None = None) -> Path:
+    """``climatune pretrain``: train a network from scratch and write ``RUN/model``."""
+    out = prepare_output_dir(resume or out or default_run_dir(cfg, "pretrain"))
+    view = build_view(cfg)
+    normalizer = fit_normalizer(view)
+    names, _ = static_channels(view)
+    net = new_net(cfg, view, len(names))
+    write_config(out, cfg)
+    task, trainer = fit_task(cfg, view, normalizer, net, out, resume=Path(resume) if resume else None)
+    if trainer.is_global_zero:
+        export_model(out / "model", cfg, view, normalizer, task)
+    return out

@@ -1,0 +1,108 @@
+"""The Lightning task: a :class:`~climatune.models.net.ClimateNet` plus loss and optimiser.
+
+Training, validation and test share one ``_step``. Fields are predicted as a residual over
+the matching input at step t when ``residual`` is on (persistence for forecasts, the
+bilinear field for downscaling), so the network learns what the simple answer misses.
+"""
+
+from __future__ import annotations
+
+import math
+
+import lightning.pytorch as pl
+import torch
+from torch import nn
+
+from climatune.training.losses import weighted_mse
+
+__all__ = ["ClimateTask"]
+
+
+class ClimateTask(pl.LightningModule):
+    """Train a ClimateNet with a latitude-weighted, NaN-masked MSE.
+
+    Parameters
+    ----------
+    net
+        The network; called as ``net(fields, static)``.
+    static
+        ``[S, H, W]`` static inputs shared by every sample.
+    weight
+        ``[H, W]`` loss weights (cos-latitude inside the scored region).
+    residual_index
+        For each output channel, the input variable whose last step is the base of a
+        residual prediction, or -1 for none.
+    lr, weight_decay, warmup_fraction, backbone_lr_scale
+        AdamW with linear warm-up then cosine decay; the backbone's learning rate is
+        scaled by ``backbone_lr_scale`` (discriminative fine-tuning).
+    """
+
+    def __init__(
+        self, net: nn.Module, static: torch.Tensor, weight: torch.Tensor, residual_index: list[int],
+        *, lr: float = 1e-3, weight_decay: float = 1e-4, warmup_fraction: float = 0.05,
+        backbone_lr_scale: float = 1.0, seed: int = 0,
+    ) -> None:
+        super().__init__()
+        self.net = net
+        self.register_buffer("static", static.float(), persistent=False)
+        self.register_buffer("weight", weight.float(), persistent=False)
+        self.residual_index = list(residual_index)
+        self.lr, self.weight_decay = lr, weight_decay
+        self.warmup_fraction, self.backbone_lr_scale = warmup_fraction, backbone_lr_scale
+        self.seed = seed
+
+    def forward(self, fields: torch.Tensor) -> torch.Tensor:
+        static = self.static.expand(fields.shape[0], *self.static.shape)
+        out = self.net(fields, static)
+        if out.dim() == 4 and any(i >= 0 for i in self.residual_index):
+            base = torch.stack(
+                [fields[:, i, -1] if i >= 0 else torch.zeros_like(fields[:, 0, -1]) for i in self.residual_index],
+                dim=1,
+            )
+            out = out + base
+        return out
+
+    def _step(self, batch: dict[str, torch.Tensor], stage: str) -> torch.Tensor:
+        pred = self(batch["fields"])
+        weight = self.weight if pred.dim() == 4 else None
+        loss = weighted_mse(pred, batch["target"], weight)
+        self.log(f"{stage}_loss", loss, prog_bar=stage != "test", on_epoch=True,
+                 on_step=stage == "train", batch_size=pred.shape[0], sync_dist=stage != "train")
+        return loss
+
+    def training_step(self, batch, batch_idx):
+        return self._step(batch, "train")
+
+    def validation_step(self, batch, batch_idx):
+        return self._step(batch, "val")
+
+    def test_step(self, batch, batch_idx):
+        return self._step(batch, "test")
+
+    def predict_step(self, batch, batch_idx):
+        return self(batch["fields"])
+
+    def on_train_epoch_start(self) -> None:
+        # Dropout and masks draw from a generator seeded by epoch: resuming replays exactly.
+        torch.manual_seed(self.seed * 1_000_003 + self.current_epoch)
+
+    def configure_optimizers(self):
+        backbone, rest = [], []
+        for name, p in self.net.named_parameters():
+            if p.requires_grad:
+                (backbone if name.startswith("backbone.") else rest).append(p)
+        groups = [{"params": rest, "lr": self.lr, "name": "stem_head"}]
+        if backbone:
+            groups.append({"params": backbone, "lr": self.lr * self.backbone_lr_scale, "name": "backbone"})
+        opt = torch.optim.AdamW(groups, lr=self.lr, weight_decay=self.weight_decay)
+        total = max(1, int(self.trainer.estimated_stepping_batches))
+        warmup = int(self.warmup_fraction * total)
+
+        def schedule(step: int) -> float:
+            if step < warmup:
+                return (step + 1) / (warmup + 1)
+            progress = (step - warmup) / max(1, total - warmup)
+            return 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
+
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, schedule)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
