@@ -11,7 +11,6 @@ import json
 import sys
 import traceback
 from collections.abc import Callable
-from pathlib import Path
 
 from climatune import __version__
 from climatune.errors import ClimatuneError

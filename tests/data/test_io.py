@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+import re
 import sys
 from pathlib import Path
 
 import cftime
+import dask
 import dask.array as da
 import numpy as np
 import pytest
@@ -62,6 +64,17 @@ def test_open_netcdf_is_lazy_canonical_and_keeps_metadata(tmp_path, make_test_da
     assert ds.time.encoding["calendar"] == "noleap"
     assert isinstance(ds.time.values[0], cftime.DatetimeNoLeap)
     assert ds.attrs["title"] == "climatune test data"
+
+
+def test_opening_reads_no_data(tmp_path, make_test_dataset):
+    def refuse(*args, **kwargs):
+        raise AssertionError("open_dataset computed data")
+
+    raw = make_test_dataset(nlevel=2, descending_lat=True, lon_180=True)
+    paths = [_write(part, tmp_path / f"{y}.nc") for y, part in raw.groupby("time.year")]
+    with dask.config.set(scheduler=refuse):
+        ds = open_dataset(paths, chunks={"time": 6})
+    assert ds.tas.chunks[0] == (6, 6, 6, 6)
 
 
 def test_values_follow_flipped_and_wrapped_coordinates(tmp_path, make_test_dataset):
@@ -201,7 +214,7 @@ def test_zarr_store(tmp_path, make_test_dataset):
     raw = make_test_dataset(
         calendar="360_day", lon_180=True, descending_lat=True, lat_name="latitude"
     )
-    raw.to_zarr(tmp_path / "x.zarr")
+    raw.to_zarr(tmp_path / "x.zarr", consolidated=False)
     ds = open_dataset(tmp_path / "x.zarr")
     _assert_canonical(ds)
     assert isinstance(ds.tas.data, da.Array)
@@ -406,5 +419,6 @@ def test_errors_via_cli_are_one_line_exit_2(bad_source, capsys):
     err = capsys.readouterr().err
     assert rc == 2
     assert err.startswith("climatune: error: ") and err.count("\n") == 1
+    assert re.search(message, err)
     assert "Traceback" not in err
-    assert len(err) < 400
+    assert len(err) < 500

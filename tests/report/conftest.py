@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -28,7 +29,7 @@ LAT = [30.0 + 1.25 * i for i in range(4)]
 LON = [235.0 + 1.875 * i for i in range(8)]
 
 
-def tiny_png(path: Path, title: str = "") -> Path:
+def _tiny_png(path: Path, title: str = "") -> Path:
     """A real, small PNG written by matplotlib."""
     fig = Figure(figsize=(2.4, 1.2))
     ax = fig.subplots()
@@ -103,10 +104,8 @@ def _losses(path: Path, epochs: int, scale: float) -> None:
     path.write_text("\n".join(lines) + "\n")
 
 
-@pytest.fixture
-def demo_dir(tmp_path: Path) -> Path:
-    """``DIR`` laid out like ``climatune demo``: three runs, metrics, maps, curve, explain, tune."""
-    root = tmp_path / "demo"
+def make_demo_dir(root: Path) -> Path:
+    """``root`` laid out like ``climatune demo``: three runs, metrics, maps, curve, explain, tune."""
     for name, parent, data, epochs in (
         ("pretrain", None, "sample://A1B_north_america", 4),
         ("finetune", str(root / "pretrain" / "model"), "sample://E1_north_america", 3),
@@ -120,15 +119,15 @@ def demo_dir(tmp_path: Path) -> Path:
         )
         _losses(run / "logs" / "metrics.csv", epochs, 1.0 + epochs)
     (root / "metrics.json").write_text(json.dumps(metric_rows()))
-    tiny_png(root / "map_finetuned_tas.png", "finetuned tas")
-    tiny_png(root / "map_scratch_tas.png", "scratch tas")
+    _tiny_png(root / "map_finetuned_tas.png", "finetuned tas")
+    _tiny_png(root / "map_scratch_tas.png", "scratch tas")
     curve = [
         {"fraction": f, "n_train": n, "model": m, "variable": "tas", "metric": "rmse", "value": v}
         for f, n, ft, sc in ((0.1, 10, 0.50, 0.80), (0.5, 50, 0.36, 0.40), (1.0, 100, 0.33, 0.31))
         for m, v in (("finetuned", ft), ("scratch", sc))
     ]
     (root / "curve.json").write_text(json.dumps(curve))
-    tiny_png(root / "explain" / "attribution_tas.png", "attribution")
+    _tiny_png(root / "explain" / "attribution_tas.png", "attribution")
     (root / "explain" / "interactions.json").write_text(
         json.dumps({"tas": {"atmosphere": 0.7, "ocean": 0.2, "ice": 0.1}})
     )
@@ -139,5 +138,27 @@ def demo_dir(tmp_path: Path) -> Path:
     (root / "tune" / "trials.csv").write_text(
         "number,value,state,params_optim.lr\n0,0.41,COMPLETE,0.001\n1,0.37,COMPLETE,0.0003\n2,,FAIL,0.1\n"
     )
-    tiny_png(root / "tune" / "optimization_history.png", "history")
+    _tiny_png(root / "tune" / "optimization_history.png", "history")
     return root
+
+
+@pytest.fixture(name="tiny_png")
+def tiny_png_fixture() -> Callable[..., Path]:
+    """``tiny_png(path, title="")`` writes a small real PNG."""
+    return _tiny_png
+
+
+@pytest.fixture
+def demo_dir(tmp_path: Path) -> Path:
+    """A fresh fake demo directory."""
+    return make_demo_dir(tmp_path / "demo")
+
+
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """The fake demo directory and its report, written once per test module."""
+    from climatune.report.html import write_report
+
+    root = make_demo_dir(tmp_path_factory.mktemp("rendered") / "demo")
+    path = write_report(root)
+    return path, path.read_text(encoding="utf-8")

@@ -5,7 +5,9 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
-__all__ = ["coarsen", "bilinear_to", "coarsen_bilinear", "is_global"]
+from climatune.errors import ClimatuneError
+
+__all__ = ["coarsen", "bilinear_to", "coarsen_bilinear", "is_global", "lat_weights"]
 
 
 def is_global(lon: np.ndarray | xr.DataArray, tol: float = 1.5) -> bool:
@@ -39,3 +41,27 @@ def bilinear_to(
 def coarsen_bilinear(obj: xr.Dataset | xr.DataArray, factor: int) -> xr.Dataset | xr.DataArray:
     """Coarsen by ``factor`` then interpolate back: the input of a downscaling task."""
     return bilinear_to(coarsen(obj, factor), obj.lat, obj.lon)
+
+
+def lat_weights(lat: xr.DataArray, valid: xr.DataArray | None = None) -> xr.DataArray:
+    """cos(latitude) on the ``valid`` cells, 0 elsewhere, with mean 1 over the valid cells.
+
+    Parameters
+    ----------
+    lat
+        Latitude coordinate in degrees.
+    valid
+        Boolean mask broadcastable against ``lat`` (e.g. ``(time, lat, lon)``); all
+        cells are valid when omitted.
+    """
+    cos = np.cos(np.deg2rad(lat)).clip(min=0.0)
+    valid = xr.ones_like(lat, dtype=bool) if valid is None else valid.astype(bool)
+    w = xr.where(valid, cos, 0.0)
+    n_valid = int(valid.broadcast_like(w).sum())
+    total = float(w.sum())
+    if n_valid == 0 or total <= 0.0:
+        raise ClimatuneError(
+            "no valid cell to score: prediction and truth are never both finite inside the "
+            "region; check the region and the NaN cells of the data"
+        )
+    return (w * (n_valid / total)).rename("weight")

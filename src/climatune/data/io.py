@@ -154,7 +154,7 @@ def _expand(source: SourceLike) -> list[tuple[str, Path]]:
             items.append((text, resolve_sample(sample)))
             continue
         text = os.path.expanduser(text)
-        if glob.has_magic(text):
+        if any(c in text for c in "*?["):
             matches = sorted(glob.glob(text))
             if not matches:
                 raise ClimatuneError(f"no files match '{text}'; check the pattern and directory")

@@ -15,22 +15,13 @@ from torch.utils.data import Dataset, Sampler
 from climatune.data.normalize import Normalizer
 from climatune.data.view import TaskView
 
-__all__ = ["TaskSamples", "EpochShuffleSampler", "static_channels", "fit_normalizer", "train_steps"]
-
-
-def train_steps(view: TaskView, split: str = "train") -> np.ndarray:
-    """Every time step that the samples of ``split`` read (inputs and targets)."""
-    anchors = view.anchors[split]
-    return np.arange(anchors.min() - view.history + 1, view.target_index(anchors.max()) + 1)
+__all__ = ["TaskSamples", "EpochShuffleSampler", "static_channels", "fit_normalizer"]
 
 
 def fit_normalizer(view: TaskView) -> Normalizer:
     """Fit per-variable statistics on the training steps only (out of core, with Dask)."""
-    steps = train_steps(view)
-    ds = view.fields[list(dict.fromkeys(view.inputs + ([] if view.is_scalar else view.targets)))]
-    if view.is_scalar:
-        ds = ds.assign({view.targets[0]: view.index})
-    return Normalizer().fit(ds.isel(time=steps))
+    ds = view.fields[view.inputs].merge(view.target_data())
+    return Normalizer().fit(ds.isel(time=view.steps("train")))
 
 
 def static_channels(view: TaskView) -> tuple[list[str], np.ndarray]:
@@ -96,7 +87,7 @@ class TaskSamples(Dataset):
     ) -> None:
         self.view, self.split = view, split
         self.anchors = view.anchors[split]
-        steps = train_steps(view, split)
+        steps = view.steps(split)
         self.offset = int(steps[0])
         window = slice(int(steps[0]), int(steps[-1]) + 1)
         inputs = view.input_fields().isel(time=window)

@@ -18,8 +18,9 @@ attributes, one key each and together as JSON in ``attrs["coupling_coefficients"
   seed shapes their coasts; the user's seed does not change the mask), with the tropical
   Pacific (20S-20N, 150E-270E) kept ocean and the teleconnection region kept land.
   ``sst`` and ``siconc`` are NaN over land.
-* **Forced warming**: 0.02 (1 + 1.5 sin(phi)**2) K/yr, i.e. 0.02 K/yr at the equator and
-  2.5 times that at the poles, added to tas and sst (and 20 m/K to zg).
+* **Forced warming**: 0.02 (1 + 1.5 sin(phi)**2) t K, i.e. 0.02 K/yr at the equator and
+  2.5 times that at the poles, added to tas and sst (and 20 m/K to zg). Over melting sea
+  ice the ice-albedo term below amplifies the realised tas warming further.
 * **ENSO**: an AR(2) damped oscillator E with a 4-year period, a 2-year damping time and
   unit variance. sst gets 1.0 K x E x exp(-lat^2/2/8^2 - (lon-225)^2/2/35^2). tas over
   the ocean follows the local SST anomaly (ENSO + ocean noise) with coefficient 0.8.
@@ -27,10 +28,12 @@ attributes, one key each and together as JSON in ``attrs["coupling_coefficients"
   lagged 3 months and zg 30 m x E lagged 3 months (tapering outside the box with a 5 deg
   Gaussian); zg also gets 15 m x E x exp(-lat^2/2/15^2) with no lag. In that region E is
   the only interannual driver of tas besides noise. ``nino34`` is the area-weighted SST
-  anomaly (sst minus its forced mean, seasonal cycle and trend) over 5S-5N, 190-240E.
+  anomaly (sst minus its forced mean, seasonal cycle and trend) over 5S-5N, 190-240E,
+  weighted by each cell's overlap with the box so that coarse grids work too.
 * **Ice-albedo coupling**: sst has a smooth floor at freezing, 271.35 + 0.5 log(1 +
   exp((sst_raw - 271.35)/0.5)) K; siconc = 1 / (1 + exp((sst - 272.35)/0.3)); tas over
-  ocean is lowered by 8 K x siconc.
+  ocean is lowered by 8 K x siconc. Land has ``orography`` of at least 50 m and a lapse
+  rate effect on tas; ``orography`` is the only static field.
 * **Weather noise**: white noise smoothed by a Gaussian of 8 deg (tas, sst) or 15 deg
   (zg) on both axes (FFT, periodic in longitude), rescaled to standard deviations 1.0 K
   (tas), 0.3 K (sst) and 20 m (zg), red in time with e-folding times 3 days (tas, zg) and
@@ -51,9 +54,9 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import xarray as xr
@@ -269,7 +272,9 @@ def _box_area_weights(lat: np.ndarray, lon: np.ndarray, box: str) -> np.ndarray:
 class _RedSpatialNoise:
     """Unit-variance noise: Gaussian-smoothed in space, AR(1) in time, one seeded stream."""
 
-    def __init__(self, rng, nlat: int, nlon: int, length_deg: float, rho: float) -> None:
+    def __init__(
+        self, rng: np.random.Generator, nlat: int, nlon: int, length_deg: float, rho: float
+    ) -> None:
         self.rng, self.rho, self.shape, self.state = rng, rho, (nlat, nlon), None
         k = np.fft.rfftfreq(nlon)
         self.h_lon = np.exp(-0.5 * (2 * np.pi * k * length_deg / (360.0 / nlon)) ** 2)
@@ -299,7 +304,7 @@ class _RedSpatialNoise:
 class _Enso:
     """AR(2) damped oscillator with unit stationary variance, keeping a lag history."""
 
-    def __init__(self, rng, dt_years: float, lag: int) -> None:
+    def __init__(self, rng: np.random.Generator, dt_years: float, lag: int) -> None:
         c = COEFFICIENTS
         r = np.exp(-dt_years / c.enso_damping_years)
         self.phi1, self.phi2 = 2 * r * np.cos(2 * np.pi * dt_years / c.enso_period_years), -(r**2)
@@ -500,7 +505,7 @@ def _global_attrs(years: int, grid: tuple[int, int], freq: str, seed: int, start
     return attrs
 
 
-def _dataset(gen: _Generator, days: np.ndarray, data: dict, attrs: dict) -> xr.Dataset:
+def _dataset(gen: _Generator, days: np.ndarray, data: dict[str, Any], attrs: dict) -> xr.Dataset:
     """Assemble the CF dataset (time still numeric, with ``units`` and ``calendar``)."""
     ds = xr.Dataset(
         {name: (_DIMS[name], data[name], _var_attrs(name)) for name in _DIMS},
@@ -522,7 +527,9 @@ def _block_steps(grid: tuple[int, int], steps_per_year: int) -> tuple[int, int]:
     return chunk, max(1, _BLOCK_CELLS // (cells * chunk)) * chunk
 
 
-def _prepare(years, grid, freq, seed, start_year) -> tuple[_Generator, int, int, int]:
+def _prepare(
+    years: int, grid: tuple[int, int], freq: str, seed: int, start_year: int
+) -> tuple[_Generator, int, int, int]:
     _check_args(years, grid, freq, seed, start_year)
     gen = _Generator(_check_grid(grid), freq, seed, start_year)
     chunk, per_block = _block_steps(_check_grid(grid), gen.steps_per_year)
@@ -590,10 +597,10 @@ def write_synthetic(
     attrs = _global_attrs(years, (nlat, nlon), freq, seed, start_year)
     template = _dataset(gen, gen.days(0, total), lazy, attrs)
     encoding: dict = {name: {"chunks": (chunk, *shape)} for name, shape in shapes.items()}
+    encoding["nino34"] = {"chunks": (min(per_block, total),)}  # blocks write whole chunks
     encoding.update({name: {"_FillValue": None} for name in ("time", "lat", "lon", "level")})
     out = Path(out)
-    with atomic_path(out) as tmp, warnings.catch_warnings():
-        warnings.simplefilter("ignore", category=UserWarning)
+    with atomic_path(out) as tmp:
         template.to_zarr(tmp, mode="w", compute=False, encoding=encoding, zarr_format=2)
         group = zarr.open_group(str(tmp), mode="r+")
         for s0 in range(0, total, per_block):

@@ -12,12 +12,12 @@ import numpy as np
 import xarray as xr
 
 from climatune.config import Config
-from climatune.data.grid import coarsen_bilinear, is_global
+from climatune.data.grid import coarsen_bilinear, is_global, lat_weights
 from climatune.data.regions import Region
 from climatune.data.splits import block_indices, default_blocks, sample_anchors
 from climatune.errors import ClimatuneError
 
-__all__ = ["TaskView", "build_view", "flatten_levels", "field_variables", "lat_weights"]
+__all__ = ["TaskView", "build_view", "flatten_levels", "field_variables"]
 
 
 def field_variables(ds: xr.Dataset) -> list[str]:
@@ -45,17 +45,6 @@ def flatten_levels(ds: xr.Dataset) -> xr.Dataset:
     return flat.drop_vars([c for c in ("level",) if c in flat.coords])
 
 
-def lat_weights(lat: xr.DataArray, mask: xr.DataArray | None = None) -> xr.DataArray:
-    """cos(latitude) weights, normalised to mean 1 over the valid (``mask``) cells."""
-    w = np.cos(np.deg2rad(lat)).clip(min=0.0) * xr.ones_like(lat)
-    if mask is not None:
-        w = w * mask
-    else:
-        w = w * 1.0
-    w = w.broadcast_like(mask) if mask is not None else w
-    return (w / w.where(w > 0).mean()).fillna(0.0).rename("weight")
-
-
 @dataclass
 class TaskView:
     """A task over one dataset: fields in physical units plus the samples of each split."""
@@ -73,6 +62,7 @@ class TaskView:
     static: xr.Dataset | None = None
     blocks: dict[str, tuple[int, int]] = field(default_factory=dict)
     periodic_lon: bool = False
+    _inputs_cache: xr.Dataset | None = field(default=None, repr=False, compare=False)
 
     @property
     def is_scalar(self) -> bool:
@@ -85,21 +75,36 @@ class TaskView:
     def target_times(self, split: str) -> xr.DataArray:
         return self.fields.time.isel(time=self.target_index(self.anchors[split]))
 
+    def steps(self, split: str = "train") -> np.ndarray:
+        """Every time step the samples of ``split`` read, first input to last target."""
+        anchors = self.anchors[split]
+        return np.arange(anchors.min() - self.history + 1, self.target_index(anchors.max()) + 1)
+
     def input_fields(self) -> xr.Dataset:
-        """The fields the network sees: coarsened then re-interpolated for downscaling."""
-        ds = self.fields[self.inputs]
-        return coarsen_bilinear(ds, self.factor) if self.kind == "downscale" else ds
+        """The fields the network sees: coarsened then re-interpolated for downscaling.
+
+        Built once (lazily, with Dask) and reused by the datasets and the baselines.
+        """
+        if self._inputs_cache is None or list(self._inputs_cache.data_vars) != self.inputs:
+            ds = self.fields[self.inputs]
+            self._inputs_cache = coarsen_bilinear(ds, self.factor) if self.kind == "downscale" else ds
+        return self._inputs_cache
+
+    def target_data(self) -> xr.Dataset:
+        """The targets at every time step: fields, or the index as a ``(time,)`` variable."""
+        if self.is_scalar:
+            if self.index is None:
+                raise ClimatuneError("an index task needs its index series (task.index)")
+            return self.index.to_dataset(name=self.targets[0])
+        return self.fields[self.targets]
 
     def truth(self, split: str) -> xr.Dataset:
         """Targets at the target times of ``split``: ``(time, lat, lon)`` fields, or the index."""
-        steps = self.target_index(self.anchors[split])
-        if self.is_scalar:
-            return self.index.isel(time=steps).to_dataset(name=self.targets[0])
-        return self.fields[self.targets].isel(time=steps)
+        return self.target_data().isel(time=self.target_index(self.anchors[split]))
 
     def weights(self) -> xr.DataArray:
         """Latitude weights inside the scored region, mean 1 over its cells."""
-        return lat_weights(self.fields.lat, self.region_mask.astype(float))
+        return lat_weights(self.fields.lat, self.region_mask).transpose("lat", "lon")
 
     def n_samples(self) -> dict[str, int]:
         return {k: int(v.size) for k, v in self.anchors.items()}

@@ -25,8 +25,6 @@ from climatune.evaluation.climatology import (
     climatology,
     climatology_at,
     is_sub_annual,
-    target_data,
-    train_steps,
     view_climatology,
 )
 
@@ -162,7 +160,7 @@ class Persistence(Baseline):
     def _predict(
         self, view: TaskView, anchors: np.ndarray, truth: xr.Dataset
     ) -> dict[str, np.ndarray]:
-        return _gather(target_data(view), anchors, list(truth.data_vars))
+        return _gather(view.target_data(), anchors, list(truth.data_vars))
 
 
 @register_baseline
@@ -191,7 +189,7 @@ class RecentMean(Baseline):
         steps = anchors[:, None] - np.arange(self.k_)[None, :]
         inside = steps >= start
         data = _gather(
-            target_data(view), np.where(inside, steps, anchors[:, None]), list(truth.data_vars)
+            view.target_data(), np.where(inside, steps, anchors[:, None]), list(truth.data_vars)
         )
         out = {}
         for name, x in data.items():
@@ -230,8 +228,8 @@ class LinearTrend(Baseline):
     kinds = ("forecast", "downscale", "index")
 
     def _fit(self, view: TaskView) -> None:
-        steps = train_steps(view)
-        data = target_data(view).isel(time=steps)
+        steps = view.steps("train")
+        data = view.target_data().isel(time=steps)
         self.sub_annual_ = is_sub_annual(data.time)
         groups = _calendar_groups(data.time, self.sub_annual_)
         self.groups_, index = np.unique(groups, return_inverse=True)
@@ -270,7 +268,7 @@ class LinearTrend(Baseline):
             line = self.mean_[name][index] + self.slope_[name] * (
                 t[:, None] - self.mean_time_[name][index]
             )
-            out[name] = line.reshape((t.size, *truth[name].shape[1:]))
+            out[name] = line.reshape(truth[name].transpose("time", ...).shape)
         return out
 
 
@@ -339,6 +337,8 @@ def _predict_cells(
 def _gcv_ridge(u: np.ndarray, s: np.ndarray, dy: np.ndarray) -> np.ndarray:
     """Ridge coefficients on principal-component scores ``u * s``, with the penalty chosen
     by generalised cross-validation over a log grid relative to the leading variance."""
+    if s.size == 0:  # constant inputs: the index mean is all there is
+        return s
     n = dy.size
     uy = u.T @ dy
     alphas = s[0] ** 2 * 10.0 ** np.arange(-10.0, 3.0)
@@ -370,7 +370,7 @@ class Ridge(Baseline):
     def _fit(self, view: TaskView) -> None:
         anchors = np.asarray(view.anchors["train"])
         arr, inverse, _ = _input_blocks(view, anchors)
-        target = target_data(view).isel(time=view.target_index(anchors))
+        target = view.target_data().isel(time=view.target_index(anchors))
         if view.is_scalar:
             self._fit_index(_design(arr, inverse, slice(None)), target[view.targets[0]].values)
             return
@@ -464,7 +464,7 @@ class BilinearResidual(Baseline):
     kinds = ("downscale",)
 
     def _fit(self, view: TaskView) -> None:
-        steps = train_steps(view)
+        steps = view.steps("train")
         residual = view.fields[view.targets] - _bilinear_targets(view)
         self.residual_ = climatology(residual.isel(time=steps))
 

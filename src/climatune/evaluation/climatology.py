@@ -22,8 +22,6 @@ __all__ = [
     "is_sub_annual",
     "climatology",
     "climatology_at",
-    "train_steps",
-    "target_data",
     "view_climatology",
 ]
 
@@ -86,26 +84,10 @@ def climatology_at(clim: T, times: xr.DataArray | np.ndarray) -> T:
     return out.transpose("time", ...)
 
 
-def train_steps(view: TaskView, split: str = "train") -> np.ndarray:
-    """Time indices of the training period: every step the samples of ``split`` read,
-    from the first input step to the last target step of the block."""
-    anchors = np.asarray(view.anchors[split])
-    return np.arange(anchors.min() - (view.history - 1), view.target_index(anchors.max()) + 1)
-
-
-def target_data(view: TaskView) -> xr.Dataset:
-    """The target variables at every time step: fields, or the index as a ``(time,)`` variable."""
-    if view.is_scalar:
-        if view.index is None:
-            raise ClimatuneError("an index task needs its index series (view.index)")
-        return view.index.to_dataset(name=view.targets[0])
-    return view.fields[view.targets]
-
-
 def view_climatology(view: TaskView) -> xr.Dataset:
     """Climatology of the targets over the training period of ``view``.
 
     The reference for ACC and skill; the ``climatology`` baseline predicts exactly this,
     so its skill is 0.
     """
-    return climatology(target_data(view).isel(time=train_steps(view)))
+    return climatology(view.target_data().isel(time=view.steps("train")))

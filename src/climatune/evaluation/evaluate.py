@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -16,12 +17,12 @@ from typing import Any
 import xarray as xr
 
 from climatune.config import apply_overrides, config_from_dict, load_config
-from climatune.data.samples import train_steps
 from climatune.data.view import TaskView, build_view
 from climatune.errors import ClimatuneError
 from climatune.evaluation.baselines import baselines_for, make_baseline
+from climatune.evaluation.climatology import climatology_at, view_climatology
 from climatune.evaluation.maps import plot_maps
-from climatune.evaluation.metrics import climatology, climatology_at, score
+from climatune.evaluation.metrics import score
 from climatune.evaluation.predict import predict_view
 from climatune.finetune.artifact import LoadedModel, load_model
 from climatune.utils.atomic import atomic_path, prepare_output_dir
@@ -50,15 +51,6 @@ def parse_baselines(text: str | Sequence[str] | None, kind: str) -> list[str]:
     return names
 
 
-def _climatology(view: TaskView, split: str) -> xr.Dataset:
-    steps = train_steps(view)
-    if view.is_scalar:
-        train = view.index.isel(time=steps).to_dataset(name=view.targets[0])
-    else:
-        train = view.fields[view.targets].isel(time=steps)
-    return climatology_at(climatology(train), view.target_times(split))
-
-
 def evaluate_view(
     view: TaskView, models: dict[str, LoadedModel], baselines: Sequence[str], *, split: str = "test",
 ) -> tuple[list[dict[str, Any]], dict[str, xr.Dataset]]:
@@ -67,7 +59,7 @@ def evaluate_view(
     Returns the metric rows and the predictions by name.
     """
     truth = view.truth(split).load()
-    clim = _climatology(view, split).load()
+    clim = climatology_at(view_climatology(view), view.target_times(split)).load()
     mask = None if view.is_scalar else view.region_mask
     preds: dict[str, xr.Dataset] = {}
     for name, model in models.items():
@@ -76,16 +68,26 @@ def evaluate_view(
         if name == "scratch":
             continue
         preds[name] = make_baseline(name).fit(view).predict(view, split)
+    truth = _common_cells(truth, preds)
     rows: list[dict[str, Any]] = []
     for name, pred in preds.items():
-        rows += score(pred, truth, clim, mask, model=name, task=view.kind, split=split)
+        rows += score(pred.where(truth.notnull()), truth, clim, mask, model=name, task=view.kind, split=split)
     return rows, preds
+
+
+def _common_cells(truth: xr.Dataset, preds: dict[str, xr.Dataset]) -> xr.Dataset:
+    """Truth masked to the cells where every model predicts, so all are scored alike."""
+    valid = truth.notnull()
+    for pred in preds.values():
+        valid = valid & pred.notnull()
+    return truth.where(valid)
 
 
 def write_metrics(rows: list[dict[str, Any]], out: Path) -> None:
     """``metrics.json`` and ``metrics.csv``: lists of ``{model, task, variable, metric, value, split}``."""
+    clean = [{**r, "value": r["value"] if math.isfinite(r["value"]) else None} for r in rows]
     with atomic_path(out / "metrics.json") as tmp:
-        tmp.write_text(json.dumps(rows, indent=2))
+        tmp.write_text(json.dumps(clean, indent=2))
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=ROW_KEYS)
     writer.writeheader()

@@ -17,6 +17,7 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
+from climatune.data.grid import lat_weights
 from climatune.errors import ClimatuneError
 from climatune.evaluation.climatology import climatology, climatology_at
 
@@ -38,30 +39,6 @@ __all__ = [
 
 FIELD_METRICS = ("rmse", "mae", "bias", "acc", "skill")
 INDEX_METRICS = ("rmse", "corr")
-
-
-def lat_weights(lat: xr.DataArray, valid: xr.DataArray | None = None) -> xr.DataArray:
-    """cos(latitude) on the ``valid`` cells, 0 elsewhere, with mean 1 over the valid cells.
-
-    Parameters
-    ----------
-    lat
-        Latitude coordinate in degrees.
-    valid
-        Boolean mask broadcastable against ``lat`` (e.g. ``(time, lat, lon)``); all
-        cells are valid when omitted.
-    """
-    cos = np.cos(np.deg2rad(lat)).clip(min=0.0)
-    valid = xr.ones_like(lat, dtype=bool) if valid is None else valid.astype(bool)
-    w = xr.where(valid, cos, 0.0)
-    n_valid = int(valid.broadcast_like(w).sum())
-    total = float(w.sum())
-    if n_valid == 0 or total <= 0.0:
-        raise ClimatuneError(
-            "no valid cell to score: prediction and truth are never both finite inside the "
-            "region; check the region and the NaN cells of the data"
-        )
-    return (w * (n_valid / total)).rename("weight")
 
 
 def _aligned(*arrays: xr.DataArray) -> tuple[xr.DataArray, ...]:

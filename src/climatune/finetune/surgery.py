@@ -85,5 +85,7 @@ def adapt_network(net: nn.Module, meta: ArtifactMeta, view: TaskView, n_static: 
     if head_changed:
         net.reset_head(len(view.targets), kind)
         report.new_head = f"new {kind} head for {view.targets} (was {meta.outputs})"
-    net.set_periodic_lon(view.periodic_lon)
+    if bool(net.backbone.hparams.get("periodic_lon")) != view.periodic_lon:
+        net.set_periodic_lon(view.periodic_lon)
+        report.notes.append(f"longitude padding: {'periodic' if view.periodic_lon else 'not periodic'} on this grid")
     return report

@@ -39,6 +39,8 @@ th,td{border:1px solid var(--line);padding:4px 9px;text-align:right;white-space:
 th{background:var(--head);font-weight:600}th.l,td.l{text-align:left}th.c{text-align:center}
 td.w{text-align:left;white-space:normal;min-width:8ch;max-width:40ch;overflow-wrap:break-word}
 tr.net td:first-child{font-weight:600}
+table.metrics tbody td:first-child,table.metrics thead tr:first-child th:first-child{position:sticky;left:0;z-index:1}
+table.metrics tbody td:first-child{background:#fff}
 td.best{background:var(--win);font-weight:700}td.bad{background:var(--loss)}
 .verdict{margin:8px 0;padding:8px 12px;border-left:4px solid var(--winline);background:var(--win);border-radius:4px}
 .verdict.loss{border-color:var(--lossline);background:var(--loss)}

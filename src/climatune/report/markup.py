@@ -20,10 +20,12 @@ esc = html.escape
 Cell = str | tuple[str, str]  # escaped text, or (escaped text, css class)
 
 
-def table(
-    header: Sequence[str], rows: Iterable[Sequence[Cell]], *, row_classes: Sequence[str] = ()
-) -> str:
-    """A scrollable table; the first column is left-aligned text, headers align with their cells."""
+def table(header: Sequence[str], rows: Iterable[Sequence[Cell]]) -> str:
+    """A table in a horizontally scrolling wrapper.
+
+    Cells are escaped HTML or ``(html, css_class)``; the first column is left-aligned, and
+    headers align with their column's first cell.
+    """
     rows = list(rows)
     first = rows[0] if rows else []
     left = {
@@ -33,18 +35,20 @@ def table(
         f'<th class="l">{h}</th>' if i in left else f"<th>{h}</th>" for i, h in enumerate(header)
     )
     body = []
-    for i, row in enumerate(rows):
+    for row in rows:
         cells = []
         for j, cell in enumerate(row):
             text, cls = cell if isinstance(cell, tuple) else (cell, "l" if j == 0 else "")
             cells.append(f'<td class="{cls}">{text}</td>' if cls else f"<td>{text}</td>")
-        rcls = row_classes[i] if i < len(row_classes) and row_classes[i] else ""
-        body.append(f'<tr class="{rcls}">' if rcls else "<tr>")
-        body.append("".join(cells) + "</tr>")
-    return f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table></div>'
+        body.append(f"<tr>{''.join(cells)}</tr>")
+    return (
+        f'<div class="scroll"><table><thead><tr>{head}</tr></thead>'
+        f"<tbody>{''.join(body)}</tbody></table></div>"
+    )
 
 
 def png_size(png: bytes) -> tuple[int, int] | None:
+    """``(width, height)`` from a PNG's header, or ``None``."""
     if len(png) >= 24 and png[12:16] == b"IHDR":
         w, h = struct.unpack(">II", png[16:24])
         return w, h
@@ -52,6 +56,7 @@ def png_size(png: bytes) -> tuple[int, int] | None:
 
 
 def figure(png: bytes, alt: str, caption: str = "") -> str:
+    """An embedded PNG with its intrinsic size (no layout shift) and an optional caption."""
     size = png_size(png)
     dims = f' width="{size[0]}" height="{size[1]}"' if size else ""
     cap = f"<figcaption>{esc(caption)}</figcaption>" if caption else ""
@@ -59,6 +64,7 @@ def figure(png: bytes, alt: str, caption: str = "") -> str:
 
 
 def figure_file(path: Path, found: Found) -> str:
+    """:func:`figure` for a PNG file, captioned with its path inside the report's directory."""
     try:
         png = path.read_bytes()
     except OSError as exc:
@@ -68,10 +74,12 @@ def figure_file(path: Path, found: Found) -> str:
 
 
 def gallery(paths: Sequence[Path], found: Found) -> str:
+    """Several figures in a responsive grid (one column on a narrow screen)."""
     items = "".join(figure_file(p, found) for p in paths)
     return f'<div class="gallery">{items}</div>' if len(paths) > 1 else items
 
 
 def facts(items: Iterable[tuple[str, str]]) -> str:
+    """A two-column list of ``(label, value)`` pairs; empty values are left out."""
     body = "".join(f"<dt>{esc(k)}</dt><dd>{esc(v)}</dd>" for k, v in items if v)
     return f'<dl class="facts">{body}</dl>' if body else ""

@@ -34,6 +34,14 @@ def _get(obj: Any, *keys: str) -> Any:
     return obj
 
 
+def _dict(obj: Any) -> dict[str, Any]:
+    return obj if isinstance(obj, dict) else {}
+
+
+def _list(obj: Any) -> list[Any]:
+    return obj if isinstance(obj, list) else []
+
+
 def _pct_or_num(values: Sequence[float]) -> bool:
     finite = [v for v in values if math.isfinite(v)]
     return bool(finite) and all(0 <= v <= 1 for v in finite)
@@ -70,12 +78,16 @@ def _variables(records: Any, *, long: bool = True) -> str:
 
 
 def _grid(grid: Any) -> str:
-    lat, lon = _get(grid, "lat"), _get(grid, "lon")
-    if not (isinstance(lat, list) and isinstance(lon, list) and lat and lon):
+    lat, lon = _list(_get(grid, "lat")), _list(_get(grid, "lon"))
+    if not (lat and lon):
         return ""
-    text = f"{len(lat)} × {len(lon)} cells, lat {min(lat):g}…{max(lat):g}°N, lon {min(lon):g}…{max(lon):g}°E"
-    if len(lat) > 1 and len(lon) > 1:
-        text += f", ~{abs(lat[1] - lat[0]):.3g}° × {abs(lon[1] - lon[0]):.3g}°"
+    text = f"{len(lat)} × {len(lon)} cells"
+    try:
+        text += f", lat {min(lat):g}…{max(lat):g}°N, lon {min(lon):g}…{max(lon):g}°E"
+        if len(lat) > 1 and len(lon) > 1:
+            text += f", ~{abs(lat[1] - lat[0]):.3g}° × {abs(lon[1] - lon[0]):.3g}°"
+    except (TypeError, ValueError):
+        pass  # non-numeric coordinates: the size alone
     return text
 
 
@@ -91,17 +103,17 @@ def _parent(value: Any, found: Found) -> str:
 
 def _run_facts(run: RunInfo, found: Found) -> list[tuple[str, str]]:
     """Ordered facts about a run, from its artifact metadata, else from its config."""
-    meta, cfg = run.meta or {}, run.config or {}
-    cfg = cfg or meta.get("config") or {}
-    prov = meta.get("provenance") or {}
-    task = meta.get("task") or cfg.get("task") or {}
-    kind = str(task.get("kind", "")) if isinstance(task, dict) else ""
+    meta = run.meta or {}
+    cfg = run.config or _dict(meta.get("config"))
+    prov = _dict(meta.get("provenance"))
+    task = _dict(meta.get("task")) or _dict(cfg.get("task"))
+    kind = str(task.get("kind", ""))
     if kind in ("forecast", "index"):
         kind += f" (history {task.get('history', '?')}, lead {task.get('lead', '?')})"
     elif kind == "downscale":
         kind += f" (×{task.get('factor', '?')})"
     data = prov.get("data") or _get(cfg, "data", "path") or ""
-    model = cfg.get("model") if isinstance(cfg.get("model"), dict) else {}
+    model = _dict(cfg.get("model"))
     backbone = (
         f"{model.get('backbone', '')} (width {model.get('width', '?')}, depth {model.get('depth', '?')})"
         if model
@@ -115,19 +127,19 @@ def _run_facts(run: RunInfo, found: Found) -> list[tuple[str, str]]:
         (
             "inputs",
             _variables(meta.get("inputs"))
-            or ", ".join(map(str, _get(cfg, "data", "variables") or [])),
+            or ", ".join(map(str, _list(_get(cfg, "data", "variables")))),
         ),
         (
             "outputs",
             _variables(meta.get("outputs"))
-            or ", ".join(map(str, _get(cfg, "data", "targets") or [])),
+            or ", ".join(map(str, _list(_get(cfg, "data", "targets")))),
         ),
-        ("static inputs", ", ".join(map(str, meta.get("static") or []))),
+        ("static inputs", ", ".join(map(str, _list(meta.get("static"))))),
         ("grid", _grid(meta.get("grid"))),
         (
             "time range",
             " → ".join(str(t).removesuffix(" 00:00:00") for t in time_range)
-            if isinstance(time_range, list)
+            if isinstance(time_range, list) and len(time_range) == 2
             else "",
         ),
         ("calendar", str(calendar or "")),
@@ -154,7 +166,7 @@ def _primary(found: Found) -> RunInfo | None:
 
 def _summary(found: Found) -> str:
     if not found.runs:
-        return '<p class="muted">No config.yaml or model/climatune.json was found.</p>'
+        return ""
     out = []
     if len(found.runs) > 1:
         keys = ("task", "data", "outputs", "grid", "split (years)", "samples", "parent")
@@ -216,7 +228,7 @@ def _training(found: Found) -> str:
 def _units(found: Found) -> dict[str, str]:
     units: dict[str, str] = {}
     for run in found.runs:
-        for rec in (_get(run.meta, "outputs") or []) + (_get(run.meta, "inputs") or []):
+        for rec in _list(_get(run.meta, "outputs")) + _list(_get(run.meta, "inputs")):
             if isinstance(rec, dict) and rec.get("name") and rec.get("units"):
                 units.setdefault(str(rec["name"]), str(rec["units"]))
     return units
@@ -436,9 +448,11 @@ def _explain(found: Found) -> str:
 
 
 def _trials(rows: list[dict[str, str]], maximize: bool) -> str:
+    if not rows:
+        return ""
     done = [r for r in rows if math.isfinite(to_float(r.get("value")))]
     done.sort(key=lambda r: to_float(r["value"]), reverse=maximize)
-    params = [k for k in (rows[0] if rows else {}) if k.startswith("params_")]
+    params = [k for k in rows[0] if k and k.startswith("params_")]
     states = sum(str(r.get("state", "COMPLETE")).upper() == "COMPLETE" for r in rows)
     header = ["trial", "value", *(_e(p.removeprefix("params_")) for p in params)]
     table = [
@@ -449,7 +463,8 @@ def _trials(rows: list[dict[str, str]], maximize: bool) -> str:
         ]
         for r in done[:10]
     ]
-    note = f"<p>{len(rows)} trials, {states} complete; the {min(10, len(done))} best by objective ({'highest' if maximize else 'lowest'} first):</p>"
+    order = "highest" if maximize else "lowest"
+    note = f"<p>{len(rows)} trials, {states} complete; the {len(table)} best ({order} objective first):</p>"
     return note + markup.table(header, table) if table else note
 
 
@@ -471,9 +486,10 @@ def _tuning(found: Found) -> str:
                     + markup.facts((str(k), str(v)) for k, v in params.items())
                 )
             text = (folder / "best.yaml").read_text(encoding="utf-8", errors="replace")
+            short = not isinstance(params, dict) and text.count("\n") < 40
             out.append(
-                f"<details {'open' if not isinstance(params, dict) and text.count(chr(10)) < 40 else ''}>"
-                f"<summary>best.yaml</summary><pre>{_e(text)}</pre></details>"
+                f"<details{' open' if short else ''}><summary>best.yaml</summary>"
+                f"<pre>{_e(text)}</pre></details>"
             )
         if (folder / "trials.csv").exists():
             maximize = str(_get(best, "direction") or "").lower() == "maximize"
