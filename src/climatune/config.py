@@ -27,6 +27,7 @@ __all__ = [
     "OptimConfig",
     "TrainerConfig",
     "FinetuneConfig",
+    "ExplainConfig",
     "load_config",
     "dump_config",
     "apply_overrides",
@@ -48,16 +49,18 @@ class RegionConfig(_Section):
 class SplitConfig(_Section):
     """Contiguous blocks of years (inclusive); the gap is added between blocks automatically."""
 
-    train: tuple[int, int]
+    train: tuple[int, int] | list[tuple[int, int]]
     val: tuple[int, int]
     test: tuple[int, int] | None = None
 
     @model_validator(mode="after")
     def _ordered(self) -> SplitConfig:
         for name in ("train", "val", "test"):
-            block = getattr(self, name)
-            if block is not None and block[0] > block[1]:
-                raise ValueError(f"{name} block {list(block)} starts after it ends")
+            value = getattr(self, name)
+            blocks = value if isinstance(value, list) else [value]
+            for block in blocks:
+                if block is not None and block[0] > block[1]:
+                    raise ValueError(f"{name} block {list(block)} starts after it ends")
         return self
 
 
@@ -155,6 +158,13 @@ class FinetuneConfig(_Section):
     normalization: NormalizationPolicy = Field(default_factory=NormalizationPolicy)
 
 
+class ExplainConfig(_Section):
+    """Which climate component each input variable belongs to, when its CF
+    standard_name does not say (e.g. ``{my_sst: ocean}``)."""
+
+    components: dict[str, Literal["atmosphere", "ocean", "ice", "land", "other"]] = Field(default_factory=dict)
+
+
 class Config(_Section):
     """A whole run: data, task, model, optimiser, trainer and fine-tuning settings."""
 
@@ -165,6 +175,7 @@ class Config(_Section):
     optim: OptimConfig = Field(default_factory=OptimConfig)
     trainer: TrainerConfig = Field(default_factory=TrainerConfig)
     finetune: FinetuneConfig = Field(default_factory=FinetuneConfig)
+    explain: ExplainConfig = Field(default_factory=ExplainConfig)
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:

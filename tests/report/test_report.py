@@ -12,6 +12,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
+
 from climatune.cli import main
 from climatune.errors import ClimatuneError
 from climatune.report import tables
@@ -243,7 +244,7 @@ def test_read_losses_per_epoch(tmp_path: Path) -> None:
         ),
         (
             {"finetuned": 0.35, "scratch": 0.3, "ridge": 0.4},
-            "finetuned: tas RMSE 0.35 K — beats 1 of 1 baselines; loses to scratch (0.3)",
+            "finetuned: tas RMSE 0.35 K — beats the ridge baseline; loses to scratch (0.3)",
             False,
         ),
         (
@@ -253,7 +254,7 @@ def test_read_losses_per_epoch(tmp_path: Path) -> None:
         ),
         (
             {"finetuned": 0.3101, "ridge": 0.3104},
-            "finetuned: tas RMSE 0.3101 K — beats all 1 baselines; no scratch run to compare with",
+            "finetuned: tas RMSE 0.3101 K — beats the ridge baseline; no scratch run to compare with",
             True,
         ),
         ({"ridge": 0.3}, "tas: no network was scored, only baselines", False),

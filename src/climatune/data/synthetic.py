@@ -590,14 +590,15 @@ def write_synthetic(
     nlat, nlon = gen.lat.size, gen.lon.size
     shapes = {"tas": (nlat, nlon), "sst": (nlat, nlon), "siconc": (nlat, nlon)}
     shapes.update(zg=(1, nlat, nlon), nino34=())
+    chunks = {name: (chunk, *shape) for name, shape in shapes.items()}
+    chunks["nino34"] = (min(per_block, total),)  # each block writes whole chunks
     lazy = {
-        name: da.empty((total, *shape), chunks=(chunk, *shape), dtype=np.float32)
+        name: da.empty((total, *shape), chunks=chunks[name], dtype=np.float32)
         for name, shape in shapes.items()
     }
     attrs = _global_attrs(years, (nlat, nlon), freq, seed, start_year)
     template = _dataset(gen, gen.days(0, total), lazy, attrs)
-    encoding: dict = {name: {"chunks": (chunk, *shape)} for name, shape in shapes.items()}
-    encoding["nino34"] = {"chunks": (min(per_block, total),)}  # blocks write whole chunks
+    encoding: dict = {name: {"chunks": chunks[name]} for name in shapes}
     encoding.update({name: {"_FillValue": None} for name in ("time", "lat", "lon", "level")})
     out = Path(out)
     with atomic_path(out) as tmp:

@@ -13,7 +13,15 @@ import xarray as xr
 
 from climatune.config import Config
 from climatune.data.grid import coarsen_bilinear, is_global, lat_weights
+from climatune.data.io import open_dataset
 from climatune.data.regions import Region
+from climatune.data.selection import (
+    check_finite,
+    check_not_all_nan,
+    level_name,
+    require_variables,
+    select,
+)
 from climatune.data.splits import block_indices, default_blocks, sample_anchors
 from climatune.errors import ClimatuneError
 
@@ -28,9 +36,11 @@ def field_variables(ds: xr.Dataset) -> list[str]:
 def flatten_levels(ds: xr.Dataset) -> xr.Dataset:
     """Turn each level of a ``(time, level, lat, lon)`` variable into its own variable.
 
-    ``zg`` on levels 500 and 850 becomes ``zg_500`` and ``zg_850``; the level value is kept
-    in the ``level`` attribute. Everything downstream then deals with 3-D fields only.
+    ``zg`` on levels 500 and 850 becomes ``zg500`` and ``zg850`` (as
+    :func:`~climatune.data.selection.select` names them); the level value is kept in the
+    ``level`` attribute. Everything downstream then deals with 3-D fields only.
     """
+
     if "level" not in ds.dims:
         return ds
     out = {}
@@ -39,7 +49,7 @@ def flatten_levels(ds: xr.Dataset) -> xr.Dataset:
             out[name] = da
             continue
         for value in da.level.values:
-            key = f"{name}_{float(value):g}"
+            key = level_name(name, value)
             out[key] = da.sel(level=value, drop=True).assign_attrs(da.attrs, level=float(value))
     flat = xr.Dataset(out, attrs=ds.attrs)
     return flat.drop_vars([c for c in ("level",) if c in flat.coords])
@@ -117,9 +127,12 @@ def _lag(kind: str, history: int, lead: int) -> tuple[int, int]:
     return 1, 0
 
 
-def _index_series(cfg: Config, ds: xr.Dataset) -> xr.DataArray:
-    from climatune.data.io import open_dataset
+def _is_level_of(da: xr.DataArray, key: str, name: str) -> bool:
 
+    return "level" in da.attrs and key == level_name(name, da.attrs["level"])
+
+
+def _index_series(cfg: Config, ds: xr.Dataset) -> xr.DataArray:
     spec = cfg.task.index
     if spec is None:
         raise ClimatuneError("an index task needs task.index.variable (and optionally task.index.path)")
@@ -153,8 +166,6 @@ def _index_series(cfg: Config, ds: xr.Dataset) -> xr.DataArray:
 
 
 def _static(cfg: Config, domain: xr.Dataset) -> xr.Dataset | None:
-    from climatune.data.io import open_dataset
-
     if cfg.data.static is None:
         return None
     src = open_dataset(cfg.data.static.path)
@@ -182,9 +193,6 @@ def build_view(cfg: Config, ds: xr.Dataset | None = None, *, whole: bool = False
     whole
         Ignore the split: one ``"predict"`` block over every step (for prediction).
     """
-    from climatune.data.io import open_dataset
-    from climatune.data.selection import check_finite, check_not_all_nan, require_variables, select
-
     ds = open_dataset(cfg.data.path) if ds is None else ds
     kind = cfg.task.kind
     inputs = list(cfg.data.variables or field_variables(ds))
@@ -200,7 +208,7 @@ def build_view(cfg: Config, ds: xr.Dataset | None = None, *, whole: bool = False
     if index is not None:
         index = index.sel(time=ds.time)
     flat = flatten_levels(ds)
-    expand = {n: [k for k in flat.data_vars if k == n or (k.startswith(n + "_") and "level" in flat[k].attrs)] for n in chosen}
+    expand = {n: [k for k in flat.data_vars if k == n or _is_level_of(flat[k], k, n)] for n in chosen}
     inputs = [k for n in inputs for k in expand[n]]
     targets = [k for n in targets for k in expand[n]] if kind != "index" else [cfg.task.index.variable]
     if cfg.data.region is not None:
@@ -225,21 +233,42 @@ def build_view(cfg: Config, ds: xr.Dataset | None = None, *, whole: bool = False
         if anchors.size == 0:
             raise ClimatuneError(f"the data has {domain.time.size} steps; this model needs at least {history + lead + 1}")
         return TaskView(anchors={"predict": anchors}, **common)
-    blocks = (cfg.data.split.model_dump() if cfg.data.split else default_blocks(int(years[0]), int(years[-1])))
-    for name, block in blocks.items():
-        if block is not None and (block[1] < years[0] or block[0] > years[-1]):
-            raise ClimatuneError(f"{name} block {block[0]}-{block[1]} lies outside the data's years {years[0]}-{years[-1]}")
+    blocks = split_blocks(cfg, int(years[0]), int(years[-1]))
     steps = block_indices(years, blocks, span=history + lead)
-    if cfg.data.train_fraction < 1.0 and steps["train"].size:
-        keep = max(history + lead + 1, int(np.ceil(cfg.data.train_fraction * steps["train"].size)))
-        steps["train"] = steps["train"][-keep:]
-    anchors = {name: sample_anchors(idx, history, lead) for name, idx in steps.items()}
-    for name, anchor in anchors.items():
-        if anchor.size == 0:
-            b = blocks[name]
+    anchors: dict[str, np.ndarray] = {}
+    for name in ("train", "val", "test"):
+        pieces = [sample_anchors(idx, history, lead) for key, idx in steps.items() if key.split("#")[0] == name]
+        if not pieces:
+            continue
+        anchors[name] = np.concatenate(pieces)
+        if anchors[name].size == 0:
+            shown = ", ".join(f"{b[0]}-{b[1]}" for k, b in blocks.items() if k.split("#")[0] == name)
             raise ClimatuneError(
-                f"the {name} block {b[0]}-{b[1]} leaves no samples (history={history}, lead={lead}, "
+                f"the {name} block {shown} leaves no samples (history={history}, lead={lead}, "
                 f"gap={history + lead} steps); widen it in data.split"
             )
-    blocks = {k: tuple(v) for k, v in blocks.items() if v is not None}
+    if cfg.data.train_fraction < 1.0:
+        keep = max(1, int(np.ceil(cfg.data.train_fraction * anchors["train"].size)))
+        anchors["train"] = anchors["train"][-keep:]
     return TaskView(anchors=anchors, blocks=blocks, **common)
+
+
+def split_blocks(cfg: Config, first: int, last: int) -> dict[str, tuple[int, int]]:
+    """The config's year blocks (or the default split), checked against the data's years.
+
+    A training set made of several blocks (as in cross-validation folds) gets keys
+    ``train#0``, ``train#1``, ...
+    """
+    split = cfg.data.split
+    raw = split.model_dump() if split else default_blocks(first, last)
+    blocks: dict[str, tuple[int, int]] = {}
+    for name, value in raw.items():
+        if value is None:
+            continue
+        many = isinstance(value[0], (list, tuple))
+        for i, block in enumerate(value if many else [value]):
+            key = f"{name}#{i}" if many else name
+            if block[1] < first or block[0] > last:
+                raise ClimatuneError(f"{name} block {block[0]}-{block[1]} lies outside the data's years {first}-{last}")
+            blocks[key] = (int(block[0]), int(block[1]))
+    return blocks

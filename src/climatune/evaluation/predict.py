@@ -21,7 +21,7 @@ from climatune.utils.atomic import atomic_path
 if TYPE_CHECKING:
     from climatune.finetune.artifact import LoadedModel
 
-__all__ = ["predict_view", "predict_file", "check_units"]
+__all__ = ["predict_view", "predict_file", "check_units", "static_for"]
 
 
 def check_units(model: LoadedModel, ds: xr.Dataset, names: list[str]) -> None:
@@ -46,17 +46,9 @@ def predict_view(model: LoadedModel, view: TaskView, split: str, *, batch_size: 
     check_units(model, view.fields, view.inputs)
     view = dataclasses.replace(view, inputs=list(model.meta.inputs))
     samples = TaskSamples(view, split, model.normalizer, mask_ratio=0.0)
-    static = _static_for(model, view)
-    residual = model.meta.data.get("residual_index", [-1] * len(model.meta.outputs))
-    outs = []
-    net = model.net.eval()
-    for batch in DataLoader(samples, batch_size=batch_size):
-        fields = batch["fields"]
-        out = net(fields, static.expand(fields.shape[0], *static.shape))
-        if out.dim() == 4 and any(i >= 0 for i in residual):
-            base = torch.stack([fields[:, i, -1] if i >= 0 else torch.zeros_like(fields[:, 0, -1]) for i in residual], 1)
-            out = out + base
-        outs.append(out.float().numpy())
+    static = static_for(model, view)
+    model.net.eval()
+    outs = [model.forward(batch["fields"], static).float().numpy() for batch in DataLoader(samples, batch_size=batch_size)]
     pred = np.concatenate(outs)
     times = view.fields.time.isel(time=view.target_index(view.anchors[split]))
     names = model.meta.outputs
@@ -78,7 +70,7 @@ def predict_view(model: LoadedModel, view: TaskView, split: str, *, batch_size: 
     return xr.Dataset(data)
 
 
-def _static_for(model: LoadedModel, view: TaskView) -> torch.Tensor:
+def static_for(model: LoadedModel, view: TaskView) -> torch.Tensor:
     """The model's stored static inputs, or fresh ones when the grid differs."""
     from climatune.data.samples import static_channels
 

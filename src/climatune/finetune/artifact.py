@@ -172,6 +172,18 @@ class LoadedModel:
     def config(self) -> Config:
         return self.meta.config
 
+    def forward(self, fields: torch.Tensor, static: torch.Tensor | None = None) -> torch.Tensor:
+        """Normalised prediction for normalised ``fields`` ``[B, V, history, H, W]``.
+
+        Adds the residual base (the matching input at step t) the model was trained with;
+        ``static`` defaults to the stored static inputs. Differentiable, for attribution.
+        """
+        static = self.static if static is None else static
+        from climatune.training.task import add_residual
+
+        out = self.net(fields, static.expand(fields.shape[0], *static.shape[-3:]))
+        return add_residual(out, fields, self.meta.data.get("residual_index") or [])
+
     def predict(self, ds: xr.Dataset, *, batch_size: int = 32) -> xr.Dataset:
         """Predict every step of ``ds`` that has enough history; physical units, with coords."""
         from climatune.data.io import canonicalize

@@ -163,11 +163,12 @@ def verdict(table: MetricTable, variable: str, units: str = "") -> tuple[str, bo
         wins.append(f"scratch ({fmt(others['scratch'], d)})")
     n_beaten = sum(m != "scratch" for m, _ in beaten)
     if baselines and n_beaten:
-        wins.append(
-            f"all {len(baselines)} baselines"
-            if n_beaten == len(baselines)
-            else f"{n_beaten} of {len(baselines)} baselines"
-        )
+        if len(baselines) == 1:
+            wins.append(f"the {next(iter(baselines))} baseline")
+        elif n_beaten == len(baselines):
+            wins.append(f"all {len(baselines)} baselines")
+        else:
+            wins.append(f"{n_beaten} of {len(baselines)} baselines")
     if not others:
         return (
             f"{head} — nothing to compare with: no scratch run and no baselines were scored",

@@ -15,7 +15,15 @@ from torch import nn
 
 from climatune.training.losses import weighted_mse
 
-__all__ = ["ClimateTask"]
+__all__ = ["ClimateTask", "add_residual"]
+
+
+def add_residual(out: torch.Tensor, fields: torch.Tensor, residual_index: list[int]) -> torch.Tensor:
+    """Add to each output field the last step of its base input (``-1``: no base)."""
+    if out.dim() != 4 or not any(i >= 0 for i in residual_index):
+        return out
+    zeros = torch.zeros_like(fields[:, 0, -1])
+    return out + torch.stack([fields[:, i, -1] if i >= 0 else zeros for i in residual_index], 1)
 
 
 class ClimateTask(pl.LightningModule):
@@ -53,14 +61,7 @@ class ClimateTask(pl.LightningModule):
 
     def forward(self, fields: torch.Tensor) -> torch.Tensor:
         static = self.static.expand(fields.shape[0], *self.static.shape)
-        out = self.net(fields, static)
-        if out.dim() == 4 and any(i >= 0 for i in self.residual_index):
-            base = torch.stack(
-                [fields[:, i, -1] if i >= 0 else torch.zeros_like(fields[:, 0, -1]) for i in self.residual_index],
-                dim=1,
-            )
-            out = out + base
-        return out
+        return add_residual(self.net(fields, static), fields, self.residual_index)
 
     def _step(self, batch: dict[str, torch.Tensor], stage: str) -> torch.Tensor:
         pred = self(batch["fields"])
