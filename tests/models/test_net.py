@@ -104,3 +104,5 @@ def test_build_net_errors() -> None:
         build_net("unet", VARIABLES, head="fields")
     with pytest.raises(ClimatuneError, match="depth"):
         build_net("unet", VARIABLES, depth=0)
+    with pytest.raises(ClimatuneError, match="dropout=1.0"):
+        build_net("resnet", VARIABLES, dropout=1.0)

@@ -3,6 +3,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from climatune.errors import ClimatuneError
 from climatune.models.padding import GeoConv2d, crop, geo_pad, pad_to_multiple
 
 
@@ -39,5 +40,5 @@ def test_periodic_conv_commutes_with_lon_roll(edge_padding: str) -> None:
 
 
 def test_bad_edge_padding() -> None:
-    with pytest.raises(ValueError, match="edge_padding"):
-        GeoConv2d(1, 1, 3, edge_padding="reflect")
+    with pytest.raises(ClimatuneError, match="edge_padding.*did you mean 'zeros'"):
+        GeoConv2d(1, 1, 3, edge_padding="zero")

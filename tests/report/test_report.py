@@ -226,6 +226,14 @@ def test_unreadable_parts_become_notes(tmp_path: Path, tiny_png) -> None:
     assert not {"summary", "training", "metrics", "efficiency", "tuning"} & set(page.ids)
 
 
+def test_text_from_files_is_escaped(tmp_path: Path) -> None:
+    row = {"model": "<img src=x>", "variable": "t&s", "metric": "rmse", "value": 1.0}
+    (tmp_path / "metrics.json").write_text(json.dumps([row]))
+    text = write_report(tmp_path).read_text()
+    assert "<img src=x>" not in text and "&lt;img src=x&gt;" in text and "t&amp;s" in text
+    assert not _Page(text).imgs
+
+
 def test_read_losses_per_epoch(tmp_path: Path) -> None:
     csv = tmp_path / "metrics.csv"
     csv.write_text(
@@ -258,6 +266,12 @@ def test_read_losses_per_epoch(tmp_path: Path) -> None:
             True,
         ),
         ({"ridge": 0.3}, "tas: no network was scored, only baselines", False),
+        (
+            {"finetuned": 0.2, "scratch": 0.3, "ridge": math.nan},
+            "finetuned: tas RMSE 0.2 K — beats scratch (0.3); no baselines were scored; "
+            "no finite RMSE for ridge",
+            True,
+        ),
     ],
 )
 def test_verdict_is_honest(rmse: dict[str, float], expected: str, wins: bool) -> None:

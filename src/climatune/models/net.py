@@ -212,10 +212,6 @@ def build_net(
     >>> net(torch.zeros(1, 2, 2, 24, 48), torch.zeros(3, 24, 48)).shape
     torch.Size([1, 1, 24, 48])
     """
-    if depth < 1 or width < 1:
-        raise ClimatuneError(
-            f"width and depth must be at least 1, got width={width}, depth={depth}"
-        )
     bb = create_backbone(
         backbone,
         width=width,

@@ -11,15 +11,28 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["EDGE_PADDINGS", "geo_pad", "pad_to_multiple", "crop", "GeoPad2d", "GeoConv2d"]
+from climatune.errors import ClimatuneError, closest
+
+__all__ = [
+    "EDGE_PADDINGS",
+    "check_edge_padding",
+    "geo_pad",
+    "pad_to_multiple",
+    "crop",
+    "GeoPad2d",
+    "GeoConv2d",
+]
 
 EDGE_PADDINGS = ("zeros", "replicate")
 
 
 def check_edge_padding(edge_padding: str) -> str:
-    """Validate ``edge_padding``; a ``ValueError`` names the valid modes."""
+    """Validate ``edge_padding``; a :class:`ClimatuneError` names the valid modes."""
     if edge_padding not in EDGE_PADDINGS:
-        raise ValueError(f"edge_padding must be one of {EDGE_PADDINGS}, not {edge_padding!r}")
+        raise ClimatuneError(
+            f"edge_padding must be one of {', '.join(EDGE_PADDINGS)}, not {edge_padding!r}"
+            f"{closest(str(edge_padding), EDGE_PADDINGS)}"
+        )
     return edge_padding
 
 

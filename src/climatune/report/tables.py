@@ -137,8 +137,14 @@ def _names(items: list[tuple[str, float]], d: int, limit: int = 4) -> str:
 def verdict(table: MetricTable, variable: str, units: str = "") -> tuple[str, bool] | None:
     """One honest line: does the judged network beat scratch and every baseline on RMSE?
 
-    Returns the sentence and whether the network wins outright, or ``None`` without an
-    RMSE column for ``variable``.
+    The judged network is :func:`main_model`; another network (``pretrained`` next to
+    ``finetuned``) stays in the table but is not a competitor. Ties and missing scores are
+    said, not hidden.
+
+    Returns
+    -------
+    The sentence and whether the network wins outright, or ``None`` without an RMSE
+    column for ``variable``.
     """
     col = (variable, "rmse")
     if col not in table.columns:
@@ -190,6 +196,9 @@ def verdict(table: MetricTable, variable: str, units: str = "") -> tuple[str, bo
         parts.append("no scratch run to compare with")
     if not baselines:
         parts.append("no baselines were scored")
+    unscored = [m for m in table.models if m not in scored and m not in ("pretrained", "finetuned")]
+    if unscored:
+        parts.append(f"no finite RMSE for {', '.join(unscored)}")
     return f"{head} — " + "; ".join(parts), not lost and not tied
 
 

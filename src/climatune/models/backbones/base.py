@@ -6,9 +6,10 @@ from typing import Any, ClassVar
 
 from torch import Tensor, nn
 
+from climatune.errors import ClimatuneError
 from climatune.models.padding import GeoConv2d
 
-__all__ = ["Backbone", "ConvBlock", "group_norm"]
+__all__ = ["Backbone", "ConvBlock", "group_norm", "check_sizes"]
 
 
 class Backbone(nn.Module):
@@ -37,6 +38,15 @@ class Backbone(nn.Module):
 
     def forward(self, h: Tensor) -> Tensor:
         return self.forward_features(h)
+
+
+def check_sizes(width: int, depth: int, dropout: float) -> None:
+    """Refuse sizes no backbone can be built with."""
+    if width < 1 or depth < 1 or not 0.0 <= dropout < 1.0:
+        raise ClimatuneError(
+            f"backbone needs width >= 1, depth >= 1 and 0 <= dropout < 1; "
+            f"got width={width}, depth={depth}, dropout={dropout}"
+        )
 
 
 def group_norm(channels: int) -> nn.GroupNorm:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from climatune.models.backbones.base import Backbone, group_norm
+from climatune.models.backbones.base import Backbone, check_sizes, group_norm
 from climatune.models.padding import GeoConv2d, check_edge_padding
 from climatune.models.registry import register_backbone
 
@@ -65,6 +65,7 @@ class ResNet(Backbone):
         blocks: int = 2,
     ) -> None:
         super().__init__()
+        check_sizes(width, depth, dropout)
         self.hparams = {
             "width": width,
             "depth": depth,

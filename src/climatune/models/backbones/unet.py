@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from climatune.errors import ClimatuneError
-from climatune.models.backbones.base import Backbone, ConvBlock
+from climatune.models.backbones.base import Backbone, ConvBlock, check_sizes
 from climatune.models.padding import check_edge_padding, crop, pad_to_multiple
 from climatune.models.registry import register_backbone
 
@@ -55,6 +55,7 @@ class UNet(Backbone):
         mults: Sequence[int] | None = None,
     ) -> None:
         super().__init__()
+        check_sizes(width, depth, dropout)
         if mults is None:
             mults = [min(2 ** max(i - 1, 0), 4) for i in range(depth + 1)]
         mults = [int(m) for m in mults]

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from climatune.models.backbones.base import Backbone
+from climatune.models.backbones.base import Backbone, check_sizes
 from climatune.models.padding import check_edge_padding, crop, pad_to_multiple
 from climatune.models.registry import register_backbone
 
@@ -135,6 +135,7 @@ class ViT(Backbone):
         grid_shape: Sequence[int] = (64, 128),
     ) -> None:
         super().__init__()
+        check_sizes(width, depth, dropout)
         dim = dim or 4 * width
         gh, gw = (-(-int(n) // patch) for n in grid_shape)
         self.hparams = {

@@ -1,0 +1,55 @@
+"""Normalizer: fitted on training steps only, NaN kept, round trip exact."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import xarray as xr
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+from climatune.data.normalize import Normalizer
+from climatune.errors import ClimatuneError
+
+
+def _ds(values: np.ndarray) -> xr.Dataset:
+    return xr.Dataset({"tas": (("time", "lat", "lon"), values, {"units": "K"})})
+
+
+@settings(max_examples=50, deadline=None)
+@given(arrays(np.float64, (3, 2, 4), elements=st.floats(-1e4, 1e4, allow_nan=False)))
+def test_round_trip_returns_the_input(values):
+    ds = _ds(values)
+    norm = Normalizer().fit(ds)
+    back = norm.inverse_transform(norm.transform(ds))
+    np.testing.assert_allclose(back.tas.values, values, rtol=1e-9, atol=1e-6 * (1 + np.abs(values).max()))
+
+
+def test_statistics_ignore_nan_and_keep_it():
+    values = np.array([[[1.0, np.nan], [3.0, 5.0]]])
+    ds = _ds(values)
+    norm = Normalizer().fit(ds)
+    assert norm.mean_["tas"] == pytest.approx(3.0)
+    assert norm.std_["tas"] == pytest.approx(np.std([1.0, 3.0, 5.0]))
+    assert np.isnan(norm.transform(ds).tas.values[0, 0, 1])
+
+
+def test_fit_uses_only_what_it_is_given():
+    values = np.concatenate([np.zeros((5, 1, 1)), np.full((5, 1, 1), 100.0)])
+    ds = _ds(values)
+    assert Normalizer().fit(ds.isel(time=slice(0, 5))).mean_["tas"] == 0.0
+
+
+def test_dict_round_trip_and_merge_policy():
+    a = Normalizer().fit(_ds(np.arange(8.0).reshape(2, 2, 2)))
+    b = Normalizer().fit(_ds(np.arange(8.0).reshape(2, 2, 2) + 10))
+    again = Normalizer.from_dict(a.to_dict())
+    assert again.mean_ == a.mean_ and again.units_ == {"tas": "K"}
+    assert a.merge(b, refit=[]).mean_["tas"] == a.mean_["tas"]
+    assert a.merge(b, refit=["tas"]).mean_["tas"] == b.mean_["tas"]
+
+
+def test_all_nan_training_data_is_an_error():
+    with pytest.raises(ClimatuneError, match="all NaN"):
+        Normalizer().fit(_ds(np.full((2, 2, 2), np.nan)))

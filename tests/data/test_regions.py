@@ -1,0 +1,56 @@
+"""Regions: boxes inside the grid, across 0° and 180°, with a halo."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from climatune.data.regions import Region, parse_region
+from climatune.errors import ClimatuneError
+from tests.conftest import create_test_data
+
+
+def test_subset_and_mask_inside_the_box():
+    ds = create_test_data(nlat=16, nlon=36)
+    box = Region(-20, 20, 100, 200)
+    sub = box.subset(ds)
+    assert float(sub.lat.min()) >= -20 and float(sub.lat.max()) <= 20
+    assert float(sub.lon.min()) >= 100 and float(sub.lon.max()) <= 200
+    assert bool(box.mask(sub).all())
+    # values follow their coordinates: tas = 200 + lat + lon/1000 + step
+    expected = 200 + sub.lat + sub.lon / 1000
+    np.testing.assert_allclose(sub.tas.isel(time=0), expected.transpose("lat", "lon"), rtol=1e-6)
+
+
+def test_box_crossing_zero_is_contiguous():
+    ds = create_test_data(nlat=8, nlon=36)  # lon 0, 10, ..., 350
+    sub = Region(-80, 80, 340, 20).subset(ds)
+    assert list(sub.lon.values) == [-20.0, -10.0, 0.0, 10.0, 20.0]
+    np.testing.assert_allclose(sub.tas.isel(time=0, lat=0).values, 200 + ds.lat.values[0] + np.array([340, 350, 0, 10, 20]) / 1000, rtol=1e-6)
+
+
+def test_box_crossing_180_on_a_0_360_grid():
+    ds = create_test_data(nlat=8, nlon=36)
+    sub = Region(-80, 80, 170, 190).subset(ds)
+    assert list(sub.lon.values) == [170.0, 180.0, 190.0]
+
+
+def test_halo_widens_the_domain_but_not_the_mask():
+    ds = create_test_data(nlat=31, nlon=72)
+    box = Region(-10, 10, 100, 120)
+    wide = box.subset(ds, halo=10)
+    assert wide.sizes["lon"] > box.subset(ds).sizes["lon"]
+    mask = box.mask(wide)
+    assert 0 < int(mask.sum()) < mask.size
+
+
+def test_region_outside_grid_is_an_error():
+    ds = create_test_data(nlat=8, nlon=8).sel(lon=slice(0, 100))
+    with pytest.raises(ClimatuneError, match="outside the grid"):
+        Region(10, 20, 200, 250).subset(ds)
+
+
+def test_parse_region():
+    assert parse_region("lat=30:50,lon=235:260") == Region(30, 50, 235, 260)
+    with pytest.raises(ClimatuneError, match="must look like"):
+        parse_region("30:50")

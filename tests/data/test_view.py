@@ -1,0 +1,103 @@
+"""TaskView and TaskSamples: what each task's samples contain, and that splits never mix."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from climatune.config import load_config
+from climatune.data.samples import TaskSamples, fit_normalizer, static_channels
+from climatune.data.view import build_view
+from climatune.errors import ClimatuneError
+from tests.conftest import create_test_data
+
+
+@pytest.fixture
+def monthly(tmp_path):
+    path = tmp_path / "m.nc"
+    ds = create_test_data(ntime=120, nlat=8, nlon=16, nlevel=2, index=True)
+    ds["sst"] = ds.tas.where(ds.lat < 40).assign_attrs(units="K", standard_name="sea_surface_temperature")
+    ds.to_netcdf(path)
+    return path
+
+
+def _cfg(path, *sets):
+    base = [f"data.path={path}", "data.split.train=[2000, 2005]", "data.split.val=[2006, 2007]",
+            "data.split.test=[2008, 2009]"]
+    return load_config(None, base + list(sets))
+
+
+def test_forecast_samples_hold_history_and_lead(monthly):
+    view = build_view(_cfg(monthly, "data.variables=[tas]", "task.history=3", "task.lead=2"))
+    norm = fit_normalizer(view)
+    data = TaskSamples(view, "train", norm)
+    item = data[0]
+    assert item["fields"].shape == (1, 3, 8, 16)
+    anchor = int(item["anchor"])
+    mean, std = norm.scale("tas")
+    # tas = 200 + lat + lon/1000 + step: the target is the field two steps after the anchor
+    expected = (view.fields.tas.isel(time=anchor + 2).values - mean) / std
+    np.testing.assert_allclose(item["target"][0].numpy(), expected, rtol=1e-5)
+    np.testing.assert_allclose(item["fields"][0, -1].numpy(), (view.fields.tas.isel(time=anchor).values - mean) / std, rtol=1e-5)
+
+
+def test_levels_become_variables_and_nan_is_masked(monthly):
+    view = build_view(_cfg(monthly, "data.variables=[tas, z, sst]", "data.levels={z: [850]}"))
+    assert view.inputs == ["tas", "z850", "sst"]
+    norm = fit_normalizer(view)
+    item = TaskSamples(view, "val", norm)[0]
+    assert torch.isfinite(item["fields"]).all()  # inputs: NaN read as the mean (0)
+    assert torch.isnan(item["target"][2]).any()  # targets keep NaN for the loss mask
+    names, static = static_channels(view)
+    assert names[:5] == ["sin_lat", "cos_lat", "sin_lon", "cos_lon", "valid_mask"]
+    assert 0 < static[names.index("valid_mask")].mean() < 1
+
+
+def test_downscale_inputs_are_coarsened(monthly):
+    view = build_view(_cfg(monthly, "data.variables=[tas]", "task.kind=downscale", "task.factor=2"))
+    coarse = view.input_fields().tas.isel(time=0).values
+    fine = view.fields.tas.isel(time=0).values
+    assert coarse.shape == fine.shape and not np.allclose(coarse, fine)
+    assert abs(coarse.mean() - fine.mean()) < 1.0
+
+
+def test_index_task_targets_the_series(monthly):
+    view = build_view(_cfg(monthly, "data.variables=[tas]", "task.kind=index", "task.index.variable=nino34", "task.lead=1"))
+    data = TaskSamples(view, "test", fit_normalizer(view))
+    assert data[0]["target"].shape == (1,)
+    assert view.truth("test").nino34.dims == ("time",)
+
+
+def test_reconstruct_masks_patches(monthly):
+    view = build_view(_cfg(monthly, "data.variables=[tas]", "task.kind=reconstruct", "task.patch=4", "task.mask_ratio=0.5"))
+    data = TaskSamples(view, "train", fit_normalizer(view), mask_ratio=0.5, patch=4)
+    item = data[3]
+    zeros = (item["fields"] == 0).float().mean()
+    assert 0.1 < zeros < 0.9
+    assert torch.equal(item["fields"], data[3]["fields"])  # seeded: the same mask each time
+
+
+def test_no_sample_touches_another_split(monthly):
+    view = build_view(_cfg(monthly, "data.variables=[tas]", "task.history=4", "task.lead=3"))
+    touched = {}
+    for split, anchors in view.anchors.items():
+        steps = set()
+        for a in anchors:
+            steps |= set(range(a - 3, a + 4))
+        touched[split] = steps
+    assert not touched["train"] & touched["val"]
+    assert not touched["val"] & touched["test"]
+    assert not touched["train"] & touched["test"]
+
+
+def test_split_leaving_a_block_empty_is_an_error(monthly):
+    with pytest.raises(ClimatuneError, match="leaves no samples"):
+        build_view(_cfg(monthly, "data.variables=[tas]", "data.split.val=[2006, 2006]", "task.history=12", "task.lead=6"))
+
+
+def test_train_fraction_keeps_the_latest_samples(monthly):
+    full = build_view(_cfg(monthly, "data.variables=[tas]"))
+    half = build_view(_cfg(monthly, "data.variables=[tas]", "data.train_fraction=0.5"))
+    assert half.anchors["train"].size == pytest.approx(full.anchors["train"].size / 2, abs=1)
+    assert half.anchors["train"][-1] == full.anchors["train"][-1]
