@@ -142,6 +142,7 @@ class TrainerConfig(_Section):
     log_every_n_steps: int = Field(10, gt=0)
     progress_bar: bool = True
     limit_train_batches: float | int = 1.0
+    record_samples: bool = False
 
 
 class NormalizationPolicy(_Section):

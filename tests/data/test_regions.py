@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from tests.conftest import create_test_data
 
 from climatune.data.regions import Region, parse_region
 from climatune.errors import ClimatuneError
-from tests.conftest import create_test_data
 
 
 def test_subset_and_mask_inside_the_box():

@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from tests.conftest import create_test_data
 
 from climatune.config import load_config
 from climatune.data.samples import TaskSamples, fit_normalizer, static_channels
 from climatune.data.view import build_view
 from climatune.errors import ClimatuneError
-from tests.conftest import create_test_data
 
 
 @pytest.fixture

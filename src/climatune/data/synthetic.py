@@ -60,6 +60,7 @@ from typing import Any
 
 import numpy as np
 import xarray as xr
+from scipy.ndimage import gaussian_filter1d
 
 from climatune.errors import ClimatuneError
 from climatune.utils.atomic import atomic_path
@@ -283,16 +284,18 @@ class _RedSpatialNoise:
         if nlon % 2 == 0:
             mult[-1] = 1.0
         var_lon = float((mult * self.h_lon**2).sum() / nlon)
-        i = np.arange(nlat)
-        m = np.exp(-0.5 * ((i[:, None] - i[None, :]) / (length_deg / (180.0 / nlat))) ** 2)
-        m /= np.sqrt((m**2).sum(axis=1, keepdims=True) * var_lon)
-        self.m_lat = m.astype(np.float32)
+        # Latitude: a reflecting Gaussian filter (no BLAS: threaded BLAS spins on busy
+        # machines); each row is rescaled to unit variance, computed from its impulse response.
+        self.sigma_lat = length_deg / (180.0 / nlat)
+        m = gaussian_filter1d(np.eye(nlat), self.sigma_lat, axis=0, mode="reflect")
+        self.scale_lat = (1.0 / np.sqrt((m**2).sum(axis=1) * var_lon)).astype(np.float32)[:, None]
         self.h_lon = self.h_lon.astype(np.float32)
 
     def draw(self, n: int) -> np.ndarray:
         white = self.rng.standard_normal((n, *self.shape), dtype=np.float32)
         smooth = np.fft.irfft(np.fft.rfft(white, axis=-1) * self.h_lon, n=self.shape[1], axis=-1)
-        out = np.matmul(self.m_lat, smooth.astype(np.float32))
+        out = gaussian_filter1d(smooth, self.sigma_lat, axis=1, mode="reflect", output=np.float32)
+        out *= self.scale_lat
         scale = np.float32(np.sqrt(1.0 - self.rho**2))
         for i in range(n):
             if self.state is not None:

@@ -14,7 +14,26 @@ from torch import nn
 from climatune.config import FinetuneConfig
 from climatune.errors import ClimatuneError
 
-__all__ = ["apply_strategy", "set_trainable", "count_trainable"]
+__all__ = ["apply_strategy", "set_trainable", "count_trainable", "GradualUnfreezing"]
+
+
+class GradualUnfreezing(BackboneFinetuning):
+    """Lightning's BackboneFinetuning, keeping our warm-up/cosine schedule in step.
+
+    When the backbone's parameter group is added to the optimiser, the learning-rate
+    scheduler learns about it too, so the new group follows the same schedule.
+    """
+
+    def finetune_function(self, pl_module, epoch: int, optimizer) -> None:
+        before = len(optimizer.param_groups)
+        super().finetune_function(pl_module, epoch, optimizer)
+        for config in pl_module.trainer.lr_scheduler_configs:
+            sched = config.scheduler
+            for group in optimizer.param_groups[before:]:
+                group.setdefault("initial_lr", group["lr"])
+                sched.base_lrs.append(group["initial_lr"])
+                if hasattr(sched, "lr_lambdas"):
+                    sched.lr_lambdas.append(sched.lr_lambdas[0])
 
 
 def set_trainable(module: nn.Module, flag: bool) -> None:
@@ -46,8 +65,7 @@ def apply_strategy(net: nn.Module, cfg: FinetuneConfig) -> tuple[nn.Module, list
             set_trainable(stage, False)
         return net, []
     if cfg.strategy == "gradual":
-        return net, [BackboneFinetuning(unfreeze_backbone_at_epoch=cfg.unfreeze_epoch, backbone_initial_ratio_lr=0.1,
-                                        should_align=True, train_bn=True)]
+        return net, [GradualUnfreezing(unfreeze_backbone_at_epoch=cfg.unfreeze_epoch, backbone_initial_ratio_lr=0.1)]
     if cfg.strategy == "lora":
         from climatune.models.lora import apply_lora
 

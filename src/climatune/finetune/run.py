@@ -31,11 +31,11 @@ def prepare_finetune(cfg: Config, source: str | Path, view: TaskView | None = No
     """Load the parent, build the view, adapt the network; returns everything to train it."""
     parent = load_model(source)
     view = view if view is not None else build_view(cfg)
-    normalizer = merged_normalizer(parent, view, cfg)
     names, _ = static_channels(view)
     net = parent.net.train()
-    report = adapt_network(net, parent.meta, view, len(names), normalizer.units_)
-    return parent, view, normalizer, net, report
+    units = {n: str(view.fields[n].attrs.get("units", "")) for n in view.inputs}
+    report = adapt_network(net, parent.meta, view, len(names), units)
+    return parent, view, merged_normalizer(parent, view, cfg), net, report
 
 
 def finetune(

@@ -248,4 +248,8 @@ def scan(root: str | Path) -> Found:
         _classify(found, folder, files)
     order = {name: i for i, name in enumerate(("pretrain", "finetune", "scratch"))}
     found.runs.sort(key=lambda r: (r.path != root, order.get(r.name, len(order)), r.name))
+    nets = ("map_finetuned", "map_pretrained", "map_scratch")  # networks first, then baselines
+    found.maps.sort(
+        key=lambda p: (next((i for i, n in enumerate(nets) if p.name.startswith(n)), 3), str(p))
+    )
     return found

@@ -22,6 +22,7 @@ from climatune.data.samples import fit_normalizer, static_channels
 from climatune.data.view import TaskView, build_view
 from climatune.errors import ClimatuneError
 from climatune.finetune.artifact import save_artifact, variable_records
+from climatune.training.callbacks import SampleLedger
 from climatune.training.datamodule import ClimateDataModule
 from climatune.training.task import ClimateTask
 from climatune.utils.atomic import atomic_path, prepare_output_dir
@@ -64,6 +65,8 @@ def _trainer(cfg: Config, out: Path, callbacks: Sequence[Callback], *, logs: boo
     ]
     if t.progress_bar:
         callbacks.append(RichProgressBar())
+    if t.record_samples:
+        callbacks.append(SampleLedger(out))
     loggers: Any = False
     if logs:
         loggers = [CSVLogger(out, name="logs", version=""), TensorBoardLogger(out, name="logs", version="tb")]

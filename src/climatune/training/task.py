@@ -59,6 +59,11 @@ class ClimateTask(pl.LightningModule):
         self.warmup_fraction, self.backbone_lr_scale = warmup_fraction, backbone_lr_scale
         self.seed = seed
 
+    @property
+    def backbone(self) -> nn.Module:
+        """The network's backbone (what Lightning's BackboneFinetuning unfreezes)."""
+        return self.net.backbone
+
     def forward(self, fields: torch.Tensor) -> torch.Tensor:
         static = self.static.expand(fields.shape[0], *self.static.shape)
         return add_residual(self.net(fields, static), fields, self.residual_index)

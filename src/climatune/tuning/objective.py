@@ -3,13 +3,15 @@
 Each fold is trained as ``climatune finetune`` (given a pre-trained artifact) or
 ``climatune pretrain`` (without one) would train it, then scored in physical units through
 :func:`~climatune.evaluation.evaluate.evaluate_view` on the fold's validation block.
+After fold ``k`` the trial reports the running mean of its fold scores at step ``k``, so
+the pruner compares trials on the same folds with an estimate of the final objective.
 """
 
 from __future__ import annotations
 
 import math
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +26,13 @@ from climatune.tuning.space import Param, set_keys, suggest
 __all__ = ["METRICS", "Objective", "train_fold", "score_fold"]
 
 #: Metrics a study can optimise, and their direction.
-METRICS = {"rmse": "minimize", "mae": "minimize", "acc": "maximize", "skill": "maximize", "corr": "maximize"}
+METRICS = {
+    "rmse": "minimize",
+    "mae": "minimize",
+    "acc": "maximize",
+    "skill": "maximize",
+    "corr": "maximize",
+}
 
 
 def train_fold(cfg: Config, view: Any, source: str | Path | None, run: Path) -> Path:
@@ -84,29 +92,41 @@ class Objective:
     out: Path
     source: str | Path | None = None
     metric: str = "rmse"
+    error: ClimatuneError | None = field(default=None, init=False)
 
     def config(self, params: dict[str, Any], label: str = "sampled config") -> Config:
         """The base config with ``params`` applied, validated."""
         return config_from_dict(set_keys(self.base.model_dump(mode="json"), params), label)
 
     def __call__(self, trial: optuna.Trial) -> float:
+        try:
+            return self._run(trial)
+        except ClimatuneError as exc:  # a user error: stop the study, report it once, no traceback
+            self.error = self.error or ClimatuneError(f"trial {trial.number}: {exc}")
+            trial.set_user_attr("error", str(exc))
+            trial.study.stop()
+            return math.nan
+
+    def _run(self, trial: optuna.Trial) -> float:
         params = suggest(trial, self.space)
         cfg = self.config(params, f"trial {trial.number}")
         scores = []
         for k, fold_cfg in enumerate(fold_configs(cfg, self.splits)):
             run = self.out / "trials" / str(trial.number) / f"fold-{k}"
             view = build_view(fold_cfg)
-            model_dir = train_fold(fold_cfg, view, self.source, run)
             try:
-                value = score_fold(view, model_dir, self.metric)
+                value = score_fold(view, train_fold(fold_cfg, view, self.source, run), self.metric)
             finally:
                 _tidy(run)
             if not math.isfinite(value):
                 return math.nan  # Optuna records the trial as failed and carries on
             scores.append(value)
-            trial.report(value, k)
+            trial.set_user_attr("fold_values", list(scores))
+            trial.report(sum(scores) / len(scores), k)  # the running mean estimates the objective
             if trial.should_prune():
-                raise optuna.TrialPruned(f"fold {k}: {self.metric}={value:.4g} is worse than the median")
+                raise optuna.TrialPruned(
+                    f"after fold {k}, mean {self.metric} is worse than the median"
+                )
         return sum(scores) / len(scores)
 
 

@@ -70,7 +70,7 @@ def config_keys(model: type[BaseModel] = Config, prefix: str = "") -> list[str]:
     return keys
 
 
-def load_space(path: str | Path) -> dict[str, Param]:
+def load_space(path: str | Path, base: dict[str, Any] | None = None) -> dict[str, Param]:
     """Read and check a search-space YAML file (see :func:`parse_space`)."""
     path = Path(path)
     if not path.is_file():
@@ -79,7 +79,7 @@ def load_space(path: str | Path) -> dict[str, Param]:
         raw = yaml.safe_load(path.read_text())
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
         raise ClimatuneError(f"--space {path} is not valid YAML: {exc}") from exc
-    return parse_space(raw, str(path))
+    return parse_space(raw, str(path), base)
 
 
 def parse_space(
@@ -110,8 +110,21 @@ def parse_space(
     base = base if base is not None else Config().model_dump(mode="json")
     for param in space.values():
         for value in param.probes():
-            config_from_dict(set_keys(base, {param.key: value}), f"{source} ({param.key}={value!r})")
+            cfg = config_from_dict(
+                set_keys(base, {param.key: value}), f"{source} ({param.key}={value!r})"
+            )
+            got = _get(cfg.model_dump(), param.key)
+            if param.kind == "float" and isinstance(got, int) and not isinstance(got, bool):
+                raise ClimatuneError(
+                    f"'{param.key}' in {source} is an integer setting; use type: int"
+                )
     return space
+
+
+def _get(raw: dict[str, Any], key: str) -> Any:
+    for part in key.split("."):
+        raw = raw[part]
+    return raw
 
 
 def _param(key: str, spec: Any, source: str) -> Param:
@@ -138,13 +151,17 @@ def _param(key: str, spec: Any, source: str) -> Param:
             raise ClimatuneError(f"{where}: choices {choices} repeat a value")
         return Param(key, kind, choices=tuple(choices))
     number = int if kind == "int" else (int, float)
-    low, high, step = (_number(spec.get(k)) if kind == "float" else spec.get(k) for k in ("low", "high", "step"))
+    low, high, step = (
+        _number(spec.get(k)) if kind == "float" else spec.get(k) for k in ("low", "high", "step")
+    )
     log = spec.get("log", False)
     for name, value in (("low", low), ("high", high), ("step", step)):
         if (value is not None or name != "step") and (
             isinstance(value, bool) or not isinstance(value, number)
         ):
-            raise ClimatuneError(f"{where}: {name} must be {'an integer' if kind == 'int' else 'a number'}; got {value!r}")
+            raise ClimatuneError(
+                f"{where}: {name} must be {'an integer' if kind == 'int' else 'a number'}; got {value!r}"
+            )
     if not isinstance(log, bool):
         raise ClimatuneError(f"{where}: log must be true or false; got {log!r}")
     if low >= high:

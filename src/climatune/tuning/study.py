@@ -1,0 +1,95 @@
+"""The Optuna study in shared RDB storage: SQLite locally, PostgreSQL across machines.
+
+Every worker that opens the same storage URL and study name joins the same study, so
+running a command again, or on several machines at once, adds trials to one study.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import optuna
+import sqlalchemy.exc
+from sqlalchemy.engine import make_url
+
+from climatune.errors import ClimatuneError
+
+__all__ = ["default_storage", "open_storage", "open_study"]
+
+_RETRIES = 5
+
+
+def default_storage(out: Path) -> str:
+    """``sqlite:///OUT/study.db`` with an absolute path."""
+    return f"sqlite:///{(Path(out) / 'study.db').resolve()}"
+
+
+def open_storage(url: str) -> optuna.storages.RDBStorage:
+    """Connect to the RDB storage at ``url``, creating its tables if needed.
+
+    SQLite waits up to 60 s for a lock instead of failing with "database is locked";
+    heartbeats let a later worker mark the trials of a killed worker as failed.
+    """
+    try:
+        parsed = make_url(url)
+    except sqlalchemy.exc.ArgumentError:
+        raise ClimatuneError(
+            f"--storage {url!r} is not a database URL; use e.g. sqlite:///runs/tune/study.db "
+            "or postgresql://user:password@host/db"
+        ) from None
+    sqlite = parsed.get_backend_name() == "sqlite"
+    if sqlite and parsed.database:
+        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+    engine = {"connect_args": {"timeout": 60}} if sqlite else {"pool_pre_ping": True}
+    for attempt in range(_RETRIES):
+        try:
+            return optuna.storages.RDBStorage(
+                url, engine_kwargs=engine, heartbeat_interval=60, grace_period=300
+            )
+        except ImportError as exc:
+            raise ClimatuneError(
+                f"--storage {parsed.get_backend_name()} needs a database driver ({exc.name or exc}); "
+                "for PostgreSQL install it with pip install psycopg2-binary"
+            ) from exc
+        except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.IntegrityError) as exc:
+            if attempt == _RETRIES - 1:  # two workers creating the tables at once race briefly
+                raise ClimatuneError(f"cannot open --storage {parsed!r}: {exc.orig}") from exc
+            time.sleep(0.5 * (attempt + 1))
+    raise AssertionError("unreachable")
+
+
+def open_study(
+    storage: optuna.storages.BaseStorage, name: str, *, direction: str, folds: int, metric: str
+) -> optuna.Study:
+    """Create the study, or load it if it exists, and check that it tunes the same thing.
+
+    The number of folds and the metric are stored on the study; resuming it with other
+    values would mix incomparable scores, so that is an error.
+    """
+    sampler = optuna.samplers.TPESampler(n_startup_trials=5, constant_liar=True)
+    pruner = optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=(folds - 1) // 2)
+    study = optuna.create_study(
+        storage=storage,
+        study_name=name,
+        load_if_exists=True,
+        direction=direction,
+        sampler=sampler,
+        pruner=pruner,
+    )
+    if study.direction.name.lower() != direction:
+        raise ClimatuneError(
+            f"study '{name}' is {study.direction.name.lower()}d but metric '{metric}' needs "
+            f"{direction}; use another --study"
+        )
+    attrs = study.user_attrs
+    for key, value in (("folds", folds), ("metric", metric)):
+        if key not in attrs:
+            study.set_user_attr(key, value)
+        elif attrs[key] != value:
+            flag = "--folds" if key == "folds" else "metric"
+            raise ClimatuneError(
+                f"study '{name}' was run with {flag} {attrs[key]}, not {value}; "
+                "use the same value to resume it, or another --study"
+            )
+    return study

@@ -1,0 +1,131 @@
+"""Fine-tuning: weights really loaded, inputs adapted by name, units checked, strategies."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+from tests.conftest import create_test_data
+from tests.training.conftest import tiny_archive, tiny_config
+
+from climatune import load_model
+from climatune.cli import main
+from climatune.errors import ClimatuneError
+from climatune.finetune.run import finetune, prepare_finetune
+from climatune.training.run import pretrain
+
+
+@pytest.fixture(scope="module")
+def pretrained(tmp_path_factory):
+    root = tmp_path_factory.mktemp("pre")
+    archive = tiny_archive(root / "tiny.nc")
+    return archive, pretrain(tiny_config(archive), out=root / "run")
+
+
+def test_pretrained_weights_are_really_loaded(pretrained):
+    archive, run = pretrained
+    saved = load_file(str(run / "model" / "weights.safetensors"))
+    _, _, _, net, report = prepare_finetune(tiny_config(archive), run)
+    state = net.state_dict()
+    assert report.kept == ["tas", "sst"] and not report.added and not report.dropped
+    for key, value in state.items():
+        assert torch.equal(value, saved[key]), key
+    fresh = type(net).from_spec(net.spec()).state_dict()
+    conv = [k for k in state if k.startswith("backbone.") and k.endswith("weight") and state[k].dim() == 4]
+    assert conv and all(not torch.equal(state[k], fresh[k]) for k in conv)
+
+
+def test_inputs_are_adapted_by_variable_name(pretrained, tmp_path):
+    archive, run = pretrained
+    cfg = tiny_config(archive, "data.variables=[tas, pr]")
+    _, _, _, net, report = prepare_finetune(cfg, run)
+    assert (report.kept, report.added, report.dropped) == (["tas"], ["pr"], ["sst"])
+    assert net.variables == ["tas", "pr"]
+    saved = load_file(str(run / "model" / "weights.safetensors"))
+    assert torch.equal(net.stem.proj["tas"].weight, saved["stem.proj.tas.weight"])
+    assert torch.count_nonzero(net.stem.proj["pr"].weight) == 0  # fresh, zero-initialised
+
+
+def test_new_head_when_outputs_change(pretrained):
+    archive, run = pretrained
+    _, _, _, net, report = prepare_finetune(tiny_config(archive, "data.targets=[tas]"), run)
+    assert report.new_head and net.head.n_out == 1
+
+
+def test_unit_mismatch_is_exit_2(pretrained, tmp_path, capsys):
+    archive, run = pretrained
+    ds = create_test_data(ntime=96, nlat=8, nlon=16)
+    ds["tas"] = (ds.tas - 273.15).assign_attrs(units="degC")
+    ds["sst"] = ds.tas.where(ds.lat < 40)
+    celsius = tmp_path / "celsius.nc"
+    ds.to_netcdf(celsius)
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"data:\n  path: {celsius}\n  variables: [tas, sst]\n")
+    rc = main(["finetune", "--config", str(cfg), "--from", str(run), "--out", str(tmp_path / "ft")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1
+    assert err[0].startswith("climatune: error: variable 'tas' is in 'degC'")
+    assert not (tmp_path / "ft" / "model").exists()
+
+
+def test_a_different_grid_works(pretrained, tmp_path):
+    _, run = pretrained
+    other = tiny_archive(tmp_path / "other.nc", nlat=12, nlon=20, seed=3)
+    out = finetune(tiny_config(other, "trainer.max_epochs=1"), run, out=tmp_path / "ft", quiet=True)
+    model = load_model(out)
+    assert model.meta.data["parent"].endswith("model")
+    assert len(model.meta.data["grid"]["lat"]) == 12
+
+
+@pytest.mark.parametrize("strategy", ["linear_probe", "partial", "gradual", "lora"])
+def test_strategies_train_what_they_say(pretrained, tmp_path, strategy):
+    archive, run = pretrained
+    cfg = tiny_config(archive, f"finetune.strategy={strategy}", "finetune.freeze_stages=1", "finetune.unfreeze_epoch=1",
+                      "trainer.max_epochs=2", "optim.lr=1e-2")
+    before = load_file(str(run / "model" / "weights.safetensors"))
+    after = load_file(str(finetune(cfg, run, out=tmp_path / strategy, quiet=True) / "model" / "weights.safetensors"))
+    changed = {k for k in before if k in after and not torch.equal(before[k], after[k])}
+    backbone = {k for k in before if k.startswith("backbone.")}
+    assert any(k.startswith("head.") for k in changed)
+    if strategy == "linear_probe":
+        assert not changed & backbone
+    elif strategy == "partial":
+        net = load_model(run).net
+        frozen = {id(p) for p in net.backbone.stages()[0].parameters()}
+        first = {k for k, p in net.named_parameters() if id(p) in frozen}
+        assert first and not changed & first
+        assert changed & (backbone - first)
+    elif strategy in ("gradual", "lora"):
+        assert changed & backbone  # unfrozen at epoch 1 / adapters merged into the weights
+    assert set(after) == set(before)  # LoRA merged: plain keys only
+
+
+def test_normalisation_policy_keep_or_refit(pretrained, tmp_path):
+    archive, run = pretrained
+    warm = tiny_archive(tmp_path / "warm.nc", seed=1)
+    import xarray as xr
+
+    ds = xr.open_dataset(warm).load()
+    ds["tas"] = ds.tas + 10
+    ds.to_netcdf(tmp_path / "warmer.nc")
+    keep = prepare_finetune(tiny_config(tmp_path / "warmer.nc"), run)[2]
+    refit = prepare_finetune(tiny_config(tmp_path / "warmer.nc", "finetune.normalization.default=refit"), run)[2]
+    parent = load_model(run).normalizer
+    assert keep.mean_["tas"] == parent.mean_["tas"]
+    assert refit.mean_["tas"] == pytest.approx(parent.mean_["tas"] + 10, abs=1.0)
+
+
+def test_finetune_artifact_records_its_parent(pretrained, tmp_path):
+    archive, run = pretrained
+    out = finetune(tiny_config(archive, "trainer.max_epochs=1"), run, out=tmp_path / "ft", quiet=True)
+    meta = json.loads((out / "model" / "climatune.json").read_text())
+    assert meta["parent"] == str(run / "model")
+    assert np.isfinite(meta["normalization"]["std"]["sst"])
+
+
+def test_bad_source_is_a_user_error(tmp_path):
+    with pytest.raises(ClimatuneError, match="does not exist"):
+        load_model(tmp_path / "nope")

@@ -1,0 +1,80 @@
+"""Pre-training end to end: artifact contents, loss masking, determinism."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+from tests.training.conftest import tiny_config
+
+from climatune import load_model
+from climatune.cli import main
+from climatune.data.io import open_dataset
+from climatune.training.callbacks import weights_digest
+from climatune.training.losses import weighted_mse
+from climatune.training.run import pretrain
+
+
+def test_pretrain_writes_a_complete_artifact(archive, tmp_path):
+    run = pretrain(tiny_config(archive), out=tmp_path / "run")
+    meta = json.loads((run / "model" / "climatune.json").read_text())
+    assert meta["schema_version"] == 1
+    assert [v["name"] for v in meta["inputs"]] == ["tas", "sst"]
+    assert meta["inputs"][0]["units"] == "K"
+    assert meta["normalization"]["mean"]["tas"] > 200
+    assert meta["grid"]["calendar"] == "noleap"
+    assert meta["provenance"]["blocks"]["train"] == [2000, 2004]
+    assert (run / "config.yaml").exists() and (run / "checkpoints" / "last.ckpt").exists()
+    assert (run / "logs" / "metrics.csv").exists()
+    assert any((run / "logs" / "tb").iterdir())
+    tensors = load_file(str(run / "model" / "weights.safetensors"))
+    assert "__static__" in tensors and tensors["__static__"].shape[-2:] == (8, 16)
+
+
+def test_loaded_model_predicts_denormalised_fields_with_coords(archive, tmp_path):
+    run = pretrain(tiny_config(archive), out=tmp_path / "run")
+    pred = load_model(run).predict(open_dataset(archive))
+    assert set(pred.data_vars) == {"tas", "sst"}
+    assert pred.tas.attrs["units"] == "K"
+    assert 150 < float(pred.tas.mean()) < 350
+    # sst is NaN on land (lat >= 40) and finite elsewhere
+    land = pred.sst.sel(lat=slice(40, None))
+    assert bool(land.isnull().all()) and bool(pred.sst.sel(lat=slice(None, 30)).notnull().all())
+
+
+def test_loss_ignores_nan_cells_and_weighs_latitude():
+    pred = torch.zeros(1, 1, 2, 2)
+    target = torch.tensor([[[[1.0, float("nan")], [2.0, 2.0]]]])
+    weight = torch.tensor([[1.0, 1.0], [0.5, 0.5]])
+    expected = (1.0 * 1 + 0.5 * 4 + 0.5 * 4) / (1.0 + 0.5 + 0.5)
+    assert float(weighted_mse(pred, target, weight)) == pytest.approx(expected)
+
+
+def test_same_seed_gives_identical_weights(archive, tmp_path):
+    a = pretrain(tiny_config(archive), out=tmp_path / "a")
+    b = pretrain(tiny_config(archive), out=tmp_path / "b")
+    c = pretrain(tiny_config(archive, "seed=1"), out=tmp_path / "c")
+    digest = [weights_digest(load_model(r).net) for r in (a, b, c)]
+    assert digest[0] == digest[1] != digest[2]
+
+
+@pytest.mark.parametrize("backbone", ["resnet", "vit"])
+def test_every_backbone_trains(archive, tmp_path, backbone):
+    extra = ["model.patch=4"] if backbone == "vit" else []
+    run = pretrain(tiny_config(archive, f"model.backbone={backbone}", "trainer.max_epochs=1", *extra), out=tmp_path / backbone)
+    assert load_model(run).meta.data["architecture"]["backbone"] == backbone
+
+
+def test_cli_pretrain_with_overrides(archive, tmp_path, capsys):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"data:\n  path: {archive}\n  variables: [tas]\nmodel:\n  width: 8\n  depth: 1\n")
+    rc = main(["pretrain", "--config", str(cfg), "--out", str(tmp_path / "run"), "--set", "trainer.max_epochs=1",
+               "--set", "trainer.progress_bar=false", "--set", "data.batch_size=32"])
+    assert rc == 0
+    assert "model written to" in capsys.readouterr().out
+    saved = (tmp_path / "run" / "config.yaml").read_text()
+    assert "max_epochs: 1" in saved and "batch_size: 32" in saved
+    assert np.isfinite(load_model(tmp_path / "run").normalizer.std_["tas"])

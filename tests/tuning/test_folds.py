@@ -1,0 +1,93 @@
+"""Folds: no fold trains on its validation block or on the test years."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from climatune.config import config_from_dict
+from climatune.data.view import TaskView, build_view
+from climatune.errors import ClimatuneError
+from climatune.tuning.folds import cv_years, fold_configs, fold_splits
+
+from .conftest import SPLIT, tiny_config
+
+
+def _read_steps(view: TaskView, split: str) -> set[int]:
+    """Every time index that the samples of ``split`` read: inputs and targets."""
+    out: set[int] = set()
+    for a in view.anchors[split]:
+        out.update(range(int(a) - view.history + 1, int(a) + 1))
+        out.add(int(view.target_index(a)))
+    return out
+
+
+def test_fold_splits_cover_the_non_test_years() -> None:
+    splits = fold_splits((1990, 2013), 3, (2014, 2019))
+    vals = [tuple(s["val"]) for s in splits]
+    assert vals == [(1990, 1997), (1998, 2005), (2006, 2013)]
+    assert splits[1]["train"] == [[1990, 1997], [2006, 2013]]
+    assert all(s["test"] == [2014, 2019] for s in splits)
+
+
+@pytest.mark.parametrize(
+    ("task", "folds"),
+    [
+        ({"history": 2, "lead": 1}, 2),
+        ({"history": 1, "lead": 2}, 3),
+        ({"kind": "downscale", "factor": 2}, 3),
+    ],
+)
+def test_no_fold_trains_on_its_validation_or_test_years(
+    tiny_nc: Path, task: dict, folds: int
+) -> None:
+    cfg = config_from_dict(tiny_config(tiny_nc, **task))
+    base = build_view(cfg)
+    years, test = cv_years(base)
+    assert years == (1990, 2013) and test == (2014, 2019)
+    test_steps = _read_steps(base, "test")
+    for k, fold_cfg in enumerate(fold_configs(cfg, fold_splits(years, folds, test))):
+        view = build_view(fold_cfg)
+        train, val = _read_steps(view, "train"), _read_steps(view, "val")
+        assert train and val
+        assert not train & val, f"fold {k}: training reads validation steps"
+        assert not (train | val) & test_steps, f"fold {k}: reads test steps"
+        # In years, too: nothing of the test block, and the validation block is fold k's.
+        year = view.fields.time.dt.year.values
+        assert year[sorted(train | val)].max() < 2014
+        lo, hi = fold_cfg.data.split.val
+        assert lo <= year[sorted(val)].min() and year[sorted(val)].max() <= hi
+        assert not set(year[sorted(train)]) & set(range(lo, hi + 1))
+        # The contiguous range the view reports for "val" stays inside the validation block.
+        assert set(view.steps("val").tolist()) == val
+        # The test block is still there (excluded from training), exactly as in the base.
+        np.testing.assert_array_equal(view.anchors["test"], base.anchors["test"])
+
+
+def test_split_without_test_uses_every_year(tiny_nc: Path) -> None:
+    raw = tiny_config(tiny_nc)
+    raw["data"]["split"] = {"train": [1990, 2009], "val": [2010, 2019]}
+    years, test = cv_years(build_view(config_from_dict(raw)))
+    assert years == (1990, 2019) and test is None
+
+
+def test_default_split_is_used_when_none_is_given(tiny_nc: Path) -> None:
+    raw = tiny_config(tiny_nc)
+    del raw["data"]["split"]
+    years, test = cv_years(build_view(config_from_dict(raw)))
+    assert test is not None and years[1] < test[0] and years[0] == 1990
+
+
+def test_test_block_between_folds_is_refused(tiny_nc: Path) -> None:
+    raw = tiny_config(tiny_nc)
+    raw["data"]["split"] = {"train": [1990, 2004], "test": [2006, 2010], "val": [2012, 2019]}
+    with pytest.raises(ClimatuneError, match="move data.split.test"):
+        cv_years(build_view(config_from_dict(raw)))
+
+
+def test_split_is_left_alone_in_the_base(tiny_nc: Path) -> None:
+    cfg = config_from_dict(tiny_config(tiny_nc))
+    fold_configs(cfg, fold_splits((1990, 2013), 2, (2014, 2019)))
+    assert cfg.data.split.model_dump() == {k: tuple(v) for k, v in SPLIT.items()}

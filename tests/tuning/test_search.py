@@ -1,0 +1,273 @@
+"""``climatune tune`` end to end: studies resume, workers share them, outputs run as they are."""
+
+from __future__ import annotations
+
+import csv
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import optuna
+import pytest
+import yaml
+
+from climatune.cli import main
+from climatune.config import load_config
+from climatune.errors import ClimatuneError
+from climatune.tuning import objective as objective_module
+from climatune.tuning.search import tune_command
+
+from .conftest import SPACE, tiny_config
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def _study(out: Path, name: str = "climatune") -> optuna.Study:
+    return optuna.load_study(study_name=name, storage=f"sqlite:///{out / 'study.db'}")
+
+
+def _rows(out: Path) -> list[dict[str, str]]:
+    with (out / "trials.csv").open() as fh:
+        return list(csv.DictReader(fh))
+
+
+def _without(raw: dict, keys) -> dict:
+    raw = yaml.safe_load(yaml.safe_dump(raw))
+    for key in keys:
+        *parents, leaf = key.split(".")
+        node = raw
+        for part in parents:
+            node = node[part]
+        node.pop(leaf)
+    return raw
+
+
+@pytest.fixture
+def fake_folds(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int]]:
+    """Skip training: fold ``k`` of trial ``n`` scores ``n + 1 + k / 10``; records the calls."""
+    calls: list[tuple[int, int]] = []
+
+    def train(cfg, view, source, run: Path) -> Path:
+        calls.append((int(run.parent.name), int(run.name.removeprefix("fold-"))))
+        run.mkdir(parents=True, exist_ok=True)
+        return run
+
+    def score(view, model_dir: Path, metric: str = "rmse") -> float:
+        return int(model_dir.parent.name) + 1 + int(model_dir.name.removeprefix("fold-")) / 10
+
+    monkeypatch.setattr(objective_module, "train_fold", train)
+    monkeypatch.setattr(objective_module, "score_fold", score)
+    return calls
+
+
+@pytest.mark.slow
+def test_tune_resumes_the_study_and_writes_a_runnable_best_config(
+    tiny_files: tuple[Path, Path], tmp_path: Path
+) -> None:
+    cfg_path, space = tiny_files
+    out = tmp_path / "tune"
+    base = load_config(cfg_path)
+    tune_command(base, space=space, trials=3, folds=2, out=out)
+    assert len(_study(out).trials) == 3
+    tune_command(base, space=space, trials=3, folds=2, out=out)  # the same command again
+    study = _study(out)
+    assert [t.number for t in study.trials] == list(range(6))
+    assert study.trials[0].state == optuna.trial.TrialState.COMPLETE
+    assert all(
+        len(t.user_attrs["fold_values"]) == 2 for t in study.trials if t.state.name == "COMPLETE"
+    )
+
+    rows = _rows(out)
+    assert [r["number"] for r in rows] == [str(i) for i in range(6)]
+    assert {"state", "value", "duration_s", "params_optim.lr", "fold_0", "fold_1"} <= set(rows[0])
+    for name in ("tune_history.png", "tune_importance.png"):
+        assert (out / name).read_bytes().startswith(PNG)
+    # Fold runs keep their small logs, not their weights.
+    assert (out / "trials" / "5" / "fold-0" / "logs").is_dir()
+    assert not list(out.glob("trials/*/fold-*/checkpoints")) and not list(
+        out.glob("trials/*/fold-*/model")
+    )
+
+    best = load_config(out / "best.yaml")
+    params = study.best_trial.params
+    assert set(params) == set(SPACE)
+    assert best.optim.lr == params["optim.lr"] and best.data.batch_size == params["data.batch_size"]
+    assert _without(best.model_dump(mode="json"), SPACE) == _without(
+        base.model_dump(mode="json"), SPACE
+    )
+    assert best.data.split == base.data.split
+    assert "mean validation rmse over 2 folds" in (out / "best.yaml").read_text()
+
+
+@pytest.mark.slow
+def test_two_processes_share_one_study(tiny_files: tuple[Path, Path], tmp_path: Path) -> None:
+    cfg_path, space = tiny_files
+    out = tmp_path / "tune"
+    cmd = [
+        sys.executable,
+        "-m",
+        "climatune",
+        "tune",
+        "--config",
+        str(cfg_path),
+        "--space",
+        str(space),
+        "--trials",
+        "1",
+        "--folds",
+        "2",
+        "--out",
+        str(out),
+    ]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    procs = [subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, env=env) for _ in range(2)]
+    errs = [p.communicate(timeout=300)[1] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], errs
+    study = _study(out)
+    assert sorted(t.number for t in study.trials) == [0, 1]
+    assert all(t.state.name == "COMPLETE" for t in study.trials)
+    assert len(_rows(out)) == 2 and load_config(out / "best.yaml").optim.lr in {
+        t.params["optim.lr"] for t in study.trials
+    }
+
+
+@pytest.mark.slow
+def test_tune_from_a_pretrained_model(tiny_nc: Path, tmp_path: Path) -> None:
+    from climatune.config import config_from_dict
+    from climatune.training.run import pretrain
+
+    cfg = config_from_dict(tiny_config(tiny_nc))
+    pretrain(cfg, out=tmp_path / "pre")
+    space = tmp_path / "space.yaml"
+    space.write_text(
+        yaml.safe_dump(
+            {"finetune.strategy": {"type": "categorical", "choices": ["full", "linear_probe"]}}
+        )
+    )
+    out = tune_command(
+        cfg, source=tmp_path / "pre", space=space, trials=2, folds=2, out=tmp_path / "tune"
+    )
+    study = _study(out)
+    assert [t.state.name for t in study.trials] == ["COMPLETE", "COMPLETE"]
+    assert (
+        load_config(out / "best.yaml").finetune.strategy
+        == study.best_trial.params["finetune.strategy"]
+    )
+
+
+def test_unknown_space_key_is_one_line_and_exit_2(
+    tiny_files: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cfg_path, _ = tiny_files
+    space = tmp_path / "bad.yaml"
+    space.write_text("optim.weight_decy: {type: float, low: 1.0e-4, high: 1.0e-2}\n")
+    out = tmp_path / "tune"
+    rc = main(["tune", "--config", str(cfg_path), "--space", str(space), "--out", str(out)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2
+    assert len(err) == 1 and err[0].startswith(
+        "climatune: error: unknown config key 'optim.weight_decy'"
+    )
+    assert "did you mean 'optim.weight_decay'" in err[0]
+    assert not out.exists()
+
+
+def test_user_error_inside_a_trial_stops_the_study(
+    tiny_files: tuple[Path, Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    def train(*args, **kwargs):
+        raise ClimatuneError("finetune.freeze_stages=9 but the backbone has 2 stages")
+
+    monkeypatch.setattr(objective_module, "train_fold", train)
+    cfg_path, space = tiny_files
+    rc = main(
+        [
+            "tune",
+            "--config",
+            str(cfg_path),
+            "--space",
+            str(space),
+            "--trials",
+            "3",
+            "--out",
+            str(tmp_path / "t"),
+        ]
+    )
+    err = capfd.readouterr().err
+    assert rc == 2 and "Traceback" not in err
+    lines = [line for line in err.splitlines() if line.startswith("climatune:")]
+    assert lines == [
+        "climatune: error: trial 0: finetune.freeze_stages=9 but the backbone has 2 stages"
+    ]
+    assert len(_study(tmp_path / "t").trials) == 1
+
+
+def test_pruner_stops_bad_trials_between_folds(
+    tiny_files: tuple[Path, Path], tmp_path: Path, fake_folds: list[tuple[int, int]]
+) -> None:
+    cfg_path, space = tiny_files
+    out = tune_command(load_config(cfg_path), space=space, trials=6, folds=2, out=tmp_path / "t")
+    states = [r["state"] for r in _rows(out)]
+    # Each trial scores worse than every earlier one: after 3 complete, the rest stop after fold 0.
+    assert states == ["COMPLETE"] * 3 + ["PRUNED"] * 3
+    assert fake_folds == [(0, 0), (0, 1), (1, 0), (1, 1), (2, 0), (2, 1), (3, 0), (4, 0), (5, 0)]
+    study = _study(out)
+    assert study.trials[1].intermediate_values == {0: 2.0, 1: pytest.approx(2.05)}  # running means
+    assert study.best_value == pytest.approx(1.05)
+    assert _rows(out)[3]["fold_0"] == "4.0" and _rows(out)[3]["fold_1"] == ""
+
+
+def test_parallel_jobs_and_trials_zero(
+    tiny_files: tuple[Path, Path], tmp_path: Path, fake_folds: list[tuple[int, int]]
+) -> None:
+    cfg_path, space = tiny_files
+    cfg = load_config(cfg_path)
+    out = tune_command(cfg, space=space, trials=4, folds=2, jobs=2, out=tmp_path / "t")
+    assert len(_study(out).trials) == 4 and len(fake_folds) >= 4 * 1
+    (out / "trials.csv").unlink()
+    tune_command(cfg, space=space, trials=0, folds=2, out=out)  # rewrites the outputs only
+    assert len(_rows(out)) == 4
+
+
+def test_resuming_with_other_folds_is_refused(
+    tiny_files: tuple[Path, Path], tmp_path: Path, fake_folds: list[tuple[int, int]]
+) -> None:
+    cfg_path, space = tiny_files
+    cfg = load_config(cfg_path)
+    tune_command(cfg, space=space, trials=1, folds=2, out=tmp_path / "t")
+    with pytest.raises(ClimatuneError, match="was run with --folds 2, not 3"):
+        tune_command(cfg, space=space, trials=1, folds=3, out=tmp_path / "t")
+    tune_command(cfg, space=space, trials=1, folds=3, study="other", out=tmp_path / "t")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"folds": 1}, "--folds 1 must be between 2"),
+        ({"folds": 9}, r"fold \d of 9: .*use fewer --folds"),
+        ({"trials": -1}, "--trials must be >= 0"),
+        ({"metric": "r2"}, "unknown metric 'r2'"),
+        ({"storage": "not a url"}, "is not a database URL"),
+    ],
+)
+def test_bad_arguments(
+    tiny_files: tuple[Path, Path], tmp_path: Path, kwargs: dict, match: str
+) -> None:
+    cfg_path, space = tiny_files
+    args = {"space": space, "trials": 1, "folds": 2, "out": tmp_path / "t"} | kwargs
+    with pytest.raises(ClimatuneError, match=match):
+        tune_command(load_config(cfg_path), **args)
+
+
+def test_finetune_keys_need_a_pretrained_model(
+    tiny_files: tuple[Path, Path], tmp_path: Path
+) -> None:
+    cfg_path, _ = tiny_files
+    space = tmp_path / "ft.yaml"
+    space.write_text("finetune.strategy: {type: categorical, choices: [full, partial]}\n")
+    with pytest.raises(ClimatuneError, match="only matters when fine-tuning; give --from"):
+        tune_command(load_config(cfg_path), space=space, out=tmp_path / "t")
