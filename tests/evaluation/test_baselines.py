@@ -9,7 +9,7 @@ import xarray as xr
 from climatune.data.grid import coarsen_bilinear
 from climatune.errors import ClimatuneError
 from climatune.evaluation.baselines import BASELINES, baselines_for, make_baseline
-from climatune.evaluation.climatology import train_steps, view_climatology
+from climatune.evaluation.climatology import view_climatology
 from climatune.evaluation.metrics import index_rmse, rmse, score
 
 KINDS = ("forecast", "downscale", "index", "reconstruct")
@@ -122,7 +122,7 @@ def test_climatology_is_the_training_mean_per_month(rng, make_fields, make_view,
 
 def test_climatology_baseline_has_zero_skill(annual_view):
     view = annual_view("forecast")
-    np.testing.assert_array_equal(train_steps(view), np.arange(20))  # the whole train block
+    np.testing.assert_array_equal(view.steps("train"), np.arange(20))  # the whole train block
     pred = make_baseline("climatology").fit(view).predict(view, "test")
     rows = score(
         pred,

@@ -76,3 +76,16 @@ def test_dropout_is_active_in_training_only(make_inputs) -> None:
     assert not torch.equal(net(fields, static), net(fields, static))
     net.eval()
     assert torch.equal(net(fields, static), net(fields, static))
+
+
+@pytest.mark.parametrize("name", ["resnet", "unet", "vit"])
+def test_set_periodic_lon_matches_a_periodic_build(name: str) -> None:
+    kw = {"width": 8, "depth": 2, "edge_padding": "replicate"}
+    regional = create_backbone(name, periodic_lon=False, **kw).eval()
+    periodic = create_backbone(name, periodic_lon=True, **kw).eval()
+    periodic.load_state_dict(regional.state_dict())
+    h = torch.randn(1, 8, 12, 18)  # not a multiple of 4: the lon padding wraps too
+    assert not torch.allclose(regional(h), periodic(h))
+    regional.set_periodic_lon(True)
+    assert regional.hparams == periodic.hparams
+    torch.testing.assert_close(regional(h), periodic(h))

@@ -29,14 +29,14 @@ def test_lora_trains_adapters_only_and_merges_exactly(name: str, tmp_path, make_
     apply_lora(net, rank=2, alpha=4)
     assert has_lora(net)
     trainable = {n for n, p in net.named_parameters() if p.requires_grad}
-    assert trainable and all("lora_" in n or n.startswith("head.") for n in trainable)
-    assert any("lora_" in n for n in trainable)
+    assert all("lora_" in n or n.startswith(("stem.", "head.")) for n in trainable)
+    assert any("lora_" in n for n in trainable) and "stem.bias" in trainable
 
     fields, static = make_inputs(16, 24)
     lora_state = {k: v.clone() for k, v in net.state_dict().items()}
     _train(net, fields, static)
     changed = {k for k, v in net.state_dict().items() if not torch.equal(v, lora_state[k])}
-    assert changed and all("lora_" in k or k.startswith("head.") for k in changed)
+    assert changed and all("lora_" in k or k.startswith(("stem.", "head.")) for k in changed)
     assert any("lora_B" in k for k in changed) and any(k.startswith("head.") for k in changed)
 
     net.eval()
@@ -60,10 +60,11 @@ def test_lora_trains_adapters_only_and_merges_exactly(name: str, tmp_path, make_
 
 def test_lora_targets_and_trainable_groups() -> None:
     net = build_net("resnet", VARIABLES, history=2, n_static=3, **TINY)
-    apply_lora(net, target="backbone.stage1", trainable=["stem", "head"])
+    apply_lora(net, target="backbone.stage1", trainable="head")
     lora_names = {n for n, _ in net.named_parameters() if "lora_" in n}
     assert lora_names and all(n.startswith("backbone.blocks.1.") for n in lora_names)
-    assert all(p.requires_grad for p in net.stem.parameters())
+    trainable = {n for n, p in net.named_parameters() if p.requires_grad}
+    assert trainable == lora_names | {n for n, _ in net.head.named_parameters(prefix="head")}
     with pytest.raises(ClimatuneError, match="already has LoRA"):
         apply_lora(net)
     merge_lora(net, inplace=True)

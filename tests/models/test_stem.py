@@ -79,3 +79,15 @@ def test_awkward_names_are_valid_module_keys(make_inputs) -> None:
     assert stem.variables == ["ta.850", "keys", "%x"]
     stem.drop_variables(["keys"])
     assert len(stem.proj) == 2
+
+
+def test_reset_static_starts_from_zero(make_inputs) -> None:
+    net = build_net("resnet", VARIABLES, history=2, n_static=3, **TINY).eval()
+    fields, _ = make_inputs(8, 12)
+    net.stem.reset_static(5)
+    a, b = torch.randn(5, 8, 12), torch.randn(5, 8, 12)
+    torch.testing.assert_close(net(fields, a), net(fields, b))  # statics not used yet
+    assert net.spec()["n_static"] == 5
+    net.stem.reset_static(0)
+    assert not any(k.startswith("stem.static") for k in net.state_dict())
+    assert net(fields).shape == (2, 1, 8, 12)

@@ -148,12 +148,6 @@ def tiny_png_fixture() -> Callable[..., Path]:
     return _tiny_png
 
 
-@pytest.fixture
-def demo_dir(tmp_path: Path) -> Path:
-    """A fresh fake demo directory."""
-    return make_demo_dir(tmp_path / "demo")
-
-
 @pytest.fixture(scope="module")
 def rendered(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     """The fake demo directory and its report, written once per test module."""

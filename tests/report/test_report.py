@@ -193,9 +193,11 @@ def test_empty_dir_is_a_user_error(tmp_path: Path) -> None:
 
 
 def test_failed_write_leaves_the_old_report(
-    demo_dir: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    (demo_dir / "report.html").write_text("old")
+    row = {"model": "finetuned", "variable": "tas", "metric": "rmse", "value": 0.3}
+    (tmp_path / "metrics.json").write_text(json.dumps([row]))
+    (tmp_path / "report.html").write_text("old")
     original = Path.write_text
 
     def half_then_fail(self: Path, data: str, *args, **kwargs) -> int:
@@ -204,10 +206,10 @@ def test_failed_write_leaves_the_old_report(
 
     monkeypatch.setattr(Path, "write_text", half_then_fail)
     with pytest.raises(RuntimeError):
-        write_report(demo_dir)
+        write_report(tmp_path)
     monkeypatch.undo()
-    assert (demo_dir / "report.html").read_text() == "old"
-    assert not list(demo_dir.glob(".report.html*"))
+    assert (tmp_path / "report.html").read_text() == "old"
+    assert not list(tmp_path.glob(".report.html*"))
 
 
 def test_unreadable_parts_become_notes(tmp_path: Path, tiny_png) -> None:

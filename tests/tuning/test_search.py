@@ -12,11 +12,12 @@ import optuna
 import pytest
 import yaml
 
+import climatune
 from climatune.cli import main
 from climatune.config import load_config
 from climatune.errors import ClimatuneError
 from climatune.tuning import objective as objective_module
-from climatune.tuning.search import tune_command
+from climatune.tuning.search import load_space_for, tune_command
 
 from .conftest import SPACE, tiny_config
 
@@ -101,59 +102,32 @@ def test_tune_resumes_the_study_and_writes_a_runnable_best_config(
 
 
 @pytest.mark.slow
-def test_two_processes_share_one_study(tiny_files: tuple[Path, Path], tmp_path: Path) -> None:
-    cfg_path, space = tiny_files
+def test_two_processes_fine_tuning_share_one_study(tiny_nc: Path, tmp_path: Path) -> None:
+    from climatune.training.run import pretrain
+
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text(yaml.safe_dump(tiny_config(tiny_nc)))
+    pretrain(load_config(cfg), out=tmp_path / "pre")
+    space = tmp_path / "space.yaml"
+    strategies = {"type": "categorical", "choices": ["full", "linear_probe"]}
+    tuned = {k: v for k, v in SPACE.items() if not k.startswith("model.")}
+    space.write_text(yaml.safe_dump({**tuned, "finetune.strategy": strategies}))
     out = tmp_path / "tune"
     cmd = [
-        sys.executable,
-        "-m",
-        "climatune",
-        "tune",
-        "--config",
-        str(cfg_path),
-        "--space",
-        str(space),
-        "--trials",
-        "1",
-        "--folds",
-        "2",
-        "--out",
-        str(out),
+        *(sys.executable, "-m", "climatune", "tune", "--config", str(cfg), "--space", str(space)),
+        *("--from", str(tmp_path / "pre"), "--trials", "1", "--folds", "2", "--out", str(out)),
     ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     procs = [subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, env=env) for _ in range(2)]
-    errs = [p.communicate(timeout=300)[1] for p in procs]
+    errs = [p.communicate(timeout=600)[1] for p in procs]
     assert [p.returncode for p in procs] == [0, 0], errs
     study = _study(out)
     assert sorted(t.number for t in study.trials) == [0, 1]
     assert all(t.state.name == "COMPLETE" for t in study.trials)
-    assert len(_rows(out)) == 2 and load_config(out / "best.yaml").optim.lr in {
-        t.params["optim.lr"] for t in study.trials
-    }
-
-
-@pytest.mark.slow
-def test_tune_from_a_pretrained_model(tiny_nc: Path, tmp_path: Path) -> None:
-    from climatune.config import config_from_dict
-    from climatune.training.run import pretrain
-
-    cfg = config_from_dict(tiny_config(tiny_nc))
-    pretrain(cfg, out=tmp_path / "pre")
-    space = tmp_path / "space.yaml"
-    space.write_text(
-        yaml.safe_dump(
-            {"finetune.strategy": {"type": "categorical", "choices": ["full", "linear_probe"]}}
-        )
-    )
-    out = tune_command(
-        cfg, source=tmp_path / "pre", space=space, trials=2, folds=2, out=tmp_path / "tune"
-    )
-    study = _study(out)
-    assert [t.state.name for t in study.trials] == ["COMPLETE", "COMPLETE"]
-    assert (
-        load_config(out / "best.yaml").finetune.strategy
-        == study.best_trial.params["finetune.strategy"]
-    )
+    assert len(_rows(out)) == 2
+    best = load_config(out / "best.yaml")
+    assert best.finetune.strategy == study.best_trial.params["finetune.strategy"]
+    assert (out / "trials" / "1" / "fold-1" / "config.yaml").exists()
 
 
 def test_unknown_space_key_is_one_line_and_exit_2(
@@ -263,11 +237,21 @@ def test_bad_arguments(
         tune_command(load_config(cfg_path), **args)
 
 
-def test_finetune_keys_need_a_pretrained_model(
+def test_space_must_suit_training_with_or_without_from(
     tiny_files: tuple[Path, Path], tmp_path: Path
 ) -> None:
-    cfg_path, _ = tiny_files
-    space = tmp_path / "ft.yaml"
-    space.write_text("finetune.strategy: {type: categorical, choices: [full, partial]}\n")
+    cfg_path, space = tiny_files
+    cfg = load_config(cfg_path)
+    ft = tmp_path / "ft.yaml"
+    ft.write_text("finetune.strategy: {type: categorical, choices: [full, partial]}\n")
     with pytest.raises(ClimatuneError, match="only matters when fine-tuning; give --from"):
-        tune_command(load_config(cfg_path), space=space, out=tmp_path / "t")
+        load_space_for(cfg, ft, None)
+    with pytest.raises(ClimatuneError, match="'model.dropout' has no effect with --from"):
+        load_space_for(cfg, space, "runs/pre")
+
+
+@pytest.mark.parametrize("example", ["a1b", "synthetic"])
+def test_example_spaces_fit_their_fine_tuning_configs(example: str) -> None:
+    root = Path(climatune.__file__).parent / "examples" / example
+    params = load_space_for(load_config(root / "finetune.yaml"), root / "tune_space.yaml", "pre")
+    assert "optim.lr" in params and "finetune.strategy" in params

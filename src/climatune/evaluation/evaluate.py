@@ -68,6 +68,8 @@ def evaluate_view(
         if name == "scratch":
             continue
         preds[name] = make_baseline(name).fit(view).predict(view, split)
+    if not view.is_scalar:
+        preds = {k: v.where(view.region_mask) for k, v in preds.items()}
     truth = _common_cells(truth, preds)
     rows: list[dict[str, Any]] = []
     for name, pred in preds.items():

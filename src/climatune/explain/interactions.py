@@ -12,7 +12,7 @@ import csv
 import io
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -81,6 +81,7 @@ class Interactions:
     components: dict[str, str]
     rows: dict[str, dict[str, float]]  # target -> variable -> share
     method: str
+    skipped: dict[str, str] = field(default_factory=dict)  # target -> why it has no row
 
     def component_shares(self, target: str) -> dict[str, float]:
         """Share of each component present among the inputs (summed over its variables)."""
@@ -109,6 +110,7 @@ class Interactions:
                     "ranking": self.ranking(t)}
                 for t, row in self.rows.items()
             },
+            "skipped": self.skipped,
         }
 
 

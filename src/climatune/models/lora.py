@@ -1,8 +1,8 @@
 """Low-rank adapters (LoRA) on a ``ClimateNet``, through ``peft``.
 
 :func:`apply_lora` wraps the Conv2d and Linear layers of the chosen parameter groups with
-LoRA adapters and freezes everything else except the groups kept ``trainable`` (the head
-by default). :func:`merge_lora` folds the adapters back into ordinary weights, so a saved
+LoRA adapters and freezes everything else except the groups kept ``trainable`` (the stem
+and the head by default). :func:`merge_lora` folds the adapters back into ordinary weights, so a saved
 model has the same keys as one trained without LoRA.
 """
 
@@ -66,7 +66,7 @@ def apply_lora(
     alpha: float = 8.0,
     target: str | Iterable[str] = "backbone",
     dropout: float = 0.0,
-    trainable: str | Iterable[str] = ("head",),
+    trainable: str | Iterable[str] = ("stem", "head"),
 ) -> ClimateNet:
     """Add LoRA adapters to ``net`` in place and return it.
 
@@ -82,8 +82,9 @@ def apply_lora(
     dropout : float
         Dropout on the adapters' input.
     trainable : str or iterable of str
-        Groups trained in full alongside the adapters: the head by default. Add
-        ``"stem"`` when the stem gained new (zero-initialised) variables.
+        Groups trained in full alongside the adapters. By default the head and the stem:
+        the stem is tiny, and variables or statics that fine-tuning added start from zero
+        weights, which only train if the stem does.
 
     Returns
     -------

@@ -102,6 +102,10 @@ class ClimateNet(nn.Module):
         head = create_head(kind or self.head.kind, self.backbone.out_channels, n_out, **head_kwargs)
         self.head = head.to(device=ref.device, dtype=ref.dtype)
 
+    def set_periodic_lon(self, periodic_lon: bool) -> None:
+        """Switch circular longitude padding (global grid or not); weights are unchanged."""
+        self.backbone.set_periodic_lon(periodic_lon)
+
     # -- parameter groups ------------------------------------------------------------------
     def module_groups(self) -> dict[str, nn.Module]:
         """Group name -> module: ``stem``, ``backbone.stage{i}``, ``head``."""

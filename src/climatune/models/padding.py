@@ -130,12 +130,21 @@ class GeoConv2d(nn.Module):
         super().__init__()
         if kernel_size % 2 != 1:
             raise ValueError(f"kernel_size must be odd, not {kernel_size}")
-        p = kernel_size // 2
-        zeros = check_edge_padding(edge_padding) == "zeros"
+        self.pad = GeoPad2d(0, 0, periodic_lon, edge_padding)
+        self.conv = nn.Conv2d(in_ch, out_ch, kernel_size, bias=bias)
+        self.set_periodic_lon(periodic_lon)
+
+    def set_periodic_lon(self, periodic_lon: bool) -> None:
+        """Switch longitude between circular and edge padding; weights are unchanged."""
+        if type(self.conv) is not nn.Conv2d:
+            raise ClimatuneError("change periodic_lon before adding LoRA adapters, not after")
+        p = self.conv.kernel_size[0] // 2
+        zeros = self.pad.edge_padding == "zeros"
         conv_lat = p if zeros else 0
         conv_lon = p if zeros and not periodic_lon else 0
-        self.pad = GeoPad2d(p - conv_lat, p - conv_lon, periodic_lon, edge_padding)
-        self.conv = nn.Conv2d(in_ch, out_ch, kernel_size, padding=(conv_lat, conv_lon), bias=bias)
+        self.conv.padding = (conv_lat, conv_lon)
+        self.pad.lat, self.pad.lon = p - conv_lat, p - conv_lon
+        self.pad.periodic_lon = bool(periodic_lon)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.conv(self.pad(x))

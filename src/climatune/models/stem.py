@@ -106,6 +106,23 @@ class VariableStem(nn.Module):
             del self.proj[_key(name)]
             self._names.remove(name)
 
+    def reset_static(self, n_static: int, *, zero_init: bool = True) -> None:
+        """Replace the static projection with fresh weights for ``n_static`` channels.
+
+        With ``zero_init`` (the default) statics contribute nothing until training moves
+        the new weights, so the rest of a pre-trained network behaves as before.
+        """
+        if n_static < 0:
+            raise ValueError(f"n_static must be >= 0, not {n_static}")
+        self.n_static = n_static
+        if not n_static:
+            self.static = None
+            return
+        conv = nn.Conv2d(n_static, self.width, 1, bias=False)
+        if zero_init:
+            nn.init.zeros_(conv.weight)
+        self.static = conv.to(device=self.bias.device, dtype=self.bias.dtype)
+
     def _check_names(self, names: Sequence[str]) -> None:
         missing = [n for n in self._names if n not in names]
         extra = [n for n in names if n not in self._names]

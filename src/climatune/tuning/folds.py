@@ -9,7 +9,7 @@ another, so no fold's training samples share a time step with its validation sam
 Examples
 --------
 >>> fold_splits((1990, 2019), 3, test=(2020, 2029))[1]
-{'train': [[1990, 1999], [2010, 2019]], 'val': [1999, 2009], 'test': [2020, 2029]}
+{'train': [[1990, 1999], [2010, 2019]], 'val': [2000, 2009], 'test': [2020, 2029]}
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ from typing import Any
 import optuna
 
 from climatune.config import Config, config_from_dict
-from climatune.data.view import build_view
+from climatune.data.view import TaskView, build_view
 from climatune.errors import ClimatuneError
 from climatune.tuning.folds import fold_configs
 from climatune.tuning.space import Param, set_keys, suggest
@@ -35,7 +35,7 @@ METRICS = {
 }
 
 
-def train_fold(cfg: Config, view: Any, source: str | Path | None, run: Path) -> Path:
+def train_fold(cfg: Config, view: TaskView, source: str | Path | None, run: Path) -> Path:
     """Train one fold into ``run``; returns the model directory.
 
     With ``source`` it fine-tunes that artifact, otherwise it trains from scratch.
@@ -54,7 +54,7 @@ def train_fold(cfg: Config, view: Any, source: str | Path | None, run: Path) -> 
     return export_model(run / "model", cfg, view, normalizer, task)
 
 
-def score_fold(view: Any, model_dir: Path, metric: str = "rmse") -> float:
+def score_fold(view: TaskView, model_dir: Path, metric: str = "rmse") -> float:
     """``metric`` of the model on the view's validation block, averaged over target variables."""
     from climatune.evaluation.evaluate import evaluate_view
     from climatune.finetune.artifact import load_model
@@ -113,6 +113,7 @@ class Objective:
         scores = []
         for k, fold_cfg in enumerate(fold_configs(cfg, self.splits)):
             run = self.out / "trials" / str(trial.number) / f"fold-{k}"
+            shutil.rmtree(run, ignore_errors=True)  # left by another study in the same --out
             view = build_view(fold_cfg)
             try:
                 value = score_fold(view, train_fold(fold_cfg, view, self.source, run), self.metric)

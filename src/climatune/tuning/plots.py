@@ -22,13 +22,13 @@ __all__ = ["plot_history", "plot_importance", "save_figure"]
 def save_figure(fig: Figure, path: Path) -> Path:
     """Write ``fig`` as PNG through a temporary name."""
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
+        fig.savefig(tmp, format="png", dpi=100)
     return path
 
 
 def plot_history(study: optuna.Study, label: str = "objective") -> Figure:
     """Each complete trial's value, the best so far, and where pruned trials stopped."""
-    fig = Figure(figsize=(6.4, 3.6))
+    fig = Figure(figsize=(6.4, 3.6), layout="constrained")
     ax = fig.add_subplot()
     trials = study.get_trials(deepcopy=False)
     done = [t for t in trials if t.state == TrialState.COMPLETE and _finite(t.value)]
@@ -59,7 +59,7 @@ def plot_history(study: optuna.Study, label: str = "objective") -> Figure:
 
 def plot_importance(study: optuna.Study) -> Figure:
     """fANOVA importance of each parameter; a note instead when it cannot be computed yet."""
-    fig = Figure(figsize=(6.4, 3.6))
+    fig = Figure(figsize=(6.4, 3.6), layout="constrained")
     ax = fig.add_subplot()
     done = [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.COMPLETE]
     reason = ""

@@ -31,9 +31,11 @@ from climatune.tuning.space import Param, load_space
 from climatune.tuning.study import default_storage, open_storage, open_study
 from climatune.utils.atomic import prepare_output_dir
 
-__all__ = ["tune_command", "write_outputs"]
+__all__ = ["tune_command", "load_space_for", "write_outputs"]
 
 _WRITE_LOCK = threading.Lock()
+#: The model.* settings that fine-tuning reads; the rest come from the pre-trained model.
+_FINETUNE_MODEL_KEYS = ("model.residual",)
 
 
 def tune_command(
@@ -91,13 +93,14 @@ def tune_command(
             build_view(fold_cfg)  # fail early on a fold too short for the samples
         except ClimatuneError as exc:
             raise ClimatuneError(f"fold {k} of {folds}: {exc}; use fewer --folds") from None
+    db = open_storage(storage or default_storage(Path(out)))
     out = prepare_output_dir(out)
-    db = open_storage(storage or default_storage(out))
     run = open_study(db, study, direction=METRICS[metric], folds=folds, metric=metric)
     objective = Objective(cfg, params, splits, out, source, metric)
 
     def _after_trial(study_: optuna.Study, _trial: optuna.trial.FrozenTrial) -> None:
-        write_outputs(study_, cfg, out, folds=folds, metric=metric)
+        # Tables after every trial (cheap); the figures once at the end, or with --trials 0.
+        write_outputs(study_, cfg, out, folds=folds, metric=metric, figures=False)
 
     with _quiet_training():
         run.optimize(objective, n_trials=trials, n_jobs=jobs, callbacks=[_after_trial])
@@ -121,22 +124,31 @@ def load_space_for(cfg: Config, space: str | Path, source: str | Path | None) ->
             f"space key '{idle[0]}' only matters when fine-tuning; give --from PRETRAINED "
             "or remove it"
         )
+    fixed = [k for k in params if k.startswith("model.") and k not in _FINETUNE_MODEL_KEYS]
+    if source is not None and fixed:
+        raise ClimatuneError(
+            f"space key '{fixed[0]}' has no effect with --from: the fine-tuned network keeps "
+            "the pre-trained architecture; remove it (or tune it without --from)"
+        )
     return params
 
 
 def write_outputs(
-    study: optuna.Study, base: Config, out: Path, *, folds: int, metric: str
+    study: optuna.Study, base: Config, out: Path, *, folds: int, metric: str, figures: bool = True
 ) -> optuna.trial.FrozenTrial | None:
-    """Write ``trials.csv``, ``best.yaml``, ``best.json`` and the two figures; returns the best trial."""
+    """Write ``trials.csv``, ``best.yaml``, ``best.json`` and (with ``figures``) the two PNGs.
+
+    Returns the best trial, or None while no trial has completed.
+    """
     with _WRITE_LOCK:
         for attempt in range(3):
             try:
                 write_trials(study, out, folds)
                 best = write_best(study, base, out, folds=folds, metric=metric)
-                save_figure(
-                    plot_history(study, f"mean validation {metric}"), out / "tune_history.png"
-                )
-                save_figure(plot_importance(study), out / "tune_importance.png")
+                if figures:
+                    history = plot_history(study, f"mean validation {metric}")
+                    save_figure(history, out / "tune_history.png")
+                    save_figure(plot_importance(study), out / "tune_importance.png")
                 return best
             except FileNotFoundError:
                 # Another worker writing the same --out may have swept our temporary file

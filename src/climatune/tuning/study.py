@@ -7,6 +7,7 @@ running a command again, or on several machines at once, adds trials to one stud
 from __future__ import annotations
 
 import time
+import warnings
 from pathlib import Path
 
 import optuna
@@ -44,13 +45,20 @@ def open_storage(url: str) -> optuna.storages.RDBStorage:
     engine = {"connect_args": {"timeout": 60}} if sqlite else {"pool_pre_ping": True}
     for attempt in range(_RETRIES):
         try:
-            return optuna.storages.RDBStorage(
-                url, engine_kwargs=engine, heartbeat_interval=60, grace_period=300
-            )
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return optuna.storages.RDBStorage(
+                    url, engine_kwargs=engine, heartbeat_interval=60, grace_period=300
+                )
         except ImportError as exc:
+            backend = parsed.get_backend_name()
+            hint = (
+                "it with pip install psycopg2-binary"
+                if backend == "postgresql"
+                else "its SQLAlchemy driver"
+            )
             raise ClimatuneError(
-                f"--storage {parsed.get_backend_name()} needs a database driver ({exc.name or exc}); "
-                "for PostgreSQL install it with pip install psycopg2-binary"
+                f"--storage {backend} needs a database driver that is not installed; install {hint}"
             ) from exc
         except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.IntegrityError) as exc:
             if attempt == _RETRIES - 1:  # two workers creating the tables at once race briefly
@@ -65,9 +73,15 @@ def open_study(
     """Create the study, or load it if it exists, and check that it tunes the same thing.
 
     The number of folds and the metric are stored on the study; resuming it with other
-    values would mix incomparable scores, so that is an error.
+    values would mix incomparable scores, so that is an error. The TPE sampler is not
+    seeded, so that workers started together explore different points, and it lies about
+    running trials (``constant_liar``) so that parallel trials do not pile onto one point.
+    The median pruner waits for 3 complete trials, then stops a trial after fold
+    ``(folds - 1) // 2`` or later when its running mean is worse than the median.
     """
-    sampler = optuna.samplers.TPESampler(n_startup_trials=5, constant_liar=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        sampler = optuna.samplers.TPESampler(n_startup_trials=5, constant_liar=True)
     pruner = optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=(folds - 1) // 2)
     study = optuna.create_study(
         storage=storage,

@@ -24,6 +24,7 @@ class Backbone(nn.Module):
     backbone_name: ClassVar[str] = ""
     out_channels: int
     hparams: dict[str, Any]
+    periodic_lon: bool
 
     def forward_features(self, h: Tensor) -> Tensor:
         """``[B, width, H, W] -> [B, out_channels, H, W]``."""
@@ -38,6 +39,15 @@ class Backbone(nn.Module):
 
     def forward(self, h: Tensor) -> Tensor:
         return self.forward_features(h)
+
+    def set_periodic_lon(self, periodic_lon: bool) -> None:
+        """Switch circular longitude padding on or off (for a grid that is, or is not,
+        global); no weight changes and :attr:`hparams` follows."""
+        self.periodic_lon = bool(periodic_lon)
+        self.hparams["periodic_lon"] = bool(periodic_lon)
+        for module in self.modules():
+            if isinstance(module, GeoConv2d):
+                module.set_periodic_lon(periodic_lon)
 
 
 def check_sizes(width: int, depth: int, dropout: float) -> None:

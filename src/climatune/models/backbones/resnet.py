@@ -74,6 +74,7 @@ class ResNet(Backbone):
             "edge_padding": check_edge_padding(edge_padding),
             "blocks": blocks,
         }
+        self.periodic_lon = periodic_lon
         self.out_channels = width
         geo = {"dropout": dropout, "periodic_lon": periodic_lon, "edge_padding": edge_padding}
         self.blocks = nn.ModuleList(
