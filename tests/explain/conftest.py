@@ -24,6 +24,15 @@ YEARS = 8
 SPLIT = ("data.split.train=[1950, 1954]", "data.split.val=[1955, 1955]", "data.split.test=[1956, 1957]")
 
 
+@pytest.fixture(scope="package", autouse=True)
+def one_thread():
+    """One torch thread: on a busy 2-core machine, two threads make small convs ~100x slower."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An 8-year monthly synthetic archive on a 24x48 (7.5°) grid, seed 0."""

@@ -1,7 +1,7 @@
 """Fine-tuning strategies: which parameters train, and when.
 
 ``full`` trains everything; ``linear_probe`` freezes the backbone; ``partial`` freezes the
-stem and the first N backbone stages; ``gradual`` freezes the backbone and lets Lightning's
+first N backbone stages; ``gradual`` freezes the backbone and lets Lightning's
 :class:`~lightning.pytorch.callbacks.BackboneFinetuning` unfreeze it on a schedule;
 ``lora`` trains low-rank adapters (through peft) and the head.
 """

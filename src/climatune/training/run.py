@@ -51,7 +51,8 @@ def new_net(cfg: Config, view: TaskView, n_static: int) -> torch.nn.Module:
         m.backbone, variables=view.inputs, history=view.history, n_static=n_static,
         n_out=len(view.targets), head="scalar" if view.is_scalar else "field", width=m.width,
         depth=m.depth, dropout=m.dropout, periodic_lon=view.periodic_lon,
-        **({"patch": m.patch, "heads": m.heads} if m.backbone == "vit" else {}),
+        **({"patch": m.patch, "heads": m.heads, "grid_shape": tuple(view.fields.lat.shape + view.fields.lon.shape)}
+           if m.backbone == "vit" else {}),
     )
 
 

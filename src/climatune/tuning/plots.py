@@ -12,6 +12,7 @@ from pathlib import Path
 
 import optuna
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 from optuna.trial import TrialState
 
 from climatune.utils.atomic import atomic_path
@@ -50,6 +51,7 @@ def plot_history(study: optuna.Study, label: str = "objective") -> Figure:
     if not done and not pruned:
         ax.text(0.5, 0.5, "no finished trial yet", ha="center", va="center", transform=ax.transAxes)
     ax.set_xlabel("trial")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel(label)
     ax.set_title(f"Optimisation history ({len(done)} complete, {len(pruned)} pruned)")
     if done or pruned:

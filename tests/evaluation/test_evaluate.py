@@ -1,0 +1,88 @@
+"""evaluate, predict and curve end to end on a tiny archive."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import netCDF4
+import numpy as np
+import pytest
+import xarray as xr
+
+from climatune.cli import main
+from climatune.evaluation.evaluate import ROW_KEYS
+from climatune.training.run import pretrain
+from tests.training.conftest import tiny_archive, tiny_config
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    root = tmp_path_factory.mktemp("eval")
+    archive = tiny_archive(root / "tiny.nc")
+    run = pretrain(tiny_config(archive, "data.targets=[tas]"), out=root / "run")
+    return archive, run
+
+
+def test_evaluate_writes_rows_and_maps(trained, tmp_path):
+    _, run = trained
+    out = tmp_path / "eval"
+    assert main(["evaluate", str(run), "--baselines", "all", "--out", str(out)]) == 0
+    rows = json.loads((out / "metrics.json").read_text())
+    assert all(set(r) == set(ROW_KEYS) for r in rows)
+    rmse = {r["model"]: r["value"] for r in rows if r["metric"] == "rmse" and r["split"] == "test"}
+    assert set(rmse) == {"pretrained", "climatology", "persistence", "recent_mean", "linear_trend", "ridge"}
+    assert all(v > 0 for v in rmse.values())
+    with open(out / "metrics.csv") as fh:
+        assert len(list(csv.DictReader(fh))) == len(rows)
+    assert (out / "map_pretrained_tas.png").stat().st_size > 1000
+
+
+def test_evaluate_rejects_a_baseline_that_does_not_apply(trained, tmp_path, capsys):
+    _, run = trained
+    rc = main(["evaluate", str(run), "--baselines", "bilinear", "--out", str(tmp_path / "e")])
+    assert rc == 2 and "do not apply to a forecast task" in capsys.readouterr().err
+
+
+def test_predict_writes_cf_netcdf(trained, tmp_path):
+    archive, run = trained
+    out = tmp_path / "pred.nc"
+    assert main(["predict", str(run), "--input", str(archive), "--output", str(out)]) == 0
+    ds = xr.open_dataset(out, use_cftime=True)
+    assert ds.attrs["Conventions"] == "CF-1.8" and "climatune predict" in ds.attrs["history"]
+    assert ds.tas.attrs["units"] == "K" and ds.tas.attrs["standard_name"] == "air_temperature"
+    assert ds.lat.attrs["standard_name"] == "latitude" and ds.lon.attrs["units"] == "degrees_east"
+    with netCDF4.Dataset(out) as nc:
+        assert nc["time"].calendar == "noleap"
+    src = xr.open_dataset(archive, use_cftime=True)
+    assert ds.time.values[0] == src.time.values[1]  # lead 1: the first prediction is for step 1
+    assert 150 < float(ds.tas.mean()) < 350
+    assert not list(tmp_path.glob(".pred.nc.tmp-*"))
+
+
+def test_predict_masks_cells_that_are_nan_in_the_input(tmp_path):
+    archive = tiny_archive(tmp_path / "tiny.nc")
+    run = pretrain(tiny_config(archive, "trainer.max_epochs=1"), out=tmp_path / "run")
+    out = tmp_path / "pred.nc"
+    assert main(["predict", str(run), "--input", str(archive), "--output", str(out)]) == 0
+    sst = xr.open_dataset(out).sst
+    assert bool(sst.where(sst.lat >= 40).isnull().all())
+    assert np.isfinite(sst.where(sst.lat < 30, drop=True)).all()
+
+
+def test_curve_compares_finetuned_and_scratch(trained, tmp_path):
+    archive, run = trained
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(
+        f"data:\n  path: {archive}\n  variables: [tas, sst]\n  targets: [tas]\n"
+        "  split: {train: [2000, 2004], val: [2005, 2005], test: [2006, 2007]}\n"
+        "model: {width: 8, depth: 1}\ntrainer: {max_epochs: 1, progress_bar: false}\n"
+    )
+    out = tmp_path / "curve"
+    assert main(["curve", "--config", str(cfg), "--from", str(run), "--fractions", "0.5,1", "--out", str(out)]) == 0
+    rows = json.loads((out / "curve.json").read_text())
+    rmse = [r for r in rows if r["metric"] == "rmse"]
+    assert {(r["fraction"], r["model"]) for r in rmse} == {(f, m) for f in (0.5, 1.0) for m in ("finetuned", "scratch")}
+    n = {r["fraction"]: r["n_train"] for r in rmse}
+    assert n[0.5] < n[1.0]
+    assert (out / "curve.png").exists()
