@@ -53,6 +53,12 @@ def small_config(path: Path, *overrides: str) -> Config:
     ])
 
 
+@pytest.fixture(scope="session")
+def make_config() -> Callable[..., Config]:
+    """Factory for :func:`small_config`."""
+    return small_config
+
+
 def export_untrained(cfg: Config, out: Path, edit: Callable[[ClimateTask], None] | None = None) -> Path:
     """Write ``out/model`` for ``cfg`` with fresh (or ``edit``-ed) weights; return its path."""
     view = build_view(cfg)

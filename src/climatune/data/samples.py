@@ -7,6 +7,7 @@ is then a pair of array views. Inputs never read outside their own block (see
 
 from __future__ import annotations
 
+import dask
 import numpy as np
 import torch
 import xarray as xr
@@ -15,7 +16,15 @@ from torch.utils.data import Dataset, Sampler
 from climatune.data.normalize import Normalizer
 from climatune.data.view import TaskView
 
-__all__ = ["TaskSamples", "EpochShuffleSampler", "static_channels", "fit_normalizer"]
+__all__ = [
+    "TaskSamples",
+    "EpochShuffleSampler",
+    "static_channels",
+    "fit_normalizer",
+    "read_window",
+    "patch_mask",
+    "block_nbytes",
+]
 
 
 def fit_normalizer(view: TaskView) -> Normalizer:
@@ -51,17 +60,69 @@ def static_channels(view: TaskView) -> tuple[list[str], np.ndarray]:
     return list(channels), np.stack(list(channels.values())).astype(np.float32)
 
 
-def _normalised_block(ds: xr.Dataset, names: list[str], norm: Normalizer) -> np.ndarray:
-    """``[T, V, H, W]`` float32 array of normalised fields (NaN kept)."""
-    out = None
+def _normalise_into(out: np.ndarray, values: np.ndarray, mean: float, std: float) -> None:
+    np.subtract(values, mean, out=out, casting="unsafe")
+    out /= std
+
+
+def _load(ds: xr.Dataset, names: list[str], window: slice, synchronous: bool) -> list[np.ndarray]:
+    """The raw values of ``names`` over ``window``, read in one Dask pass."""
+    lazy = [ds[name].isel(time=window).data for name in names]
+    if synchronous:
+        return list(dask.compute(*lazy, scheduler="synchronous"))
+    return list(dask.compute(*lazy))
+
+
+def read_window(
+    view: TaskView, normalizer: Normalizer, window: slice, *, synchronous: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
+    """Normalised float32 inputs ``[T, V, H, W]`` and targets ``[T, Vt, H, W]`` (or ``[T, 1]``).
+
+    Steps ``window`` (a slice of time indices) are read once, however many variables the
+    inputs and targets share; NaN is kept. When targets and inputs are the same fields the
+    two arrays are the same object. ``synchronous`` reads in the calling thread (as data
+    loader workers should).
+    """
+    fields = view.input_fields()
+    own = [n for n in view.targets if n not in view.inputs] if not view.is_scalar else []
+    shared = view.kind != "downscale"  # downscale inputs are coarsened, targets are not
+    names = view.inputs + (own if shared else [])
+    values = _load(fields if not shared else view.fields, names, window, synchronous)
+    nt = values[0].shape[0]
+    block = np.empty((nt, len(names), *values[0].shape[1:]), dtype=np.float32)
     for i, name in enumerate(names):
-        mean, std = norm.scale(name)
-        values = ds[name].values
-        if out is None:
-            out = np.empty((values.shape[0], len(names), *values.shape[1:]), dtype=np.float32)
-        np.subtract(values, mean, out=out[:, i], casting="unsafe")
-        out[:, i] /= std
-    return out
+        _normalise_into(block[:, i], values[i], *normalizer.scale(name))
+    del values
+    inputs = block[:, : len(view.inputs)]
+    if view.is_scalar:
+        name = view.targets[0]
+        mean, std = normalizer.scale(name)
+        series = view.index.isel(time=window).values
+        return inputs, ((series - mean) / std).astype(np.float32)[:, None]
+    if shared:
+        if view.targets == names[: len(view.targets)]:
+            return inputs, block[:, : len(view.targets)]
+        return inputs, block[:, [names.index(n) for n in view.targets]]
+    raw = _load(view.fields, view.targets, window, synchronous)
+    targets = np.empty((nt, len(view.targets), *raw[0].shape[1:]), dtype=np.float32)
+    for i, name in enumerate(view.targets):
+        _normalise_into(targets[:, i], raw[i], *normalizer.scale(name))
+    return inputs, targets
+
+
+def patch_mask(seed: int, anchor: int, shape: tuple[int, int], patch: int, ratio: float) -> np.ndarray:
+    """The ``reconstruct`` task's keep-mask of one sample: seeded by ``(seed, anchor)``."""
+    rng = np.random.default_rng((seed, anchor))
+    ph, pw = -(-shape[0] // patch), -(-shape[1] // patch)
+    keep = rng.random((ph, pw)) >= ratio
+    return np.kron(keep, np.ones((patch, patch), dtype=bool))[: shape[0], : shape[1]]
+
+
+def block_nbytes(view: TaskView, split: str) -> int:
+    """Bytes that :class:`TaskSamples` holds for ``split`` (float32 inputs plus targets)."""
+    cells = view.fields.sizes["lat"] * view.fields.sizes["lon"]
+    per_step = len(view.inputs) * cells + (1 if view.is_scalar else len(view.targets) * cells)
+    return int(view.steps(split).size) * per_step * 4
 
 
 class TaskSamples(Dataset):
@@ -89,15 +150,10 @@ class TaskSamples(Dataset):
         self.anchors = view.anchors[split]
         steps = view.steps(split)
         self.offset = int(steps[0])
-        window = slice(int(steps[0]), int(steps[-1]) + 1)
-        inputs = view.input_fields().isel(time=window)
-        self.fields = np.nan_to_num(_normalised_block(inputs, view.inputs, normalizer), nan=0.0)
-        if view.is_scalar:
-            name = view.targets[0]
-            mean, std = normalizer.scale(name)
-            self.targets = ((view.index.isel(time=window).values - mean) / std).astype(np.float32)[:, None]
-        else:
-            self.targets = _normalised_block(view.fields[view.targets].isel(time=window), view.targets, normalizer)
+        inputs, self.targets = read_window(view, normalizer, slice(int(steps[0]), int(steps[-1]) + 1))
+        # inputs may share memory with the targets, which keep NaN: copy while filling
+        self.fields = np.nan_to_num(inputs, nan=0.0, copy=True)
+        del inputs
         self.mask_ratio = mask_ratio if view.kind == "reconstruct" else 0.0
         self.patch, self.seed = patch, seed
 
@@ -105,10 +161,7 @@ class TaskSamples(Dataset):
         return int(self.anchors.size)
 
     def _mask(self, anchor: int, shape: tuple[int, int]) -> np.ndarray:
-        rng = np.random.default_rng((self.seed, anchor))
-        ph, pw = -(-shape[0] // self.patch), -(-shape[1] // self.patch)
-        keep = rng.random((ph, pw)) >= self.mask_ratio
-        return np.kron(keep, np.ones((self.patch, self.patch), dtype=bool))[: shape[0], : shape[1]]
+        return patch_mask(self.seed, anchor, shape, self.patch, self.mask_ratio)
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
         anchor = int(self.anchors[i])

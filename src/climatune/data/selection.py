@@ -40,7 +40,7 @@ def require_variables(ds: xr.Dataset, names: Iterable[str]) -> None:
     climatune.errors.ClimatuneError: variable 'sst' missing; the file has: tas, pr
     """
     have = [str(n) for n in ds.data_vars]
-    missing = [n for n in names if n not in ds.data_vars]
+    missing = list(dict.fromkeys(n for n in names if n not in ds.data_vars))
     if not missing:
         return
     listed = ", ".join(have) or "no variables"

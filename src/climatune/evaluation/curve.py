@@ -48,13 +48,14 @@ def _train_scratch(cfg: Config, view, run: Path) -> Path:
 def curve_command(cfg: Config, source: str | Path, fractions: str | Sequence[float], out: str | Path) -> Path:
     """``climatune curve``: for each fraction, fine-tune and train from scratch, then score both."""
     fractions = parse_fractions(fractions)
-    out = prepare_output_dir(out)
+    out = prepare_output_dir(out, create=False)
     load_model(source)  # fail early on a bad artifact
     rows: list[dict[str, Any]] = []
     for frac in fractions:
         sub = cfg.model_copy(deep=True)
         sub.data.train_fraction = frac
         view = build_view(sub)
+        prepare_output_dir(out)  # created only once the data is known to be good
         n_train = int(view.anchors["train"].size)
         run = out / f"fraction-{frac:g}"
         tuned = finetune(sub, source, out=run / "finetuned", quiet=True, view=view)

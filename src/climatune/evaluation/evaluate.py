@@ -103,7 +103,7 @@ def evaluate_command(
     scratch: str | Path | None = None,
 ) -> Path:
     """``climatune evaluate``: metrics of a model and its baselines on the test years, plus maps."""
-    out = prepare_output_dir(out)
+    out = prepare_output_dir(out, create=False)
     model = load_model(model_path)
     if config:
         cfg = load_config(config, overrides)
@@ -113,6 +113,7 @@ def evaluate_command(
     if "test" not in view.anchors:
         raise ClimatuneError("the config's split has no test block; add data.split.test")
     names = parse_baselines(baselines, view.kind)
+    out = prepare_output_dir(out)  # created only once the inputs are known to be good
     models = {model_label(model): model}
     if "scratch" in names:
         scratch_dir = Path(scratch) if scratch else _train_scratch(cfg, view, out)

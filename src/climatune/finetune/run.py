@@ -13,7 +13,7 @@ from climatune.data.view import TaskView, build_view
 from climatune.finetune.artifact import LoadedModel, load_model
 from climatune.finetune.freezing import apply_strategy, count_trainable
 from climatune.finetune.surgery import SurgeryReport, adapt_network
-from climatune.training.run import default_run_dir, export_model, fit_task, write_config
+from climatune.training.run import default_run_dir, export_model, fit_task, resume_checkpoint, write_config
 from climatune.utils.atomic import prepare_output_dir
 
 __all__ = ["finetune", "prepare_finetune", "merged_normalizer"]
@@ -43,10 +43,12 @@ def finetune(
     *, quiet: bool = False, view: TaskView | None = None,
 ) -> Path:
     """Fine-tune the artifact at ``source`` on ``cfg``'s task; writes ``RUN/model``."""
-    out = prepare_output_dir(resume or out or default_run_dir(cfg, "finetune"))
+    out = prepare_output_dir(resume or out or default_run_dir(cfg, "finetune"), create=False)
+    resume_checkpoint(resume)
     parent, view, normalizer, net, report = prepare_finetune(cfg, source, view)
     net, callbacks = apply_strategy(net, cfg.finetune)
     trainable, total = count_trainable(net)
+    out = prepare_output_dir(out)  # created only once the inputs are known to be good
     if not quiet:
         _print_report(report, cfg, trainable, total)
     write_config(out, cfg)

@@ -1,40 +1,85 @@
-"""Lightning DataModule over a :class:`~climatune.data.view.TaskView`."""
+"""Lightning DataModule over a :class:`~climatune.data.view.TaskView`.
+
+A split whose block fits in memory is read once into :class:`TaskSamples`; a larger one
+(or any, with ``in_memory="never"``) is streamed chunk by chunk by :class:`TaskStream`.
+"""
 
 from __future__ import annotations
+
+from typing import Literal
 
 import lightning.pytorch as pl
 from torch.utils.data import DataLoader
 
 from climatune.data.normalize import Normalizer
-from climatune.data.samples import EpochShuffleSampler, TaskSamples
+from climatune.data.samples import EpochShuffleSampler, TaskSamples, block_nbytes
+from climatune.data.stream import TaskStream
 from climatune.data.view import TaskView
 
-__all__ = ["ClimateDataModule"]
+__all__ = ["ClimateDataModule", "IN_MEMORY_BYTES"]
+
+IN_MEMORY_BYTES = 2 << 30  # with in_memory="auto", larger split blocks are streamed
 
 
 class ClimateDataModule(pl.LightningDataModule):
-    """Train/val/test loaders of one task; each split's block is read once, lazily on setup."""
+    """Train/val/test loaders of one task, in memory or streamed.
+
+    Parameters
+    ----------
+    view, normalizer
+        The task and its fitted statistics.
+    batch_size, num_workers, seed
+        Loader settings; the shuffle order depends only on ``(seed, epoch)``.
+    mask_ratio, patch
+        Patch masking of ``reconstruct`` tasks.
+    in_memory
+        ``"always"``: read each split once into memory; ``"never"``: stream it;
+        ``"auto"``: stream splits whose block exceeds :data:`IN_MEMORY_BYTES`.
+    shuffle_buffer_chunks
+        Chunks a stream shuffles together (its memory is about this many chunks per worker).
+    """
 
     def __init__(
         self, view: TaskView, normalizer: Normalizer, *, batch_size: int = 16, num_workers: int = 0,
         seed: int = 0, mask_ratio: float = 0.5, patch: int = 4,
+        in_memory: Literal["auto", "always", "never"] = "auto", shuffle_buffer_chunks: int = 4,
     ) -> None:
         super().__init__()
         self.view, self.normalizer = view, normalizer
         self.batch_size, self.num_workers, self.seed = batch_size, num_workers, seed
         self.mask_ratio, self.patch = mask_ratio, patch
-        self._splits: dict[str, TaskSamples] = {}
+        self.in_memory, self.shuffle_buffer_chunks = in_memory, shuffle_buffer_chunks
+        self._splits: dict[str, TaskSamples | TaskStream] = {}
 
-    def samples(self, split: str) -> TaskSamples:
-        """The (cached) dataset of ``split``."""
+    def streams(self, split: str) -> bool:
+        """Whether ``split`` is streamed rather than held in memory."""
+        if self.in_memory != "auto":
+            return self.in_memory == "never"
+        return block_nbytes(self.view, split) > IN_MEMORY_BYTES
+
+    def samples(self, split: str) -> TaskSamples | TaskStream:
+        """The (cached) dataset of ``split``: in memory, or a batched stream."""
         if split not in self._splits:
-            self._splits[split] = TaskSamples(
-                self.view, split, self.normalizer, mask_ratio=self.mask_ratio, patch=self.patch, seed=self.seed
-            )
+            common = dict(mask_ratio=self.mask_ratio, patch=self.patch, seed=self.seed)
+            if self.streams(split):
+                self._splits[split] = TaskStream(
+                    self.view, split, self.normalizer, batch_size=self.batch_size,
+                    shuffle=split == "train", buffer_chunks=self.shuffle_buffer_chunks,
+                    num_workers=self.num_workers, **common,
+                )
+            else:
+                self._splits[split] = TaskSamples(self.view, split, self.normalizer, **common)
         return self._splits[split]
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
         data = self.samples(split)
+        if isinstance(data, TaskStream):
+            # Workers are not persistent so that each epoch's fork sees the new epoch.
+            loader = DataLoader(data, batch_size=None, num_workers=self.num_workers)
+            # Lightning calls ``set_epoch`` on a loader's sampler each epoch; an iterable
+            # dataset's loader has a stand-in sampler, which passes the call on here.
+            loader.sampler.set_epoch = data.set_epoch  # type: ignore[attr-defined]
+            return loader
         sampler = EpochShuffleSampler(len(data), self.seed) if shuffle else None
         return DataLoader(
             data, batch_size=self.batch_size, sampler=sampler, num_workers=self.num_workers,

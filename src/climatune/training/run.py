@@ -27,7 +27,9 @@ from climatune.training.datamodule import ClimateDataModule
 from climatune.training.task import ClimateTask
 from climatune.utils.atomic import atomic_path, prepare_output_dir
 
-__all__ = ["pretrain", "new_net", "fit_task", "residual_index", "export_model", "default_run_dir"]
+__all__ = [
+    "pretrain", "new_net", "fit_task", "residual_index", "export_model", "default_run_dir", "resume_checkpoint",
+]
 
 
 def default_run_dir(cfg: Config, prefix: str) -> Path:
@@ -151,13 +153,37 @@ def write_config(out: Path, cfg: Config) -> None:
         tmp.write_text(dump_config(cfg))
 
 
+def resume_checkpoint(resume: str | Path | None) -> Path | None:
+    """``RUN/checkpoints/last.ckpt`` of the run to resume, checked to load without unpickling code.
+
+    A checkpoint that does not load with ``torch.load(weights_only=True)`` (a pickle that
+    would run code, a truncated or foreign file) is refused with a ClimatuneError.
+    """
+    if resume is None:
+        return None
+    ckpt = Path(resume) / "checkpoints" / "last.ckpt"
+    if not ckpt.is_file():
+        raise ClimatuneError(f"cannot resume: {ckpt} does not exist")
+    try:
+        torch.load(ckpt, map_location="cpu", weights_only=True)
+    except Exception as exc:  # whatever a bad file raises, it is the file's fault
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ClimatuneError(
+            f"cannot resume from {ckpt}: it does not load as a safe checkpoint ({reason}); "
+            "refusing to load it, start a new run instead"
+        ) from exc
+    return ckpt
+
+
 def pretrain(cfg: Config, out: str | Path | None = None, resume: str | Path | None = None) -> Path:
     """``climatune pretrain``: train a network from scratch and write ``RUN/model``."""
-    out = prepare_output_dir(resume or out or default_run_dir(cfg, "pretrain"))
+    out = prepare_output_dir(resume or out or default_run_dir(cfg, "pretrain"), create=False)
+    resume_checkpoint(resume)
     view = build_view(cfg)
     normalizer = fit_normalizer(view)
     names, _ = static_channels(view)
     net = new_net(cfg, view, len(names))
+    out = prepare_output_dir(out)  # created only once the inputs are known to be good
     write_config(out, cfg)
     task, trainer = fit_task(cfg, view, normalizer, net, out, resume=Path(resume) if resume else None)
     if trainer.is_global_zero:

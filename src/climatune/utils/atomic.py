@@ -80,8 +80,11 @@ def atomic_path(final: str | Path, *, overwrite: bool = True) -> Iterator[Path]:
         raise
 
 
-def prepare_output_dir(out: str | Path) -> Path:
+def prepare_output_dir(out: str | Path, *, create: bool = True) -> Path:
     """Check that ``out`` can be a directory we write into, and create it.
+
+    With ``create=False`` only check, so that a command can validate its inputs before
+    it leaves anything (even an empty directory) behind.
 
     Raises
     ------
@@ -91,6 +94,13 @@ def prepare_output_dir(out: str | Path) -> Path:
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise ClimatuneError(f"--out {out} is a file; give a directory path")
+    if not create:
+        base = next(p for p in (out, *out.absolute().parents) if p.exists())
+        if not base.is_dir():
+            raise ClimatuneError(f"cannot create --out {out}: {base} is a file; choose another path")
+        if not os.access(base, os.W_OK):
+            raise ClimatuneError(f"cannot write to --out {out}: permission denied; choose another path")
+        return out
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

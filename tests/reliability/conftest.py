@@ -1,0 +1,67 @@
+"""Shared inputs for the reliability tests: one tiny archive and one pretrained model.
+
+Both are built once per session (the model trains for one epoch, width 8, depth 1) and
+are read-only for the tests; a test that needs to write into a run copies it first.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from tests.training.conftest import tiny_archive, tiny_config
+
+from climatune.config import apply_overrides
+
+ROOT = Path(__file__).resolve().parents[2]
+BASE_SETS = ("trainer.max_epochs=1",)
+
+
+def base_config(archive: Path, *sets: str) -> dict:
+    """The tiny training config for ``archive`` as a plain mapping, with ``sets`` applied."""
+    return tiny_config(archive, *BASE_SETS, *sets).model_dump(mode="json")
+
+
+def write_config(path: Path, raw: dict, *sets: str) -> Path:
+    """``raw`` with dotted ``sets`` (``key=value``) applied, written as YAML to ``path``."""
+    path.write_text(yaml.safe_dump(apply_overrides(raw, list(sets)), sort_keys=False))
+    return path
+
+
+@pytest.fixture(scope="session")
+def shared(tmp_path_factory) -> dict[str, Path]:
+    """``archive`` (tiny.nc), ``model`` (a pretrained run dir) and ``config`` (its YAML)."""
+    root = tmp_path_factory.mktemp("reliability")
+    archive = tiny_archive(root / "tiny.nc")
+    from climatune.training.run import pretrain
+
+    run = pretrain(tiny_config(archive, *BASE_SETS), out=root / "pretrained")
+    shutil.rmtree(run / "logs")  # keep the shared run small; checkpoints stay for --resume copies
+    config = write_config(root / "config.yaml", base_config(archive))
+    return {"root": root, "archive": archive, "model": run, "config": config}
+
+
+def climatune(*args: str, module: str = "climatune", **kw) -> subprocess.Popen:
+    """Start ``python -m climatune ARGS`` (or another ``module``) in its own process."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(ROOT)}
+    return subprocess.Popen([sys.executable, "-m", module, *args], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kw)
+
+
+def tree(root: Path) -> dict[str, tuple[bool, int, int]]:
+    """Every path under ``root`` with (is_dir, size, mtime_ns): a cheap change detector."""
+    out = {}
+    for path in sorted(Path(root).rglob("*")):
+        st = path.lstat()
+        out[str(path.relative_to(root))] = (path.is_dir(), 0 if path.is_dir() else st.st_size, st.st_mtime_ns)
+    return out
+
+
+def leftovers(root: Path) -> list[str]:
+    """Temporary ``.NAME.tmp-PID`` siblings of atomic writes anywhere under ``root``."""
+    return sorted(str(p.relative_to(root)) for p in Path(root).rglob(".*.tmp-*"))

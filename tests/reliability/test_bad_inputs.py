@@ -1,0 +1,313 @@
+"""A catalogue of bad inputs, one line each, across every command.
+
+Each case builds its argv in a fresh directory (``Workspace``) next to a shared tiny
+archive and pretrained model, runs ``climatune.cli.main`` in-process, and checks what
+DESIGN.md promises for a user error: exit code 2, exactly one stderr line
+``climatune: error: ...`` that names the problem, no traceback, and no output: nothing
+in the case's directory or the shared inputs changes (so no ``--out`` is created, an
+existing one is left as it was, and no ``.NAME.tmp-PID`` leftover remains).
+
+To add a case, append one ``Case(id, argv_builder, expected_substring)`` to ``CASES``.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+import xarray as xr
+from tests.conftest import create_test_data
+from tests.reliability.conftest import base_config, leftovers, tree, write_config
+
+from climatune.cli import main
+
+
+def dataset(*, ntime: int = 96, nlat: int = 8, nlon: int = 16, **kw) -> xr.Dataset:
+    """The tiny archive's contents (tas, pr and a NaN-masked sst), monthly from 2000."""
+    ds = create_test_data(ntime=ntime, nlat=nlat, nlon=nlon, **kw)
+    rng = np.random.default_rng(0)
+    ds["tas"] = ds.tas + rng.normal(0, 0.5, ds.tas.shape).astype("f4")
+    sst = (ds.tas - 5).where(ds.lat < 40)
+    ds["sst"] = sst.assign_attrs(units="K", standard_name="sea_surface_temperature")
+    return ds
+
+
+@dataclass
+class Workspace:
+    """A fresh directory for one case, plus the session's shared inputs."""
+
+    tmp: Path
+    archive: Path
+    model: Path
+    config: Path
+
+    def p(self, name: str) -> str:
+        """A path in the case directory (not created)."""
+        return str(self.tmp / name)
+
+    def file(self, name: str, content: str | bytes = "not a directory\n") -> str:
+        path = self.tmp / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, bytes):
+            path.write_bytes(content)
+        else:
+            path.write_text(content)
+        return str(path)
+
+    def dir(self, name: str) -> str:
+        (self.tmp / name).mkdir(parents=True)
+        return self.p(name)
+
+    def nc(self, name: str, ds: xr.Dataset | None = None, **kw) -> str:
+        """Write ``ds`` (default: the tiny archive's data) as NetCDF; returns the path."""
+        (dataset() if ds is None else ds).to_netcdf(self.tmp / name, **kw)
+        return self.p(name)
+
+    def cfg(self, *sets: str, text: str | None = None, data: str | None = None) -> str:
+        """The shared model's config with ``--set``-style changes, written to cfg.yaml.
+
+        ``data`` replaces ``data.path``; ``text`` is written as it is instead.
+        """
+        path = self.tmp / "cfg.yaml"
+        if text is not None:
+            path.write_text(text)
+            return str(path)
+        extra = (f"data.path={data}",) if data else ()
+        return str(write_config(path, base_config(self.archive), *extra, *sets))
+
+    def truncated(self, name: str, **kw) -> str:
+        path = Path(self.nc(name, **kw))
+        path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+        return str(path)
+
+
+Builder = Callable[[Workspace], list[str]]
+
+
+@dataclass(frozen=True)
+class Case:
+    id: str
+    argv: Builder
+    expect: str
+
+
+# ------------------------------------------------------------------ bad data builders
+
+
+def _curvilinear(w: Workspace) -> str:
+    ds = dataset()
+    lat2d, lon2d = np.meshgrid(ds.lat.values, ds.lon.values, indexing="ij")
+    ds = ds.rename({"lat": "y", "lon": "x"}).drop_vars(["y", "x"])
+    ds = ds.assign_coords(
+        lat=(("y", "x"), lat2d + 0.1 * lon2d / 360, {"units": "degrees_north", "standard_name": "latitude"}),
+        lon=(("y", "x"), lon2d, {"units": "degrees_east", "standard_name": "longitude"}),
+    )
+    return w.nc("curvi.nc", ds)
+
+
+def _zarr_without_arrays(w: Workspace) -> str:
+    xr.Dataset().to_zarr(w.tmp / "bare.zarr", zarr_format=2)
+    return w.p("bare.zarr")
+
+
+def _duplicate_times(w: Workspace) -> str:
+    ds = dataset()
+    time = ds.time.values.copy()
+    time[5] = time[4]
+    return w.nc("dup.nc", ds.assign_coords(time=time))
+
+
+def _unsorted_times(w: Workspace) -> str:
+    ds = dataset()
+    return w.nc("unsorted.nc", ds.isel(time=[*range(10), 11, 10, *range(12, ds.time.size)]))
+
+
+def _overlapping(w: Workspace) -> str:
+    ds = dataset()
+    return f"[{w.nc('a.nc', ds.isel(time=slice(0, 60)))}, {w.nc('b.nc', ds.isel(time=slice(48, None)))}]"
+
+
+def _mixed_calendars(w: Workspace) -> str:
+    first = dataset(ntime=48, calendar="noleap")
+    second = dataset(ntime=48, calendar="360_day", start="2004-01-01")
+    return f"[{w.nc('noleap.nc', first)}, {w.nc('360day.nc', second)}]"
+
+
+def _all_nan(w: Workspace) -> str:
+    ds = dataset()
+    ds["sst"] = ds.sst * np.nan
+    return w.nc("allnan.nc", ds)
+
+
+def _with_inf(w: Workspace) -> str:
+    ds = dataset()
+    ds["tas"] = ds.tas.where(~((ds.time == ds.time[30]) & (ds.lat == ds.lat[2])), np.inf)
+    return w.nc("inf.nc", ds)
+
+
+def _levels(w: Workspace) -> str:
+    return w.nc("levels.nc", dataset(nlevel=3))
+
+
+def _index_other_grid(w: Workspace) -> list[str]:
+    other = w.nc("coarse.nc", dataset(nlat=4, nlon=8))
+    return ["task.kind=index", f"task.index={{variable: sst, path: {other}}}"]
+
+
+def _index_other_calendar(w: Workspace) -> list[str]:
+    series = dataset(calendar="360_day", index=True)[["nino34"]]
+    return ["task.kind=index", f"task.index={{variable: nino34, path: {w.nc('nino.nc', series)}}}"]
+
+
+def _in_celsius(w: Workspace, name: str) -> str:
+    ds = dataset()
+    ds["tas"] = (ds.tas - 273.15).assign_attrs(units="degC", standard_name="air_temperature")
+    return w.nc(name, ds)
+
+
+def _resume_dir(w: Workspace) -> str:
+    run = w.dir("half-run")
+    (Path(run) / "config.yaml").write_text("seed: 0\n")
+    return run
+
+
+def _space(w: Workspace, text: str) -> str:
+    return w.file("space.yaml", text)
+
+
+# -------------------------------------------------------------------------- catalogue
+
+
+def _pretrain(*sets: str) -> Builder:
+    return lambda w: ["pretrain", "--config", w.cfg(*sets), "--out", w.p("run")]
+
+
+def _pretrain_on(make: Callable[[Workspace], str], *sets: str) -> Builder:
+    return lambda w: ["pretrain", "--config", w.cfg(*sets, data=make(w)), "--out", w.p("run")]
+
+
+def _finetune(*sets: str, data: Callable[[Workspace], str] | None = None) -> Builder:
+    return lambda w: ["finetune", "--config", w.cfg(*sets, data=data(w) if data else None),
+                      "--from", str(w.model), "--out", w.p("ft")]
+
+
+def _tune(space: str, *flags: str) -> Builder:
+    return lambda w: ["tune", "--config", w.cfg(), "--space", _space(w, space), "--trials", "1",
+                      "--folds", "2", *flags, "--out", w.p("tune")]
+
+
+CASES = [
+    # data inspect: files that are not gridded climate data, or have a broken time axis
+    Case("inspect-missing-path", lambda w: ["data", "inspect", w.p("nope.nc")], "file not found"),
+    Case("inspect-not-netcdf", lambda w: ["data", "inspect", w.file("notes.nc", "t,tas\n0,280\n")], "neither NetCDF nor Zarr"),
+    Case("inspect-empty-file", lambda w: ["data", "inspect", w.file("empty.nc", b"")], "is empty (0 bytes)"),
+    Case("inspect-truncated-netcdf4", lambda w: ["data", "inspect", w.truncated("cut.nc")], "truncated"),
+    Case("inspect-truncated-netcdf3", lambda w: ["data", "inspect", w.truncated("cut3.nc", format="NETCDF3_64BIT")], "truncated"),
+    Case("inspect-curvilinear-grid", lambda w: ["data", "inspect", _curvilinear(w)], "curvilinear grid"),
+    Case("inspect-empty-zarr-store", lambda w: ["data", "inspect", w.dir("empty.zarr")], "Zarr store"),
+    Case("inspect-zarr-without-arrays", lambda w: ["data", "inspect", _zarr_without_arrays(w)], "empty (no arrays)"),
+    Case("inspect-duplicate-times", lambda w: ["data", "inspect", _duplicate_times(w)], "duplicate times"),
+    Case("inspect-unsorted-times", lambda w: ["data", "inspect", _unsorted_times(w)], "unsorted times"),
+    # data synth: flags out of range, an output that cannot be made
+    Case("synth-grid-nonsense", lambda w: ["data", "synth", "--out", w.p("s.zarr"), "--years", "1", "--grid", "big"], "is not NLATxNLON"),
+    Case("synth-grid-too-small", lambda w: ["data", "synth", "--out", w.p("s.zarr"), "--years", "1", "--grid", "4x4"], "out of range"),
+    Case("synth-years-zero", lambda w: ["data", "synth", "--out", w.p("s.zarr"), "--years", "0", "--grid", "8x16"], "--years 0 is out of range"),
+    Case("synth-years-not-a-number", lambda w: ["data", "synth", "--out", w.p("s.zarr"), "--years", "ten"], "invalid int value: 'ten'"),
+    Case("synth-out-under-a-file", lambda w: ["data", "synth", "--out", w.file("f") + "/s.zarr", "--years", "1", "--grid", "8x16"], "is a file, not a directory"),
+    # config files and --set
+    Case("config-missing", lambda w: ["pretrain", "--config", w.p("nope.yaml"), "--out", w.p("run")], "does not exist"),
+    Case("config-yaml-syntax-error", lambda w: ["pretrain", "--config", w.cfg(text="seed: 1\ndata:\n  variables: [tas, sst\nmodel: {width: 8}\n"), "--out", w.p("run")], "line 4"),
+    Case("config-unknown-key", _pretrain("trainer.max_epoch=1"), "did you mean 'trainer.max_epochs'"),
+    Case("config-wrong-type", _pretrain("trainer.max_epochs=many"), "'trainer.max_epochs'"),
+    Case("config-zero-learning-rate", _pretrain("optim.lr=0"), "learning rate must be positive"),
+    Case("config-negative-learning-rate", _pretrain("optim.lr=-0.001"), "learning rate must be positive"),
+    Case("config-python-yaml-tag", lambda w: ["pretrain", "--config", w.cfg(text="seed: !!python/object/apply:os.getpid []\n"), "--out", w.p("run")], "not valid YAML"),
+    Case("set-without-value", lambda w: ["pretrain", "--config", w.cfg(), "--set", "trainer.max_epochs", "--out", w.p("run")], "must look like key=value"),
+    # pretrain: data that does not fit the config
+    Case("pretrain-missing-variable", _pretrain("data.variables=[tas, zos]"), "variable 'zos' missing"),
+    Case("pretrain-region-outside-grid", _pretrain("data.region={lat: [80, 89], lon: [0, 10]}"), "outside the grid"),
+    Case("pretrain-split-leaves-block-empty", _pretrain("task.history=13"), "the val block 2005-2005 leaves no samples"),
+    Case("pretrain-split-outside-years", _pretrain("data.split.test=[2030, 2031]"), "outside the data's years"),
+    Case("pretrain-all-nan-variable", _pretrain_on(_all_nan), "'sst' is entirely NaN"),
+    Case("pretrain-infinite-values", _pretrain_on(_with_inf), "infinite values in 'tas'"),
+    Case("pretrain-level-not-in-file", _pretrain_on(_levels, "data.variables=[tas, z]", "data.levels={z: [700]}"), "level 700 of 'z' is not in the file"),
+    Case("pretrain-overlapping-files", _pretrain_on(_overlapping), "overlap"),
+    Case("pretrain-calendar-mismatch-between-files", _pretrain_on(_mixed_calendars), "mix calendars"),
+    Case("pretrain-index-target-on-another-grid", lambda w: _pretrain(*_index_other_grid(w))(w), "on another grid"),
+    Case("pretrain-index-target-calendar-mismatch", lambda w: _pretrain(*_index_other_calendar(w))(w), "calendar mismatch"),
+    Case("pretrain-out-is-a-file", lambda w: ["pretrain", "--config", w.cfg(), "--out", w.file("run")], "is a file"),
+    Case("pretrain-out-not-writable", lambda w: ["pretrain", "--config", w.cfg(), "--out", w.file("f") + "/run"], "cannot create"),
+    Case("pretrain-resume-without-checkpoint", lambda w: ["pretrain", "--config", w.cfg(), "--resume", _resume_dir(w)], "cannot resume"),
+    # finetune: a task the pretrained artifact cannot serve
+    Case("finetune-target-not-in-data", _finetune("data.targets=[zos]"), "variable 'zos' missing"),
+    Case("finetune-unit-mismatch", _finetune(data=lambda w: _in_celsius(w, "degc.nc")), "'degC' here but the pre-trained model used 'K'"),
+    Case("finetune-history-mismatch", _finetune("task.history=2"), "set task.history=1"),
+    Case("finetune-no-shared-input", _finetune("data.variables=[pr]"), "no input variable is shared"),
+    Case("finetune-from-missing", lambda w: ["finetune", "--config", w.cfg(), "--from", w.p("nope"), "--out", w.p("ft")], "does not exist"),
+    Case("finetune-from-not-a-model", lambda w: ["finetune", "--config", w.cfg(), "--from", w.dir("empty"), "--out", w.p("ft")], "is not a ClimaTune model"),
+    # evaluate
+    Case("evaluate-no-test-block", lambda w: ["evaluate", str(w.model), "--config", w.cfg("data.split.test=null"), "--out", w.p("ev")], "no test block"),
+    Case("evaluate-unknown-baseline", lambda w: ["evaluate", str(w.model), "--baselines", "magic", "--config", w.cfg(), "--out", w.p("ev")], "'magic'"),
+    Case("evaluate-out-is-a-file", lambda w: ["evaluate", str(w.model), "--config", w.cfg(), "--out", w.file("ev")], "is a file"),
+    # predict: input the model cannot read, outputs that cannot be written
+    Case("predict-input-lacks-model-variable", lambda w: ["predict", str(w.model), "--input", w.nc("nosst.nc", dataset()[["tas", "pr"]]), "--output", w.p("p.nc")], "'sst' missing"),
+    Case("predict-unit-mismatch", lambda w: ["predict", str(w.model), "--input", _in_celsius(w, "degc.nc"), "--output", w.p("p.nc")], "'degC' but the model expects 'K'"),
+    Case("predict-too-few-steps", lambda w: ["predict", str(w.model), "--input", w.nc("one.nc", dataset(ntime=1)), "--output", w.p("p.nc")], "needs at least"),
+    Case("predict-output-is-a-directory", lambda w: ["predict", str(w.model), "--input", str(w.archive), "--output", w.dir("p.nc")], "is a directory"),
+    Case("predict-output-not-writable", lambda w: ["predict", str(w.model), "--input", str(w.archive), "--output", w.file("f") + "/p.nc"], "is a file, not a directory"),
+    Case("predict-model-missing", lambda w: ["predict", w.p("nope"), "--input", str(w.archive), "--output", w.p("p.nc")], "does not exist"),
+    # curve
+    Case("curve-fraction-zero", lambda w: ["curve", "--config", w.cfg(), "--from", str(w.model), "--fractions", "0,0.5", "--out", w.p("c")], "(0, 1]"),
+    Case("curve-fraction-above-one", lambda w: ["curve", "--config", w.cfg(), "--from", str(w.model), "--fractions", "0.5,1.5", "--out", w.p("c")], "(0, 1]"),
+    Case("curve-fraction-not-a-number", lambda w: ["curve", "--config", w.cfg(), "--from", str(w.model), "--fractions", "half", "--out", w.p("c")], "comma-separated numbers"),
+    # report
+    Case("report-missing-dir", lambda w: ["report", w.p("nope")], "does not exist"),
+    Case("report-nothing-to-report", lambda w: ["report", w.dir("empty")], "nothing to report"),
+    Case("report-on-a-file", lambda w: ["report", w.file("f")], "is a file"),
+    # explain
+    Case("explain-unknown-target", lambda w: ["explain", str(w.model), "--config", w.cfg(), "--target", "zos", "--out", w.p("ex")], "'zos'"),
+    Case("explain-zero-samples", lambda w: ["explain", str(w.model), "--config", w.cfg(), "--samples", "0", "--out", w.p("ex")], "--samples must be at least 1"),
+    Case("explain-unknown-method", lambda w: ["explain", str(w.model), "--method", "magic", "--out", w.p("ex")], "invalid choice: 'magic'"),
+    # tune
+    Case("tune-space-unknown-key", _tune("optim.lrr: {type: float, low: 1.0e-4, high: 1.0e-2}\n"), "unknown config key 'optim.lrr'"),
+    Case("tune-space-bad-range", _tune("optim.lr: {type: float, low: 0.1, high: 0.01}\n"), "must be below high"),
+    Case("tune-space-finetune-key-without-from", _tune("finetune.freeze_stages: {type: int, low: 0, high: 2}\n"), "only matters when fine-tuning"),
+    Case("tune-space-missing", lambda w: ["tune", "--config", w.cfg(), "--space", w.p("nope.yaml"), "--out", w.p("tune")], "does not exist"),
+    Case("tune-too-many-folds", _tune("optim.lr: {type: float, low: 1.0e-4, high: 1.0e-2}\n", "--folds", "50"), "--folds 50"),
+    # the command line itself
+    Case("unknown-command", lambda w: ["fly"], "invalid choice: 'fly'"),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_bad_input_is_one_clear_line_and_writes_nothing(case: Case, shared, tmp_path, monkeypatch, capsys):
+    ws = Workspace(tmp_path / "case", shared["archive"], shared["model"], shared["config"])
+    ws.tmp.mkdir()
+    monkeypatch.chdir(ws.tmp)  # anything written relative to the working directory is caught too
+    argv = case.argv(ws)
+    before = (tree(ws.tmp), tree(shared["root"]))
+    capsys.readouterr()
+
+    rc = main(argv)
+
+    out, err = capsys.readouterr()
+    assert rc == 2, f"exit code {rc}; stderr: {err}"
+    assert "Traceback" not in err
+    assert err.startswith("climatune: error: ") and err.endswith("\n") and err.count("\n") == 1, err
+    assert case.expect in err, f"expected {case.expect!r} in: {err}"
+    assert out == ""
+    assert leftovers(ws.tmp) == [] and leftovers(shared["root"]) == []
+    assert tree(ws.tmp) == before[0], "the command changed its output directory"
+    assert tree(shared["root"]) == before[1], "the command changed the shared inputs"
+
+
+def test_the_catalogue_is_large_and_covers_every_command():
+    ids = [c.id for c in CASES]
+    assert len(ids) == len(set(ids)) and len(ids) >= 25
+    commands = {{"inspect": "data inspect", "synth": "data synth"}.get(i.split("-")[0], i.split("-")[0]) for i in ids}
+    assert {"data inspect", "data synth", "pretrain", "finetune", "evaluate", "predict", "curve",
+            "report", "explain", "tune"} <= commands
