@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import os
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads; see climatune/__init__.py
+
+from collections.abc import Callable, Sequence  # noqa: E402
 
 import numpy as np
 import pytest

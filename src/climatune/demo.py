@@ -15,7 +15,6 @@ from pathlib import Path
 from rich.console import Console
 
 from climatune.config import Config, load_config
-from climatune.data.samples import fit_normalizer, static_channels
 from climatune.data.view import build_view
 from climatune.evaluation.baselines import baselines_for
 from climatune.evaluation.curve import curve_command
@@ -23,7 +22,7 @@ from climatune.evaluation.evaluate import evaluate_view, write_metrics
 from climatune.evaluation.maps import plot_maps
 from climatune.finetune.artifact import load_model
 from climatune.finetune.run import finetune
-from climatune.training.run import export_model, fit_task, new_net, pretrain
+from climatune.training.run import pretrain, train_scratch
 from climatune.utils.atomic import prepare_output_dir
 
 __all__ = ["run_demo", "demo_configs"]
@@ -60,10 +59,7 @@ def run_demo(out: str | Path = "runs/demo", fast: bool = False) -> Path:
     view = build_view(ft_cfg)
     finetune(ft_cfg, out / "pretrain", out=out / "finetune", view=view)
     step("training the same network from scratch, same data and budget …")
-    normalizer = fit_normalizer(view)
-    names, _ = static_channels(view)
-    task, _ = fit_task(ft_cfg, view, normalizer, new_net(ft_cfg, view, len(names)), out / "scratch")
-    export_model(out / "scratch" / "model", ft_cfg, view, normalizer, task)
+    train_scratch(ft_cfg, view, prepare_output_dir(out / "scratch"))
     step("scoring on the held-out years 2070–2099 against every baseline …")
     models = {"finetuned": load_model(out / "finetune"), "scratch": load_model(out / "scratch")}
     rows, preds = evaluate_view(view, models, baselines_for(view.kind))
@@ -75,7 +71,7 @@ def run_demo(out: str | Path = "runs/demo", fast: bool = False) -> Path:
     for model, value in sorted(rmse.items(), key=lambda kv: kv[1]):
         console.print(f"    {model:<18} test RMSE {value:.3f} K")
     step("data-efficiency curve …")
-    curve_command(ft_cfg, out / "pretrain", _BUDGET[fast][2], out)
+    curve_command(ft_cfg, out / "pretrain", _BUDGET[fast][2], out, done={1.0: (out / "finetune", out / "scratch")})
     report = write_report(out)
     step(f"done: {report}")
     return report

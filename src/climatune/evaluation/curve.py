@@ -13,14 +13,13 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from climatune.config import Config  # noqa: E402
-from climatune.data.samples import fit_normalizer, static_channels  # noqa: E402
 from climatune.data.view import build_view  # noqa: E402
 from climatune.errors import ClimatuneError  # noqa: E402
 from climatune.evaluation.evaluate import evaluate_view  # noqa: E402
 from climatune.evaluation.maps import save_figure  # noqa: E402
 from climatune.finetune.artifact import load_model  # noqa: E402
 from climatune.finetune.run import finetune  # noqa: E402
-from climatune.training.run import export_model, fit_task, new_net  # noqa: E402
+from climatune.training.run import train_scratch  # noqa: E402
 from climatune.utils.atomic import atomic_path, prepare_output_dir  # noqa: E402
 
 __all__ = ["parse_fractions", "curve_command", "plot_curve"]
@@ -38,15 +37,14 @@ def parse_fractions(text: str | Sequence[float]) -> list[float]:
     return sorted(set(values))
 
 
-def _train_scratch(cfg: Config, view, run: Path) -> Path:
-    normalizer = fit_normalizer(view)
-    names, _ = static_channels(view)
-    task, _ = fit_task(cfg, view, normalizer, new_net(cfg, view, len(names)), run, logs=False)
-    return export_model(run / "model", cfg, view, normalizer, task)
+def curve_command(
+    cfg: Config, source: str | Path, fractions: str | Sequence[float], out: str | Path,
+    *, done: dict[float, tuple[Path, Path]] | None = None,
+) -> Path:
+    """``climatune curve``: for each fraction, fine-tune and train from scratch, then score both.
 
-
-def curve_command(cfg: Config, source: str | Path, fractions: str | Sequence[float], out: str | Path) -> Path:
-    """``climatune curve``: for each fraction, fine-tune and train from scratch, then score both."""
+    ``done`` maps a fraction to already trained ``(finetuned, scratch)`` runs to reuse.
+    """
     fractions = parse_fractions(fractions)
     out = prepare_output_dir(out, create=False)
     load_model(source)  # fail early on a bad artifact
@@ -58,8 +56,11 @@ def curve_command(cfg: Config, source: str | Path, fractions: str | Sequence[flo
         prepare_output_dir(out)  # created only once the data is known to be good
         n_train = int(view.anchors["train"].size)
         run = out / f"fraction-{frac:g}"
-        tuned = finetune(sub, source, out=run / "finetuned", quiet=True, view=view)
-        scratch = _train_scratch(sub, view, run / "scratch")
+        if done and frac in done:
+            tuned, scratch = done[frac]
+        else:
+            tuned = finetune(sub, source, out=run / "finetuned", quiet=True, view=view)
+            scratch = train_scratch(sub, view, prepare_output_dir(run / "scratch"))
         metrics, _ = evaluate_view(view, {"finetuned": load_model(tuned), "scratch": load_model(scratch)}, [])
         for row in metrics:
             if row["metric"] in ("rmse", "skill", "acc", "corr"):

@@ -116,23 +116,12 @@ def evaluate_command(
     out = prepare_output_dir(out)  # created only once the inputs are known to be good
     models = {model_label(model): model}
     if "scratch" in names:
-        scratch_dir = Path(scratch) if scratch else _train_scratch(cfg, view, out)
-        models["scratch"] = load_model(scratch_dir)
+        from climatune.training.run import train_scratch
+
+        models["scratch"] = load_model(Path(scratch) if scratch else train_scratch(cfg, view, out / "scratch"))
     rows, preds = evaluate_view(view, models, names)
     write_metrics(rows, out)
     truth = view.truth("test")
     for label in models:
         plot_maps(preds[label], truth, out, label=label)
     return out
-
-
-def _train_scratch(cfg, view: TaskView, out: Path) -> Path:
-    """The same network trained from scratch with the same budget, under ``out/scratch``."""
-    from climatune.data.samples import fit_normalizer, static_channels
-    from climatune.training.run import export_model, fit_task, new_net
-
-    run = out / "scratch"
-    normalizer = fit_normalizer(view)
-    names, _ = static_channels(view)
-    task, _ = fit_task(cfg, view, normalizer, new_net(cfg, view, len(names)), run)
-    return export_model(run / "model", cfg, view, normalizer, task)

@@ -1,0 +1,28 @@
+"""The demo, end to end, on the bundled real GCM data (``--fast`` budget)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from climatune.cli import main
+from climatune.evaluation.baselines import baselines_for
+
+
+@pytest.mark.slow
+def test_fast_demo_writes_every_output(tmp_path, capsys):
+    out = tmp_path / "demo"
+    assert main(["demo", "--out", str(out), "--fast"]) == 0
+    assert str(out / "report.html") in capsys.readouterr().out
+    for run in ("pretrain", "finetune", "scratch"):
+        assert (out / run / "model" / "weights.safetensors").exists()
+    rows = json.loads((out / "metrics.json").read_text())
+    rmse = {r["model"]: r["value"] for r in rows if r["metric"] == "rmse" and r["split"] == "test"}
+    assert {"finetuned", "scratch", *baselines_for("downscale")} <= set(rmse)
+    assert all(0 < v < 5 for v in rmse.values())  # kelvin
+    curve = json.loads((out / "curve.json").read_text())
+    fractions = {r["fraction"] for r in curve}
+    assert len(fractions) >= 2 and {r["model"] for r in curve} == {"finetuned", "scratch"}
+    html = (out / "report.html").read_text()
+    assert "data:image/png;base64," in html and "bilinear_residual" in html
