@@ -37,9 +37,10 @@ def model_label(model: LoadedModel) -> str:
     return "finetuned" if model.meta.data.get("parent") else "pretrained"
 
 
-def parse_baselines(text: str | Sequence[str] | None, kind: str) -> list[str]:
-    """``all`` → every baseline that applies to ``kind``; ``none`` → none; else a checked list."""
-    applicable = baselines_for(kind)
+def parse_baselines(text: str | Sequence[str] | None, kind: str, *, scratch: bool = False) -> list[str]:
+    """``all`` → every baseline that applies to ``kind`` (and ``scratch`` when asked);
+    ``none`` → none; else a checked list."""
+    applicable = baselines_for(kind) + (["scratch"] if scratch else [])
     if text is None or text == "none" or text == []:
         return []
     if text == "all":
@@ -47,7 +48,7 @@ def parse_baselines(text: str | Sequence[str] | None, kind: str) -> list[str]:
     names = [n.strip() for n in (text.split(",") if isinstance(text, str) else text) if n.strip()]
     bad = [n for n in names if n not in applicable and n != "scratch"]
     if bad:
-        raise ClimatuneError(f"baseline(s) {bad} do not apply to a {kind} task; choose from {applicable + ['scratch']}")
+        raise ClimatuneError(f"baseline(s) {bad} do not apply to a {kind} task; choose from {sorted({*applicable, 'scratch'})}")
     return names
 
 
@@ -112,7 +113,7 @@ def evaluate_command(
     view = build_view(cfg)
     if "test" not in view.anchors:
         raise ClimatuneError("the config's split has no test block; add data.split.test")
-    names = parse_baselines(baselines, view.kind)
+    names = parse_baselines(baselines, view.kind, scratch=model_label(model) == "finetuned")
     out = prepare_output_dir(out)  # created only once the inputs are known to be good
     models = {model_label(model): model}
     if "scratch" in names:

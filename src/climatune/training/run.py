@@ -175,17 +175,21 @@ def resume_checkpoint(resume: str | Path | None) -> Path | None:
     return ckpt
 
 
-def pretrain(cfg: Config, out: str | Path | None = None, resume: str | Path | None = None) -> Path:
-    """``climatune pretrain``: train a network from scratch and write ``RUN/model``."""
-    out = prepare_output_dir(resume or out or default_run_dir(cfg, "pretrain"), create=False)
-    resume_checkpoint(resume)
-    view = build_view(cfg)
+def train_scratch(cfg: Config, view: TaskView, out: Path, *, resume: Path | None = None, logs: bool = True) -> Path:
+    """Train a fresh network on ``view``; writes ``out/config.yaml`` and ``out/model``."""
     normalizer = fit_normalizer(view)
     names, _ = static_channels(view)
     net = new_net(cfg, view, len(names))
     out = prepare_output_dir(out)  # created only once the inputs are known to be good
     write_config(out, cfg)
-    task, trainer = fit_task(cfg, view, normalizer, net, out, resume=Path(resume) if resume else None)
+    task, trainer = fit_task(cfg, view, normalizer, net, out, resume=resume, logs=logs)
     if trainer.is_global_zero:
         export_model(out / "model", cfg, view, normalizer, task)
     return out
+
+
+def pretrain(cfg: Config, out: str | Path | None = None, resume: str | Path | None = None) -> Path:
+    """``climatune pretrain``: train a network from scratch and write ``RUN/model``."""
+    out = prepare_output_dir(resume or out or default_run_dir(cfg, "pretrain"), create=False)
+    resume_checkpoint(resume)
+    return train_scratch(cfg, build_view(cfg), out, resume=Path(resume) if resume else None)
