@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 import traceback
+import warnings
 from collections.abc import Callable
 
 from climatune import __version__
@@ -215,10 +217,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _quiet_libraries() -> None:
+    """Keep the terminal for our own messages: Lightning's banners and library deprecation
+    notices go away unless ``--debug`` is given."""
+    logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
+    logging.getLogger("lightning.fabric").setLevel(logging.WARNING)
+    for module in ("lightning", "torch", "xarray", "dask", "shap", "captum", "optuna"):
+        warnings.filterwarnings("ignore", module=module)
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; return the exit code (0 ok, 1 bug, 2 user error)."""
     argv = sys.argv[1:] if argv is None else argv
     debug = "--debug" in argv
+    if not debug:
+        _quiet_libraries()
     try:
         args = build_parser().parse_args(argv)
         func: Callable[[argparse.Namespace], None] | None = getattr(args, "func", None)

@@ -8,7 +8,6 @@ import lightning.pytorch as pl
 import numpy as np
 import pytest
 import torch
-from tests.conftest import create_test_data
 from torch.utils.data import DataLoader
 
 import climatune.data.stream as stream_mod
@@ -18,6 +17,7 @@ from climatune.data.stream import TaskStream, chunk_starts
 from climatune.data.view import build_view
 from climatune.training.datamodule import ClimateDataModule
 from climatune.training.task import ClimateTask
+from tests.conftest import create_test_data
 
 
 @pytest.fixture(scope="module")
@@ -32,9 +32,11 @@ def archive(tmp_path_factory):
 
 def _view(path, *sets):
     base = [
-        f"data.path={path}", "data.variables=[tas, sst]",
+        f"data.path={path}",
+        "data.variables=[tas, sst]",
         "data.split.train=[[2000, 2002], [2004, 2005]]",  # two blocks: samples must not cross
-        "data.split.val=[2006, 2007]", "data.split.test=[2008, 2009]",
+        "data.split.val=[2006, 2007]",
+        "data.split.test=[2008, 2009]",
     ]
     view = build_view(load_config(None, base + list(sets)))
     return view, fit_normalizer(view)
@@ -85,7 +87,9 @@ def test_batched_stream_with_two_workers_has_no_duplicates_or_omissions(archive)
     loader = DataLoader(stream, batch_size=None, num_workers=2)
     batches = list(loader)
     assert len(batches) == len(loader) == len(stream)
-    assert all(b["fields"].shape[1:] == (2, 2, 8, 16) and b["fields"].shape[0] <= 5 for b in batches)
+    assert all(
+        b["fields"].shape[1:] == (2, 2, 8, 16) and b["fields"].shape[0] <= 5 for b in batches
+    )
     _assert_same(batches, ref)
 
 
@@ -127,7 +131,9 @@ def test_reads_stay_inside_one_block_and_follow_the_store_chunks(archive, monkey
         # a window starts at a chunk start (or a block start), so chunks are read once
         assert start in starts or start in [lo for lo, _ in spans]
     inside = np.unique(np.concatenate([np.arange(a, b) for a, b in windows]))
-    assert sum(b - a for a, b in windows) <= inside.size + len(windows) * (view.history - 1 + view.lead)
+    assert sum(b - a for a, b in windows) <= inside.size + len(windows) * (
+        view.history - 1 + view.lead
+    )
 
 
 def test_ranks_get_equal_disjoint_shares(archive):
@@ -147,7 +153,7 @@ def test_ranks_get_equal_disjoint_shares(archive):
 def test_default_chunks_follow_the_dask_chunks(archive):
     view, norm = _view(archive)
     chunked = view.fields.chunk({"time": 12})
-    view.fields, view._inputs_cache = chunked, None
+    view.fields, view.coarse = chunked, None
     starts = chunk_starts(view)
     assert starts[0] == 0 and np.all(starts % 12 == 0)
 
@@ -164,7 +170,9 @@ def _task(view, norm):
 
 def test_datamodule_streams_when_asked_and_lightning_sets_the_epoch(archive, tmp_path):
     view, norm = _view(archive)
-    assert isinstance(ClimateDataModule(view, norm, in_memory="always").samples("train"), TaskSamples)
+    assert isinstance(
+        ClimateDataModule(view, norm, in_memory="always").samples("train"), TaskSamples
+    )
     assert isinstance(ClimateDataModule(view, norm).samples("train"), TaskSamples)  # small: auto
     data = ClimateDataModule(view, norm, batch_size=8, in_memory="never")
     assert isinstance(data.samples("train"), TaskStream)
@@ -178,9 +186,15 @@ def test_datamodule_streams_when_asked_and_lightning_sets_the_epoch(archive, tmp
             seen[-1].extend(batch["anchor"].tolist())
 
     trainer = pl.Trainer(
-        max_epochs=2, accelerator="cpu", logger=False, enable_checkpointing=False,
-        enable_progress_bar=False, enable_model_summary=False, callbacks=[Record()],
-        default_root_dir=tmp_path, num_sanity_val_steps=0,
+        max_epochs=2,
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[Record()],
+        default_root_dir=tmp_path,
+        num_sanity_val_steps=0,
     )
     trainer.fit(_task(view, norm), datamodule=data)
     assert len(seen) == 2 and seen[0] != seen[1]

@@ -7,10 +7,15 @@ is then a pair of array views. Inputs never read outside their own block (see
 
 from __future__ import annotations
 
+import itertools
+
 import dask
+import dask.array as da
+import dask.core
 import numpy as np
 import torch
 import xarray as xr
+from dask.optimization import cull
 from torch.utils.data import Dataset, Sampler
 
 from climatune.data.normalize import Normalizer
@@ -29,7 +34,7 @@ __all__ = [
 
 def fit_normalizer(view: TaskView) -> Normalizer:
     """Fit per-variable statistics on the training steps only (out of core, with Dask)."""
-    ds = view.fields[view.inputs].merge(view.target_data())
+    ds = view.fields[view.inputs].merge(view.target_data(), compat="override", join="exact")
     return Normalizer().fit(ds.isel(time=view.steps("train")))
 
 
@@ -65,52 +70,87 @@ def _normalise_into(out: np.ndarray, values: np.ndarray, mean: float, std: float
     out /= std
 
 
-def _load(ds: xr.Dataset, names: list[str], window: slice, synchronous: bool) -> list[np.ndarray]:
-    """The raw values of ``names`` over ``window``, read in one Dask pass."""
-    lazy = [ds[name].isel(time=window).data for name in names]
-    if synchronous:
-        return list(dask.compute(*lazy, scheduler="synchronous"))
-    return list(dask.compute(*lazy))
+_GRAPHS: dict[str, dict] = {}  # dask array name -> its materialised graph, per process
+
+
+def _block(data: da.Array, index: tuple[int, ...]) -> np.ndarray:
+    """Compute one block of ``data`` alone: no graph optimisation, ordering or concatenation."""
+    graph = _GRAPHS.get(data.name)
+    if graph is None:
+        if len(_GRAPHS) > 64:
+            _GRAPHS.clear()
+        graph = _GRAPHS[data.name] = dict(data.__dask_graph__())
+    key = (data.name, *index)
+    return np.asarray(dask.core.get(cull(graph, [key])[0], [key])[0])
+
+
+def _read_into(out: np.ndarray, da_: xr.DataArray, window: slice, mean: float, std: float) -> None:
+    """Normalise steps ``window`` of a ``(time, ...)`` variable into ``out``, block by block.
+
+    Whole Dask blocks are computed one at a time straight from the graph (for a Zarr
+    store: one chunk read and decompressed), so reading costs little more than the
+    store itself; blocks cut by the window go through Dask slicing, which reads only the
+    needed steps where the format allows (NetCDF).
+    """
+    data = da_.transpose("time", ...).data
+    if not isinstance(data, da.Array):
+        _normalise_into(out, np.asarray(data[window]), mean, std)
+        return
+    edges = [np.cumsum((0, *c)) for c in data.chunks]
+    t0, t1 = window.start, window.stop
+    first, last = np.searchsorted(edges[0], t0, "right") - 1, np.searchsorted(edges[0], t1, "left")
+    for i in range(first, last):
+        a, b = int(edges[0][i]), int(edges[0][i + 1])
+        lo, hi = max(a, t0), min(b, t1)
+        rows = slice(lo - t0, hi - t0)
+        if (lo, hi) != (a, b):
+            part = dask.compute(data[lo:hi], scheduler="synchronous")[0]
+            _normalise_into(out[rows], part, mean, std)
+            continue
+        for index in itertools.product(*(range(len(c)) for c in data.chunks[1:])):
+            region = tuple(slice(e[j], e[j + 1]) for e, j in zip(edges[1:], index))
+            _normalise_into(out[(rows, *region)], _block(data, (i, *index)), mean, std)
+
+
+def _read(ds: xr.Dataset, names: list[str], window: slice, norm: Normalizer) -> np.ndarray:
+    """``[T, V, ...]`` float32 array of the normalised ``names`` over ``window`` (NaN kept)."""
+    first = ds[names[0]]
+    shape = [window.stop - window.start, len(names)]
+    shape += [first.sizes[d] for d in first.dims if d != "time"]
+    out = np.empty(shape, dtype=np.float32)
+    for i, name in enumerate(names):
+        _read_into(out[:, i], ds[name], window, *norm.scale(name))
+    return out
 
 
 def read_window(
-    view: TaskView, normalizer: Normalizer, window: slice, *, synchronous: bool = False
+    view: TaskView, normalizer: Normalizer, window: slice
 ) -> tuple[np.ndarray, np.ndarray]:
     """Normalised float32 inputs ``[T, V, H, W]`` and targets ``[T, Vt, H, W]`` (or ``[T, 1]``).
 
-    Steps ``window`` (a slice of time indices) are read once, however many variables the
-    inputs and targets share; NaN is kept. When targets and inputs are the same fields the
-    two arrays are the same object. ``synchronous`` reads in the calling thread (as data
-    loader workers should).
+    Steps ``window`` (a slice of time indices) are read once, in the calling thread,
+    however many variables the inputs and targets share; NaN is kept. When the targets
+    are the first input fields, the two arrays share memory.
     """
-    fields = view.input_fields()
-    own = [n for n in view.targets if n not in view.inputs] if not view.is_scalar else []
-    shared = view.kind != "downscale"  # downscale inputs are coarsened, targets are not
-    names = view.inputs + (own if shared else [])
-    values = _load(fields if not shared else view.fields, names, window, synchronous)
-    nt = values[0].shape[0]
-    block = np.empty((nt, len(names), *values[0].shape[1:]), dtype=np.float32)
-    for i, name in enumerate(names):
-        _normalise_into(block[:, i], values[i], *normalizer.scale(name))
-    del values
+    downscale = view.kind == "downscale"  # its inputs are coarsened, its targets are not
+    own = [] if view.is_scalar or downscale else [n for n in view.targets if n not in view.inputs]
+    names = view.inputs + own
+    block = _read(view.input_fields() if downscale else view.fields, names, window, normalizer)
     inputs = block[:, : len(view.inputs)]
     if view.is_scalar:
-        name = view.targets[0]
-        mean, std = normalizer.scale(name)
+        mean, std = normalizer.scale(view.targets[0])
         series = view.index.isel(time=window).values
         return inputs, ((series - mean) / std).astype(np.float32)[:, None]
-    if shared:
-        if view.targets == names[: len(view.targets)]:
-            return inputs, block[:, : len(view.targets)]
-        return inputs, block[:, [names.index(n) for n in view.targets]]
-    raw = _load(view.fields, view.targets, window, synchronous)
-    targets = np.empty((nt, len(view.targets), *raw[0].shape[1:]), dtype=np.float32)
-    for i, name in enumerate(view.targets):
-        _normalise_into(targets[:, i], raw[i], *normalizer.scale(name))
-    return inputs, targets
+    if downscale:
+        return inputs, _read(view.fields, view.targets, window, normalizer)
+    if view.targets == names[: len(view.targets)]:
+        return inputs, block[:, : len(view.targets)]
+    return inputs, block[:, [names.index(n) for n in view.targets]]
 
 
-def patch_mask(seed: int, anchor: int, shape: tuple[int, int], patch: int, ratio: float) -> np.ndarray:
+def patch_mask(
+    seed: int, anchor: int, shape: tuple[int, int], patch: int, ratio: float
+) -> np.ndarray:
     """The ``reconstruct`` task's keep-mask of one sample: seeded by ``(seed, anchor)``."""
     rng = np.random.default_rng((seed, anchor))
     ph, pw = -(-shape[0] // patch), -(-shape[1] // patch)
@@ -143,14 +183,22 @@ class TaskSamples(Dataset):
     """
 
     def __init__(
-        self, view: TaskView, split: str, normalizer: Normalizer, *,
-        mask_ratio: float = 0.5, patch: int = 4, seed: int = 0,
+        self,
+        view: TaskView,
+        split: str,
+        normalizer: Normalizer,
+        *,
+        mask_ratio: float = 0.5,
+        patch: int = 4,
+        seed: int = 0,
     ) -> None:
         self.view, self.split = view, split
         self.anchors = view.anchors[split]
         steps = view.steps(split)
         self.offset = int(steps[0])
-        inputs, self.targets = read_window(view, normalizer, slice(int(steps[0]), int(steps[-1]) + 1))
+        inputs, self.targets = read_window(
+            view, normalizer, slice(int(steps[0]), int(steps[-1]) + 1)
+        )
         # inputs may share memory with the targets, which keep NaN: copy while filling
         self.fields = np.nan_to_num(inputs, nan=0.0, copy=True)
         del inputs

@@ -72,7 +72,7 @@ class TaskView:
     static: xr.Dataset | None = None
     blocks: dict[str, tuple[int, int]] = field(default_factory=dict)
     periodic_lon: bool = False
-    _inputs_cache: xr.Dataset | None = field(default=None, repr=False, compare=False)
+    coarse: xr.Dataset | None = field(default=None, repr=False, compare=False)
 
     @property
     def is_scalar(self) -> bool:
@@ -91,14 +91,16 @@ class TaskView:
         return np.arange(anchors.min() - self.history + 1, self.target_index(anchors.max()) + 1)
 
     def input_fields(self) -> xr.Dataset:
-        """The fields the network sees: coarsened then re-interpolated for downscaling.
+        """The fields the network sees: for downscaling, coarsened then re-interpolated.
 
-        Built once (lazily, with Dask) and reused by the datasets and the baselines.
+        The coarse grid is that of the whole file (``coarse``, cut like ``fields``), so a
+        regional crop sees the same coarse cells as the archive it was pre-trained on.
         """
-        if self._inputs_cache is None or list(self._inputs_cache.data_vars) != self.inputs:
-            ds = self.fields[self.inputs]
-            self._inputs_cache = coarsen_bilinear(ds, self.factor) if self.kind == "downscale" else ds
-        return self._inputs_cache
+        if self.kind != "downscale":
+            return self.fields[self.inputs]
+        if self.coarse is None:
+            self.coarse = coarsen_bilinear(self.fields[self.inputs], self.factor)
+        return self.coarse[self.inputs]
 
     def target_data(self) -> xr.Dataset:
         """The targets at every time step: fields, or the index as a ``(time,)`` variable."""
@@ -211,9 +213,11 @@ def build_view(cfg: Config, ds: xr.Dataset | None = None, *, whole: bool = False
     expand = {n: [k for k in flat.data_vars if k == n or _is_level_of(flat[k], k, n)] for n in chosen}
     inputs = [k for n in inputs for k in expand[n]]
     targets = [k for n in targets for k in expand[n]] if kind != "index" else [cfg.task.index.variable]
+    coarse = coarsen_bilinear(flat[inputs], cfg.task.factor) if kind == "downscale" else None
     if cfg.data.region is not None:
         region = Region(*cfg.data.region.lat, *cfg.data.region.lon)
         domain = region.subset(flat, halo=cfg.data.region.halo)
+        coarse = region.subset(coarse, halo=cfg.data.region.halo) if coarse is not None else None
         mask = region.mask(domain)
     else:
         domain = flat
@@ -226,7 +230,7 @@ def build_view(cfg: Config, ds: xr.Dataset | None = None, *, whole: bool = False
     common = dict(
         kind=kind, fields=domain, inputs=inputs, targets=targets, history=history, lead=lead,
         factor=cfg.task.factor, region_mask=mask, index=index, static=_static(cfg, domain),
-        periodic_lon=is_global(domain.lon),
+        periodic_lon=is_global(domain.lon), coarse=coarse,
     )
     if whole:
         anchors = sample_anchors(np.arange(domain.time.size), history, lead)

@@ -9,7 +9,7 @@ from torch import Tensor, nn
 from climatune.errors import ClimatuneError
 from climatune.models.padding import GeoConv2d
 
-__all__ = ["Backbone", "ConvBlock", "group_norm", "check_sizes"]
+__all__ = ["Backbone", "ConvBlock", "CellNorm", "cell_norm", "check_sizes"]
 
 
 class Backbone(nn.Module):
@@ -59,14 +59,25 @@ def check_sizes(width: int, depth: int, dropout: float) -> None:
         )
 
 
-def group_norm(channels: int) -> nn.GroupNorm:
-    """GroupNorm with up to 8 groups: batch-size independent, safe to freeze."""
-    groups = next(g for g in (8, 4, 2, 1) if channels % g == 0)
-    return nn.GroupNorm(groups, channels)
+class CellNorm(nn.LayerNorm):
+    """Layer normalisation over the channels of each grid cell.
+
+    Unlike GroupNorm, its statistics never mix cells, so a network behaves the same on a
+    regional crop as on the whole archive it was pre-trained on; like GroupNorm, it does
+    not depend on the batch.
+    """
+
+    def forward(self, x: Tensor) -> Tensor:
+        return super().forward(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+
+
+def cell_norm(channels: int) -> CellNorm:
+    """A :class:`CellNorm` over ``channels``."""
+    return CellNorm(channels)
 
 
 class ConvBlock(nn.Sequential):
-    """Two 3x3 geo-padded convolutions, each followed by GroupNorm and GELU."""
+    """Two 3x3 geo-padded convolutions, each followed by a per-cell LayerNorm and GELU."""
 
     def __init__(
         self,
@@ -80,10 +91,10 @@ class ConvBlock(nn.Sequential):
         geo = {"periodic_lon": periodic_lon, "edge_padding": edge_padding}
         super().__init__(
             GeoConv2d(in_ch, out_ch, 3, bias=False, **geo),
-            group_norm(out_ch),
+            cell_norm(out_ch),
             nn.GELU(),
             nn.Dropout2d(dropout) if dropout else nn.Identity(),
             GeoConv2d(out_ch, out_ch, 3, bias=False, **geo),
-            group_norm(out_ch),
+            cell_norm(out_ch),
             nn.GELU(),
         )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from climatune.models.backbones.base import Backbone, check_sizes, group_norm
+from climatune.models.backbones.base import Backbone, cell_norm, check_sizes
 from climatune.models.padding import GeoConv2d, check_edge_padding
 from climatune.models.registry import register_backbone
 
@@ -18,10 +18,10 @@ class ResBlock(nn.Module):
         super().__init__()
         geo = {"periodic_lon": periodic_lon, "edge_padding": edge_padding}
         self.body = nn.Sequential(
-            group_norm(ch),
+            cell_norm(ch),
             nn.GELU(),
             GeoConv2d(ch, ch, 3, **geo),
-            group_norm(ch),
+            cell_norm(ch),
             nn.GELU(),
             nn.Dropout2d(dropout) if dropout else nn.Identity(),
             GeoConv2d(ch, ch, 3, **geo),
@@ -80,7 +80,7 @@ class ResNet(Backbone):
         self.blocks = nn.ModuleList(
             nn.Sequential(*(ResBlock(width, **geo) for _ in range(blocks))) for _ in range(depth)
         )
-        self.norm = nn.Sequential(group_norm(width), nn.GELU())
+        self.norm = nn.Sequential(cell_norm(width), nn.GELU())
 
     def stages(self) -> list[nn.Module]:
         # The final norm belongs to the last stage, so freezing "all but the last" keeps it trainable.
