@@ -11,8 +11,16 @@ from climatune.errors import ClimatuneError
 def test_overrides_reach_nested_keys(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text("data:\n  path: a.nc\ntrainer:\n  max_epochs: 5\n")
-    cfg = load_config(path, ["trainer.max_epochs=1", "data.path=/some/store.zarr", "optim.lr=3e-4",
-                             "data.region.lat=[10, 20]", "data.region.lon=[350, 10]"])
+    cfg = load_config(
+        path,
+        [
+            "trainer.max_epochs=1",
+            "data.path=/some/store.zarr",
+            "optim.lr=3e-4",
+            "data.region.lat=[10, 20]",
+            "data.region.lon=[350, 10]",
+        ],
+    )
     assert cfg.trainer.max_epochs == 1
     assert cfg.data.path == "/some/store.zarr"
     assert cfg.optim.lr == pytest.approx(3e-4)
@@ -20,7 +28,9 @@ def test_overrides_reach_nested_keys(tmp_path):
 
 
 def test_unknown_key_names_the_closest(tmp_path):
-    with pytest.raises(ClimatuneError, match="unknown config key 'optim.lerning_rate'.*'optim.lr'|did you mean"):
+    with pytest.raises(
+        ClimatuneError, match="unknown config key 'optim.lerning_rate'.*'optim.lr'|did you mean"
+    ):
         load_config(None, ["optim.lerning_rate=1"])
     with pytest.raises(ClimatuneError, match="did you mean 'trainer.max_epochs'"):
         load_config(None, ["trainer.max_epoch=1"])
@@ -49,8 +59,14 @@ def test_bad_values_are_user_errors(override, pattern):
 
 
 def test_dump_round_trips(tmp_path):
-    cfg = load_config(None, ["task.kind=downscale", "data.split.train=[[1900, 1950], [1970, 1990]]",
-                             "data.split.val=[1952, 1968]"])
+    cfg = load_config(
+        None,
+        [
+            "task.kind=downscale",
+            "data.split.train=[[1900, 1950], [1970, 1990]]",
+            "data.split.val=[1952, 1968]",
+        ],
+    )
     path = tmp_path / "resolved.yaml"
     path.write_text(dump_config(cfg))
     assert load_config(path) == cfg

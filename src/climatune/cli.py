@@ -73,7 +73,9 @@ def _cmd_finetune(args: argparse.Namespace) -> None:
 def _cmd_evaluate(args: argparse.Namespace) -> None:
     from climatune.evaluation.evaluate import evaluate_command
 
-    out = evaluate_command(args.model, config=args.config, overrides=args.set, baselines=args.baselines, out=args.out)
+    out = evaluate_command(
+        args.model, config=args.config, overrides=args.set, baselines=args.baselines, out=args.out
+    )
     print(f"metrics written to {out / 'metrics.json'}")
 
 
@@ -107,8 +109,13 @@ def _cmd_explain(args: argparse.Namespace) -> None:
     from climatune.explain.run import explain_command
 
     out = explain_command(
-        args.model, config=args.config, overrides=args.set, method=args.method,
-        target=args.target, samples=args.samples, out=args.out,
+        args.model,
+        config=args.config,
+        overrides=args.set,
+        method=args.method,
+        target=args.target,
+        samples=args.samples,
+        out=args.out,
     )
     print(f"attributions written to {out}")
 
@@ -117,26 +124,42 @@ def _cmd_tune(args: argparse.Namespace) -> None:
     from climatune.tuning.search import tune_command
 
     out = tune_command(
-        _config(args), source=args.source, space=args.space, trials=args.trials, folds=args.folds,
-        storage=args.storage, study=args.study, jobs=args.jobs, out=args.out,
+        _config(args),
+        source=args.source,
+        space=args.space,
+        trials=args.trials,
+        folds=args.folds,
+        storage=args.storage,
+        study=args.study,
+        jobs=args.jobs,
+        out=args.out,
     )
     print(f"best config written to {out / 'best.yaml'}")
 
 
 def _add_config(p: argparse.ArgumentParser, required: bool = True) -> None:
     p.add_argument("--config", required=required, help="YAML run config")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override any config key, e.g. trainer.max_epochs=1 (repeatable)")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override any config key, e.g. trainer.max_epochs=1 (repeatable)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
     """Build the argument parser with every subcommand."""
-    parser = _Parser(prog="climatune", description="Pre-train and fine-tune deep networks on climate data.")
+    parser = _Parser(
+        prog="climatune", description="Pre-train and fine-tune deep networks on climate data."
+    )
     parser.add_argument("--version", action="version", version=f"climatune {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
-    data = sub.add_parser("data", help="inspect data, make a synthetic archive, list bundled samples")
+    data = sub.add_parser(
+        "data", help="inspect data, make a synthetic archive, list bundled samples"
+    )
     dsub = data.add_subparsers(dest="data_command", metavar="SUBCOMMAND", parser_class=_Parser)
     p = dsub.add_parser("inspect", help="describe variables, grid, time axis and NaNs")
     p.add_argument("paths", nargs="+", help="NetCDF files, globs, Zarr stores or sample://NAME")
@@ -155,7 +178,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("pretrain", help="pre-train a network on an archive")
     _add_config(p)
     p.add_argument("--out", default=None, help="run directory (default runs/<name>)")
-    p.add_argument("--resume", default=None, metavar="RUN", help="continue RUN from checkpoints/last.ckpt")
+    p.add_argument(
+        "--resume", default=None, metavar="RUN", help="continue RUN from checkpoints/last.ckpt"
+    )
     p.set_defaults(func=_cmd_pretrain)
 
     p = sub.add_parser("finetune", help="fine-tune a pre-trained model on a task")
@@ -197,7 +222,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("explain", help="attribution maps and the component interaction matrix")
     p.add_argument("model", metavar="MODEL")
     _add_config(p, required=False)
-    p.add_argument("--method", choices=["ig", "saliency", "occlusion", "lime", "shap"], default="ig")
+    p.add_argument(
+        "--method", choices=["ig", "saliency", "occlusion", "lime", "shap"], default="ig"
+    )
     p.add_argument("--target", default=None, help="e.g. tas or 'tas@lat=30:50,lon=235:260'")
     p.add_argument("--samples", type=int, default=16)
     p.add_argument("--out", required=True)

@@ -121,7 +121,9 @@ class ModelConfig(_Section):
 
         names = list_backbones()
         if value not in names:
-            raise ValueError(f"unknown backbone{closest(value, names)}; choose one of {', '.join(names)}")
+            raise ValueError(
+                f"unknown backbone{closest(value, names)}; choose one of {', '.join(names)}"
+            )
         return value
 
 
@@ -173,7 +175,9 @@ class ExplainConfig(_Section):
     """Which climate component each input variable belongs to, when its CF
     standard_name does not say (e.g. ``{my_sst: ocean}``)."""
 
-    components: dict[str, Literal["atmosphere", "ocean", "ice", "land", "other"]] = Field(default_factory=dict)
+    components: dict[str, Literal["atmosphere", "ocean", "ice", "land", "other"]] = Field(
+        default_factory=dict
+    )
 
 
 class Config(_Section):
@@ -205,7 +209,9 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise ClimatuneError(f"config {path} must be a mapping of sections (data, task, model, ...)")
+        raise ClimatuneError(
+            f"config {path} must be a mapping of sections (data, task, model, ...)"
+        )
     return data
 
 
@@ -224,7 +230,9 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str] | None) -> dict[st
     """Apply ``key.sub=value`` overrides; values are parsed as YAML (``1e-3``, ``[1, 2]``)."""
     for item in overrides or []:
         if "=" not in item:
-            raise ClimatuneError(f"--set {item!r} must look like key=value, e.g. trainer.max_epochs=1")
+            raise ClimatuneError(
+                f"--set {item!r} must look like key=value, e.g. trainer.max_epochs=1"
+            )
         key, _, text = item.partition("=")
         try:
             value = yaml.safe_load(text) if text else None

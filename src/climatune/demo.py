@@ -36,8 +36,12 @@ def demo_configs(fast: bool = False) -> tuple[Config, Config]:
     root = resources.files("climatune") / "examples" / "a1b"
     pre_epochs, ft_epochs, _ = _BUDGET[fast]
     common = ["trainer.progress_bar=false"]
-    pre = load_config(Path(str(root / "pretrain.yaml")), [f"trainer.max_epochs={pre_epochs}", *common])
-    ft = load_config(Path(str(root / "finetune.yaml")), [f"trainer.max_epochs={ft_epochs}", *common])
+    pre = load_config(
+        Path(str(root / "pretrain.yaml")), [f"trainer.max_epochs={pre_epochs}", *common]
+    )
+    ft = load_config(
+        Path(str(root / "finetune.yaml")), [f"trainer.max_epochs={ft_epochs}", *common]
+    )
     return pre, ft
 
 
@@ -71,7 +75,13 @@ def run_demo(out: str | Path = "runs/demo", fast: bool = False) -> Path:
     for model, value in sorted(rmse.items(), key=lambda kv: kv[1]):
         console.print(f"    {model:<18} test RMSE {value:.3f} K")
     step("data-efficiency curve …")
-    curve_command(ft_cfg, out / "pretrain", _BUDGET[fast][2], out, done={1.0: (out / "finetune", out / "scratch")})
+    curve_command(
+        ft_cfg,
+        out / "pretrain",
+        _BUDGET[fast][2],
+        out,
+        done={1.0: (out / "finetune", out / "scratch")},
+    )
     report = write_report(out)
     step(f"done: {report}")
     return report

@@ -23,7 +23,9 @@ def test_round_trip_returns_the_input(values):
     ds = _ds(values)
     norm = Normalizer().fit(ds)
     back = norm.inverse_transform(norm.transform(ds))
-    np.testing.assert_allclose(back.tas.values, values, rtol=1e-9, atol=1e-6 * (1 + np.abs(values).max()))
+    np.testing.assert_allclose(
+        back.tas.values, values, rtol=1e-9, atol=1e-6 * (1 + np.abs(values).max())
+    )
 
 
 def test_statistics_ignore_nan_and_keep_it():

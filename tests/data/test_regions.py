@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from tests.conftest import create_test_data
 
 from climatune.data.regions import Region, parse_region
 from climatune.errors import ClimatuneError
+from tests.conftest import create_test_data
 
 
 def test_subset_and_mask_inside_the_box():
@@ -26,7 +26,11 @@ def test_box_crossing_zero_is_contiguous():
     ds = create_test_data(nlat=8, nlon=36)  # lon 0, 10, ..., 350
     sub = Region(-80, 80, 340, 20).subset(ds)
     assert list(sub.lon.values) == [-20.0, -10.0, 0.0, 10.0, 20.0]
-    np.testing.assert_allclose(sub.tas.isel(time=0, lat=0).values, 200 + ds.lat.values[0] + np.array([340, 350, 0, 10, 20]) / 1000, rtol=1e-6)
+    np.testing.assert_allclose(
+        sub.tas.isel(time=0, lat=0).values,
+        200 + ds.lat.values[0] + np.array([340, 350, 0, 10, 20]) / 1000,
+        rtol=1e-6,
+    )
 
 
 def test_box_crossing_180_on_a_0_360_grid():

@@ -31,8 +31,11 @@ def test_overlapping_blocks_are_refused():
 
 @settings(max_examples=60, deadline=None)
 @given(
-    n_years=st.integers(8, 40), history=st.integers(1, 4), lead=st.integers(0, 3),
-    steps_per_year=st.sampled_from([1, 12]), cut=st.floats(0.3, 0.8),
+    n_years=st.integers(8, 40),
+    history=st.integers(1, 4),
+    lead=st.integers(0, 3),
+    steps_per_year=st.sampled_from([1, 12]),
+    cut=st.floats(0.3, 0.8),
 )
 def test_no_sample_reads_outside_its_block(n_years, history, lead, steps_per_year, cut):
     years = np.repeat(np.arange(n_years), steps_per_year)

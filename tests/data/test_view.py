@@ -5,26 +5,32 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from tests.conftest import create_test_data
 
 from climatune.config import load_config
 from climatune.data.samples import TaskSamples, fit_normalizer, static_channels
 from climatune.data.view import build_view
 from climatune.errors import ClimatuneError
+from tests.conftest import create_test_data
 
 
 @pytest.fixture
 def monthly(tmp_path):
     path = tmp_path / "m.nc"
     ds = create_test_data(ntime=120, nlat=8, nlon=16, nlevel=2, index=True)
-    ds["sst"] = ds.tas.where(ds.lat < 40).assign_attrs(units="K", standard_name="sea_surface_temperature")
+    ds["sst"] = ds.tas.where(ds.lat < 40).assign_attrs(
+        units="K", standard_name="sea_surface_temperature"
+    )
     ds.to_netcdf(path)
     return path
 
 
 def _cfg(path, *sets):
-    base = [f"data.path={path}", "data.split.train=[2000, 2005]", "data.split.val=[2006, 2007]",
-            "data.split.test=[2008, 2009]"]
+    base = [
+        f"data.path={path}",
+        "data.split.train=[2000, 2005]",
+        "data.split.val=[2006, 2007]",
+        "data.split.test=[2008, 2009]",
+    ]
     return load_config(None, base + list(sets))
 
 
@@ -39,7 +45,11 @@ def test_forecast_samples_hold_history_and_lead(monthly):
     # tas = 200 + lat + lon/1000 + step: the target is the field two steps after the anchor
     expected = (view.fields.tas.isel(time=anchor + 2).values - mean) / std
     np.testing.assert_allclose(item["target"][0].numpy(), expected, rtol=1e-5)
-    np.testing.assert_allclose(item["fields"][0, -1].numpy(), (view.fields.tas.isel(time=anchor).values - mean) / std, rtol=1e-5)
+    np.testing.assert_allclose(
+        item["fields"][0, -1].numpy(),
+        (view.fields.tas.isel(time=anchor).values - mean) / std,
+        rtol=1e-5,
+    )
 
 
 def test_levels_become_variables_and_nan_is_masked(monthly):
@@ -63,14 +73,30 @@ def test_downscale_inputs_are_coarsened(monthly):
 
 
 def test_index_task_targets_the_series(monthly):
-    view = build_view(_cfg(monthly, "data.variables=[tas]", "task.kind=index", "task.index.variable=nino34", "task.lead=1"))
+    view = build_view(
+        _cfg(
+            monthly,
+            "data.variables=[tas]",
+            "task.kind=index",
+            "task.index.variable=nino34",
+            "task.lead=1",
+        )
+    )
     data = TaskSamples(view, "test", fit_normalizer(view))
     assert data[0]["target"].shape == (1,)
     assert view.truth("test").nino34.dims == ("time",)
 
 
 def test_reconstruct_masks_patches(monthly):
-    view = build_view(_cfg(monthly, "data.variables=[tas]", "task.kind=reconstruct", "task.patch=4", "task.mask_ratio=0.5"))
+    view = build_view(
+        _cfg(
+            monthly,
+            "data.variables=[tas]",
+            "task.kind=reconstruct",
+            "task.patch=4",
+            "task.mask_ratio=0.5",
+        )
+    )
     data = TaskSamples(view, "train", fit_normalizer(view), mask_ratio=0.5, patch=4)
     item = data[3]
     zeros = (item["fields"] == 0).float().mean()
@@ -93,7 +119,15 @@ def test_no_sample_touches_another_split(monthly):
 
 def test_split_leaving_a_block_empty_is_an_error(monthly):
     with pytest.raises(ClimatuneError, match="leaves no samples"):
-        build_view(_cfg(monthly, "data.variables=[tas]", "data.split.val=[2006, 2006]", "task.history=12", "task.lead=6"))
+        build_view(
+            _cfg(
+                monthly,
+                "data.variables=[tas]",
+                "data.split.val=[2006, 2006]",
+                "task.history=12",
+                "task.lead=6",
+            )
+        )
 
 
 def test_train_fraction_keeps_the_latest_samples(monthly):

@@ -31,7 +31,14 @@ def test_evaluate_writes_rows_and_maps(trained, tmp_path):
     rows = json.loads((out / "metrics.json").read_text())
     assert all(set(r) == set(ROW_KEYS) for r in rows)
     rmse = {r["model"]: r["value"] for r in rows if r["metric"] == "rmse" and r["split"] == "test"}
-    assert set(rmse) == {"pretrained", "climatology", "persistence", "recent_mean", "linear_trend", "ridge"}
+    assert set(rmse) == {
+        "pretrained",
+        "climatology",
+        "persistence",
+        "recent_mean",
+        "linear_trend",
+        "ridge",
+    }
     assert all(v > 0 for v in rmse.values())
     with open(out / "metrics.csv") as fh:
         assert len(list(csv.DictReader(fh))) == len(rows)
@@ -79,10 +86,27 @@ def test_curve_compares_finetuned_and_scratch(trained, tmp_path):
         "model: {width: 8, depth: 1}\ntrainer: {max_epochs: 1, progress_bar: false}\n"
     )
     out = tmp_path / "curve"
-    assert main(["curve", "--config", str(cfg), "--from", str(run), "--fractions", "0.5,1", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "curve",
+                "--config",
+                str(cfg),
+                "--from",
+                str(run),
+                "--fractions",
+                "0.5,1",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     rows = json.loads((out / "curve.json").read_text())
     rmse = [r for r in rows if r["metric"] == "rmse"]
-    assert {(r["fraction"], r["model"]) for r in rmse} == {(f, m) for f in (0.5, 1.0) for m in ("finetuned", "scratch")}
+    assert {(r["fraction"], r["model"]) for r in rmse} == {
+        (f, m) for f in (0.5, 1.0) for m in ("finetuned", "scratch")
+    }
     n = {r["fraction"]: r["n_train"] for r in rmse}
     assert n[0.5] < n[1.0]
     assert (out / "curve.png").exists()

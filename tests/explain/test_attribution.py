@@ -8,7 +8,14 @@ import torch
 from torch import nn
 
 from climatune.errors import ClimatuneError
-from climatune.explain.attribution import METHODS, Settings, attribute, block_mask, check_method, tiling
+from climatune.explain.attribution import (
+    METHODS,
+    Settings,
+    attribute,
+    block_mask,
+    check_method,
+    tiling,
+)
 
 SHAPE = (3, 2, 1, 8, 16)  # samples, variables, steps, lat, lon
 
@@ -18,7 +25,9 @@ class Linear(nn.Module):
 
     def __init__(self) -> None:
         super().__init__()
-        self.register_buffer("w", torch.randn(SHAPE[1:], generator=torch.Generator().manual_seed(1)))
+        self.register_buffer(
+            "w", torch.randn(SHAPE[1:], generator=torch.Generator().manual_seed(1))
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return (x * self.w).flatten(1).sum(1)
@@ -52,7 +61,9 @@ def test_block_and_sampling_methods_are_complete(case, method: str) -> None:
     background = b[:1].repeat(4, 1, 1, 1, 1)
     base = b[:1].expand_as(x)
     attr = attribute(method, f, x, base, background=background, settings=Settings(shap_samples=16))
-    np.testing.assert_allclose(attr.sum(axis=(1, 2, 3, 4)), (f(x) - f(base)).numpy(), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(
+        attr.sum(axis=(1, 2, 3, 4)), (f(x) - f(base)).numpy(), rtol=1e-4, atol=1e-4
+    )
 
 
 def test_lime_recovers_the_superpixel_effects(case) -> None:

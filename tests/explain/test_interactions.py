@@ -31,7 +31,10 @@ def test_component_from_standard_name(name: str, attrs: dict, expected: str) -> 
 
 
 def test_config_overrides_the_standard_name() -> None:
-    assert component_of("sst", {"standard_name": "sea_surface_temperature"}, {"sst": "atmosphere"}) == "atmosphere"
+    assert (
+        component_of("sst", {"standard_name": "sea_surface_temperature"}, {"sst": "atmosphere"})
+        == "atmosphere"
+    )
 
 
 def test_shares_sum_absolute_mass_and_skip_nan(tmp_path: Path) -> None:
@@ -39,8 +42,12 @@ def test_shares_sum_absolute_mass_and_skip_nan(tmp_path: Path) -> None:
     attr[:, 0] = -1.0  # atmosphere: 32 in |mass|
     attr[:, 1, :, :2] = 4.0  # ocean: 16 cells x 4 = 64
     attr[:, 2] = np.nan  # ice: invalid everywhere
-    table = interaction_matrix({"tas": attr}, ["tas", "sst", "siconc"],
-                               {"tas": "atmosphere", "sst": "ocean", "siconc": "ice"}, "ig")
+    table = interaction_matrix(
+        {"tas": attr},
+        ["tas", "sst", "siconc"],
+        {"tas": "atmosphere", "sst": "ocean", "siconc": "ice"},
+        "ig",
+    )
     assert table.rows["tas"] == pytest.approx({"tas": 1 / 3, "sst": 2 / 3, "siconc": 0.0})
     assert table.ranking("tas") == ["ocean", "atmosphere", "ice"]
     json_path, csv_path = write_interactions(table, tmp_path)

@@ -66,7 +66,9 @@ def test_index_targets_have_no_region(index_model: Path) -> None:
 def test_target_function_is_the_weighted_mean_in_physical_units(forecast_model: Path) -> None:
     model = load_model(forecast_model)
     view = build_view(model.config)
-    t = parse_target("sst@lat=-20:20,lon=150:270", view, model.meta.outputs, model.meta.units("outputs"))
+    t = parse_target(
+        "sst@lat=-20:20,lon=150:270", view, model.meta.outputs, model.meta.units("outputs")
+    )
     static = static_for(model, view)
     func = TargetFunction(model, static, t)
     x = torch.randn(2, 3, 2, *view.region_mask.shape)

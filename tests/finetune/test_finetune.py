@@ -8,14 +8,14 @@ import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
-from tests.conftest import create_test_data
-from tests.training.conftest import tiny_archive, tiny_config
 
 from climatune import load_model
 from climatune.cli import main
 from climatune.errors import ClimatuneError
 from climatune.finetune.run import finetune, prepare_finetune
 from climatune.training.run import pretrain
+from tests.conftest import create_test_data
+from tests.training.conftest import tiny_archive, tiny_config
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +34,11 @@ def test_pretrained_weights_are_really_loaded(pretrained):
     for key, value in state.items():
         assert torch.equal(value, saved[key]), key
     fresh = type(net).from_spec(net.spec()).state_dict()
-    conv = [k for k in state if k.startswith("backbone.") and k.endswith("weight") and state[k].dim() == 4]
+    conv = [
+        k
+        for k in state
+        if k.startswith("backbone.") and k.endswith("weight") and state[k].dim() == 4
+    ]
     assert conv and all(not torch.equal(state[k], fresh[k]) for k in conv)
 
 
@@ -83,10 +87,22 @@ def test_a_different_grid_works(pretrained, tmp_path):
 @pytest.mark.parametrize("strategy", ["linear_probe", "partial", "gradual", "lora"])
 def test_strategies_train_what_they_say(pretrained, tmp_path, strategy):
     archive, run = pretrained
-    cfg = tiny_config(archive, f"finetune.strategy={strategy}", "finetune.freeze_stages=1", "finetune.unfreeze_epoch=1",
-                      "trainer.max_epochs=2", "optim.lr=1e-2")
+    cfg = tiny_config(
+        archive,
+        f"finetune.strategy={strategy}",
+        "finetune.freeze_stages=1",
+        "finetune.unfreeze_epoch=1",
+        "trainer.max_epochs=2",
+        "optim.lr=1e-2",
+    )
     before = load_file(str(run / "model" / "weights.safetensors"))
-    after = load_file(str(finetune(cfg, run, out=tmp_path / strategy, quiet=True) / "model" / "weights.safetensors"))
+    after = load_file(
+        str(
+            finetune(cfg, run, out=tmp_path / strategy, quiet=True)
+            / "model"
+            / "weights.safetensors"
+        )
+    )
     changed = {k for k in before if k in after and not torch.equal(before[k], after[k])}
     backbone = {k for k in before if k.startswith("backbone.")}
     assert any(k.startswith("head.") for k in changed)
@@ -112,7 +128,9 @@ def test_normalisation_policy_keep_or_refit(pretrained, tmp_path):
     ds["tas"] = ds.tas + 10
     ds.to_netcdf(tmp_path / "warmer.nc")
     keep = prepare_finetune(tiny_config(tmp_path / "warmer.nc"), run)[2]
-    refit = prepare_finetune(tiny_config(tmp_path / "warmer.nc", "finetune.normalization.default=refit"), run)[2]
+    refit = prepare_finetune(
+        tiny_config(tmp_path / "warmer.nc", "finetune.normalization.default=refit"), run
+    )[2]
     parent = load_model(run).normalizer
     assert keep.mean_["tas"] == parent.mean_["tas"]
     assert refit.mean_["tas"] == pytest.approx(parent.mean_["tas"] + 10, abs=1.0)
@@ -120,7 +138,9 @@ def test_normalisation_policy_keep_or_refit(pretrained, tmp_path):
 
 def test_finetune_artifact_records_its_parent(pretrained, tmp_path):
     archive, run = pretrained
-    out = finetune(tiny_config(archive, "trainer.max_epochs=1"), run, out=tmp_path / "ft", quiet=True)
+    out = finetune(
+        tiny_config(archive, "trainer.max_epochs=1"), run, out=tmp_path / "ft", quiet=True
+    )
     meta = json.loads((out / "model" / "climatune.json").read_text())
     assert meta["parent"] == str(run / "model")
     assert np.isfinite(meta["normalization"]["std"]["sst"])

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-from tests.training.conftest import tiny_archive, tiny_config
 
 from climatune.config import apply_overrides
+from tests.training.conftest import tiny_archive, tiny_config
 
 ROOT = Path(__file__).resolve().parents[2]
 BASE_SETS = ("trainer.max_epochs=1",)
@@ -46,11 +46,20 @@ def shared(tmp_path_factory) -> dict[str, Path]:
     return {"root": root, "archive": archive, "model": run, "config": config}
 
 
-def climatune(*args: str, module: str = "climatune", **kw) -> subprocess.Popen:
-    """Start ``python -m climatune ARGS`` (or another ``module``) in its own process."""
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(ROOT)}
-    return subprocess.Popen([sys.executable, "-m", module, *args], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kw)
+def climatune(
+    *args: str, log: Path, module: str = "climatune", env: dict | None = None
+) -> subprocess.Popen:
+    """Start ``python -m climatune ARGS`` (or another ``module``), output going to ``log``."""
+    path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": path, **(env or {})}
+    with open(log, "w") as fh:
+        return subprocess.Popen(
+            [sys.executable, "-m", module, *args],
+            cwd=ROOT,
+            env=env,
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+        )
 
 
 def tree(root: Path) -> dict[str, tuple[bool, int, int]]:
@@ -58,7 +67,11 @@ def tree(root: Path) -> dict[str, tuple[bool, int, int]]:
     out = {}
     for path in sorted(Path(root).rglob("*")):
         st = path.lstat()
-        out[str(path.relative_to(root))] = (path.is_dir(), 0 if path.is_dir() else st.st_size, st.st_mtime_ns)
+        out[str(path.relative_to(root))] = (
+            path.is_dir(),
+            0 if path.is_dir() else st.st_size,
+            st.st_mtime_ns,
+        )
     return out
 
 

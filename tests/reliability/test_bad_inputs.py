@@ -12,7 +12,6 @@ To add a case, append one ``Case(id, argv_builder, expected_substring)`` to ``CA
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,10 +19,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import xarray as xr
-from tests.conftest import create_test_data
-from tests.reliability.conftest import base_config, leftovers, tree, write_config
 
 from climatune.cli import main
+from tests.conftest import create_test_data
+from tests.reliability.conftest import base_config, leftovers, tree, write_config
 
 
 def dataset(*, ntime: int = 96, nlat: int = 8, nlon: int = 16, **kw) -> xr.Dataset:
@@ -103,7 +102,11 @@ def _curvilinear(w: Workspace) -> str:
     lat2d, lon2d = np.meshgrid(ds.lat.values, ds.lon.values, indexing="ij")
     ds = ds.rename({"lat": "y", "lon": "x"}).drop_vars(["y", "x"])
     ds = ds.assign_coords(
-        lat=(("y", "x"), lat2d + 0.1 * lon2d / 360, {"units": "degrees_north", "standard_name": "latitude"}),
+        lat=(
+            ("y", "x"),
+            lat2d + 0.1 * lon2d / 360,
+            {"units": "degrees_north", "standard_name": "latitude"},
+        ),
         lon=(("y", "x"), lon2d, {"units": "degrees_east", "standard_name": "longitude"}),
     )
     return w.nc("curvi.nc", ds)
@@ -191,15 +194,23 @@ def _pretrain_on(make: Callable[[Workspace], str], *sets: str) -> Builder:
 
 
 def _finetune(*sets: str, data: Callable[[Workspace], str] | None = None) -> Builder:
-    return lambda w: ["finetune", "--config", w.cfg(*sets, data=data(w) if data else None),
-                      "--from", str(w.model), "--out", w.p("ft")]
+    def build(w: Workspace) -> list[str]:
+        cfg = w.cfg(*sets, data=data(w) if data else None)
+        return ["finetune", "--config", cfg, "--from", str(w.model), "--out", w.p("ft")]
+
+    return build
 
 
 def _tune(space: str, *flags: str) -> Builder:
-    return lambda w: ["tune", "--config", w.cfg(), "--space", _space(w, space), "--trials", "1",
-                      "--folds", "2", *flags, "--out", w.p("tune")]
+    def build(w: Workspace) -> list[str]:
+        head = ["tune", "--config", w.cfg(), "--space", _space(w, space), "--trials", "1"]
+        return [*head, "--folds", "2", *flags, "--out", w.p("tune")]
+
+    return build
 
 
+# One line per case, so the catalogue is easy to scan and to extend.
+# fmt: off
 CASES = [
     # data inspect: files that are not gridded climate data, or have a broken time axis
     Case("inspect-missing-path", lambda w: ["data", "inspect", w.p("nope.nc")], "file not found"),
@@ -208,7 +219,7 @@ CASES = [
     Case("inspect-truncated-netcdf4", lambda w: ["data", "inspect", w.truncated("cut.nc")], "truncated"),
     Case("inspect-truncated-netcdf3", lambda w: ["data", "inspect", w.truncated("cut3.nc", format="NETCDF3_64BIT")], "truncated"),
     Case("inspect-curvilinear-grid", lambda w: ["data", "inspect", _curvilinear(w)], "curvilinear grid"),
-    Case("inspect-empty-zarr-store", lambda w: ["data", "inspect", w.dir("empty.zarr")], "Zarr store"),
+    Case("inspect-empty-zarr-store", lambda w: ["data", "inspect", w.dir("empty.zarr")], "is empty (no zarr.json or .zgroup)"),
     Case("inspect-zarr-without-arrays", lambda w: ["data", "inspect", _zarr_without_arrays(w)], "empty (no arrays)"),
     Case("inspect-duplicate-times", lambda w: ["data", "inspect", _duplicate_times(w)], "duplicate times"),
     Case("inspect-unsorted-times", lambda w: ["data", "inspect", _unsorted_times(w)], "unsorted times"),
@@ -247,6 +258,7 @@ CASES = [
     Case("finetune-unit-mismatch", _finetune(data=lambda w: _in_celsius(w, "degc.nc")), "'degC' here but the pre-trained model used 'K'"),
     Case("finetune-history-mismatch", _finetune("task.history=2"), "set task.history=1"),
     Case("finetune-no-shared-input", _finetune("data.variables=[pr]"), "no input variable is shared"),
+    Case("finetune-resume-without-checkpoint", lambda w: ["finetune", "--config", w.cfg(), "--from", str(w.model), "--resume", _resume_dir(w)], "cannot resume"),
     Case("finetune-from-missing", lambda w: ["finetune", "--config", w.cfg(), "--from", w.p("nope"), "--out", w.p("ft")], "does not exist"),
     Case("finetune-from-not-a-model", lambda w: ["finetune", "--config", w.cfg(), "--from", w.dir("empty"), "--out", w.p("ft")], "is not a ClimaTune model"),
     # evaluate
@@ -264,6 +276,7 @@ CASES = [
     Case("curve-fraction-zero", lambda w: ["curve", "--config", w.cfg(), "--from", str(w.model), "--fractions", "0,0.5", "--out", w.p("c")], "(0, 1]"),
     Case("curve-fraction-above-one", lambda w: ["curve", "--config", w.cfg(), "--from", str(w.model), "--fractions", "0.5,1.5", "--out", w.p("c")], "(0, 1]"),
     Case("curve-fraction-not-a-number", lambda w: ["curve", "--config", w.cfg(), "--from", str(w.model), "--fractions", "half", "--out", w.p("c")], "comma-separated numbers"),
+    Case("curve-missing-variable", lambda w: ["curve", "--config", w.cfg("data.variables=[tas, zos]"), "--from", str(w.model), "--fractions", "0.5", "--out", w.p("c")], "variable 'zos' missing"),
     # report
     Case("report-missing-dir", lambda w: ["report", w.p("nope")], "does not exist"),
     Case("report-nothing-to-report", lambda w: ["report", w.dir("empty")], "nothing to report"),
@@ -271,20 +284,26 @@ CASES = [
     # explain
     Case("explain-unknown-target", lambda w: ["explain", str(w.model), "--config", w.cfg(), "--target", "zos", "--out", w.p("ex")], "'zos'"),
     Case("explain-zero-samples", lambda w: ["explain", str(w.model), "--config", w.cfg(), "--samples", "0", "--out", w.p("ex")], "--samples must be at least 1"),
+    Case("explain-out-is-a-file", lambda w: ["explain", str(w.model), "--config", w.cfg(), "--method", "saliency", "--samples", "1", "--out", w.file("ex")], "is a file"),
     Case("explain-unknown-method", lambda w: ["explain", str(w.model), "--method", "magic", "--out", w.p("ex")], "invalid choice: 'magic'"),
     # tune
     Case("tune-space-unknown-key", _tune("optim.lrr: {type: float, low: 1.0e-4, high: 1.0e-2}\n"), "unknown config key 'optim.lrr'"),
     Case("tune-space-bad-range", _tune("optim.lr: {type: float, low: 0.1, high: 0.01}\n"), "must be below high"),
     Case("tune-space-finetune-key-without-from", _tune("finetune.freeze_stages: {type: int, low: 0, high: 2}\n"), "only matters when fine-tuning"),
+    Case("tune-space-yaml-syntax-error", _tune("optim.lr: {type: float\nmodel.width: [1, 2\n"), "not valid YAML at line 2"),
     Case("tune-space-missing", lambda w: ["tune", "--config", w.cfg(), "--space", w.p("nope.yaml"), "--out", w.p("tune")], "does not exist"),
     Case("tune-too-many-folds", _tune("optim.lr: {type: float, low: 1.0e-4, high: 1.0e-2}\n", "--folds", "50"), "--folds 50"),
+    Case("tune-out-is-a-file", lambda w: _tune("optim.lr: {type: float, low: 1.0e-4, high: 1.0e-2}\n")(w)[:-1] + [w.file("tune")], "is a file"),
     # the command line itself
     Case("unknown-command", lambda w: ["fly"], "invalid choice: 'fly'"),
 ]
+# fmt: on
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
-def test_bad_input_is_one_clear_line_and_writes_nothing(case: Case, shared, tmp_path, monkeypatch, capsys):
+def test_bad_input_is_one_clear_line_and_writes_nothing(
+    case: Case, shared, tmp_path, monkeypatch, capsys
+):
     ws = Workspace(tmp_path / "case", shared["archive"], shared["model"], shared["config"])
     ws.tmp.mkdir()
     monkeypatch.chdir(ws.tmp)  # anything written relative to the working directory is caught too
@@ -305,9 +324,13 @@ def test_bad_input_is_one_clear_line_and_writes_nothing(case: Case, shared, tmp_
     assert tree(shared["root"]) == before[1], "the command changed the shared inputs"
 
 
+COMMANDS = (
+    "data inspect, data synth, pretrain, finetune, evaluate, predict, curve, report, explain, tune"
+)
+
+
 def test_the_catalogue_is_large_and_covers_every_command():
     ids = [c.id for c in CASES]
     assert len(ids) == len(set(ids)) and len(ids) >= 25
-    commands = {{"inspect": "data inspect", "synth": "data synth"}.get(i.split("-")[0], i.split("-")[0]) for i in ids}
-    assert {"data inspect", "data synth", "pretrain", "finetune", "evaluate", "predict", "curve",
-            "report", "explain", "tune"} <= commands
+    prefixes = {i.split("-")[0] for i in ids}
+    assert {c.split()[-1] for c in COMMANDS.split(", ")} <= prefixes

@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
-from tests.training.conftest import tiny_config
 
 from climatune import load_model
 from climatune.cli import main
@@ -16,6 +15,7 @@ from climatune.data.io import open_dataset
 from climatune.training.callbacks import weights_digest
 from climatune.training.losses import weighted_mse
 from climatune.training.run import pretrain
+from tests.training.conftest import tiny_config
 
 
 def test_pretrain_writes_a_complete_artifact(archive, tmp_path):
@@ -64,15 +64,33 @@ def test_same_seed_gives_identical_weights(archive, tmp_path):
 @pytest.mark.parametrize("backbone", ["resnet", "vit"])
 def test_every_backbone_trains(archive, tmp_path, backbone):
     extra = ["model.patch=4"] if backbone == "vit" else []
-    run = pretrain(tiny_config(archive, f"model.backbone={backbone}", "trainer.max_epochs=1", *extra), out=tmp_path / backbone)
+    run = pretrain(
+        tiny_config(archive, f"model.backbone={backbone}", "trainer.max_epochs=1", *extra),
+        out=tmp_path / backbone,
+    )
     assert load_model(run).meta.data["architecture"]["backbone"] == backbone
 
 
 def test_cli_pretrain_with_overrides(archive, tmp_path, capsys):
     cfg = tmp_path / "c.yaml"
-    cfg.write_text(f"data:\n  path: {archive}\n  variables: [tas]\nmodel:\n  width: 8\n  depth: 1\n")
-    rc = main(["pretrain", "--config", str(cfg), "--out", str(tmp_path / "run"), "--set", "trainer.max_epochs=1",
-               "--set", "trainer.progress_bar=false", "--set", "data.batch_size=32"])
+    cfg.write_text(
+        f"data:\n  path: {archive}\n  variables: [tas]\nmodel:\n  width: 8\n  depth: 1\n"
+    )
+    rc = main(
+        [
+            "pretrain",
+            "--config",
+            str(cfg),
+            "--out",
+            str(tmp_path / "run"),
+            "--set",
+            "trainer.max_epochs=1",
+            "--set",
+            "trainer.progress_bar=false",
+            "--set",
+            "data.batch_size=32",
+        ]
+    )
     assert rc == 0
     assert "model written to" in capsys.readouterr().out
     saved = (tmp_path / "run" / "config.yaml").read_text()

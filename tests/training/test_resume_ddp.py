@@ -37,8 +37,15 @@ trainer: {{max_epochs: {epochs}, patience: 50, progress_bar: false, log_every_n_
 
 def _climatune(*args: str, **kw) -> subprocess.Popen:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    return subprocess.Popen([sys.executable, "-m", "climatune", *args], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kw)
+    return subprocess.Popen(
+        [sys.executable, "-m", "climatune", *args],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        **kw,
+    )
 
 
 @pytest.mark.slow
@@ -66,7 +73,9 @@ def test_sigkill_mid_epoch_then_resume_matches_an_uninterrupted_run(tmp_path):
 
     resumed = _climatune("pretrain", "--config", str(cfg), "--resume", str(crashed))
     assert resumed.wait(timeout=600) == 0, resumed.stdout.read()
-    assert weights_digest(load_model(crashed).net) == weights_digest(load_model(tmp_path / "whole").net)
+    assert weights_digest(load_model(crashed).net) == weights_digest(
+        load_model(tmp_path / "whole").net
+    )
 
 
 @pytest.mark.slow
@@ -74,9 +83,21 @@ def test_two_process_ddp_sees_disjoint_samples_and_ends_identical(tmp_path):
     archive = tiny_archive(tmp_path / "a.nc", ntime=14 * 12)
     cfg = _config(tmp_path, archive, epochs=2)
     run = tmp_path / "ddp"
-    proc = _climatune("pretrain", "--config", str(cfg), "--out", str(run), "--set", "trainer.strategy=ddp",
-                      "--set", "trainer.devices=2", "--set", "trainer.accelerator=cpu",
-                      "--set", "trainer.record_samples=true")
+    proc = _climatune(
+        "pretrain",
+        "--config",
+        str(cfg),
+        "--out",
+        str(run),
+        "--set",
+        "trainer.strategy=ddp",
+        "--set",
+        "trainer.devices=2",
+        "--set",
+        "trainer.accelerator=cpu",
+        "--set",
+        "trainer.record_samples=true",
+    )
     assert proc.wait(timeout=600) == 0, proc.stdout.read()
     ledgers = [json.loads((run / "logs" / f"ledger-rank{r}.json").read_text()) for r in (0, 1)]
     assert all(led["world_size"] == 2 for led in ledgers)
@@ -84,8 +105,8 @@ def test_two_process_ddp_sees_disjoint_samples_and_ends_identical(tmp_path):
     per_epoch = len(ledgers[0]["anchors"]) // 2
     assert per_epoch == (n_train + 1) // 2
     for epoch in range(2):
-        a = set(ledgers[0]["anchors"][epoch * per_epoch:(epoch + 1) * per_epoch])
-        b = set(ledgers[1]["anchors"][epoch * per_epoch:(epoch + 1) * per_epoch])
+        a = set(ledgers[0]["anchors"][epoch * per_epoch : (epoch + 1) * per_epoch])
+        b = set(ledgers[1]["anchors"][epoch * per_epoch : (epoch + 1) * per_epoch])
         assert len(a | b) == n_train
         assert len(a & b) <= 1  # DistributedSampler pads an odd count with one repeat
     assert ledgers[0]["weights"] == ledgers[1]["weights"]

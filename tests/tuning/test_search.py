@@ -14,7 +14,7 @@ import yaml
 
 import climatune
 from climatune.cli import main
-from climatune.config import load_config
+from climatune.config import config_from_dict, load_config
 from climatune.errors import ClimatuneError
 from climatune.tuning import objective as objective_module
 from climatune.tuning.search import load_space_for, tune_command
@@ -63,59 +63,73 @@ def fake_folds(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int]]:
 
 
 @pytest.mark.slow
-def test_tune_resumes_the_study_and_writes_a_runnable_best_config(
-    tiny_files: tuple[Path, Path], tmp_path: Path
+def test_tune_from_a_pretrained_model_writes_a_runnable_best_config(
+    tiny_nc: Path, tmp_path: Path
 ) -> None:
-    cfg_path, space = tiny_files
-    out = tmp_path / "tune"
-    base = load_config(cfg_path)
-    tune_command(base, space=space, trials=3, folds=2, out=out)
-    assert len(_study(out).trials) == 3
-    tune_command(base, space=space, trials=3, folds=2, out=out)  # the same command again
-    study = _study(out)
-    assert [t.number for t in study.trials] == list(range(6))
-    assert study.trials[0].state == optuna.trial.TrialState.COMPLETE
-    assert all(
-        len(t.user_attrs["fold_values"]) == 2 for t in study.trials if t.state.name == "COMPLETE"
-    )
+    from climatune.finetune.run import finetune
+    from climatune.training.run import pretrain
 
+    base = config_from_dict(tiny_config(tiny_nc))
+    pretrain(base, out=tmp_path / "pre")
+    tuned = {k: v for k, v in SPACE.items() if not k.startswith("model.")}
+    tuned["finetune.strategy"] = {"type": "categorical", "choices": ["full", "linear_probe"]}
+    space = tmp_path / "space.yaml"
+    space.write_text(yaml.safe_dump(tuned))
+    out = tmp_path / "tune"
+    tune_command(base, source=tmp_path / "pre", space=space, trials=2, folds=2, out=out)
+
+    study = _study(out)
+    assert [t.state.name for t in study.trials] == ["COMPLETE", "COMPLETE"]
+    assert all(len(t.user_attrs["fold_values"]) == 2 for t in study.trials)
     rows = _rows(out)
-    assert [r["number"] for r in rows] == [str(i) for i in range(6)]
-    assert {"state", "value", "duration_s", "params_optim.lr", "fold_0", "fold_1"} <= set(rows[0])
+    assert {"number", "state", "value", "duration_s", "fold_0", "fold_1"} <= set(rows[0])
+    assert {f"params_{k}" for k in tuned} <= set(rows[0])
     for name in ("tune_history.png", "tune_importance.png"):
         assert (out / name).read_bytes().startswith(PNG)
-    # Fold runs keep their small logs, not their weights.
-    assert (out / "trials" / "5" / "fold-0" / "logs").is_dir()
-    assert not list(out.glob("trials/*/fold-*/checkpoints")) and not list(
-        out.glob("trials/*/fold-*/model")
-    )
+    # Fold runs keep their config and small logs, not their weights.
+    assert (out / "trials" / "1" / "fold-1" / "config.yaml").exists()
+    assert not list(out.glob("trials/*/fold-*/checkpoints"))
+    assert not list(out.glob("trials/*/fold-*/model"))
 
     best = load_config(out / "best.yaml")
     params = study.best_trial.params
-    assert set(params) == set(SPACE)
+    assert best.finetune.strategy == params["finetune.strategy"]
     assert best.optim.lr == params["optim.lr"] and best.data.batch_size == params["data.batch_size"]
+    assert _without(best.model_dump(mode="json"), tuned) == _without(
+        base.model_dump(mode="json"), tuned
+    )
+    assert "mean validation rmse over 2 folds" in (out / "best.yaml").read_text()
+    run = finetune(best, tmp_path / "pre", out=tmp_path / "best", quiet=True)  # runs as it is
+    assert (run / "model" / "weights.safetensors").exists()
+
+
+def test_the_same_command_again_resumes_the_study(
+    tiny_files: tuple[Path, Path], tmp_path: Path, fake_folds: list[tuple[int, int]]
+) -> None:
+    cfg_path, space = tiny_files
+    base = load_config(cfg_path)
+    out = tmp_path / "tune"
+    tune_command(base, space=space, trials=3, folds=2, out=out)
+    assert len(_study(out).trials) == 3
+    tune_command(base, space=space, trials=3, folds=2, out=out)
+    study = _study(out)
+    assert [t.number for t in study.trials] == list(range(6))
+    assert [r["number"] for r in _rows(out)] == [str(i) for i in range(6)]
+    best = load_config(out / "best.yaml")
+    assert study.best_trial.number == 0 and best.optim.lr == study.best_trial.params["optim.lr"]
     assert _without(best.model_dump(mode="json"), SPACE) == _without(
         base.model_dump(mode="json"), SPACE
     )
     assert best.data.split == base.data.split
-    assert "mean validation rmse over 2 folds" in (out / "best.yaml").read_text()
 
 
 @pytest.mark.slow
-def test_two_processes_fine_tuning_share_one_study(tiny_nc: Path, tmp_path: Path) -> None:
-    from climatune.training.run import pretrain
-
-    cfg = tmp_path / "config.yaml"
-    cfg.write_text(yaml.safe_dump(tiny_config(tiny_nc)))
-    pretrain(load_config(cfg), out=tmp_path / "pre")
-    space = tmp_path / "space.yaml"
-    strategies = {"type": "categorical", "choices": ["full", "linear_probe"]}
-    tuned = {k: v for k, v in SPACE.items() if not k.startswith("model.")}
-    space.write_text(yaml.safe_dump({**tuned, "finetune.strategy": strategies}))
+def test_two_processes_share_one_study(tiny_files: tuple[Path, Path], tmp_path: Path) -> None:
+    cfg_path, space = tiny_files
     out = tmp_path / "tune"
     cmd = [
-        *(sys.executable, "-m", "climatune", "tune", "--config", str(cfg), "--space", str(space)),
-        *("--from", str(tmp_path / "pre"), "--trials", "1", "--folds", "2", "--out", str(out)),
+        *(sys.executable, "-m", "climatune", "tune", "--config", str(cfg_path)),
+        *("--space", str(space), "--trials", "1", "--folds", "2", "--out", str(out)),
     ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     procs = [subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, env=env) for _ in range(2)]
@@ -125,9 +139,7 @@ def test_two_processes_fine_tuning_share_one_study(tiny_nc: Path, tmp_path: Path
     assert sorted(t.number for t in study.trials) == [0, 1]
     assert all(t.state.name == "COMPLETE" for t in study.trials)
     assert len(_rows(out)) == 2
-    best = load_config(out / "best.yaml")
-    assert best.finetune.strategy == study.best_trial.params["finetune.strategy"]
-    assert (out / "trials" / "1" / "fold-1" / "config.yaml").exists()
+    assert load_config(out / "best.yaml").optim.lr == study.best_trial.params["optim.lr"]
 
 
 def test_unknown_space_key_is_one_line_and_exit_2(

@@ -57,7 +57,9 @@ class Normalizer:
         for name, (m, m2) in computed.items():
             m, m2 = float(m), float(m2)
             if not np.isfinite(m):
-                raise ClimatuneError(f"variable '{name}' is all NaN in the training years; drop it or choose other years")
+                raise ClimatuneError(
+                    f"variable '{name}' is all NaN in the training years; drop it or choose other years"
+                )
             self.mean_[name] = m
             self.std_[name] = max(float(np.sqrt(max(m2 - m * m, 0.0))), _MIN_STD)
             self.units_[name] = str(ds[name].attrs.get("units", ""))
@@ -68,7 +70,9 @@ class Normalizer:
             raise RuntimeError("Normalizer is not fitted; call fit() first")
         missing = [n for n in names if n not in self.mean_]
         if missing:
-            raise ClimatuneError(f"no normalisation statistics for {missing}; known: {sorted(self.mean_)}")
+            raise ClimatuneError(
+                f"no normalisation statistics for {missing}; known: {sorted(self.mean_)}"
+            )
 
     def transform(self, ds: xr.Dataset) -> xr.Dataset:
         """Return ``(x - mean) / std`` for every fitted variable present in ``ds``."""
@@ -116,5 +120,7 @@ class Normalizer:
             out.std_ = {k: float(v) for k, v in data["std"].items()}
             out.units_ = {k: str(v) for k, v in data.get("units", {}).items()}
         except (KeyError, AttributeError, TypeError, ValueError) as exc:
-            raise ClimatuneError(f"normalisation statistics in the artifact are malformed: {exc}") from exc
+            raise ClimatuneError(
+                f"normalisation statistics in the artifact are malformed: {exc}"
+            ) from exc
         return out

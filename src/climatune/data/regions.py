@@ -31,7 +31,9 @@ class Region:
 
     def __post_init__(self) -> None:
         if self.lat_min > self.lat_max:
-            raise ClimatuneError(f"region latitude {self.lat_min}:{self.lat_max} is reversed; give south:north")
+            raise ClimatuneError(
+                f"region latitude {self.lat_min}:{self.lat_max} is reversed; give south:north"
+            )
         object.__setattr__(self, "lon_min", float(self.lon_min) % 360.0)
         object.__setattr__(self, "lon_max", float(self.lon_max) % 360.0)
 

@@ -31,7 +31,9 @@ def default_blocks(first: int, last: int) -> dict[str, Block]:
     return {"train": (first, val[0] - 1), "val": val, "test": test}
 
 
-def block_indices(years: np.ndarray, blocks: Mapping[str, Block | None], span: int) -> dict[str, np.ndarray]:
+def block_indices(
+    years: np.ndarray, blocks: Mapping[str, Block | None], span: int
+) -> dict[str, np.ndarray]:
     """Time indices of each block, with ``span`` steps trimmed after the previous block.
 
     Parameters

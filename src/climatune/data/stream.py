@@ -165,14 +165,22 @@ class TaskStream(IterableDataset):
         shares = (_share(per_rank, workers, w) for w in range(workers))
         return sum(-(-(hi - lo) // self.batch_size) for lo, hi in shares)
 
-    def plan(self, epoch: int, rank: int = 0, world: int = 1, worker: int = 0, workers: int = 1) -> list[np.ndarray]:
+    def plan(
+        self, epoch: int, rank: int = 0, world: int = 1, worker: int = 0, workers: int = 1
+    ) -> list[np.ndarray]:
         """The anchor runs one worker of one rank reads in ``epoch``, in reading order.
 
         Each run lies in one chunk; the runs of all workers of all ranks cover the split
         once (plus the wrap-around padding that evens out the ranks).
         """
         n = len(self.chunks)
-        order = np.random.default_rng((self.seed, epoch)).permutation(n) if self.shuffle else np.arange(n)
+        if n == 0:
+            return []
+        order = (
+            np.random.default_rng((self.seed, epoch)).permutation(n)
+            if self.shuffle
+            else np.arange(n)
+        )
         anchors = np.concatenate([self.chunks[i] for i in order])
         chunk = np.repeat(order, [self.chunks[i].size for i in order])
         per_rank = self._per_rank(world)
@@ -186,7 +194,7 @@ class TaskStream(IterableDataset):
     def _read(self, run: np.ndarray) -> _Piece:
         start = int(run[0]) - self.view.history + 1
         stop = int(self.view.target_index(int(run[-1]))) + 1
-        inputs, targets = read_window(self.view, self.normalizer, slice(start, stop), synchronous=True)
+        inputs, targets = read_window(self.view, self.normalizer, slice(start, stop))
         return _Piece(inputs, targets, start, run)
 
     def _sample(self, piece: _Piece, j: int) -> tuple[np.ndarray, np.ndarray, int]:
@@ -198,14 +206,18 @@ class TaskStream(IterableDataset):
 
     def _collate(self, items: list[tuple[np.ndarray, np.ndarray, int]]) -> dict[str, torch.Tensor]:
         first = items[0][0]
-        fields = np.empty((len(items), first.shape[1], first.shape[0], *first.shape[2:]), np.float32)
+        fields = np.empty(
+            (len(items), first.shape[1], first.shape[0], *first.shape[2:]), np.float32
+        )
         for i, (f, _, _) in enumerate(items):
             fields[i] = f.swapaxes(0, 1)
-        np.nan_to_num(fields, copy=False, nan=0.0)
+        np.copyto(fields, np.float32(0), where=np.isnan(fields))  # as TaskSamples: NaN in is 0
         anchors = [a for _, _, a in items]
         if self.mask_ratio:
             for i, a in enumerate(anchors):
-                fields[i] *= patch_mask(self.seed, a, fields.shape[-2:], self.patch, self.mask_ratio)
+                fields[i] *= patch_mask(
+                    self.seed, a, fields.shape[-2:], self.patch, self.mask_ratio
+                )
         return {
             "fields": torch.from_numpy(fields),
             "target": torch.from_numpy(np.stack([t for _, t, _ in items])),

@@ -137,15 +137,21 @@ def _is_level_of(da: xr.DataArray, key: str, name: str) -> bool:
 def _index_series(cfg: Config, ds: xr.Dataset) -> xr.DataArray:
     spec = cfg.task.index
     if spec is None:
-        raise ClimatuneError("an index task needs task.index.variable (and optionally task.index.path)")
+        raise ClimatuneError(
+            "an index task needs task.index.variable (and optionally task.index.path)"
+        )
     source = open_dataset(spec.path) if spec.path else ds
     if spec.variable not in source:
         names = ", ".join(map(str, source.data_vars))
         raise ClimatuneError(f"index variable '{spec.variable}' missing; the data has: {names}")
     series = source[spec.variable]
     if {"lat", "lon"} <= set(series.dims):
-        if spec.path and (series.lat.size != ds.lat.size or series.lon.size != ds.lon.size
-                          or not np.allclose(series.lat, ds.lat) or not np.allclose(series.lon, ds.lon)):
+        if spec.path and (
+            series.lat.size != ds.lat.size
+            or series.lon.size != ds.lon.size
+            or not np.allclose(series.lat, ds.lat)
+            or not np.allclose(series.lon, ds.lon)
+        ):
             raise ClimatuneError(
                 f"the index field '{spec.variable}' in {spec.path} is on another grid than the inputs; "
                 "regrid it to the input grid or give a ready-made (time) series"
@@ -156,14 +162,20 @@ def _index_series(cfg: Config, ds: xr.Dataset) -> xr.DataArray:
         series = box.weighted(np.cos(np.deg2rad(box.lat)).fillna(0)).mean(("lat", "lon"))
     extra = [d for d in series.dims if d != "time"]
     if extra:
-        raise ClimatuneError(f"index '{spec.variable}' has extra dims {extra}; it must be a (time) series")
+        raise ClimatuneError(
+            f"index '{spec.variable}' has extra dims {extra}; it must be a (time) series"
+        )
     cal_a = ds.time.dt.calendar if ds.time.size else None
     cal_b = series.time.dt.calendar if series.time.size else None
     if cal_a != cal_b:
-        raise ClimatuneError(f"calendar mismatch: inputs use {cal_a}, index '{spec.variable}' uses {cal_b}; convert one with xarray's convert_calendar")
+        raise ClimatuneError(
+            f"calendar mismatch: inputs use {cal_a}, index '{spec.variable}' uses {cal_b}; convert one with xarray's convert_calendar"
+        )
     missing = np.setdiff1d(ds.time.values, series.time.values)
     if missing.size:
-        raise ClimatuneError(f"index '{spec.variable}' lacks {missing.size} of the input times (first: {missing[0]}); align the files")
+        raise ClimatuneError(
+            f"index '{spec.variable}' lacks {missing.size} of the input times (first: {missing[0]}); align the files"
+        )
     return series.sel(time=ds.time).rename(spec.variable)
 
 
@@ -173,13 +185,19 @@ def _static(cfg: Config, domain: xr.Dataset) -> xr.Dataset | None:
     src = open_dataset(cfg.data.static.path)
     missing = [v for v in cfg.data.static.variables if v not in src]
     if missing:
-        raise ClimatuneError(f"static variable(s) {missing} missing in {cfg.data.static.path}; it has: {', '.join(map(str, src.data_vars))}")
+        raise ClimatuneError(
+            f"static variable(s) {missing} missing in {cfg.data.static.path}; it has: {', '.join(map(str, src.data_vars))}"
+        )
     out = src[cfg.data.static.variables]
     out = out.isel(time=0, drop=True) if "time" in out.dims else out
     try:
-        out = out.sel(lat=domain.lat, lon=np.mod(domain.lon, 360.0), method="nearest", tolerance=1e-3)
+        out = out.sel(
+            lat=domain.lat, lon=np.mod(domain.lon, 360.0), method="nearest", tolerance=1e-3
+        )
     except KeyError:
-        raise ClimatuneError(f"static fields in {cfg.data.static.path} are on another grid than the data; regrid them first") from None
+        raise ClimatuneError(
+            f"static fields in {cfg.data.static.path} are on another grid than the data; regrid them first"
+        ) from None
     return out.assign_coords(lat=domain.lat, lon=domain.lon).load()
 
 
@@ -203,16 +221,24 @@ def build_view(cfg: Config, ds: xr.Dataset | None = None, *, whole: bool = False
     targets = [] if kind == "index" else list(cfg.data.targets or inputs)
     require_variables(ds, inputs + targets)
     if kind in ("downscale", "reconstruct") and set(targets) - set(inputs):
-        raise ClimatuneError(f"a {kind} task predicts its own inputs; targets {sorted(set(targets) - set(inputs))} are not inputs")
+        raise ClimatuneError(
+            f"a {kind} task predicts its own inputs; targets {sorted(set(targets) - set(inputs))} are not inputs"
+        )
     index = _index_series(cfg, ds) if kind == "index" and not whole else None
     chosen = list(dict.fromkeys(inputs + targets))
-    ds = select(ds, variables=chosen, levels=cfg.data.levels, years=None if whole else cfg.data.years)
+    ds = select(
+        ds, variables=chosen, levels=cfg.data.levels, years=None if whole else cfg.data.years
+    )
     if index is not None:
         index = index.sel(time=ds.time)
     flat = flatten_levels(ds)
-    expand = {n: [k for k in flat.data_vars if k == n or _is_level_of(flat[k], k, n)] for n in chosen}
+    expand = {
+        n: [k for k in flat.data_vars if k == n or _is_level_of(flat[k], k, n)] for n in chosen
+    }
     inputs = [k for n in inputs for k in expand[n]]
-    targets = [k for n in targets for k in expand[n]] if kind != "index" else [cfg.task.index.variable]
+    targets = (
+        [k for n in targets for k in expand[n]] if kind != "index" else [cfg.task.index.variable]
+    )
     coarse = coarsen_bilinear(flat[inputs], cfg.task.factor) if kind == "downscale" else None
     if cfg.data.region is not None:
         region = Region(*cfg.data.region.lat, *cfg.data.region.lon)
@@ -228,25 +254,42 @@ def build_view(cfg: Config, ds: xr.Dataset | None = None, *, whole: bool = False
     years = domain.time.dt.year.values
     history, lead = _lag(kind, cfg.task.history, cfg.task.lead)
     common = dict(
-        kind=kind, fields=domain, inputs=inputs, targets=targets, history=history, lead=lead,
-        factor=cfg.task.factor, region_mask=mask, index=index, static=_static(cfg, domain),
-        periodic_lon=is_global(domain.lon), coarse=coarse,
+        kind=kind,
+        fields=domain,
+        inputs=inputs,
+        targets=targets,
+        history=history,
+        lead=lead,
+        factor=cfg.task.factor,
+        region_mask=mask,
+        index=index,
+        static=_static(cfg, domain),
+        periodic_lon=is_global(domain.lon),
+        coarse=coarse,
     )
     if whole:
         anchors = sample_anchors(np.arange(domain.time.size), history, lead)
         if anchors.size == 0:
-            raise ClimatuneError(f"the data has {domain.time.size} steps; this model needs at least {history + lead + 1}")
+            raise ClimatuneError(
+                f"the data has {domain.time.size} steps; this model needs at least {history + lead + 1}"
+            )
         return TaskView(anchors={"predict": anchors}, **common)
     blocks = split_blocks(cfg, int(years[0]), int(years[-1]))
     steps = block_indices(years, blocks, span=history + lead)
     anchors: dict[str, np.ndarray] = {}
     for name in ("train", "val", "test"):
-        pieces = [sample_anchors(idx, history, lead) for key, idx in steps.items() if key.split("#")[0] == name]
+        pieces = [
+            sample_anchors(idx, history, lead)
+            for key, idx in steps.items()
+            if key.split("#")[0] == name
+        ]
         if not pieces:
             continue
         anchors[name] = np.concatenate(pieces)
         if anchors[name].size == 0:
-            shown = ", ".join(f"{b[0]}-{b[1]}" for k, b in blocks.items() if k.split("#")[0] == name)
+            shown = ", ".join(
+                f"{b[0]}-{b[1]}" for k, b in blocks.items() if k.split("#")[0] == name
+            )
             raise ClimatuneError(
                 f"the {name} block {shown} leaves no samples (history={history}, lead={lead}, "
                 f"gap={history + lead} steps); widen it in data.split"
@@ -273,6 +316,8 @@ def split_blocks(cfg: Config, first: int, last: int) -> dict[str, tuple[int, int
         for i, block in enumerate(value if many else [value]):
             key = f"{name}#{i}" if many else name
             if block[1] < first or block[0] > last:
-                raise ClimatuneError(f"{name} block {block[0]}-{block[1]} lies outside the data's years {first}-{last}")
+                raise ClimatuneError(
+                    f"{name} block {block[0]}-{block[1]} lies outside the data's years {first}-{last}"
+                )
             blocks[key] = (int(block[0]), int(block[1]))
     return blocks

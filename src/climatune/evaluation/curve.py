@@ -30,7 +30,9 @@ def parse_fractions(text: str | Sequence[float]) -> list[float]:
     try:
         values = [float(v) for v in (text.split(",") if isinstance(text, str) else text)]
     except ValueError:
-        raise ClimatuneError(f"--fractions {text!r} must be comma-separated numbers, e.g. 0.1,0.25,0.5,1.0") from None
+        raise ClimatuneError(
+            f"--fractions {text!r} must be comma-separated numbers, e.g. 0.1,0.25,0.5,1.0"
+        ) from None
     bad = [v for v in values if not 0 < v <= 1]
     if not values or bad:
         raise ClimatuneError(f"--fractions must lie in (0, 1]; got {bad or text!r}")
@@ -38,8 +40,12 @@ def parse_fractions(text: str | Sequence[float]) -> list[float]:
 
 
 def curve_command(
-    cfg: Config, source: str | Path, fractions: str | Sequence[float], out: str | Path,
-    *, done: dict[float, tuple[Path, Path]] | None = None,
+    cfg: Config,
+    source: str | Path,
+    fractions: str | Sequence[float],
+    out: str | Path,
+    *,
+    done: dict[float, tuple[Path, Path]] | None = None,
 ) -> Path:
     """``climatune curve``: for each fraction, fine-tune and train from scratch, then score both.
 
@@ -61,18 +67,30 @@ def curve_command(
         else:
             tuned = finetune(sub, source, out=run / "finetuned", quiet=True, view=view)
             scratch = train_scratch(sub, view, prepare_output_dir(run / "scratch"))
-        metrics, _ = evaluate_view(view, {"finetuned": load_model(tuned), "scratch": load_model(scratch)}, [])
+        metrics, _ = evaluate_view(
+            view, {"finetuned": load_model(tuned), "scratch": load_model(scratch)}, []
+        )
         for row in metrics:
             if row["metric"] in ("rmse", "skill", "acc", "corr"):
-                rows.append({"fraction": frac, "n_train": n_train, "model": row["model"],
-                             "variable": row["variable"], "metric": row["metric"], "value": row["value"]})
+                rows.append(
+                    {
+                        "fraction": frac,
+                        "n_train": n_train,
+                        "model": row["model"],
+                        "variable": row["variable"],
+                        "metric": row["metric"],
+                        "value": row["value"],
+                    }
+                )
     with atomic_path(out / "curve.json") as tmp:
         tmp.write_text(json.dumps(rows, indent=2))
     plot_curve(rows, out / "curve.png")
     return out
 
 
-def plot_curve(rows: list[dict[str, Any]], path: Path, *, baselines: dict[str, float] | None = None) -> Path:
+def plot_curve(
+    rows: list[dict[str, Any]], path: Path, *, baselines: dict[str, float] | None = None
+) -> Path:
     """Test RMSE against the number of training samples, one line per model."""
     fig, ax = plt.subplots(figsize=(6, 4), constrained_layout=True)
     rmse = [r for r in rows if r["metric"] == "rmse"]

@@ -37,7 +37,9 @@ def model_label(model: LoadedModel) -> str:
     return "finetuned" if model.meta.data.get("parent") else "pretrained"
 
 
-def parse_baselines(text: str | Sequence[str] | None, kind: str, *, scratch: bool = False) -> list[str]:
+def parse_baselines(
+    text: str | Sequence[str] | None, kind: str, *, scratch: bool = False
+) -> list[str]:
     """``all`` → every baseline that applies to ``kind`` (and ``scratch`` when asked);
     ``none`` → none; else a checked list."""
     applicable = baselines_for(kind) + (["scratch"] if scratch else [])
@@ -48,12 +50,18 @@ def parse_baselines(text: str | Sequence[str] | None, kind: str, *, scratch: boo
     names = [n.strip() for n in (text.split(",") if isinstance(text, str) else text) if n.strip()]
     bad = [n for n in names if n not in applicable and n != "scratch"]
     if bad:
-        raise ClimatuneError(f"baseline(s) {bad} do not apply to a {kind} task; choose from {sorted({*applicable, 'scratch'})}")
+        raise ClimatuneError(
+            f"baseline(s) {bad} do not apply to a {kind} task; choose from {sorted({*applicable, 'scratch'})}"
+        )
     return names
 
 
 def evaluate_view(
-    view: TaskView, models: dict[str, LoadedModel], baselines: Sequence[str], *, split: str = "test",
+    view: TaskView,
+    models: dict[str, LoadedModel],
+    baselines: Sequence[str],
+    *,
+    split: str = "test",
 ) -> tuple[list[dict[str, Any]], dict[str, xr.Dataset]]:
     """Score each network in ``models`` and each named baseline on ``split``.
 
@@ -74,7 +82,9 @@ def evaluate_view(
     truth = _common_cells(truth, preds)
     rows: list[dict[str, Any]] = []
     for name, pred in preds.items():
-        rows += score(pred.where(truth.notnull()), truth, clim, mask, model=name, task=view.kind, split=split)
+        rows += score(
+            pred.where(truth.notnull()), truth, clim, mask, model=name, task=view.kind, split=split
+        )
     return rows, preds
 
 
@@ -100,7 +110,12 @@ def write_metrics(rows: list[dict[str, Any]], out: Path) -> None:
 
 
 def evaluate_command(
-    model_path: str | Path, *, config: str | None, overrides: list[str] | None, baselines: str, out: str | Path,
+    model_path: str | Path,
+    *,
+    config: str | None,
+    overrides: list[str] | None,
+    baselines: str,
+    out: str | Path,
     scratch: str | Path | None = None,
 ) -> Path:
     """``climatune evaluate``: metrics of a model and its baselines on the test years, plus maps."""
@@ -109,7 +124,9 @@ def evaluate_command(
     if config:
         cfg = load_config(config, overrides)
     else:
-        cfg = config_from_dict(apply_overrides(model.meta.data["config"], overrides), "the model's config")
+        cfg = config_from_dict(
+            apply_overrides(model.meta.data["config"], overrides), "the model's config"
+        )
     view = build_view(cfg)
     if "test" not in view.anchors:
         raise ClimatuneError("the config's split has no test block; add data.split.test")
@@ -119,7 +136,9 @@ def evaluate_command(
     if "scratch" in names:
         from climatune.training.run import train_scratch
 
-        models["scratch"] = load_model(Path(scratch) if scratch else train_scratch(cfg, view, out / "scratch"))
+        models["scratch"] = load_model(
+            Path(scratch) if scratch else train_scratch(cfg, view, out / "scratch")
+        )
     rows, preds = evaluate_view(view, models, names)
     write_metrics(rows, out)
     truth = view.truth("test")

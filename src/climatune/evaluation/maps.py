@@ -42,7 +42,9 @@ def _panel(ax: plt.Axes, da: xr.DataArray, title: str, cmap: str, center: bool =
     ax.figure.colorbar(mesh, ax=ax, shrink=0.8, label=da.attrs.get("units", ""))
 
 
-def plot_maps(pred: xr.Dataset, truth: xr.Dataset, out: Path, *, label: str = "model") -> list[Path]:
+def plot_maps(
+    pred: xr.Dataset, truth: xr.Dataset, out: Path, *, label: str = "model"
+) -> list[Path]:
     """One PNG per variable: last test step's truth and prediction, mean error, per-cell RMSE."""
     paths = []
     for name in pred.data_vars:
@@ -52,9 +54,27 @@ def plot_maps(pred: xr.Dataset, truth: xr.Dataset, out: Path, *, label: str = "m
         units = t.attrs.get("units", "")
         last = str(t.time.values[-1])[:10]
         fig, axes = plt.subplots(1, 4, figsize=(16, 3.4), constrained_layout=True)
-        _panel(axes[0], t.isel(time=-1).assign_attrs(units=units), f"truth {name} ({last})", "RdYlBu_r")
-        _panel(axes[1], p.isel(time=-1).assign_attrs(units=units), f"{label} prediction ({last})", "RdYlBu_r")
-        _panel(axes[2], (p - t).mean("time").assign_attrs(units=units), "mean error (pred − truth)", "RdBu_r", center=True)
-        _panel(axes[3], np.sqrt(((p - t) ** 2).mean("time")).assign_attrs(units=units), "RMSE per cell", "viridis")
+        _panel(
+            axes[0], t.isel(time=-1).assign_attrs(units=units), f"truth {name} ({last})", "RdYlBu_r"
+        )
+        _panel(
+            axes[1],
+            p.isel(time=-1).assign_attrs(units=units),
+            f"{label} prediction ({last})",
+            "RdYlBu_r",
+        )
+        _panel(
+            axes[2],
+            (p - t).mean("time").assign_attrs(units=units),
+            "mean error (pred − truth)",
+            "RdBu_r",
+            center=True,
+        )
+        _panel(
+            axes[3],
+            np.sqrt(((p - t) ** 2).mean("time")).assign_attrs(units=units),
+            "RMSE per cell",
+            "viridis",
+        )
         paths.append(save_figure(fig, out / f"map_{label}_{name}.png"))
     return paths

@@ -31,24 +31,33 @@ def check_units(model: LoadedModel, ds: xr.Dataset, names: list[str]) -> None:
         have = str(ds[name].attrs.get("units", ""))
         want = trained.get(name, "")
         if have and want and have != want:
-            raise ClimatuneError(f"variable '{name}' is in {have!r} but the model expects {want!r}; convert it first")
+            raise ClimatuneError(
+                f"variable '{name}' is in {have!r} but the model expects {want!r}; convert it first"
+            )
 
 
 @torch.no_grad()
-def predict_view(model: LoadedModel, view: TaskView, split: str, *, batch_size: int = 32) -> xr.Dataset:
+def predict_view(
+    model: LoadedModel, view: TaskView, split: str, *, batch_size: int = 32
+) -> xr.Dataset:
     """Predictions for every sample of ``split``, denormalised and shaped like ``view.truth``.
 
     Cells that are NaN in the input (or outside the scored region) are NaN in the output.
     """
     missing = [n for n in model.meta.inputs if n not in view.inputs]
     if missing:
-        raise ClimatuneError(f"the data lacks input variable(s) {missing} that the model needs; it has {view.inputs}")
+        raise ClimatuneError(
+            f"the data lacks input variable(s) {missing} that the model needs; it has {view.inputs}"
+        )
     check_units(model, view.fields, view.inputs)
     view = dataclasses.replace(view, inputs=list(model.meta.inputs))
     samples = TaskSamples(view, split, model.normalizer, mask_ratio=0.0)
     static = static_for(model, view)
     model.net.eval()
-    outs = [model.forward(batch["fields"], static).float().numpy() for batch in DataLoader(samples, batch_size=batch_size)]
+    outs = [
+        model.forward(batch["fields"], static).float().numpy()
+        for batch in DataLoader(samples, batch_size=batch_size)
+    ]
     pred = np.concatenate(outs)
     times = view.fields.time.isel(time=view.target_index(view.anchors[split]))
     names = model.meta.outputs
@@ -61,8 +70,12 @@ def predict_view(model: LoadedModel, view: TaskView, split: str, *, batch_size: 
         if values.ndim == 1:
             data[name] = xr.DataArray(values, coords={"time": times}, dims=["time"], attrs=attrs)
             continue
-        da = xr.DataArray(values, coords={"time": times, "lat": view.fields.lat, "lon": view.fields.lon},
-                          dims=["time", "lat", "lon"], attrs=attrs)
+        da = xr.DataArray(
+            values,
+            coords={"time": times, "lat": view.fields.lat, "lon": view.fields.lon},
+            dims=["time", "lat", "lon"],
+            attrs=attrs,
+        )
         valid = view.region_mask
         if name in view.fields:
             valid = valid & view.fields[name].isel(time=0).notnull()
@@ -81,7 +94,9 @@ def static_for(model: LoadedModel, view: TaskView) -> torch.Tensor:
         if lat.size == view.fields.lat.size and np.allclose(lat, view.fields.lat.values, atol=1e-4):
             return stored
     if stored.shape[0] != fresh.shape[0]:
-        raise ClimatuneError("the model was trained with user static fields that this data does not provide; set data.static")
+        raise ClimatuneError(
+            "the model was trained with user static fields that this data does not provide; set data.static"
+        )
     return torch.from_numpy(fresh)
 
 
@@ -102,15 +117,19 @@ def predict_file(model_path: str | Path, input_path: str | Path, output: str | P
         "title": f"ClimaTune {model.meta.data['task']['kind']} predictions",
         "source": f"climatune {__version__}, model {model.model_dir.resolve()}",
         "history": f"{datetime.now(timezone.utc).isoformat(timespec='seconds')}: climatune predict "
-                   f"{model_path} --input {input_path} --output {output}",
+        f"{model_path} --input {input_path} --output {output}",
     }
-    for coord, attrs in (("lat", {"units": "degrees_north", "standard_name": "latitude", "axis": "Y"}),
-                         ("lon", {"units": "degrees_east", "standard_name": "longitude", "axis": "X"})):
+    for coord, attrs in (
+        ("lat", {"units": "degrees_north", "standard_name": "latitude", "axis": "Y"}),
+        ("lon", {"units": "degrees_east", "standard_name": "longitude", "axis": "X"}),
+    ):
         if coord in pred.coords:
             pred[coord].attrs.update(attrs)
     pred.time.attrs.update({"standard_name": "time", "axis": "T"})
     encoding = {"time": {"units": "days since 1850-01-01", "calendar": calendar}}
-    encoding.update({v: {"_FillValue": np.float32(np.nan), "dtype": "float32"} for v in pred.data_vars})
+    encoding.update(
+        {v: {"_FillValue": np.float32(np.nan), "dtype": "float32"} for v in pred.data_vars}
+    )
     with atomic_path(output) as tmp:
         pred.to_netcdf(tmp, encoding=encoding, engine="netcdf4")
     return output

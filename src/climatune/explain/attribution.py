@@ -22,7 +22,7 @@ from climatune.errors import ClimatuneError, closest
 __all__ = ["METHODS", "Settings", "attribute", "check_method", "block_mask", "tiling"]
 
 METHODS = ("ig", "saliency", "occlusion", "lime", "shap")
-_CELL_BUDGET = 1 << 18  # grid cells per forward/backward chunk (about 1 GB at width 32)
+_CELL_BUDGET = 1 << 18  # grid cells per forward/backward chunk: bounds activation memory
 
 
 @dataclass
@@ -87,7 +87,10 @@ def _ig(func: nn.Module, x: Tensor, base: Tensor, s: Settings) -> Tensor:
 
     ig = IntegratedGradients(func)
     attr, delta = ig.attribute(
-        x, baselines=base, n_steps=s.n_steps, internal_batch_size=s.chunk(x.shape),
+        x,
+        baselines=base,
+        n_steps=s.n_steps,
+        internal_batch_size=s.chunk(x.shape),
         return_convergence_delta=True,
     )
     with torch.no_grad():
@@ -101,7 +104,9 @@ def _saliency(func: nn.Module, x: Tensor, base: Tensor, s: Settings) -> Tensor:
 
     sal = Saliency(func)
     size = s.chunk(x.shape)
-    return torch.cat([sal.attribute(x[i : i + size], abs=False) for i in range(0, x.shape[0], size)])
+    return torch.cat(
+        [sal.attribute(x[i : i + size], abs=False) for i in range(0, x.shape[0], size)]
+    )
 
 
 def _occlusion(func: nn.Module, x: Tensor, base: Tensor, s: Settings) -> Tensor:
@@ -110,7 +115,10 @@ def _occlusion(func: nn.Module, x: Tensor, base: Tensor, s: Settings) -> Tensor:
     (wh, sh), (ww, sw) = tiling(x.shape[-2], s.blocks[0]), tiling(x.shape[-1], s.blocks[1])
     s.used.update(window=[wh, ww], stride=[sh, sw])
     attr = Occlusion(func).attribute(
-        x, sliding_window_shapes=(1, 1, wh, ww), strides=(1, 1, sh, sw), baselines=base,
+        x,
+        sliding_window_shapes=(1, 1, wh, ww),
+        strides=(1, 1, sh, sw),
+        baselines=base,
         perturbations_per_eval=s.chunk(x.shape),
     )
     return attr / (wh * ww)
@@ -125,15 +133,19 @@ def _lime(func: nn.Module, x: Tensor, base: Tensor, s: Settings) -> Tensor:
     n_samples = s.lime_samples or 2 * n_features + 64
     s.used.update(superpixels=n_features, lime_samples=n_samples, surrogate="ridge(alpha=1)")
     sizes = torch.bincount(mask.flatten(), minlength=n_features).to(x.dtype)
-    torch.manual_seed(s.seed)
     lime = Lime(func, interpretable_model=SkLearnRidge(alpha=1.0))
     out = []
-    for i in range(x.shape[0]):  # one surrogate per sample
-        coef = lime.attribute(
-            x[i : i + 1], baselines=base[i : i + 1], feature_mask=mask, n_samples=n_samples,
-            perturbations_per_eval=s.chunk(x.shape),
-        )
-        out.append(coef / sizes[mask])
+    with torch.random.fork_rng(devices=[]):  # seeded perturbations, global RNG untouched
+        torch.manual_seed(s.seed)
+        for i in range(x.shape[0]):  # one surrogate per sample
+            coef = lime.attribute(
+                x[i : i + 1],
+                baselines=base[i : i + 1],
+                feature_mask=mask,
+                n_samples=n_samples,
+                perturbations_per_eval=s.chunk(x.shape),
+            )
+            out.append(coef / sizes[mask])
     return torch.cat(out)
 
 
@@ -148,26 +160,31 @@ class _Column(nn.Module):
         return self.func(x).unsqueeze(-1)
 
 
-def _shap(func: nn.Module, x: Tensor, base: Tensor, s: Settings, background: Tensor | None) -> Tensor:
+def _shap(
+    func: nn.Module, x: Tensor, base: Tensor, s: Settings, background: Tensor | None
+) -> Tensor:
     try:
         import shap
     except ImportError as exc:  # pragma: no cover - shap is a dependency
         raise ClimatuneError("--method shap needs SHAP: pip install shap") from exc
     if background is None:
         raise ClimatuneError("--method shap needs background samples from the train split")
-    state = np.random.get_state()  # shap reseeds numpy's global generator
+    state = np.random.get_state()  # noqa: NPY002 - shap reseeds the global generator
     try:
         explainer = shap.GradientExplainer(_Column(func), background, batch_size=s.chunk(x.shape))
         values = explainer.shap_values(x, nsamples=s.shap_samples, rseed=s.seed)
     finally:
-        np.random.set_state(state)
+        np.random.set_state(state)  # noqa: NPY002
     s.used.update(shap_samples=s.shap_samples, background=int(background.shape[0]))
     values = np.asarray(values[0] if isinstance(values, list) else values)
     return torch.from_numpy(values.reshape(x.shape).astype(np.float32))
 
 
 _METHODS: dict[str, Callable[..., Tensor]] = {
-    "ig": _ig, "saliency": _saliency, "occlusion": _occlusion, "lime": _lime,
+    "ig": _ig,
+    "saliency": _saliency,
+    "occlusion": _occlusion,
+    "lime": _lime,
 }
 
 
@@ -181,8 +198,14 @@ def check_method(method: str) -> str:
 
 
 def attribute(
-    method: str, func: nn.Module, x: Tensor, baseline: Tensor, *, valid: np.ndarray | None = None,
-    background: Tensor | None = None, settings: Settings | None = None,
+    method: str,
+    func: nn.Module,
+    x: Tensor,
+    baseline: Tensor,
+    *,
+    valid: np.ndarray | None = None,
+    background: Tensor | None = None,
+    settings: Settings | None = None,
 ) -> np.ndarray:
     """Attributions of ``func`` (``[n, V, T, H, W] -> [n]``) at ``x``; NaN on invalid cells.
 

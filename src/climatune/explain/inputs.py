@@ -22,7 +22,14 @@ from climatune.data.samples import TaskSamples
 from climatune.data.view import TaskView
 from climatune.evaluation.climatology import climatology, climatology_at
 
-__all__ = ["ExplainInputs", "BASELINES", "load_inputs", "background", "baseline_description"]
+__all__ = [
+    "ExplainInputs",
+    "BASELINES",
+    "Baseline",
+    "load_inputs",
+    "background",
+    "baseline_description",
+]
 
 BASELINES = ("climatology", "zero")
 Baseline = Literal["climatology", "zero"]
@@ -57,13 +64,17 @@ def _stack(view: TaskView, split: str, anchors: np.ndarray, normalizer: Normaliz
     return torch.stack([samples[i]["fields"] for i in range(len(samples))])
 
 
-def _climatology_baseline(view: TaskView, anchors: np.ndarray, normalizer: Normalizer) -> torch.Tensor:
+def _climatology_baseline(
+    view: TaskView, anchors: np.ndarray, normalizer: Normalizer
+) -> torch.Tensor:
     """The climatology at every input step of ``anchors``, normalised: ``[n, V, history, H, W]``."""
     inputs = view.input_fields()
     clim = climatology(inputs.isel(time=view.steps("train"))).load()
     steps = anchors[:, None] + np.arange(-view.history + 1, 1)[None, :]
     at = climatology_at(clim, inputs.time.isel(time=steps.ravel()))
-    out = np.empty((anchors.size, len(view.inputs), view.history, *view.region_mask.shape), np.float32)
+    out = np.empty(
+        (anchors.size, len(view.inputs), view.history, *view.region_mask.shape), np.float32
+    )
     for v, name in enumerate(view.inputs):
         mean, std = normalizer.scale(name)
         values = (at[name].transpose("time", "lat", "lon").values - mean) / std
@@ -72,7 +83,12 @@ def _climatology_baseline(view: TaskView, anchors: np.ndarray, normalizer: Norma
 
 
 def load_inputs(
-    view: TaskView, split: str, n: int, normalizer: Normalizer, *, baseline: Baseline = "climatology"
+    view: TaskView,
+    split: str,
+    n: int,
+    normalizer: Normalizer,
+    *,
+    baseline: Baseline = "climatology",
 ) -> ExplainInputs:
     """The first ``n`` samples of ``split`` with their baselines."""
     anchors = view.anchors[split][:n]
@@ -83,7 +99,9 @@ def load_inputs(
         else torch.zeros_like(fields)
     )
     first = view.input_fields().isel(time=int(anchors[0]))
-    valid = np.stack([np.isfinite(first[name].transpose("lat", "lon").values) for name in view.inputs])
+    valid = np.stack(
+        [np.isfinite(first[name].transpose("lat", "lon").values) for name in view.inputs]
+    )
     time = view.fields.time
     return ExplainInputs(
         fields, base, valid, time.values[anchors], time.values[view.target_index(anchors)], split
@@ -93,7 +111,9 @@ def load_inputs(
 def background(view: TaskView, normalizer: Normalizer, n: int = 8) -> torch.Tensor:
     """``n`` training samples spread evenly over the train split (SHAP's background)."""
     anchors = view.anchors["train"]
-    picks = anchors[np.unique(np.linspace(0, anchors.size - 1, min(n, anchors.size)).round().astype(int))]
+    picks = anchors[
+        np.unique(np.linspace(0, anchors.size - 1, min(n, anchors.size)).round().astype(int))
+    ]
     return torch.cat([_stack(view, "train", np.array([a]), normalizer) for a in picks])
 
 

@@ -26,30 +26,74 @@ COMPONENTS = ("atmosphere", "ocean", "ice", "land", "other")
 
 _STANDARD_NAMES = {
     "atmosphere": {
-        "air_temperature", "air_potential_temperature", "geopotential_height", "geopotential",
-        "air_pressure_at_mean_sea_level", "air_pressure_at_sea_level", "surface_air_pressure",
-        "precipitation_flux", "precipitation_amount", "specific_humidity", "relative_humidity",
-        "eastward_wind", "northward_wind", "upward_air_velocity", "wind_speed",
-        "lagrangian_tendency_of_air_pressure", "cloud_area_fraction", "dew_point_temperature",
-        "toa_outgoing_longwave_flux", "atmosphere_mass_content_of_water_vapor",
+        "air_temperature",
+        "air_potential_temperature",
+        "geopotential_height",
+        "geopotential",
+        "air_pressure_at_mean_sea_level",
+        "air_pressure_at_sea_level",
+        "surface_air_pressure",
+        "precipitation_flux",
+        "precipitation_amount",
+        "specific_humidity",
+        "relative_humidity",
+        "eastward_wind",
+        "northward_wind",
+        "upward_air_velocity",
+        "wind_speed",
+        "lagrangian_tendency_of_air_pressure",
+        "cloud_area_fraction",
+        "dew_point_temperature",
+        "toa_outgoing_longwave_flux",
+        "atmosphere_mass_content_of_water_vapor",
     },
     "ocean": {
-        "sea_surface_temperature", "sea_surface_salinity", "sea_surface_height_above_geoid",
-        "sea_surface_height_above_mean_sea_level", "ocean_mixed_layer_thickness",
-        "ocean_heat_content", "integral_wrt_depth_of_sea_water_potential_temperature_expressed_as_heat_content",
+        "sea_surface_temperature",
+        "sea_surface_salinity",
+        "sea_surface_height_above_geoid",
+        "sea_surface_height_above_mean_sea_level",
+        "ocean_mixed_layer_thickness",
+        "ocean_heat_content",
+        "integral_wrt_depth_of_sea_water_potential_temperature_expressed_as_heat_content",
     },
-    "ice": {"sea_ice_area_fraction", "sea_ice_thickness", "sea_ice_extent", "sea_ice_volume",
-            "surface_snow_thickness", "land_ice_thickness"},
-    "land": {"soil_moisture_content", "moisture_content_of_soil_layer", "surface_altitude",
-             "leaf_area_index", "surface_snow_amount", "soil_temperature"},
+    "ice": {
+        "sea_ice_area_fraction",
+        "sea_ice_thickness",
+        "sea_ice_extent",
+        "sea_ice_volume",
+        "surface_snow_thickness",
+        "land_ice_thickness",
+    },
+    "land": {
+        "soil_moisture_content",
+        "moisture_content_of_soil_layer",
+        "surface_altitude",
+        "leaf_area_index",
+        "surface_snow_amount",
+        "soil_temperature",
+    },
 }
-_PREFIXES = (("sea_ice_", "ice"), ("land_ice_", "ice"), ("sea_water_", "ocean"),
-             ("ocean_", "ocean"), ("sea_surface_", "ocean"), ("soil_", "land"))
-_ALIASES = {"sea_ice": "ice", "seaice": "ice", "cryosphere": "ice", "atmos": "atmosphere",
-            "ocnbgchem": "ocean", "land_ice": "ice"}
+_PREFIXES = (
+    ("sea_ice_", "ice"),
+    ("land_ice_", "ice"),
+    ("sea_water_", "ocean"),
+    ("ocean_", "ocean"),
+    ("sea_surface_", "ocean"),
+    ("soil_", "land"),
+)
+_ALIASES = {
+    "sea_ice": "ice",
+    "seaice": "ice",
+    "cryosphere": "ice",
+    "atmos": "atmosphere",
+    "ocnbgchem": "ocean",
+    "land_ice": "ice",
+}
 
 
-def component_of(name: str, attrs: Mapping[str, Any], overrides: Mapping[str, str] | None = None) -> str:
+def component_of(
+    name: str, attrs: Mapping[str, Any], overrides: Mapping[str, str] | None = None
+) -> str:
     """The climate component of input variable ``name``.
 
     Examples
@@ -81,6 +125,7 @@ class Interactions:
     components: dict[str, str]
     rows: dict[str, dict[str, float]]  # target -> variable -> share
     method: str
+    samples: dict[str, int] = field(default_factory=dict)  # target -> samples attributed
     skipped: dict[str, str] = field(default_factory=dict)  # target -> why it has no row
 
     def component_shares(self, target: str) -> dict[str, float]:
@@ -106,8 +151,12 @@ class Interactions:
             "measure": "share of the total absolute attribution (sum over samples, steps and cells)",
             "components_of": self.components,
             "targets": {
-                t: {"variables": clean(row), "components": clean(self.component_shares(t)),
-                    "ranking": self.ranking(t)}
+                t: {
+                    "samples": self.samples.get(t),
+                    "variables": clean(row),
+                    "components": clean(self.component_shares(t)),
+                    "ranking": self.ranking(t),
+                }
                 for t, row in self.rows.items()
             },
             "skipped": self.skipped,
@@ -115,16 +164,22 @@ class Interactions:
 
 
 def interaction_matrix(
-    attributions: Mapping[str, np.ndarray], variables: list[str], components: Mapping[str, str],
+    attributions: Mapping[str, np.ndarray],
+    variables: list[str],
+    components: Mapping[str, str],
     method: str,
 ) -> Interactions:
     """Rows of shares from attributions ``[n, V, T, H, W]`` (NaN = invalid) per target."""
-    rows = {}
+    rows, samples = {}, {}
     for target, attr in attributions.items():
+        samples[target] = int(attr.shape[0])
         mass = np.nansum(np.abs(attr), axis=tuple(i for i in range(attr.ndim) if i != 1))
         total = float(mass.sum())
-        rows[target] = {v: (float(m) / total if total > 0 else float("nan")) for v, m in zip(variables, mass)}
-    return Interactions(list(variables), {v: components[v] for v in variables}, rows, method)
+        rows[target] = {
+            v: (float(m) / total if total > 0 else float("nan")) for v, m in zip(variables, mass)
+        }
+    comps = {v: components[v] for v in variables}
+    return Interactions(list(variables), comps, rows, method, samples)
 
 
 def write_interactions(table: Interactions, out: Path) -> list[Path]:
@@ -138,7 +193,9 @@ def write_interactions(table: Interactions, out: Path) -> list[Path]:
     writer.writerow(["target", "kind", "name", "component", "share"])
     for target, row in data["targets"].items():
         for var, share in row["variables"].items():
-            writer.writerow([target, "variable", var, table.components[var], "" if share is None else share])
+            writer.writerow(
+                [target, "variable", var, table.components[var], "" if share is None else share]
+            )
         for comp, share in row["components"].items():
             writer.writerow([target, "component", comp, comp, "" if share is None else share])
     with atomic_path(csv_path) as tmp:

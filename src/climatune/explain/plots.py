@@ -12,10 +12,20 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import xarray as xr  # noqa: E402
 
-from climatune.evaluation.maps import save_figure  # noqa: E402
 from climatune.explain.interactions import Interactions  # noqa: E402
+from climatune.utils.atomic import atomic_path  # noqa: E402
 
 __all__ = ["plot_attribution_maps", "plot_interactions", "plot_faithfulness"]
+
+
+def save_figure(fig: plt.Figure, path: Path) -> Path:
+    """Save ``fig`` atomically as PNG (its constrained layout already fits it) and close it."""
+    try:
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format="png", dpi=100)
+    finally:
+        plt.close(fig)
+    return path
 
 
 def _edges(centres: np.ndarray, k: int) -> np.ndarray:
@@ -28,8 +38,14 @@ def _edges(centres: np.ndarray, k: int) -> np.ndarray:
 def _outline(ax: plt.Axes, region: xr.DataArray, k: int = 8) -> None:
     """Draw the boundary of a boolean ``(lat, lon)`` mask along cell edges."""
     fine = np.kron(region.transpose("lat", "lon").values.astype(float), np.ones((k, k)))
-    ax.contour(_edges(region.lon.values, k), _edges(region.lat.values, k), fine, levels=[0.5],
-               colors="cyan", linewidths=1.2)
+    ax.contour(
+        _edges(region.lon.values, k),
+        _edges(region.lat.values, k),
+        fine,
+        levels=[0.5],
+        colors="cyan",
+        linewidths=1.2,
+    )
 
 
 def plot_attribution_maps(
@@ -44,23 +60,44 @@ def plot_attribution_maps(
     ncol = min(len(names), 3)
     nrow = -(-len(names) // ncol)
     aspect = mean.lon.size / max(mean.lat.size, 1)
-    fig, axes = plt.subplots(nrow, ncol, figsize=(4.2 * ncol, 4.2 * nrow / aspect + 0.9),
-                             squeeze=False, constrained_layout=True)
+    fig, axes = plt.subplots(
+        nrow,
+        ncol,
+        figsize=(4.2 * ncol, 4.2 * nrow / aspect + 0.9),
+        squeeze=False,
+        constrained_layout=True,
+    )
     vmax = float(np.nanmax(mean.values)) if np.isfinite(mean.values).any() else 1.0
     for ax, name in zip(axes.flat, names):
         panel = mean.sel(variable=name)
-        mesh = ax.pcolormesh(panel.lon, panel.lat, panel.values, cmap="magma_r", shading="auto",
-                             vmin=0.0, vmax=vmax or 1.0)
+        mesh = ax.pcolormesh(
+            panel.lon,
+            panel.lat,
+            panel.values,
+            cmap="magma_r",
+            shading="auto",
+            vmin=0.0,
+            vmax=vmax or 1.0,
+        )
         if region is not None and not bool(region.all()):
             _outline(ax, region)
-        comp = str(attribution.component.sel(variable=name).values) if "component" in attribution.coords else ""
+        comp = (
+            str(attribution.component.sel(variable=name).values)
+            if "component" in attribution.coords
+            else ""
+        )
         ax.set_title(f"{name} ({comp})" if comp else name, fontsize=9)
         ax.set_xlabel("lon (°E)", fontsize=8)
         ax.set_ylabel("lat (°N)", fontsize=8)
         ax.tick_params(labelsize=7)
-    for ax in list(axes.flat)[len(names):]:
+    for ax in list(axes.flat)[len(names) :]:
         ax.set_visible(False)
-    fig.colorbar(mesh, ax=axes, shrink=0.8, label=f"mean |attribution| ({attribution.attrs.get('units', '')})")
+    fig.colorbar(
+        mesh,
+        ax=axes,
+        shrink=0.8,
+        label=f"mean |attribution| ({attribution.attrs.get('units', '')})",
+    )
     fig.suptitle(title, fontsize=10)
     return save_figure(fig, path)
 
@@ -72,8 +109,15 @@ def _heat(ax: plt.Axes, values: np.ndarray, rows: list[str], cols: list[str], ti
     ax.set_title(title, fontsize=9)
     for (i, j), v in np.ndenumerate(values):
         if np.isfinite(v):
-            ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=7,
-                    color="white" if v < 0.6 else "black")
+            ax.text(
+                j,
+                i,
+                f"{v:.2f}",
+                ha="center",
+                va="center",
+                fontsize=7,
+                color="white" if v < 0.6 else "black",
+            )
     return image
 
 
@@ -84,8 +128,13 @@ def plot_interactions(table: Interactions, path: Path) -> Path:
     by_var = np.array([[table.rows[t][v] for v in table.variables] for t in targets])
     by_comp = np.array([[table.component_shares(t)[c] for c in comps] for t in targets])
     width = 2.0 + 0.7 * (len(table.variables) + len(comps))
-    fig, axes = plt.subplots(1, 2, figsize=(width, 1.6 + 0.45 * len(targets)), constrained_layout=True,
-                             gridspec_kw={"width_ratios": [len(table.variables), len(comps)]})
+    fig, axes = plt.subplots(
+        1,
+        2,
+        figsize=(width, 1.6 + 0.45 * len(targets)),
+        constrained_layout=True,
+        gridspec_kw={"width_ratios": [len(table.variables), len(comps)]},
+    )
     _heat(axes[0], by_var, targets, table.variables, "share by input variable")
     image = _heat(axes[1], by_comp, targets, comps, "share by component")
     axes[1].set_yticks([])
@@ -98,8 +147,19 @@ def plot_faithfulness(result: dict[str, Any], path: Path, *, title: str) -> Path
     """The deletion curves by attribution and at random."""
     frac = 100 * np.asarray(result["fractions"])
     fig, ax = plt.subplots(figsize=(5, 3.6), constrained_layout=True)
-    ax.plot(frac, result["attribution"], "o-", label=f"by |attribution| (AUC {result['auc_attribution']:.3g})")
-    ax.plot(frac, result["random"], "s--", color="grey", label=f"random (AUC {result['auc_random']:.3g})")
+    ax.plot(
+        frac,
+        result["attribution"],
+        "o-",
+        label=f"by |attribution| (AUC {result['auc_attribution']:.3g})",
+    )
+    ax.plot(
+        frac,
+        result["random"],
+        "s--",
+        color="grey",
+        label=f"random (AUC {result['auc_random']:.3g})",
+    )
     ratio = result.get("ratio")
     ax.set_title(f"{title}\nratio {ratio:.2f}" if ratio is not None else title, fontsize=9)
     ax.set_xlabel("input cells replaced by the baseline (%)", fontsize=8)

@@ -25,8 +25,20 @@ from climatune.errors import ClimatuneError
 from climatune.evaluation.predict import check_units, static_for
 from climatune.explain.attribution import Settings, attribute, check_method
 from climatune.explain.faithfulness import deletion_curves, write_faithfulness
-from climatune.explain.inputs import BASELINES, Baseline, ExplainInputs, background, baseline_description, load_inputs
-from climatune.explain.interactions import Interactions, component_of, interaction_matrix, write_interactions
+from climatune.explain.inputs import (
+    BASELINES,
+    Baseline,
+    ExplainInputs,
+    background,
+    baseline_description,
+    load_inputs,
+)
+from climatune.explain.interactions import (
+    Interactions,
+    component_of,
+    interaction_matrix,
+    write_interactions,
+)
 from climatune.explain.plots import plot_attribution_maps, plot_faithfulness, plot_interactions
 from climatune.explain.targets import Target, TargetFunction, parse_target
 from climatune.finetune.artifact import LoadedModel, load_model
@@ -39,7 +51,11 @@ EXTRA_SAMPLES = 4  # samples for the interaction rows of the other outputs
 
 @dataclass
 class Explanation:
-    """Attributions of one target plus the interaction matrix and the deletion curves."""
+    """Attributions of one target plus the interaction matrix and the deletion curves.
+
+    ``baseline`` says what the attributions are measured against, ``reference`` what the
+    deletion curves put in place of the deleted cells, ``settings`` the method's knobs.
+    """
 
     attribution: xr.DataArray
     target: Target
@@ -51,7 +67,9 @@ class Explanation:
     settings: dict[str, Any] = field(default_factory=dict)
 
 
-def resolve_config(model: LoadedModel, config: str | Path | None, overrides: list[str] | None) -> Config:
+def resolve_config(
+    model: LoadedModel, config: str | Path | None, overrides: list[str] | None
+) -> Config:
     """The run config: ``config`` if given, else the model's own, with ``--set`` overrides."""
     if config:
         return load_config(config, overrides)
@@ -63,7 +81,9 @@ def _model_view(model: LoadedModel, view: TaskView) -> TaskView:
     """``view`` with the model's input order, after checking variables and units."""
     missing = [n for n in model.meta.inputs if n not in view.inputs]
     if missing:
-        raise ClimatuneError(f"the data lacks input variable(s) {missing} that the model needs; it has {view.inputs}")
+        raise ClimatuneError(
+            f"the data lacks input variable(s) {missing} that the model needs; it has {view.inputs}"
+        )
     check_units(model, view.fields, model.meta.inputs)
     return dataclasses.replace(view, inputs=list(model.meta.inputs))
 
@@ -72,47 +92,97 @@ def _components(model: LoadedModel, view: TaskView, overrides: dict[str, str]) -
     records = {r["name"]: r for r in model.meta.data["inputs"]}
     out = {}
     for name in view.inputs:
-        attrs = {**records.get(name, {}), **(view.fields[name].attrs if name in view.fields else {})}
+        attrs = {
+            **records.get(name, {}),
+            **(view.fields[name].attrs if name in view.fields else {}),
+        }
         out[name] = component_of(name, attrs, overrides)
     return out
 
 
 def _to_dataarray(
-    attr: np.ndarray, inputs: ExplainInputs, view: TaskView, target: Target, components: dict[str, str],
+    attr: np.ndarray,
+    inputs: ExplainInputs,
+    view: TaskView,
+    target: Target,
+    components: dict[str, str],
 ) -> xr.DataArray:
     """``(sample, variable, lag, lat, lon)`` with coordinates; ``lag`` dropped for one step."""
     coords: dict[str, Any] = {
-        "sample": ("sample", inputs.times, {"standard_name": "time", "axis": "T",
-                                            "long_name": "time of the sample's last input step"}),
-        "target_time": ("sample", inputs.target_times, {"long_name": "time of the sample's target"}),
+        "sample": (
+            "sample",
+            inputs.times,
+            {
+                "standard_name": "time",
+                "axis": "T",
+                "long_name": "time of the sample's last input step",
+            },
+        ),
+        "target_time": (
+            "sample",
+            inputs.target_times,
+            {"long_name": "time of the sample's target"},
+        ),
         "variable": ("variable", list(view.inputs), {"long_name": "input variable"}),
-        "component": ("variable", [components[v] for v in view.inputs],
-                      {"long_name": "climate component of the input variable"}),
-        "lag": ("lag", np.arange(-view.history + 1, 1),
-                {"long_name": "input step relative to the sample's last step", "units": "1"}),
-        "lat": view.fields.lat.assign_attrs(units="degrees_north", standard_name="latitude", axis="Y"),
-        "lon": view.fields.lon.assign_attrs(units="degrees_east", standard_name="longitude", axis="X"),
+        "component": (
+            "variable",
+            [components[v] for v in view.inputs],
+            {"long_name": "climate component of the input variable"},
+        ),
+        "lag": (
+            "lag",
+            np.arange(-view.history + 1, 1),
+            {"long_name": "input step relative to the sample's last step", "units": "1"},
+        ),
+        "lat": view.fields.lat.assign_attrs(
+            units="degrees_north", standard_name="latitude", axis="Y"
+        ),
+        "lon": view.fields.lon.assign_attrs(
+            units="degrees_east", standard_name="longitude", axis="X"
+        ),
     }
-    da = xr.DataArray(attr, dims=("sample", "variable", "lag", "lat", "lon"), coords=coords, name="attribution")
+    da = xr.DataArray(
+        attr, dims=("sample", "variable", "lag", "lat", "lon"), coords=coords, name="attribution"
+    )
     if view.history == 1:
         da = da.isel(lag=0, drop=True)
     return da.assign_attrs(
-        long_name=f"attribution of {target.label} to each input cell", units=target.units or "1",
+        long_name=f"attribution of {target.label} to each input cell",
+        units=target.units or "1",
     )
 
 
 def _attribute(
-    model: LoadedModel, view: TaskView, static: Tensor, target: Target, inputs: ExplainInputs, method: str,
-    settings: Settings, bg: Tensor | None,
+    model: LoadedModel,
+    static: Tensor,
+    target: Target,
+    inputs: ExplainInputs,
+    method: str,
+    settings: Settings,
+    bg: Tensor | None,
 ) -> np.ndarray:
     func = TargetFunction(model, static, target)
-    return attribute(method, func, inputs.fields, inputs.baseline, valid=inputs.valid, background=bg,
-                     settings=settings)
+    return attribute(
+        method,
+        func,
+        inputs.fields,
+        inputs.baseline,
+        valid=inputs.valid,
+        background=bg,
+        settings=settings,
+    )
 
 
 def explain(
-    model: LoadedModel, view: TaskView, *, method: str = "ig", target: str | None = None, samples: int = 16,
-    split: str | None = None, baseline: Baseline = "climatology", settings: Settings | None = None,
+    model: LoadedModel,
+    view: TaskView,
+    *,
+    method: str = "ig",
+    target: str | None = None,
+    samples: int = 16,
+    split: str | None = None,
+    baseline: Baseline = "climatology",
+    settings: Settings | None = None,
     components: dict[str, str] | None = None,
 ) -> Explanation:
     """Attribute ``target`` for the first ``samples`` samples of ``split`` (test, else val).
@@ -122,7 +192,9 @@ def explain(
     """
     check_method(method)
     if baseline not in BASELINES:
-        raise ClimatuneError(f"unknown baseline '{baseline}'; choose one of: {', '.join(BASELINES)}")
+        raise ClimatuneError(
+            f"unknown baseline '{baseline}'; choose one of: {', '.join(BASELINES)}"
+        )
     if samples < 1:
         raise ClimatuneError(f"--samples must be at least 1, got {samples}")
     view = _model_view(model, view)
@@ -135,14 +207,16 @@ def explain(
     static = static_for(model, view)
     inputs = load_inputs(view, split, samples, model.normalizer, baseline=baseline)
     bg = background(view, model.normalizer) if method == "shap" else None
-    attr = _attribute(model, view, static, tgt, inputs, method, settings, bg)
+    attr = _attribute(model, static, tgt, inputs, method, settings, bg)
     comps = _components(model, view, components or {})
     rows = {tgt.label: attr}
     spec = "" if tgt.region is None else f"@{tgt.region}"
     others = [o for o in outputs if o != tgt.variable] if not view.is_scalar else []
     skipped: dict[str, str] = {}
     if others:
-        few = dataclasses.replace(inputs, fields=inputs.fields[:EXTRA_SAMPLES], baseline=inputs.baseline[:EXTRA_SAMPLES])
+        few = dataclasses.replace(
+            inputs, fields=inputs.fields[:EXTRA_SAMPLES], baseline=inputs.baseline[:EXTRA_SAMPLES]
+        )
         for name in others:
             try:
                 other = parse_target(name + spec, view, outputs, units)
@@ -150,24 +224,42 @@ def explain(
                 skipped[name + spec] = f"'{name}' has no valid cell in the target region"
                 continue
             quiet = dataclasses.replace(settings, used={})
-            rows[other.label] = _attribute(model, view, static, other, few, method, quiet, bg)
+            rows[other.label] = _attribute(model, static, other, few, method, quiet, bg)
     table = interaction_matrix(rows, view.inputs, comps, method)
     table.skipped = skipped
     func = TargetFunction(model, static, tgt)
     faith = deletion_curves(func, inputs.fields, inputs.baseline, attr, seed=settings.seed)
     da = _to_dataarray(attr, inputs, view, tgt, comps)
-    return Explanation(da, tgt, table, {**faith, "units": tgt.units}, method,
-                       baseline_description(method, baseline), baseline_description("ig", baseline),
-                       dict(settings.used))
+    return Explanation(
+        da,
+        tgt,
+        table,
+        {**faith, "units": tgt.units},
+        method,
+        baseline_description(method, baseline),
+        baseline_description("ig", baseline),
+        dict(settings.used),
+    )
 
 
-def _dataset(expl: Explanation, model: LoadedModel, calendar: str) -> tuple[xr.Dataset, dict[str, Any]]:
-    da = expl.attribution
+_COMMENTS = {
+    "ig": "integrated gradients: the path integral of the gradient from the baseline to the input",
+    "saliency": "the gradient of the target with respect to each normalised input",
+    "occlusion": "change of the target when a window is set to the baseline, spread over its cells",
+    "lime": "coefficient of a local linear surrogate over superpixels, spread over their cells",
+    "shap": "SHAP values by expected gradients over a background of training samples",
+}
+
+
+def _dataset(expl: Explanation, model: LoadedModel) -> tuple[xr.Dataset, dict[str, Any]]:
+    da = expl.attribution.assign_attrs(comment=_COMMENTS[expl.method])
     ds = da.to_dataset()
     if expl.target.mask is not None:
         ds["target_mask"] = expl.target.mask.astype("int8").assign_attrs(
-            long_name=f"cells averaged into the target {expl.target.label}", flag_values=[0, 1],
-            flag_meanings="outside inside")
+            long_name=f"cells averaged into the target {expl.target.label}",
+            flag_values=[0, 1],
+            flag_meanings="outside inside",
+        )
     ds.attrs = {
         "Conventions": "CF-1.8",
         "title": f"ClimaTune {expl.method} attributions of {expl.target.label}",
@@ -180,8 +272,9 @@ def _dataset(expl: Explanation, model: LoadedModel, calendar: str) -> tuple[xr.D
         "inputs": "normalised per variable with the model's statistics; attributions are in the target's units",
         "settings": ", ".join(f"{k}={v}" for k, v in expl.settings.items()),
     }
-    first = da.sample.values[0]
+    first = da["sample"].values[0]
     units = f"days since {getattr(first, 'year', 1970):04d}-01-01"
+    calendar = getattr(first, "calendar", None) or "standard"
     encoding: dict[str, Any] = {
         "sample": {"units": units, "calendar": calendar, "dtype": "float64"},
         "target_time": {"units": units, "calendar": calendar, "dtype": "float64"},
@@ -190,35 +283,63 @@ def _dataset(expl: Explanation, model: LoadedModel, calendar: str) -> tuple[xr.D
     return ds, encoding
 
 
-def write_explanation(expl: Explanation, model: LoadedModel, out: Path, *, calendar: str) -> list[Path]:
-    """Write the NetCDF, the maps, the interaction matrix and the faithfulness files to ``out``."""
-    ds, encoding = _dataset(expl, model, calendar)
+def write_explanation(expl: Explanation, model: LoadedModel, out: Path) -> list[Path]:
+    """Write the NetCDF, the maps, the interaction matrix and the faithfulness files to ``out``.
+
+    Each file is written atomically; ``out`` must exist.
+    """
+    ds, encoding = _dataset(expl, model)
     path = out / "attributions.nc"
     with atomic_path(path) as tmp:
         ds.to_netcdf(tmp, encoding=encoding, engine="netcdf4")
     title = f"{expl.method}: {expl.target.label} ({ds.sizes['sample']} samples)"
-    paths = [path, plot_attribution_maps(expl.attribution, expl.target.mask, out / "attribution_maps.png", title=title)]
+    paths = [
+        path,
+        plot_attribution_maps(
+            expl.attribution, expl.target.mask, out / "attribution_maps.png", title=title
+        ),
+    ]
     paths += write_interactions(expl.interactions, out)
     paths.append(plot_interactions(expl.interactions, out / "interactions.png"))
-    meta = {"method": expl.method, "target": expl.target.label, "units": expl.target.units,
-            "deleted_cells_replaced_by": expl.reference,
-            "measure": "mean |change| of the target over the samples"}
+    meta = {
+        "method": expl.method,
+        "target": expl.target.label,
+        "units": expl.target.units,
+        "deleted_cells_replaced_by": expl.reference,
+        "measure": "mean |change| of the target over the samples",
+    }
     paths.append(write_faithfulness(expl.faithfulness, out, **meta))
-    paths.append(plot_faithfulness(expl.faithfulness, out / "faithfulness.png", title=f"deletion curves: {title}"))
+    paths.append(
+        plot_faithfulness(
+            expl.faithfulness, out / "faithfulness.png", title=f"deletion curves: {title}"
+        )
+    )
     return paths
 
 
 def explain_command(
-    model: str | Path, *, config: str | Path | None, overrides: list[str] | None, method: str,
-    target: str | None, samples: int, out: str | Path,
+    model: str | Path,
+    *,
+    config: str | Path | None,
+    overrides: list[str] | None,
+    method: str,
+    target: str | None,
+    samples: int,
+    out: str | Path,
 ) -> Path:
     """``climatune explain``: everything :func:`write_explanation` writes, under ``out``."""
     check_method(method)
     loaded = load_model(model)
     cfg = resolve_config(loaded, config, overrides)
     view = build_view(cfg)
-    expl = explain(loaded, view, method=method, target=target, samples=samples,
-                   components=dict(cfg.explain.components))
+    expl = explain(
+        loaded,
+        view,
+        method=method,
+        target=target,
+        samples=samples,
+        components=dict(cfg.explain.components),
+    )
     out = prepare_output_dir(out)
-    write_explanation(expl, loaded, out, calendar=str(view.fields.time.dt.calendar))
+    write_explanation(expl, loaded, out)
     return out

@@ -51,7 +51,9 @@ def _valid_cells(view: TaskView, name: str) -> xr.DataArray:
     return xr.ones_like(view.region_mask, dtype=bool)
 
 
-def parse_target(spec: str | None, view: TaskView, outputs: list[str], units: dict[str, str]) -> Target:
+def parse_target(
+    spec: str | None, view: TaskView, outputs: list[str], units: dict[str, str]
+) -> Target:
     """Parse ``--target`` (``NAME`` or ``NAME@lat=a:b,lon=c:d``) against a model's outputs.
 
     ``None`` means the first output over the scored region.
@@ -91,7 +93,9 @@ def parse_target(spec: str | None, view: TaskView, outputs: list[str], units: di
             "in an SST field); choose another box"
         )
     w = lat_weights(view.fields.lat, mask).transpose("lat", "lon").values
-    return Target(name, channel, label, units.get(name, ""), region, mask.rename("target_mask"), w / w.sum())
+    return Target(
+        name, channel, label, units.get(name, ""), region, mask.rename("target_mask"), w / w.sum()
+    )
 
 
 class TargetFunction(nn.Module):
@@ -108,7 +112,11 @@ class TargetFunction(nn.Module):
         self.register_buffer("static", static.float(), persistent=False)
         mean, std = model.normalizer.scale(target.variable)
         self.mean, self.std = float(mean), float(std)
-        w = torch.zeros(0) if target.weights is None else torch.from_numpy(target.weights.astype(np.float32))
+        w = (
+            torch.zeros(0)
+            if target.weights is None
+            else torch.from_numpy(target.weights.astype(np.float32))
+        )
         self.register_buffer("weights", w, persistent=False)
 
     def forward(self, fields: Tensor) -> Tensor:

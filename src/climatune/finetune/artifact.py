@@ -24,12 +24,28 @@ from climatune.data.normalize import Normalizer
 from climatune.errors import ClimatuneError
 from climatune.utils.atomic import atomic_path
 
-__all__ = ["SCHEMA_VERSION", "ArtifactMeta", "LoadedModel", "save_artifact", "load_model", "resolve_model_dir"]
+__all__ = [
+    "SCHEMA_VERSION",
+    "ArtifactMeta",
+    "LoadedModel",
+    "save_artifact",
+    "load_model",
+    "resolve_model_dir",
+]
 
 SCHEMA_VERSION = 1
 WEIGHTS, META = "weights.safetensors", "climatune.json"
 _STATIC_KEY = "__static__"
-_REQUIRED = ("schema_version", "architecture", "task", "inputs", "outputs", "grid", "normalization", "config")
+_REQUIRED = (
+    "schema_version",
+    "architecture",
+    "task",
+    "inputs",
+    "outputs",
+    "grid",
+    "normalization",
+    "config",
+)
 
 
 @dataclass
@@ -54,17 +70,21 @@ class ArtifactMeta:
         return {v["name"]: v.get("units", "") for v in self.data[which]}
 
 
-def variable_records(ds: xr.Dataset | None, names: list[str], units: dict[str, str]) -> list[dict[str, str]]:
+def variable_records(
+    ds: xr.Dataset | None, names: list[str], units: dict[str, str]
+) -> list[dict[str, str]]:
     """``{name, units, standard_name, long_name}`` for each variable, for the JSON."""
     out = []
     for name in names:
         attrs = ds[name].attrs if ds is not None and name in ds else {}
-        out.append({
-            "name": name,
-            "units": str(attrs.get("units", units.get(name, ""))),
-            "standard_name": str(attrs.get("standard_name", "")),
-            "long_name": str(attrs.get("long_name", "")),
-        })
+        out.append(
+            {
+                "name": name,
+                "units": str(attrs.get("units", units.get(name, ""))),
+                "standard_name": str(attrs.get("standard_name", "")),
+                "long_name": str(attrs.get("long_name", "")),
+            }
+        )
     return out
 
 
@@ -72,7 +92,9 @@ def resolve_model_dir(path: str | Path) -> Path:
     """Accept a run directory or its ``model/`` directory; return the latter."""
     path = Path(path)
     if not path.exists():
-        raise ClimatuneError(f"model {path} does not exist; give a run directory or its model/ directory")
+        raise ClimatuneError(
+            f"model {path} does not exist; give a run directory or its model/ directory"
+        )
     if (path / "model" / META).exists():
         return path / "model"
     if (path / META).exists():
@@ -136,14 +158,77 @@ def read_meta(model_dir: Path) -> ArtifactMeta:
             f"{SCHEMA_VERSION}: upgrade climatune"
         )
     data = _migrate(data)
-    allowed = set(_REQUIRED) | {"climatune_version", "created", "provenance", "parent", "residual_index", "static", "region", "history"}
+    allowed = set(_REQUIRED) | {
+        "climatune_version",
+        "created",
+        "provenance",
+        "parent",
+        "residual_index",
+        "static",
+        "region",
+        "history",
+    }
     extra = sorted(set(data) - allowed)
     if extra:
-        raise ClimatuneError(f"{model_dir / META} has unexpected fields {extra}; refusing to load it")
+        raise ClimatuneError(
+            f"{model_dir / META} has unexpected fields {extra}; refusing to load it"
+        )
     missing = [k for k in _REQUIRED if k not in data]
     if missing:
-        raise ClimatuneError(f"{model_dir / META} lacks fields {missing}; it is not a complete ClimaTune artifact")
+        raise ClimatuneError(
+            f"{model_dir / META} lacks fields {missing}; it is not a complete ClimaTune artifact"
+        )
+    problem = _malformed(data)
+    if problem:
+        raise ClimatuneError(f"{model_dir / META}: {problem}; refusing to load it")
     return ArtifactMeta(data)
+
+
+def _malformed(data: dict[str, Any]) -> str | None:
+    """What is wrong with the shape of the JSON's fields, or None (the values come later)."""
+    for key in ("architecture", "task", "grid", "normalization", "config"):
+        if not isinstance(data[key], dict):
+            return f"field '{key}' must be an object"
+    for key in ("inputs", "outputs"):
+        records = data[key]
+        if (
+            not isinstance(records, list)
+            or not records
+            or not all(
+                isinstance(r, dict)
+                and isinstance(r.get("name"), str)
+                and all(isinstance(v, str) for v in r.values())
+                for r in records
+            )
+        ):
+            return (
+                f"field '{key}' must be a non-empty list of {{name, units, ...}} objects of strings"
+            )
+    task = data["task"]
+    if task.get("kind") not in ("forecast", "downscale", "index", "reconstruct") or not all(
+        type(task.get(k)) is int for k in ("history", "lead", "factor")
+    ):
+        return "field 'task' must hold a known kind and integer history, lead and factor"
+    grid = data["grid"]
+    if not all(
+        isinstance(grid.get(k), list) and all(type(v) in (int, float) for v in grid[k])
+        for k in ("lat", "lon")
+    ):
+        return "field 'grid' must hold lat and lon as lists of numbers"
+    residual = data.get("residual_index")
+    n_in = len(data["inputs"])
+    if residual is not None and not (
+        isinstance(residual, list)
+        and len(residual) == len(data["outputs"])
+        and all(type(i) is int and -1 <= i < n_in for i in residual)
+    ):
+        return "field 'residual_index' must list, per output, an input index or -1"
+    static = data.get("static")
+    if static is not None and not (
+        isinstance(static, list) and all(isinstance(n, str) for n in static)
+    ):
+        return "field 'static' must be a list of names"
+    return None
 
 
 def read_weights(model_dir: Path) -> dict[str, torch.Tensor]:
@@ -154,7 +239,9 @@ def read_weights(model_dir: Path) -> dict[str, torch.Tensor]:
     try:
         return load_file(str(path))
     except (SafetensorError, OSError, ValueError) as exc:
-        raise ClimatuneError(f"{path} is not a valid safetensors file ({exc}); refusing to load it") from exc
+        raise ClimatuneError(
+            f"{path} is not a valid safetensors file ({exc}); refusing to load it"
+        ) from exc
 
 
 class LoadedModel:
@@ -164,7 +251,9 @@ class LoadedModel:
     denormalised predictions with coordinates.
     """
 
-    def __init__(self, model_dir: Path, net: torch.nn.Module, meta: ArtifactMeta, static: torch.Tensor) -> None:
+    def __init__(
+        self, model_dir: Path, net: torch.nn.Module, meta: ArtifactMeta, static: torch.Tensor
+    ) -> None:
         self.model_dir, self.net, self.meta, self.static = model_dir, net.eval(), meta, static
         self.normalizer = Normalizer.from_dict(meta.data["normalization"])
 
@@ -206,8 +295,9 @@ def load_model(path: str | Path) -> LoadedModel:
         net = ClimateNet.from_spec(meta.data["architecture"])
         net.load_state_dict(tensors, strict=True)
     except (RuntimeError, KeyError, TypeError, ValueError) as exc:
-        raise ClimatuneError(f"weights in {model_dir} do not match its architecture: {str(exc).splitlines()[0]}") from exc
+        raise ClimatuneError(
+            f"weights in {model_dir} do not match its architecture: {str(exc).splitlines()[0]}"
+        ) from exc
     if static is None:
         raise ClimatuneError(f"{model_dir / WEIGHTS} lacks the static inputs; re-export the model")
     return LoadedModel(model_dir, net, meta, static)
-

@@ -65,7 +65,11 @@ def apply_strategy(net: nn.Module, cfg: FinetuneConfig) -> tuple[nn.Module, list
             set_trainable(stage, False)
         return net, []
     if cfg.strategy == "gradual":
-        return net, [GradualUnfreezing(unfreeze_backbone_at_epoch=cfg.unfreeze_epoch, backbone_initial_ratio_lr=0.1)]
+        return net, [
+            GradualUnfreezing(
+                unfreeze_backbone_at_epoch=cfg.unfreeze_epoch, backbone_initial_ratio_lr=0.1
+            )
+        ]
     if cfg.strategy == "lora":
         from climatune.models.lora import apply_lora
 

@@ -13,7 +13,13 @@ from climatune.data.view import TaskView, build_view
 from climatune.finetune.artifact import LoadedModel, load_model
 from climatune.finetune.freezing import apply_strategy, count_trainable
 from climatune.finetune.surgery import SurgeryReport, adapt_network
-from climatune.training.run import default_run_dir, export_model, fit_task, resume_checkpoint, write_config
+from climatune.training.run import (
+    default_run_dir,
+    export_model,
+    fit_task,
+    resume_checkpoint,
+    write_config,
+)
 from climatune.utils.atomic import prepare_output_dir
 
 __all__ = ["finetune", "prepare_finetune", "merged_normalizer"]
@@ -39,8 +45,13 @@ def prepare_finetune(cfg: Config, source: str | Path, view: TaskView | None = No
 
 
 def finetune(
-    cfg: Config, source: str | Path, out: str | Path | None = None, resume: str | Path | None = None,
-    *, quiet: bool = False, view: TaskView | None = None,
+    cfg: Config,
+    source: str | Path,
+    out: str | Path | None = None,
+    resume: str | Path | None = None,
+    *,
+    quiet: bool = False,
+    view: TaskView | None = None,
 ) -> Path:
     """Fine-tune the artifact at ``source`` on ``cfg``'s task; writes ``RUN/model``."""
     out = prepare_output_dir(resume or out or default_run_dir(cfg, "finetune"), create=False)
@@ -52,8 +63,15 @@ def finetune(
     if not quiet:
         _print_report(report, cfg, trainable, total)
     write_config(out, cfg)
-    task, trainer = fit_task(cfg, view, normalizer, net, out, resume=Path(resume) if resume else None,
-                             callbacks=callbacks)
+    task, trainer = fit_task(
+        cfg,
+        view,
+        normalizer,
+        net,
+        out,
+        resume=Path(resume) if resume else None,
+        callbacks=callbacks,
+    )
     if cfg.finetune.strategy == "lora":
         from climatune.models.lora import merge_lora
 
@@ -65,6 +83,8 @@ def finetune(
 
 def _print_report(report: SurgeryReport, cfg: Config, trainable: int, total: int) -> None:
     console = Console(stderr=True, highlight=False)
-    console.print(f"[bold]fine-tuning[/bold] ({cfg.finetune.strategy}): {trainable:,} of {total:,} parameters train")
+    console.print(
+        f"[bold]fine-tuning[/bold] ({cfg.finetune.strategy}): {trainable:,} of {total:,} parameters train"
+    )
     for line in report.lines():
         console.print("  " + line)

@@ -37,11 +37,18 @@ class SurgeryReport:
         return out + self.notes
 
     def to_dict(self) -> dict[str, object]:
-        return {"kept": self.kept, "added": self.added, "dropped": self.dropped,
-                "new_head": self.new_head, "notes": self.notes}
+        return {
+            "kept": self.kept,
+            "added": self.added,
+            "dropped": self.dropped,
+            "new_head": self.new_head,
+            "notes": self.notes,
+        }
 
 
-def adapt_network(net: nn.Module, meta: ArtifactMeta, view: TaskView, n_static: int, input_units: dict[str, str]) -> SurgeryReport:
+def adapt_network(
+    net: nn.Module, meta: ArtifactMeta, view: TaskView, n_static: int, input_units: dict[str, str]
+) -> SurgeryReport:
     """Modify ``net`` in place for ``view``'s task and return what changed.
 
     Raises
@@ -79,7 +86,9 @@ def adapt_network(net: nn.Module, meta: ArtifactMeta, view: TaskView, n_static: 
         stem.add_variables(report.added)
     if stem.n_static != n_static:
         stem.reset_static(n_static)
-        report.notes.append(f"static channels: {meta.data.get('static')} -> {n_static} channels, re-initialised")
+        report.notes.append(
+            f"static channels: {meta.data.get('static')} -> {n_static} channels, re-initialised"
+        )
     kind = "scalar" if view.is_scalar else "field"
     head_changed = kind != net.head.kind or list(view.targets) != meta.outputs
     if head_changed:
@@ -87,5 +96,7 @@ def adapt_network(net: nn.Module, meta: ArtifactMeta, view: TaskView, n_static: 
         report.new_head = f"new {kind} head for {view.targets} (was {meta.outputs})"
     if bool(net.backbone.hparams.get("periodic_lon")) != view.periodic_lon:
         net.set_periodic_lon(view.periodic_lon)
-        report.notes.append(f"longitude padding: {'periodic' if view.periodic_lon else 'not periodic'} on this grid")
+        report.notes.append(
+            f"longitude padding: {'periodic' if view.periodic_lon else 'not periodic'} on this grid"
+        )
     return report

@@ -33,11 +33,21 @@ class SampleLedger(Callback):
         self.out = Path(out)
         self.anchors: list[int] = []
 
-    def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch, batch_idx: int) -> None:
+    def on_train_batch_start(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch, batch_idx: int
+    ) -> None:
         self.anchors.extend(int(a) for a in batch["anchor"])
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         path = self.out / "logs" / f"ledger-rank{trainer.global_rank}.json"
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps({"rank": trainer.global_rank, "world_size": trainer.world_size,
-                                    "anchors": self.anchors, "weights": weights_digest(pl_module)}))
+        path.write_text(
+            json.dumps(
+                {
+                    "rank": trainer.global_rank,
+                    "world_size": trainer.world_size,
+                    "anchors": self.anchors,
+                    "weights": weights_digest(pl_module),
+                }
+            )
+        )

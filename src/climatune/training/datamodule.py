@@ -40,9 +40,17 @@ class ClimateDataModule(pl.LightningDataModule):
     """
 
     def __init__(
-        self, view: TaskView, normalizer: Normalizer, *, batch_size: int = 16, num_workers: int = 0,
-        seed: int = 0, mask_ratio: float = 0.5, patch: int = 4,
-        in_memory: Literal["auto", "always", "never"] = "auto", shuffle_buffer_chunks: int = 4,
+        self,
+        view: TaskView,
+        normalizer: Normalizer,
+        *,
+        batch_size: int = 16,
+        num_workers: int = 0,
+        seed: int = 0,
+        mask_ratio: float = 0.5,
+        patch: int = 4,
+        in_memory: Literal["auto", "always", "never"] = "auto",
+        shuffle_buffer_chunks: int = 4,
     ) -> None:
         super().__init__()
         self.view, self.normalizer = view, normalizer
@@ -63,9 +71,14 @@ class ClimateDataModule(pl.LightningDataModule):
             common = dict(mask_ratio=self.mask_ratio, patch=self.patch, seed=self.seed)
             if self.streams(split):
                 self._splits[split] = TaskStream(
-                    self.view, split, self.normalizer, batch_size=self.batch_size,
-                    shuffle=split == "train", buffer_chunks=self.shuffle_buffer_chunks,
-                    num_workers=self.num_workers, **common,
+                    self.view,
+                    split,
+                    self.normalizer,
+                    batch_size=self.batch_size,
+                    shuffle=split == "train",
+                    buffer_chunks=self.shuffle_buffer_chunks,
+                    num_workers=self.num_workers,
+                    **common,
                 )
             else:
                 self._splits[split] = TaskSamples(self.view, split, self.normalizer, **common)
@@ -82,7 +95,10 @@ class ClimateDataModule(pl.LightningDataModule):
             return loader
         sampler = EpochShuffleSampler(len(data), self.seed) if shuffle else None
         return DataLoader(
-            data, batch_size=self.batch_size, sampler=sampler, num_workers=self.num_workers,
+            data,
+            batch_size=self.batch_size,
+            sampler=sampler,
+            num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
         )
 

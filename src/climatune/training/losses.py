@@ -7,7 +7,9 @@ import torch
 __all__ = ["weighted_mse"]
 
 
-def weighted_mse(pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
+def weighted_mse(
+    pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None
+) -> torch.Tensor:
     """Σ w m (ŷ − y)² / Σ w m over finite target cells.
 
     Parameters

@@ -28,7 +28,13 @@ from climatune.training.task import ClimateTask
 from climatune.utils.atomic import atomic_path, prepare_output_dir
 
 __all__ = [
-    "pretrain", "new_net", "fit_task", "residual_index", "export_model", "default_run_dir", "resume_checkpoint",
+    "pretrain",
+    "new_net",
+    "fit_task",
+    "residual_index",
+    "export_model",
+    "default_run_dir",
+    "resume_checkpoint",
 ]
 
 
@@ -50,20 +56,43 @@ def new_net(cfg: Config, view: TaskView, n_static: int) -> torch.nn.Module:
     torch.manual_seed(cfg.seed)
     m = cfg.model
     return build_net(
-        m.backbone, variables=view.inputs, history=view.history, n_static=n_static,
-        n_out=len(view.targets), head="scalar" if view.is_scalar else "field", width=m.width,
-        depth=m.depth, dropout=m.dropout, periodic_lon=view.periodic_lon,
-        **({"patch": m.patch, "heads": m.heads, "grid_shape": tuple(view.fields.lat.shape + view.fields.lon.shape)}
-           if m.backbone == "vit" else {}),
+        m.backbone,
+        variables=view.inputs,
+        history=view.history,
+        n_static=n_static,
+        n_out=len(view.targets),
+        head="scalar" if view.is_scalar else "field",
+        width=m.width,
+        depth=m.depth,
+        dropout=m.dropout,
+        periodic_lon=view.periodic_lon,
+        **(
+            {
+                "patch": m.patch,
+                "heads": m.heads,
+                "grid_shape": tuple(view.fields.lat.shape + view.fields.lon.shape),
+            }
+            if m.backbone == "vit"
+            else {}
+        ),
     )
 
 
-def _trainer(cfg: Config, out: Path, callbacks: Sequence[Callback], *, logs: bool = True) -> pl.Trainer:
+def _trainer(
+    cfg: Config, out: Path, callbacks: Sequence[Callback], *, logs: bool = True
+) -> pl.Trainer:
     t = cfg.trainer
     callbacks = [
         EarlyStopping("val_loss", patience=t.patience, mode="min"),
-        ModelCheckpoint(dirpath=out / "checkpoints", filename="best", monitor="val_loss", save_last=True,
-                        save_top_k=1, mode="min", enable_version_counter=False),
+        ModelCheckpoint(
+            dirpath=out / "checkpoints",
+            filename="best",
+            monitor="val_loss",
+            save_last=True,
+            save_top_k=1,
+            mode="min",
+            enable_version_counter=False,
+        ),
         *callbacks,
     ]
     if t.progress_bar:
@@ -72,21 +101,42 @@ def _trainer(cfg: Config, out: Path, callbacks: Sequence[Callback], *, logs: boo
         callbacks.append(SampleLedger(out))
     loggers: Any = False
     if logs:
-        loggers = [CSVLogger(out, name="logs", version=""), TensorBoardLogger(out, name="logs", version="tb")]
+        loggers = [
+            CSVLogger(out, name="logs", version=""),
+            TensorBoardLogger(out, name="logs", version="tb"),
+        ]
     cpu = t.accelerator == "cpu" or (t.accelerator == "auto" and not torch.cuda.is_available())
     return pl.Trainer(
-        max_epochs=t.max_epochs, max_steps=t.max_steps, accelerator=t.accelerator, devices=t.devices,
-        strategy=t.strategy, num_nodes=t.num_nodes, precision=t.precision,
-        gradient_clip_val=t.gradient_clip_val or None, log_every_n_steps=t.log_every_n_steps,
-        callbacks=callbacks, logger=loggers, enable_progress_bar=t.progress_bar,
-        enable_model_summary=False, deterministic=cpu, default_root_dir=out,
-        limit_train_batches=t.limit_train_batches, num_sanity_val_steps=0,
+        max_epochs=t.max_epochs,
+        max_steps=t.max_steps,
+        accelerator=t.accelerator,
+        devices=t.devices,
+        strategy=t.strategy,
+        num_nodes=t.num_nodes,
+        precision=t.precision,
+        gradient_clip_val=t.gradient_clip_val or None,
+        log_every_n_steps=t.log_every_n_steps,
+        callbacks=callbacks,
+        logger=loggers,
+        enable_progress_bar=t.progress_bar,
+        enable_model_summary=False,
+        deterministic=cpu,
+        default_root_dir=out,
+        limit_train_batches=t.limit_train_batches,
+        num_sanity_val_steps=0,
     )
 
 
 def fit_task(
-    cfg: Config, view: TaskView, normalizer: Normalizer, net: torch.nn.Module, out: Path, *,
-    resume: Path | None = None, callbacks: Sequence[Callback] = (), logs: bool = True,
+    cfg: Config,
+    view: TaskView,
+    normalizer: Normalizer,
+    net: torch.nn.Module,
+    out: Path,
+    *,
+    resume: Path | None = None,
+    callbacks: Sequence[Callback] = (),
+    logs: bool = True,
 ) -> tuple[ClimateTask, pl.Trainer]:
     """Train ``net`` on ``view`` with Lightning; returns the task and its trainer.
 
@@ -95,13 +145,24 @@ def fit_task(
     names, static = static_channels(view)
     weight = torch.from_numpy(view.weights().values.astype("float32"))
     task = ClimateTask(
-        net, torch.from_numpy(static), weight, residual_index(view, cfg.model.residual),
-        lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay, warmup_fraction=cfg.optim.warmup_fraction,
-        backbone_lr_scale=cfg.optim.backbone_lr_scale, seed=cfg.seed,
+        net,
+        torch.from_numpy(static),
+        weight,
+        residual_index(view, cfg.model.residual),
+        lr=cfg.optim.lr,
+        weight_decay=cfg.optim.weight_decay,
+        warmup_fraction=cfg.optim.warmup_fraction,
+        backbone_lr_scale=cfg.optim.backbone_lr_scale,
+        seed=cfg.seed,
     )
     data = ClimateDataModule(
-        view, normalizer, batch_size=cfg.data.batch_size, num_workers=cfg.data.num_workers, seed=cfg.seed,
-        mask_ratio=cfg.task.mask_ratio, patch=cfg.task.patch,
+        view,
+        normalizer,
+        batch_size=cfg.data.batch_size,
+        num_workers=cfg.data.num_workers,
+        seed=cfg.seed,
+        mask_ratio=cfg.task.mask_ratio,
+        patch=cfg.task.patch,
     )
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     trainer = _trainer(cfg, out, callbacks, logs=logs)
@@ -120,26 +181,43 @@ def fit_task(
 
 
 def export_model(
-    model_dir: Path, cfg: Config, view: TaskView, normalizer: Normalizer, task: ClimateTask, *,
+    model_dir: Path,
+    cfg: Config,
+    view: TaskView,
+    normalizer: Normalizer,
+    task: ClimateTask,
+    *,
     parent: str | None = None,
 ) -> Path:
     """Write the artifact of a trained task (weights + climatune.json)."""
-    outputs_units = {view.targets[0]: str(view.index.attrs.get("units", ""))} if view.is_scalar else {}
+    outputs_units = (
+        {view.targets[0]: str(view.index.attrs.get("units", ""))} if view.is_scalar else {}
+    )
     meta = {
-        "task": {"kind": view.kind, "history": view.history, "lead": view.lead, "factor": view.factor},
+        "task": {
+            "kind": view.kind,
+            "history": view.history,
+            "lead": view.lead,
+            "factor": view.factor,
+        },
         "inputs": variable_records(view.fields, view.inputs, normalizer.units_),
         "outputs": variable_records(
             view.index.to_dataset(name=view.targets[0]) if view.is_scalar else view.fields,
-            view.targets, {**normalizer.units_, **outputs_units},
+            view.targets,
+            {**normalizer.units_, **outputs_units},
         ),
         "static": list(getattr(task, "static_names", [])),
-        "grid": {"lat": view.fields.lat.values.tolist(), "lon": view.fields.lon.values.tolist(),
-                 "calendar": str(view.fields.time.dt.calendar)},
+        "grid": {
+            "lat": view.fields.lat.values.tolist(),
+            "lon": view.fields.lon.values.tolist(),
+            "calendar": str(view.fields.time.dt.calendar),
+        },
         "normalization": normalizer.to_dict(),
         "config": cfg.model_dump(mode="json"),
         "residual_index": task.residual_index,
         "provenance": {
-            "data": cfg.data.path, "blocks": {k: list(v) for k, v in view.blocks.items()},
+            "data": cfg.data.path,
+            "blocks": {k: list(v) for k, v in view.blocks.items()},
             "n_samples": view.n_samples(),
             "time_range": [str(view.fields.time.values[0]), str(view.fields.time.values[-1])],
         },
@@ -175,7 +253,9 @@ def resume_checkpoint(resume: str | Path | None) -> Path | None:
     return ckpt
 
 
-def train_scratch(cfg: Config, view: TaskView, out: Path, *, resume: Path | None = None, logs: bool = True) -> Path:
+def train_scratch(
+    cfg: Config, view: TaskView, out: Path, *, resume: Path | None = None, logs: bool = True
+) -> Path:
     """Train a fresh network on ``view``; writes ``out/config.yaml`` and ``out/model``."""
     normalizer = fit_normalizer(view)
     names, _ = static_channels(view)

@@ -18,7 +18,9 @@ from climatune.training.losses import weighted_mse
 __all__ = ["ClimateTask", "add_residual"]
 
 
-def add_residual(out: torch.Tensor, fields: torch.Tensor, residual_index: list[int]) -> torch.Tensor:
+def add_residual(
+    out: torch.Tensor, fields: torch.Tensor, residual_index: list[int]
+) -> torch.Tensor:
     """Add to each output field the last step of its base input (``-1``: no base)."""
     if out.dim() != 4 or not any(i >= 0 for i in residual_index):
         return out
@@ -46,9 +48,17 @@ class ClimateTask(pl.LightningModule):
     """
 
     def __init__(
-        self, net: nn.Module, static: torch.Tensor, weight: torch.Tensor, residual_index: list[int],
-        *, lr: float = 1e-3, weight_decay: float = 1e-4, warmup_fraction: float = 0.05,
-        backbone_lr_scale: float = 1.0, seed: int = 0,
+        self,
+        net: nn.Module,
+        static: torch.Tensor,
+        weight: torch.Tensor,
+        residual_index: list[int],
+        *,
+        lr: float = 1e-3,
+        weight_decay: float = 1e-4,
+        warmup_fraction: float = 0.05,
+        backbone_lr_scale: float = 1.0,
+        seed: int = 0,
     ) -> None:
         super().__init__()
         self.net = net
@@ -72,8 +82,15 @@ class ClimateTask(pl.LightningModule):
         pred = self(batch["fields"])
         weight = self.weight if pred.dim() == 4 else None
         loss = weighted_mse(pred, batch["target"], weight)
-        self.log(f"{stage}_loss", loss, prog_bar=stage != "test", on_epoch=True,
-                 on_step=stage == "train", batch_size=pred.shape[0], sync_dist=stage != "train")
+        self.log(
+            f"{stage}_loss",
+            loss,
+            prog_bar=stage != "test",
+            on_epoch=True,
+            on_step=stage == "train",
+            batch_size=pred.shape[0],
+            sync_dist=stage != "train",
+        )
         return loss
 
     def training_step(self, batch, batch_idx):
@@ -99,7 +116,9 @@ class ClimateTask(pl.LightningModule):
                 (backbone if name.startswith("backbone.") else rest).append(p)
         groups = [{"params": rest, "lr": self.lr, "name": "stem_head"}]
         if backbone:
-            groups.append({"params": backbone, "lr": self.lr * self.backbone_lr_scale, "name": "backbone"})
+            groups.append(
+                {"params": backbone, "lr": self.lr * self.backbone_lr_scale, "name": "backbone"}
+            )
         opt = torch.optim.AdamW(groups, lr=self.lr, weight_decay=self.weight_decay)
         total = max(1, int(self.trainer.estimated_stepping_batches))
         warmup = int(self.warmup_fraction * total)

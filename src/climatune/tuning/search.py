@@ -81,6 +81,7 @@ def tune_command(
         raise ClimatuneError(f"--trials must be >= 0 and --jobs >= 1; got {trials} and {jobs}")
     if metric not in METRICS:
         raise ClimatuneError(f"unknown metric '{metric}'; choose from {', '.join(METRICS)}")
+    prepare_output_dir(out, create=False)  # an --out that is a file fails before any work
     params = load_space_for(cfg, space, source)
     if source is not None:
         from climatune.finetune.artifact import load_model

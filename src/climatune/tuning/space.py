@@ -78,7 +78,10 @@ def load_space(path: str | Path, base: dict[str, Any] | None = None) -> dict[str
     try:
         raw = yaml.safe_load(path.read_text())
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise ClimatuneError(f"--space {path} is not valid YAML: {exc}") from exc
+        mark = getattr(exc, "problem_mark", None)  # one line, not YAML's multi-line snippet
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ClimatuneError(f"--space {path} is not valid YAML{where}: {problem}") from exc
     return parse_space(raw, str(path), base)
 
 

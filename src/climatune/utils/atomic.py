@@ -18,6 +18,7 @@ from climatune.errors import ClimatuneError
 __all__ = ["atomic_path", "prepare_output_dir", "clean_stale"]
 
 _TMP_TAG = ".tmp-"
+_FULL_BYTES = 1 << 20  # a write that fails with less than this left is taken as a full disk
 
 
 def _tmp_name(final: Path) -> Path:
@@ -58,7 +59,9 @@ def atomic_path(final: str | Path, *, overwrite: bool = True) -> Iterator[Path]:
     try:
         parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise ClimatuneError(f"cannot create {parent}: {exc.strerror}; choose another path") from exc
+        raise ClimatuneError(
+            f"cannot create {parent}: {exc.strerror}; choose another path"
+        ) from exc
     if not os.access(parent, os.W_OK):
         raise ClimatuneError(f"cannot write to {parent}: permission denied; choose another path")
     if final.exists() and not overwrite:
@@ -67,17 +70,41 @@ def atomic_path(final: str | Path, *, overwrite: bool = True) -> Iterator[Path]:
     tmp = _tmp_name(final)
     try:
         yield tmp
-        if final.exists():
-            _remove(final)
+        if final.exists() and (final.is_dir() or tmp.is_dir()):
+            _remove(final)  # os.replace swaps a file in atomically, but not a directory
         os.replace(tmp, final)
-    except OSError as exc:
+    except BaseException as exc:
+        full = isinstance(exc, Exception) and _disk_full(exc, parent)  # before tmp frees space
         _remove(tmp)
-        if exc.errno == errno.ENOSPC:
-            raise ClimatuneError(f"no space left on the device while writing {final}; free space or choose another path") from exc
+        if full:
+            raise ClimatuneError(
+                f"no space left on the device while writing {final}; free space or choose another path"
+            ) from exc
         raise
-    except BaseException:
-        _remove(tmp)
-        raise
+
+
+def _disk_full(exc: BaseException, parent: Path) -> bool:
+    """Whether a failed write ran out of space.
+
+    ENOSPC anywhere in the exception chain, or an I/O library error with the device now
+    (almost) full: netCDF4 reports a full disk only as ``RuntimeError: NetCDF: HDF error``.
+    """
+    if isinstance(exc, ClimatuneError):
+        return False
+    seen: BaseException | None = exc
+    for _ in range(16):  # the chain, with a bound in case it loops
+        if seen is None:
+            break
+        if isinstance(seen, OSError) and seen.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    if not isinstance(exc, (OSError, RuntimeError)):
+        return False
+    try:
+        st = os.statvfs(parent)
+    except OSError:
+        return False
+    return st.f_bavail * st.f_frsize < _FULL_BYTES
 
 
 def prepare_output_dir(out: str | Path, *, create: bool = True) -> Path:
@@ -97,14 +124,20 @@ def prepare_output_dir(out: str | Path, *, create: bool = True) -> Path:
     if not create:
         base = next(p for p in (out, *out.absolute().parents) if p.exists())
         if not base.is_dir():
-            raise ClimatuneError(f"cannot create --out {out}: {base} is a file; choose another path")
+            raise ClimatuneError(
+                f"cannot create --out {out}: {base} is a file; choose another path"
+            )
         if not os.access(base, os.W_OK):
-            raise ClimatuneError(f"cannot write to --out {out}: permission denied; choose another path")
+            raise ClimatuneError(
+                f"cannot write to --out {out}: permission denied; choose another path"
+            )
         return out
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise ClimatuneError(f"cannot create --out {out}: {exc.strerror}; choose another path") from exc
+        raise ClimatuneError(
+            f"cannot create --out {out}: {exc.strerror}; choose another path"
+        ) from exc
     if not os.access(out, os.W_OK):
         raise ClimatuneError(f"cannot write to --out {out}: permission denied; choose another path")
     return out

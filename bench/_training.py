@@ -1,0 +1,156 @@
+"""Training benchmarks: Lightning overhead, CPU FLOP efficiency, and bf16 on a GPU."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from _common import (
+    DATA,
+    Sizes,
+    StepTimer,
+    bare_rate,
+    bench_config,
+    interleave,
+    matmul_flops,
+    median,
+    new_task,
+    row,
+    synthetic_store,
+    training_flops,
+)
+
+from climatune.config import Config
+from climatune.data.normalize import Normalizer
+from climatune.data.samples import fit_normalizer, static_channels
+from climatune.data.view import TaskView, build_view
+from climatune.training.datamodule import ClimateDataModule
+from climatune.training.run import fit_task, new_net
+
+__all__ = ["training_setup", "overhead", "efficiency", "gpu"]
+
+
+def training_setup(sz: Sizes, *sets: str) -> tuple[Config, TaskView, Normalizer]:
+    """Config, view and statistics of the training benchmarks (monthly store, default model)."""
+    store = synthetic_store("monthly", sz.train_years, sz.train_grid)
+    cfg = bench_config(
+        store,
+        sz,
+        "trainer.max_epochs=1",
+        f"trainer.limit_train_batches={sz.warmup + sz.steps}",
+        *sets,
+        years=sz.train_years,
+    )
+    view = build_view(cfg)
+    return cfg, view, fit_normalizer(view)
+
+
+def lightning_rate(cfg: Config, view: TaskView, norm: Normalizer, warmup: int) -> float:
+    """Samples/s of :func:`~climatune.training.run.fit_task` (CSV and TensorBoard logging on)."""
+    timer = StepTimer(warmup)
+    net = new_net(cfg, view, len(static_channels(view)[0]))
+    DATA.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=DATA) as tmp:
+        fit_task(cfg, view, norm, net, Path(tmp), callbacks=[timer], logs=True)
+    torch.use_deterministic_algorithms(False)  # _trainer turns it on for CPU runs
+    return timer.rate()
+
+
+def overhead(
+    sz: Sizes, setup: tuple[Config, TaskView, Normalizer]
+) -> tuple[list[dict[str, Any]], float]:
+    """Lightning training vs a bare PyTorch loop; returns rows and Lightning's samples/s."""
+    cfg, view, norm = setup
+    rates = interleave(
+        {
+            "lightning": lambda r: lightning_rate(cfg, view, norm, sz.warmup),
+            "bare": lambda r: bare_rate(cfg, view, norm, sz.warmup, sz.steps),
+        },
+        sz.rounds,
+    )
+    lit, bare = median(rates["lightning"]), median(rates["bare"])
+    return [
+        row("train_lightning_vs_bare", lit / bare, "ratio", 0.90),
+        row("train_lightning_samples_per_s", lit, "samples/s"),
+        row("train_bare_samples_per_s", bare, "samples/s"),
+    ], lit
+
+
+def first_batch(cfg: Config, view: TaskView, norm: Normalizer) -> dict[str, torch.Tensor]:
+    return next(
+        iter(ClimateDataModule(view, norm, batch_size=cfg.data.batch_size).train_dataloader())
+    )
+
+
+def efficiency(
+    sz: Sizes, setup: tuple[Config, TaskView, Normalizer]
+) -> tuple[list[dict[str, Any]], float]:
+    """Achieved FLOP/s of the training step against the fp32 matmul peak, before and after.
+
+    "before" is the step as climatune trains on a CPU (deterministic algorithms on, which
+    also fills every new tensor with NaN, contiguous tensors); the variants drop the fill,
+    determinism, and then use channels-last tensors. Returns rows and the FLOPs per sample.
+    """
+    cfg, view, norm = setup
+    per_sample = (
+        training_flops(new_task(cfg, view), first_batch(cfg, view, norm)) / cfg.data.batch_size
+    )
+    steps = 2
+    variants = {
+        "before": dict(deterministic=True),
+        "deterministic_no_fill": dict(deterministic=True, fill=False),
+        "no_deterministic": dict(deterministic=False),
+        "channels_last": dict(deterministic=False, channels_last=True),
+    }
+    fns = {
+        name: (lambda r, kw=kw: bare_rate(cfg, view, norm, 1, steps, **kw))
+        for name, kw in variants.items()
+    }
+    fns["peak"] = lambda r: matmul_flops(sz.mm_size)
+    got = interleave(fns, sz.rounds)
+    peak = median(got["peak"])
+    fraction = {name: median(got[name]) * per_sample / peak for name in variants}
+    best = max((n for n in variants if n != "before"), key=fraction.__getitem__)
+    rows = [
+        row("cpu_gflop_per_sample", per_sample / 1e9, "GFLOP (fwd+bwd)"),
+        row("cpu_matmul_peak_gflops", peak / 1e9, "GFLOP/s fp32"),
+        row("cpu_flops_fraction_before", fraction["before"], "of matmul peak"),
+        row("cpu_flops_fraction_after", fraction[best], f"of matmul peak ({best})"),
+    ]
+    rows += [
+        row(f"cpu_flops_fraction_{n}", fraction[n], "of matmul peak")
+        for n in variants
+        if n not in ("before", best)
+    ]
+    return rows, per_sample
+
+
+def gpu(sz: Sizes, flops_per_sample: float) -> list[dict[str, Any]]:
+    """bf16-mixed training on the GPU: samples/s and TFLOP/s against the bf16 matmul peak."""
+    if not torch.cuda.is_available():
+        return []
+    cfg, view, norm = training_setup(
+        sz,
+        "trainer.accelerator=gpu",
+        "trainer.precision=bf16-mixed",
+        f"trainer.limit_train_batches={sz.warmup + 4 * sz.steps}",
+    )
+    got = interleave(
+        {
+            "train": lambda r: lightning_rate(cfg, view, norm, sz.warmup),
+            "peak": lambda r: matmul_flops(8192, "cuda", torch.bfloat16),
+        },
+        sz.rounds,
+    )
+    rate, peak = median(got["train"]), median(got["peak"])
+    return [
+        row("gpu_bf16_samples_per_s", rate, "samples/s"),
+        row("gpu_bf16_tflops", rate * flops_per_sample / 1e12, "TFLOP/s"),
+        row(
+            "gpu_bf16_fraction_of_peak",
+            rate * flops_per_sample / peak,
+            f"of {peak / 1e12:.0f} TFLOP/s",
+        ),
+    ]
