@@ -199,3 +199,14 @@ def test_datamodule_streams_when_asked_and_lightning_sets_the_epoch(archive, tmp
     trainer.fit(_task(view, norm), datamodule=data)
     assert len(seen) == 2 and seen[0] != seen[1]
     assert sorted(seen[0]) == sorted(seen[1]) == sorted(view.anchors["train"].tolist())
+
+
+def test_reads_agree_whatever_the_dask_chunks(archive):
+    view, norm = _view(archive, "task.history=2")
+    ref = TaskSamples(view, "train", norm)
+    view.fields, view._inputs_cache = view.fields.chunk({"time": 5, "lat": 3, "lon": 7}), None
+    chunked = TaskSamples(view, "train", norm)  # whole blocks, cut blocks and spatial blocks
+    np.testing.assert_array_equal(chunked.fields, ref.fields)
+    np.testing.assert_array_equal(chunked.targets, ref.targets)
+    stream = TaskStream(view, "train", norm, batch_size=3, buffer_chunks=1)
+    _assert_same(list(stream), ref)
