@@ -123,12 +123,17 @@ def median(values: list[float]) -> float:
     return float(statistics.median(values))
 
 
-def interleave(fns: dict[str, Callable[[int], float]], rounds: int) -> dict[str, list[float]]:
-    """Call each function once per round, in turn; ``{name: [value per round]}``."""
-    out: dict[str, list[float]] = {name: [] for name in fns}
+def interleave(fns: dict[str, Callable[[int], Any]], rounds: int) -> dict[str, list[Any]]:
+    """Call each function once per round, in turn; ``{name: [value per round]}``.
+
+    Each round starts one function further on, so that none always runs first.
+    """
+    names = list(fns)
+    out: dict[str, list[Any]] = {name: [] for name in names}
     for r in range(rounds):
-        for name, fn in fns.items():
-            out[name].append(fn(r))
+        k = r % len(names)
+        for name in names[k:] + names[:k]:
+            out[name].append(fns[name](r))
     return out
 
 

@@ -8,6 +8,7 @@ is then a pair of array views. Inputs never read outside their own block (see
 from __future__ import annotations
 
 import itertools
+from typing import Any
 
 import dask
 import dask.array as da
@@ -20,6 +21,14 @@ from torch.utils.data import Dataset, Sampler
 
 from climatune.data.normalize import Normalizer
 from climatune.data.view import TaskView
+
+try:  # dask's task objects: used only to merge reads of neighbouring chunks
+    from dask._task_spec import Alias as _Alias
+    from dask._task_spec import DataNode as _DataNode
+    from dask._task_spec import Task as _Task
+    from dask._task_spec import _execute_subgraph
+except ImportError:  # pragma: no cover - older or newer dask: read chunk by chunk
+    _Alias = _DataNode = _Task = _execute_subgraph = None
 
 __all__ = [
     "TaskSamples",
@@ -70,46 +79,100 @@ def _normalise_into(out: np.ndarray, values: np.ndarray, mean: float, std: float
     out /= std
 
 
-_GRAPHS: dict[str, dict] = {}  # dask array name -> its materialised graph, per process
+_GRAPHS: dict[str, tuple[str, dict]] = {}  # dask name -> (optimised name, graph), per process
 
 
-def _block(data: da.Array, index: tuple[int, ...]) -> np.ndarray:
-    """Compute one block of ``data`` alone: no graph optimisation, ordering or concatenation."""
-    graph = _GRAPHS.get(data.name)
-    if graph is None:
+def _graph(data: da.Array) -> tuple[str, dict]:
+    """The optimised, materialised graph of ``data`` and its key name (cached per process)."""
+    got = _GRAPHS.get(data.name)
+    if got is None:
         if len(_GRAPHS) > 64:
             _GRAPHS.clear()
-        graph = _GRAPHS[data.name] = dict(data.__dask_graph__())
-    key = (data.name, *index)
+        (opt,) = dask.optimize(data)
+        got = _GRAPHS[data.name] = (opt.name, dict(opt.__dask_graph__()))
+    return got
+
+
+def _block(name: str, graph: dict, index: tuple[int, ...]) -> np.ndarray:
+    """Compute one block alone: no graph optimisation, ordering or concatenation."""
+    key = (name, *index)
     return np.asarray(dask.core.get(cull(graph, [key])[0], [key])[0])
+
+
+def _slicing_read(graph: dict, key: tuple) -> tuple[Any, tuple, dict] | None:
+    """``(array, index, kwargs)`` if block ``key`` is a plain slice of a stored array."""
+    node, scope = graph.get(key), graph
+    for _ in range(8):  # follow aliases, and into a fused subgraph (a level selected)
+        if isinstance(node, _Alias):
+            node = scope.get(node.target, graph.get(node.target))
+        elif isinstance(node, _Task) and node.func is _execute_subgraph:
+            scope = node.args[0]
+            node = scope.get(node.args[1])
+        else:
+            break
+    if not isinstance(node, _Task) or node.func is not da.core.getter or len(node.args) != 2:
+        return None
+    ref, index = node.args
+    source = graph.get(getattr(ref, "key", None))
+    if not (isinstance(source, _DataNode) and isinstance(index, _DataNode)):
+        return None
+    if not isinstance(index.value, tuple) or not isinstance(index.value[0], slice):
+        return None
+    return source.value, index.value, dict(node.kwargs)
+
+
+def _merged_read(graph: dict, keys: list[tuple]) -> np.ndarray | None:
+    """Read neighbouring time blocks with one call to the store, when they are plain slices.
+
+    A Zarr store then decodes the chunks together (concurrently) instead of paying a
+    round trip per chunk; ``None`` when the blocks are computed otherwise.
+    """
+    if _Task is None or len(keys) < 2:
+        return None
+    reads = [_slicing_read(graph, key) for key in keys]
+    if any(r is None for r in reads):
+        return None
+    array, index, kwargs = reads[0]
+    for (a, idx, kw), (_, prev, _) in zip(reads[1:], reads):
+        if a is not array or kw != kwargs or idx[1:] != index[1:] or idx[0].start != prev[0].stop:
+            return None
+    merged = (slice(index[0].start, reads[-1][1][0].stop), *index[1:])
+    return np.asarray(da.core.getter(array, merged, **kwargs))
 
 
 def _read_into(out: np.ndarray, da_: xr.DataArray, window: slice, mean: float, std: float) -> None:
     """Normalise steps ``window`` of a ``(time, ...)`` variable into ``out``, block by block.
 
-    Whole Dask blocks are computed one at a time straight from the graph (for a Zarr
-    store: one chunk read and decompressed), so reading costs little more than the
-    store itself; blocks cut by the window go through Dask slicing, which reads only the
-    needed steps where the format allows (NetCDF).
+    Whole Dask blocks are computed straight from the graph (for a Zarr store: its chunks,
+    read together when they are plain slices of it), so reading costs little more than
+    the store itself; blocks cut by the window go through Dask slicing, which reads only
+    the needed steps where the format allows (NetCDF).
     """
     data = da_.transpose("time", ...).data
     if not isinstance(data, da.Array):
         _normalise_into(out, np.asarray(data[window]), mean, std)
         return
+    name, graph = _graph(data)
     edges = [np.cumsum((0, *c)) for c in data.chunks]
     t0, t1 = window.start, window.stop
     first, last = np.searchsorted(edges[0], t0, "right") - 1, np.searchsorted(edges[0], t1, "left")
-    for i in range(first, last):
-        a, b = int(edges[0][i]), int(edges[0][i + 1])
-        lo, hi = max(a, t0), min(b, t1)
-        rows = slice(lo - t0, hi - t0)
-        if (lo, hi) != (a, b):
-            part = dask.compute(data[lo:hi], scheduler="synchronous")[0]
-            _normalise_into(out[rows], part, mean, std)
+    whole = [i for i in range(first, last) if edges[0][i] >= t0 and edges[0][i + 1] <= t1]
+    for i in sorted({first, last - 1} - set(whole)):  # blocks the window cuts
+        lo, hi = max(int(edges[0][i]), t0), min(int(edges[0][i + 1]), t1)
+        part = dask.compute(data[lo:hi], scheduler="synchronous")[0]
+        _normalise_into(out[lo - t0 : hi - t0], part, mean, std)
+    if not whole:
+        return
+    rows = slice(int(edges[0][whole[0]]) - t0, int(edges[0][whole[-1] + 1]) - t0)
+    for index in itertools.product(*(range(len(c)) for c in data.chunks[1:])):
+        region = tuple(slice(e[j], e[j + 1]) for e, j in zip(edges[1:], index))
+        merged = _merged_read(graph, [(name, i, *index) for i in whole])
+        if merged is not None:
+            _normalise_into(out[(rows, *region)], merged, mean, std)
             continue
-        for index in itertools.product(*(range(len(c)) for c in data.chunks[1:])):
-            region = tuple(slice(e[j], e[j + 1]) for e, j in zip(edges[1:], index))
-            _normalise_into(out[(rows, *region)], _block(data, (i, *index)), mean, std)
+        for i in whole:
+            block = slice(int(edges[0][i]) - t0, int(edges[0][i + 1]) - t0)
+            _normalise_into(out[(block, *region)], _block(name, graph, (i, *index)), mean, std)
 
 
 def _read(ds: xr.Dataset, names: list[str], window: slice, norm: Normalizer) -> np.ndarray:
