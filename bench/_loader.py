@@ -8,7 +8,6 @@ same data as a set of NetCDF files. Samples are shuffled; the loader is the trai
 from __future__ import annotations
 
 import time
-import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,6 @@ import zarr
 from _common import DATA, Sizes, bench_config, interleave, median, row, synthetic_store
 
 from climatune.config import Config
-from climatune.data.io import canonicalize
 from climatune.data.normalize import Normalizer
 from climatune.data.samples import fit_normalizer
 from climatune.data.view import TaskView, build_view
@@ -101,24 +99,6 @@ def _naive_rate(view: TaskView, norm: Normalizer, n: int, seed: int) -> tuple[fl
     return _timed(read)
 
 
-def _merged_view(store: Path, cfg: Config) -> TaskView:
-    """The view over the store opened with Dask chunks of 22 store chunks (~32 MiB).
-
-    Each Dask task then reads its 22 Zarr chunks in one zarr call, which zarr decodes
-    concurrently: what ``open_dataset`` would give if it passed such chunks to xarray
-    instead of the store's own.
-    """
-    with warnings.catch_warnings():  # nino34's chunks differ; it is not read here
-        warnings.simplefilter("ignore")
-        ds = xr.open_dataset(
-            store,
-            engine="zarr",
-            chunks={"time": 264},
-            decode_times=xr.coders.CFDatetimeCoder(use_cftime=True),
-        )
-    return build_view(cfg, canonicalize(ds))
-
-
 def loader(sz: Sizes, train_rate: float, flops_per_sample: float) -> list[dict[str, Any]]:
     """Rows of the loader benchmark.
 
@@ -137,20 +117,18 @@ def loader(sz: Sizes, train_rate: float, flops_per_sample: float) -> list[dict[s
     nc_view = build_view(bench_config(str(nc / "*.nc"), sz, years=sz.loader_years))
     names = [v.removesuffix("500") for v in view.inputs]  # zg500 is level 500 of zg
     steps = view.steps("train")
-    merged = _merged_view(store, cfg)
     got = interleave(
         {
             "naive": lambda r: _naive_rate(view, norm, sz.naive_samples, r),
             "raw": lambda r: _raw_rate(store, names, steps),
             "zarr": lambda r: _stream_rate(cfg, view, norm, r),
             "netcdf": lambda r: _stream_rate(cfg, nc_view, norm, r),
-            "merged": lambda r: _stream_rate(cfg, merged, norm, r),
         },
         sz.rounds + 1,
     )
-    (naive, naive_c), (raw, raw_c), (z, z_c), (n, _), (m, m_c) = (
+    (naive, naive_c), (raw, raw_c), (z, z_c), (n, _) = (
         (median([w for w, _ in got[k]]), median([c for _, c in got[k]]))
-        for k in ("naive", "raw", "zarr", "netcdf", "merged")
+        for k in ("naive", "raw", "zarr", "netcdf")
     )
     gpu_rate = GPU_PEAK / flops_per_sample
     return [
@@ -161,13 +139,7 @@ def loader(sz: Sizes, train_rate: float, flops_per_sample: float) -> list[dict[s
         row("loader_netcdf_vs_train_step", n / train_rate, "ratio", 10.0),
         row("loader_zarr_vs_raw_zarr_cpu_time", z_c / raw_c, "ratio of per-CPU-second rates"),
         row("loader_zarr_vs_naive_cpu_time", z_c / naive_c, "ratio of per-CPU-second rates"),
-        row(
-            "loader_zarr_merged_chunks_vs_raw_zarr",
-            m / raw,
-            "ratio (Dask chunks of 22 store chunks)",
-        ),
         row("loader_zarr_samples_per_s", z, "samples/s (1 process)"),
-        row("loader_zarr_merged_chunks_samples_per_s", m, "samples/s (1 process)"),
         row("loader_netcdf_samples_per_s", n, "samples/s (1 process)"),
         row("loader_raw_zarr_steps_per_s", raw, "steps/s (chunk by chunk)"),
         row("loader_naive_samples_per_s", naive, "samples/s"),

@@ -210,3 +210,27 @@ def test_reads_agree_whatever_the_dask_chunks(archive):
     np.testing.assert_array_equal(chunked.targets, ref.targets)
     stream = TaskStream(view, "train", norm, batch_size=3, buffer_chunks=1)
     _assert_same(list(stream), ref)
+
+
+def test_zarr_reads_merge_neighbouring_chunks_and_match_netcdf(archive, tmp_path, monkeypatch):
+    import xarray as xr
+
+    import climatune.data.samples as samples_mod
+
+    store = tmp_path / "m.zarr"
+    xr.open_dataset(archive).to_zarr(store, encoding={"tas": {"chunks": (6, 8, 16)}})
+    merged = []
+    real = samples_mod._merged_read
+
+    def spy(graph, keys):
+        out = real(graph, keys)
+        merged.append(out is not None)
+        return out
+
+    monkeypatch.setattr(samples_mod, "_merged_read", spy)
+    sets = ["data.variables=[tas]", "task.history=2"]
+    (zview, norm), (nview, _) = _view(store, *sets), _view(archive, *sets)
+    ref = TaskSamples(nview, "train", norm)
+    np.testing.assert_array_equal(TaskSamples(zview, "train", norm).fields, ref.fields)
+    _assert_same(list(TaskStream(zview, "train", norm, chunk_steps=15, batch_size=4)), ref)
+    assert any(merged)  # whole chunks of the store were read in one call

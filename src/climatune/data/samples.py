@@ -114,11 +114,12 @@ def _slicing_read(graph: dict, key: tuple) -> tuple[Any, tuple, dict] | None:
         return None
     ref, index = node.args
     source = graph.get(getattr(ref, "key", None))
-    if not (isinstance(source, _DataNode) and isinstance(index, _DataNode)):
+    index = index.value if isinstance(index, _DataNode) else index
+    if not isinstance(source, _DataNode) or not isinstance(index, tuple) or not index:
         return None
-    if not isinstance(index.value, tuple) or not isinstance(index.value[0], slice):
+    if not isinstance(index[0], slice) or index[0].step not in (None, 1):
         return None
-    return source.value, index.value, dict(node.kwargs)
+    return source.value, index, dict(node.kwargs)
 
 
 def _merged_read(graph: dict, keys: list[tuple]) -> np.ndarray | None:
