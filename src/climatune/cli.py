@@ -74,7 +74,12 @@ def _cmd_evaluate(args: argparse.Namespace) -> None:
     from climatune.evaluation.evaluate import evaluate_command
 
     out = evaluate_command(
-        args.model, config=args.config, overrides=args.set, baselines=args.baselines, out=args.out
+        args.model,
+        config=args.config,
+        overrides=args.set,
+        baselines=args.baselines,
+        out=args.out,
+        device=args.device,
     )
     print(f"metrics written to {out / 'metrics.json'}")
 
@@ -82,7 +87,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> None:
 def _cmd_predict(args: argparse.Namespace) -> None:
     from climatune.evaluation.predict import predict_file
 
-    print(f"wrote {predict_file(args.model, args.input, args.output)}")
+    print(f"wrote {predict_file(args.model, args.input, args.output, device=args.device)}")
 
 
 def _cmd_curve(args: argparse.Namespace) -> None:
@@ -116,6 +121,7 @@ def _cmd_explain(args: argparse.Namespace) -> None:
         target=args.target,
         samples=args.samples,
         out=args.out,
+        device=args.device,
     )
     print(f"attributions written to {out}")
 
@@ -135,6 +141,14 @@ def _cmd_tune(args: argparse.Namespace) -> None:
         out=args.out,
     )
     print(f"best config written to {out / 'best.yaml'}")
+
+
+def _add_device(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--device",
+        default="auto",
+        help="where the network runs: auto (a GPU when there is one), cpu, cuda or cuda:N",
+    )
 
 
 def _add_config(p: argparse.ArgumentParser, required: bool = True) -> None:
@@ -195,12 +209,14 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config(p, required=False)
     p.add_argument("--baselines", default="all", help="'all', 'none' or a comma list")
     p.add_argument("--out", required=True)
+    _add_device(p)
     p.set_defaults(func=_cmd_evaluate)
 
     p = sub.add_parser("predict", help="apply a model to new data and write CF NetCDF")
     p.add_argument("model", metavar="MODEL")
     p.add_argument("--input", required=True)
     p.add_argument("--output", required=True)
+    _add_device(p)
     p.set_defaults(func=_cmd_predict)
 
     p = sub.add_parser("curve", help="data-efficiency curve: fine-tuned against scratch")
@@ -228,6 +244,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--target", default=None, help="e.g. tas or 'tas@lat=30:50,lon=235:260'")
     p.add_argument("--samples", type=int, default=16)
     p.add_argument("--out", required=True)
+    _add_device(p)
     p.set_defaults(func=_cmd_explain)
 
     p = sub.add_parser("tune", help="blocked cross-validation with an Optuna study")

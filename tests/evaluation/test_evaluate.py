@@ -110,3 +110,28 @@ def test_curve_compares_finetuned_and_scratch(trained, tmp_path):
     n = {r["fraction"]: r["n_train"] for r in rmse}
     assert n[0.5] < n[1.0]
     assert (out / "curve.png").exists()
+
+
+def test_predict_on_an_explicit_cpu_device_matches_auto(trained, tmp_path):
+    archive, run = trained
+    paths = {d: tmp_path / f"{d}.nc" for d in ("cpu", "auto")}
+    for device, out in paths.items():
+        argv = ["predict", str(run), "--input", str(archive), "--output", str(out)]
+        assert main([*argv, "--device", device]) == 0
+    cpu, auto = (xr.open_dataset(p).tas.values for p in paths.values())
+    np.testing.assert_allclose(auto, cpu, rtol=1e-4, atol=1e-3)  # K; auto is a GPU if present
+
+
+@pytest.mark.parametrize("device", ["tpu", "cuda:0"])
+def test_predict_rejects_a_device_torch_cannot_use(trained, tmp_path, capsys, device):
+    import torch
+
+    if device.startswith("cuda") and torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    archive, run = trained
+    out = tmp_path / "p.nc"
+    argv = ["predict", str(run), "--input", str(archive), "--output", str(out)]
+    assert main([*argv, "--device", device]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("climatune: error: ") and "device" in err and "\n" not in err
+    assert not out.exists()

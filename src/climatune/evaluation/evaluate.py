@@ -117,10 +117,15 @@ def evaluate_command(
     baselines: str,
     out: str | Path,
     scratch: str | Path | None = None,
+    device: str = "cpu",
 ) -> Path:
-    """``climatune evaluate``: metrics of a model and its baselines on the test years, plus maps."""
+    """``climatune evaluate``: metrics of a model and its baselines on the test years, plus maps.
+
+    The models predict on ``device``; a scratch network for ``--baselines`` trains as the
+    config's ``trainer`` says.
+    """
     out = prepare_output_dir(out, create=False)
-    model = load_model(model_path)
+    model = load_model(model_path, device)
     if config:
         cfg = load_config(config, overrides)
     else:
@@ -137,7 +142,7 @@ def evaluate_command(
         from climatune.training.run import train_scratch
 
         models["scratch"] = load_model(
-            Path(scratch) if scratch else train_scratch(cfg, view, out / "scratch")
+            Path(scratch) if scratch else train_scratch(cfg, view, out / "scratch"), device
         )
     rows, preds = evaluate_view(view, models, names)
     write_metrics(rows, out)

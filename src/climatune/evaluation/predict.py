@@ -100,12 +100,14 @@ def static_for(model: LoadedModel, view: TaskView) -> torch.Tensor:
     return torch.from_numpy(fresh)
 
 
-def predict_file(model_path: str | Path, input_path: str | Path, output: str | Path) -> Path:
-    """``climatune predict``: read ``input_path``, predict, write CF NetCDF to ``output``."""
+def predict_file(
+    model_path: str | Path, input_path: str | Path, output: str | Path, *, device: str = "cpu"
+) -> Path:
+    """``climatune predict``: read ``input_path``, predict on ``device``, write CF NetCDF."""
     from climatune.data.io import open_dataset
     from climatune.finetune.artifact import load_model
 
-    model = load_model(model_path)
+    model = load_model(model_path, device)
     output = Path(output)
     if output.exists() and output.is_dir():
         raise ClimatuneError(f"--output {output} is a directory; give a .nc file path")

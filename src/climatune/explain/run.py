@@ -326,10 +326,14 @@ def explain_command(
     target: str | None,
     samples: int,
     out: str | Path,
+    device: str = "cpu",
 ) -> Path:
-    """``climatune explain``: everything :func:`write_explanation` writes, under ``out``."""
+    """``climatune explain``: everything :func:`write_explanation` writes, under ``out``.
+
+    The network runs on ``device``; inputs and attributions stay on the CPU.
+    """
     check_method(method)
-    loaded = load_model(model)
+    loaded = load_model(model, device)
     cfg = resolve_config(loaded, config, overrides)
     view = build_view(cfg)
     expl = explain(

@@ -31,6 +31,7 @@ __all__ = [
     "save_artifact",
     "load_model",
     "resolve_model_dir",
+    "resolve_device",
 ]
 
 SCHEMA_VERSION = 1
@@ -244,17 +245,38 @@ def read_weights(model_dir: Path) -> dict[str, torch.Tensor]:
         ) from exc
 
 
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """``"auto"`` is the first CUDA GPU when there is one, else the CPU."""
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        resolved = torch.device(device)
+    except RuntimeError as exc:
+        raise ClimatuneError(f"unknown device {device!r}; use auto, cpu or cuda[:N]") from exc
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ClimatuneError(f"device {device!r} asked for, but torch sees no CUDA GPU")
+    return resolved
+
+
 class LoadedModel:
     """A trained network with everything needed to apply it to new data.
 
     Use :func:`load_model` to make one; :meth:`predict` maps an ``xr.Dataset`` to
-    denormalised predictions with coordinates.
+    denormalised predictions with coordinates. The network runs on :attr:`device`;
+    tensors go in and come out on the caller's device.
     """
 
     def __init__(
-        self, model_dir: Path, net: torch.nn.Module, meta: ArtifactMeta, static: torch.Tensor
+        self,
+        model_dir: Path,
+        net: torch.nn.Module,
+        meta: ArtifactMeta,
+        static: torch.Tensor,
+        device: str | torch.device = "cpu",
     ) -> None:
-        self.model_dir, self.net, self.meta, self.static = model_dir, net.eval(), meta, static
+        self.model_dir, self.meta, self.static = model_dir, meta, static
+        self.device = resolve_device(device)
+        self.net = net.to(self.device).eval()
         self.normalizer = Normalizer.from_dict(meta.data["normalization"])
 
     @property
@@ -270,8 +292,10 @@ class LoadedModel:
         static = self.static if static is None else static
         from climatune.training.task import add_residual
 
-        out = self.net(fields, static.expand(fields.shape[0], *static.shape[-3:]))
-        return add_residual(out, fields, self.meta.data.get("residual_index") or [])
+        x = fields.to(self.device)
+        s = static.to(self.device).expand(fields.shape[0], *static.shape[-3:])
+        out = add_residual(self.net(x, s), x, self.meta.data.get("residual_index") or [])
+        return out.to(fields.device)
 
     def predict(self, ds: xr.Dataset, *, batch_size: int = 32) -> xr.Dataset:
         """Predict every step of ``ds`` that has enough history; physical units, with coords."""
@@ -283,8 +307,11 @@ class LoadedModel:
         return predict_view(self, view, "predict", batch_size=batch_size)
 
 
-def load_model(path: str | Path) -> LoadedModel:
-    """Load an artifact from a run directory or a ``model/`` directory."""
+def load_model(path: str | Path, device: str | torch.device = "cpu") -> LoadedModel:
+    """Load an artifact from a run directory or a ``model/`` directory onto ``device``.
+
+    ``device`` is ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"auto"`` (a GPU when there is one).
+    """
     from climatune.models.net import ClimateNet
 
     model_dir = resolve_model_dir(path)
@@ -300,4 +327,4 @@ def load_model(path: str | Path) -> LoadedModel:
         ) from exc
     if static is None:
         raise ClimatuneError(f"{model_dir / WEIGHTS} lacks the static inputs; re-export the model")
-    return LoadedModel(model_dir, net, meta, static)
+    return LoadedModel(model_dir, net, meta, static, device)
