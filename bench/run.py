@@ -3,7 +3,11 @@
 ``python bench/run.py`` (``make bench``) runs everything in about 10 minutes on a quiet
 machine, once the data stores under ``bench/_data`` exist (the first run writes them);
 ``--quick`` (``make bench-quick``) runs a reduced version in about a minute. ``--only``
-runs some sections, e.g. ``--only loader,memory``.
+runs some sections, e.g. ``--only loader,memory``, and updates only their rows.
+
+The ``gpu`` section runs where torch sees a CUDA GPU; its rows (named ``gpu_*``) have
+their own table in ``BENCHMARKS.md``, with the GPU machine, and are kept when a later run
+on a machine without a GPU rewrites the CPU table.
 """
 
 from __future__ import annotations
@@ -28,7 +32,10 @@ __all__ = ["main", "render_table"]
 SECTIONS = ("training", "efficiency", "loader", "memory", "ddp", "gpu")
 RESULTS = ROOT / "bench" / "results.json"
 DOC = ROOT / "BENCHMARKS.md"
-BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
+MARKERS = {
+    "cpu": ("<!-- bench:begin -->", "<!-- bench:end -->"),
+    "gpu": ("<!-- bench-gpu:begin -->", "<!-- bench-gpu:end -->"),
+}
 
 
 def _status(r: dict[str, Any]) -> str:
@@ -44,10 +51,11 @@ def _fmt(value: float | None) -> str:
     return f"{value:.3g}" if abs(value) < 1000 else f"{value:,.0f}"
 
 
-def render_table(rows: list[dict[str, Any]], meta: dict[str, str]) -> str:
-    """The Markdown block between the markers: command, machine, then one line per figure."""
+def render_table(rows: list[dict[str, Any]], meta: dict[str, str], block: str = "cpu") -> str:
+    """The Markdown block between ``block``'s markers: command, machine, one line per figure."""
+    begin, end = MARKERS[block]
     lines = [
-        BEGIN,
+        begin,
         "",
         f"Command: `{meta['command']}` ({meta['date']}, {meta['duration']})",
         "",
@@ -65,27 +73,41 @@ def render_table(rows: list[dict[str, Any]], meta: dict[str, str]) -> str:
         lines.append(
             f"| {r['name']} | {_fmt(r['value'])} | {r['unit']} | {target} | {_status(r)} |"
         )
-    return "\n".join([*lines, "", END])
+    return "\n".join([*lines, "", end])
 
 
 def _machine() -> str:
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    gpu = ""
+    if torch.cuda.is_available():
+        gpu = f"; {torch.cuda.get_device_name()}, CUDA {torch.version.cuda}"
     return (
         f"{os.cpu_count()} cores ({platform.processor() or platform.machine()}), load average "
         f"{load} at start; torch {torch.__version__}, {torch.get_num_threads()} torch threads; "
-        f"Python {platform.python_version()}"
+        f"Python {platform.python_version()}{gpu}"
     )
 
 
-def _write_doc(block: str) -> None:
-    text = DOC.read_text() if DOC.exists() else f"# Benchmarks\n\n{BEGIN}\n{END}\n"
-    if BEGIN not in text or END not in text:
-        text = text.rstrip() + f"\n\n{BEGIN}\n{END}\n"
-    head, rest = text.split(BEGIN, 1)
-    tail = rest.split(END, 1)[1]
+def _write_doc(table: str, block: str) -> None:
+    begin, end = MARKERS[block]
+    text = DOC.read_text() if DOC.exists() else "# Benchmarks\n"
+    if begin not in text or end not in text:
+        text = text.rstrip() + f"\n\n{begin}\n{end}\n"
+    head, rest = text.split(begin, 1)
+    tail = rest.split(end, 1)[1]
     tmp = DOC.with_suffix(".md.tmp")
-    tmp.write_text(head + block + tail)
+    tmp.write_text(head + table + tail)
     tmp.replace(DOC)
+
+
+def is_gpu(r: dict[str, Any]) -> bool:
+    return r["name"].startswith("gpu_")
+
+
+def merge(old: list[dict[str, Any]], new: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``new`` rows, then the ``old`` rows not measured again in this run."""
+    names = {r["name"] for r in new}
+    return [*new, *(r for r in old if r["name"] not in names)]
 
 
 def run(sz: Sizes, only: set[str]) -> list[dict[str, Any]]:
@@ -169,8 +191,14 @@ def main(argv: list[str] | None = None) -> int:
     }
     if args.only != ",".join(SECTIONS):
         meta["command"] += f" --only {args.only}"
-    RESULTS.write_text(json.dumps(rows, indent=2) + "\n")
-    _write_doc(render_table(rows, meta))
+    old = json.loads(RESULTS.read_text()) if RESULTS.exists() else []
+    if only == set(SECTIONS):  # a whole run replaces the CPU rows; GPU rows stay
+        old = [r for r in old if is_gpu(r)]
+    merged = merge(old, rows)
+    RESULTS.write_text(json.dumps(merged, indent=2) + "\n")
+    for block, pick in (("cpu", lambda r: not is_gpu(r)), ("gpu", is_gpu)):
+        if any(pick(r) for r in rows):
+            _write_doc(render_table([r for r in merged if pick(r)], meta, block), block)
     missed = [r["name"] for r in rows if _status(r) == "**missed**"]
     print(
         f"wrote {RESULTS.relative_to(ROOT)} and {DOC.name}; missed: {', '.join(missed) or 'none'}"
