@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ from climatune.data.normalize import Normalizer
 from climatune.data.samples import fit_normalizer, static_channels
 from climatune.data.view import TaskView, build_view
 from climatune.training.datamodule import ClimateDataModule
+from climatune.training.losses import weighted_mse
 from climatune.training.run import fit_task, new_net
 
 __all__ = ["training_setup", "overhead", "efficiency", "gpu"]
@@ -127,6 +129,55 @@ def efficiency(
     return rows, per_sample
 
 
+def loader_rate(cfg: Config, view: TaskView, norm: Normalizer, batches: int) -> float:
+    """Samples/s that the training DataLoader delivers on its own (CPU, no model)."""
+    loader = ClimateDataModule(view, norm, batch_size=cfg.data.batch_size).train_dataloader()
+    it, n = iter(loader), 0
+    next(it)
+    start = time.perf_counter()
+    for _, batch in zip(range(batches), it, strict=False):
+        n += int(batch["fields"].shape[0])
+    return n / (time.perf_counter() - start)
+
+
+def gpu_step_rate(
+    cfg: Config,
+    view: TaskView,
+    norm: Normalizer,
+    *,
+    bf16: bool,
+    channels_last: bool = False,
+    steps: int = 20,
+    device: str = "cuda",
+) -> float:
+    """Samples/s of the bare training step on ``device``, the batch already there."""
+
+    def sync() -> None:
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+
+    task = new_task(cfg, view).to(device)
+    if channels_last:
+        task = task.to(memory_format=torch.channels_last)
+    batch = {k: v.to(device) for k, v in first_batch(cfg, view, norm).items()}
+    opt = torch.optim.AdamW(task.parameters(), lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay)
+    clip = cfg.trainer.gradient_clip_val
+    start = 0.0
+    for i in range(steps + 3):
+        if i == 3:
+            sync()
+            start = time.perf_counter()
+        with torch.autocast(device.split(":")[0], dtype=torch.bfloat16, enabled=bf16):
+            loss = weighted_mse(task(batch["fields"]), batch["target"], task.weight)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if clip:
+            torch.nn.utils.clip_grad_norm_(task.parameters(), clip)
+        opt.step()
+    sync()
+    return steps * int(batch["fields"].shape[0]) / (time.perf_counter() - start)
+
+
 def gpu(sz: Sizes, flops_per_sample: float) -> list[dict[str, Any]]:
     """Training on the GPU: samples/s and TFLOP/s against the bf16 matmul peak.
 
@@ -167,4 +218,33 @@ def gpu(sz: Sizes, flops_per_sample: float) -> list[dict[str, Any]]:
         rows.append(row(f"gpu_{name}_tflops", achieved / 1e12, "TFLOP/s"))
         rows.append(row(f"gpu_{name}_fraction_of_peak", achieved / peak, "of bf16 matmul peak"))
     rows.append(row("gpu_bf16_vs_fp32_b64", rate["bf16_b64"] / rate["fp32_b64"], "speed-up"))
+    return rows + gpu_breakdown(sz, flops_per_sample, peak)
+
+
+def gpu_breakdown(sz: Sizes, flops_per_sample: float, peak: float) -> list[dict[str, Any]]:
+    """Where the GPU's time goes: the loader alone, and the step with the data on the card."""
+    setups = {b: training_setup(sz, f"data.batch_size={b}") for b in (64, 256)}
+    variants = {
+        "bare_bf16_b64": (64, dict(bf16=True)),
+        "bare_fp32_b64": (64, dict(bf16=False)),
+        "bare_bf16_b64_channels_last": (64, dict(bf16=True, channels_last=True)),
+        "bare_bf16_b256": (256, dict(bf16=True)),
+    }
+    fns = {
+        name: (lambda r, s=setups[b], kw=kw: gpu_step_rate(*s, **kw))
+        for name, (b, kw) in variants.items()
+    }
+    fns["loader_b64"] = lambda r: loader_rate(*setups[64], batches=8)
+    got = {name: median(v) for name, v in interleave(fns, max(2, sz.rounds)).items()}
+    rows = [row("gpu_loader_b64_samples_per_s", got["loader_b64"], "samples/s (CPU, 1 process)")]
+    for name in variants:
+        rows.append(row(f"gpu_{name}_samples_per_s", got[name], "samples/s (data on the GPU)"))
+    best = max(variants, key=got.__getitem__)
+    rows.append(
+        row(
+            "gpu_bare_best_fraction_of_peak",
+            got[best] * flops_per_sample / peak,
+            f"of bf16 matmul peak ({best})",
+        )
+    )
     return rows
