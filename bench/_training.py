@@ -147,10 +147,14 @@ def gpu_step_rate(
     *,
     bf16: bool,
     channels_last: bool = False,
+    compiled: bool = False,
     steps: int = 20,
     device: str = "cuda",
 ) -> float:
-    """Samples/s of the bare training step on ``device``, the batch already there."""
+    """Samples/s of the bare training step on ``device``, the batch already there.
+
+    ``compiled`` runs the network through ``torch.compile`` (compilation is not timed).
+    """
 
     def sync() -> None:
         if device.startswith("cuda"):
@@ -161,6 +165,8 @@ def gpu_step_rate(
         task = task.to(memory_format=torch.channels_last)
     batch = {k: v.to(device) for k, v in first_batch(cfg, view, norm).items()}
     opt = torch.optim.AdamW(task.parameters(), lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay)
+    if compiled:
+        task.net = torch.compile(task.net)
     clip = cfg.trainer.gradient_clip_val
     start = 0.0
     for i in range(steps + 3):
@@ -229,6 +235,8 @@ def gpu_breakdown(sz: Sizes, flops_per_sample: float, peak: float) -> list[dict[
         "bare_fp32_b64": (64, dict(bf16=False)),
         "bare_bf16_b64_channels_last": (64, dict(bf16=True, channels_last=True)),
         "bare_bf16_b256": (256, dict(bf16=True)),
+        "bare_bf16_b64_compiled": (64, dict(bf16=True, compiled=True)),
+        "bare_bf16_b256_compiled": (256, dict(bf16=True, compiled=True)),
     }
     fns = {
         name: (lambda r, s=setups[b], kw=kw: gpu_step_rate(*s, **kw))
