@@ -5,9 +5,9 @@ machine, once the data stores under ``bench/_data`` exist (the first run writes 
 ``--quick`` (``make bench-quick``) runs a reduced version in about a minute. ``--only``
 runs some sections, e.g. ``--only loader,memory``, and updates only their rows.
 
-The ``gpu`` section runs where torch sees a CUDA GPU; its rows (named ``gpu_*``) have
-their own table in ``BENCHMARKS.md``, with the GPU machine, and are kept when a later run
-on a machine without a GPU rewrites the CPU table.
+The ``gpu`` and ``gpu_breakdown`` sections run where torch sees a CUDA GPU; their rows
+(named ``gpu_*``) have their own table in ``BENCHMARKS.md``, with the GPU machine, and
+are kept when a later run on a machine without a GPU rewrites the CPU table.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from _common import DATA, FULL, QUICK, ROOT, Sizes, synthetic_store  # noqa: E40
 
 __all__ = ["main", "render_table"]
 
-SECTIONS = ("training", "efficiency", "loader", "memory", "ddp", "gpu")
+SECTIONS = ("training", "efficiency", "loader", "memory", "ddp", "gpu", "gpu_breakdown")
 RESULTS = ROOT / "bench" / "results.json"
 DOC = ROOT / "BENCHMARKS.md"
 MARKERS = {
@@ -116,10 +116,10 @@ def run(sz: Sizes, only: set[str]) -> list[dict[str, Any]]:
     from _ddp import ddp
     from _loader import loader
     from _memory import memory
-    from _training import efficiency, first_batch, gpu, overhead, training_setup
+    from _training import efficiency, first_batch, gpu, gpu_breakdown, overhead, training_setup
 
     rows: list[dict[str, Any]] = []
-    need_setup = only & {"training", "efficiency", "loader", "gpu"}
+    need_setup = only & {"training", "efficiency", "loader", "gpu", "gpu_breakdown"}
     setup = training_setup(sz) if need_setup else None
     pixels = (64 * 128) / (sz.train_grid[0] * sz.train_grid[1])  # U-Net cost grows with the grid
     train_rate: float | None = None  # samples/s of CPU training, at 64x128
@@ -154,8 +154,10 @@ def run(sz: Sizes, only: set[str]) -> list[dict[str, Any]]:
         elif section == "ddp":
             synthetic_store("monthly", sz.train_years, sz.train_grid)
             got = ddp(sz)
-        else:
+        elif section == "gpu":
             got = gpu(sz, flops())
+        else:
+            got = gpu_breakdown(sz, flops())
         for r in got:
             print(
                 f"  {r['name']:<44} {_fmt(r['value']):>10}  {r['unit']}  {_status(r)}", flush=True

@@ -96,3 +96,31 @@ def test_cli_pretrain_with_overrides(archive, tmp_path, capsys):
     saved = (tmp_path / "run" / "config.yaml").read_text()
     assert "max_epochs: 1" in saved and "batch_size: 32" in saved
     assert np.isfinite(load_model(tmp_path / "run").normalizer.std_["tas"])
+
+
+def test_compiled_training_matches_eager_and_writes_the_same_artifact(
+    archive, tmp_path, monkeypatch
+):
+    # Dynamo's "eager" backend traces and guards as inductor does, without minutes of C++
+    # code generation on a CPU; the GPU benchmark runs the real thing.
+    compile_in_place = torch.nn.Module.compile
+    traced = []
+
+    def eager_backend(self, **kwargs):
+        traced.append(type(self).__name__)
+        compile_in_place(self, backend="eager")
+
+    monkeypatch.setattr(torch.nn.Module, "compile", eager_backend)
+    runs = {
+        flag: pretrain(
+            tiny_config(archive, "trainer.max_epochs=1", f"trainer.compile={flag}"),
+            out=tmp_path / flag,
+        )
+        for flag in ("false", "true")
+    }
+    eager, compiled = (load_file(str(r / "model" / "weights.safetensors")) for r in runs.values())
+    assert traced == ["ClimateNet"] and eager.keys() == compiled.keys()
+    for key in eager:
+        torch.testing.assert_close(compiled[key], eager[key], atol=1e-4, rtol=1e-3)
+    pred = load_model(runs["true"]).predict(open_dataset(archive))
+    assert pred.tas.notnull().any()

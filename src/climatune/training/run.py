@@ -164,6 +164,8 @@ def fit_task(
         mask_ratio=cfg.task.mask_ratio,
         patch=cfg.task.patch,
     )
+    if cfg.trainer.compile:
+        net.compile()  # in place: parameter names, checkpoints and the artifact are unchanged
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     trainer = _trainer(cfg, out, callbacks, logs=logs)
     ckpt = None
