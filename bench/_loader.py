@@ -144,6 +144,6 @@ def loader(sz: Sizes, train_rate: float, flops_per_sample: float) -> list[dict[s
         row("loader_raw_zarr_steps_per_s", raw, "steps/s (chunk by chunk)"),
         row("loader_naive_samples_per_s", naive, "samples/s"),
         row("train_step_samples_per_s_64x128", train_rate, "samples/s (this CPU)"),
-        row("gpu_needed_samples_per_s", gpu_rate, "samples/s at 400 TFLOP/s"),
-        row("gpu_loader_cores", gpu_rate / z, "loader cores at 400 TFLOP/s", better="lower"),
+        row("loader_gpu_needed_samples_per_s", gpu_rate, "samples/s at 400 TFLOP/s"),
+        row("loader_cores_for_gpu", gpu_rate / z, "loader cores at 400 TFLOP/s", better="lower"),
     ]

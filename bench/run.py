@@ -191,8 +191,9 @@ def main(argv: list[str] | None = None) -> int:
         "duration": f"{(time.perf_counter() - start) / 60:.1f} min",
         "machine": machine,
     }
-    if args.only != ",".join(SECTIONS):
-        meta["command"] += f" --only {args.only}"
+    if only != set(SECTIONS):
+        quick = " --quick" if args.quick else ""
+        meta["command"] = f"python bench/run.py{quick} --only {args.only}"
     old = json.loads(RESULTS.read_text()) if RESULTS.exists() else []
     if only == set(SECTIONS):  # a whole run replaces the CPU rows; GPU rows stay
         old = [r for r in old if is_gpu(r)]
