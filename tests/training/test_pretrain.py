@@ -124,3 +124,19 @@ def test_compiled_training_matches_eager_and_writes_the_same_artifact(
         torch.testing.assert_close(compiled[key], eager[key], atol=1e-4, rtol=1e-3)
     pred = load_model(runs["true"]).predict(open_dataset(archive))
     assert pred.tas.notnull().any()
+
+
+def test_data_in_memory_never_streams_the_training_split(archive, tmp_path, monkeypatch):
+    import climatune.training.datamodule as dm
+
+    streamed = []
+
+    class Spy(dm.TaskStream):
+        def __init__(self, view, split, *args, **kwargs):
+            streamed.append((split, kwargs["buffer_chunks"]))
+            super().__init__(view, split, *args, **kwargs)
+
+    monkeypatch.setattr(dm, "TaskStream", Spy)
+    sets = ("trainer.max_epochs=1", "data.in_memory=never", "data.shuffle_buffer_chunks=2")
+    run = pretrain(tiny_config(archive, *sets), out=tmp_path / "run")
+    assert ("train", 2) in streamed and (run / "model" / "weights.safetensors").exists()

@@ -163,6 +163,8 @@ def fit_task(
         seed=cfg.seed,
         mask_ratio=cfg.task.mask_ratio,
         patch=cfg.task.patch,
+        in_memory=cfg.data.in_memory,
+        shuffle_buffer_chunks=cfg.data.shuffle_buffer_chunks,
     )
     if cfg.trainer.compile:
         net.compile()  # in place: parameter names, checkpoints and the artifact are unchanged
