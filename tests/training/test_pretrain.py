@@ -140,3 +140,14 @@ def test_data_in_memory_never_streams_the_training_split(archive, tmp_path, monk
     sets = ("trainer.max_epochs=1", "data.in_memory=never", "data.shuffle_buffer_chunks=2")
     run = pretrain(tiny_config(archive, *sets), out=tmp_path / "run")
     assert ("train", 2) in streamed and (run / "model" / "weights.safetensors").exists()
+
+
+def test_max_steps_that_end_before_validation_still_write_the_model(archive, tmp_path):
+    run = pretrain(
+        tiny_config(archive, "trainer.max_steps=2", "data.batch_size=4"), out=tmp_path / "run"
+    )
+    header, *rows = (run / "logs" / "metrics.csv").read_text().splitlines()
+    assert "val_loss" not in header  # stopped before any validation
+    assert {int(r.split(",")[1]) for r in rows} == {0, 1}
+    pred = load_model(run).predict(open_dataset(archive))
+    assert np.isfinite(pred.tas.values).any()

@@ -83,7 +83,7 @@ def _trainer(
 ) -> pl.Trainer:
     t = cfg.trainer
     callbacks = [
-        EarlyStopping("val_loss", patience=t.patience, mode="min"),
+        EarlyStopping("val_loss", patience=t.patience, mode="min", check_on_train_epoch_end=False),
         ModelCheckpoint(
             dirpath=out / "checkpoints",
             filename="best",
