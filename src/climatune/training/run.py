@@ -7,12 +7,14 @@ data-efficiency curve and tuning all call it.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
 import torch
+import torch.utils.deterministic
 from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint, RichProgressBar
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
@@ -127,6 +129,22 @@ def _trainer(
     )
 
 
+@contextmanager
+def _no_nan_fill() -> Iterator[None]:
+    """Deterministic mode without filling every new tensor with NaN.
+
+    ``torch.use_deterministic_algorithms`` (on for CPU training) also fills uninitialised
+    memory, a debugging aid that costs about 10 % of a CPU training step (``BENCHMARKS.md``)
+    and changes no result of correct kernels.
+    """
+    before = torch.utils.deterministic.fill_uninitialized_memory
+    torch.utils.deterministic.fill_uninitialized_memory = False
+    try:
+        yield
+    finally:
+        torch.utils.deterministic.fill_uninitialized_memory = before
+
+
 def fit_task(
     cfg: Config,
     view: TaskView,
@@ -175,7 +193,8 @@ def fit_task(
         ckpt = Path(resume) / "checkpoints" / "last.ckpt"
         if not ckpt.exists():
             raise ClimatuneError(f"cannot resume: {ckpt} does not exist")
-    trainer.fit(task, datamodule=data, ckpt_path=ckpt, weights_only=True)
+    with _no_nan_fill():
+        trainer.fit(task, datamodule=data, ckpt_path=ckpt, weights_only=True)
     best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
     if best and os.path.exists(best):
         state = torch.load(best, map_location="cpu", weights_only=True)["state_dict"]
