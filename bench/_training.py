@@ -114,7 +114,7 @@ def efficiency(
         for name, kw in variants.items()
     }
     fns["peak"] = lambda r: matmul_flops(sz.mm_size)
-    got = interleave(fns, max(2, sz.rounds))
+    got = interleave(fns, sz.rounds if sz.quick else max(2, sz.rounds))
     peak = median(got["peak"])
     fraction = {name: median(got[name]) * per_sample / peak for name in variants}
     best = max((n for n in variants if n != "before"), key=fraction.__getitem__)
