@@ -255,6 +255,10 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
         raise ClimatuneError(f"unknown device {device!r}; use auto, cpu or cuda[:N]") from exc
     if resolved.type == "cuda" and not torch.cuda.is_available():
         raise ClimatuneError(f"device {device!r} asked for, but torch sees no CUDA GPU")
+    if resolved.type == "cuda" and (resolved.index or 0) >= torch.cuda.device_count():
+        raise ClimatuneError(
+            f"device {device!r} asked for, but torch sees {torch.cuda.device_count()} GPU(s)"
+        )
     return resolved
 
 
