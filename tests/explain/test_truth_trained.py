@@ -84,17 +84,13 @@ def enso_region_shares(ds: xr.Dataset, box: str) -> tuple[float, float]:
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    reason="known gap: since backbones use a per-cell LayerNorm, a width-8 U-Net does not learn "
-    "nino34 within 60 epochs on 16x32 (val MSE ~1.6); the exact-weights truth tests still hold",
-    strict=False,
-)
 def test_trained_nino34_index_reads_the_tropical_pacific(tmp_path: Path) -> None:
     from climatune.config import load_config
     from climatune.data.synthetic import write_synthetic
 
     # nino34 is the SST anomaly over the Niño 3.4 box: driven by ENSO alone, which lives
-    # in the tropical Pacific SST. 60 epochs get the index model off its initial plateau.
+    # in the tropical Pacific SST. The index model learns it in about 20 epochs; 60 let
+    # its attribution settle on the tropical Pacific (after 30 it is still spread wider).
     store = write_synthetic(tmp_path / "s.zarr", years=20, grid=(16, 32), seed=0)
     cfg = load_config(
         None,

@@ -26,6 +26,22 @@ def test_scalar_head_pools_only_the_masked_cells() -> None:
     assert not torch.allclose(head(feats), out)
 
 
+def test_scalar_head_standardises_the_pooled_features_over_the_batch() -> None:
+    head = create_head("scalar", 8, 1, hidden=16)
+    assert head.hparams["norm"] == "batch"
+    feats = torch.randn(4, 8, 5, 7)
+    out = head(feats)
+    # A value shared by every sample, and the scale of the features, are divided out.
+    torch.testing.assert_close(head(3 * feats + 5), out, rtol=1e-3, atol=1e-3)
+    assert head(feats[:1]).shape == (1, 1)  # a batch of one: the running statistics
+    head.eval()  # running statistics: a sample's output does not depend on its batch
+    torch.testing.assert_close(head(feats[:1]), head(feats)[:1])
+    plain = create_head("scalar", 8, 1, hidden=16, norm="none")
+    assert not torch.allclose(plain(feats + 5), plain(feats))
+    with pytest.raises(ClimatuneError, match="did you mean 'batch'"):
+        create_head("scalar", 8, 1, norm="bacth")
+
+
 def test_unknown_head() -> None:
     with pytest.raises(ClimatuneError, match="did you mean 'scalar'"):
         create_head("scaler", 8, 1)

@@ -97,6 +97,17 @@ def test_from_spec_refuses_incomplete_or_newer_specs() -> None:
         ClimateNet.from_spec({**spec, "spec_version": 99})
 
 
+def test_a_scalar_head_saved_before_norm_existed_loads_without_it() -> None:
+    net = build_net("unet", VARIABLES, 2, 3, 1, "scalar", **TINY)
+    assert net.spec()["head_kwargs"]["norm"] == "batch"
+    old_spec = {**net.spec(), "head_kwargs": {"hidden": 64, "dropout": 0.0}}
+    old_weights = {k: v for k, v in net.state_dict().items() if not k.startswith("head.norm.")}
+    clone = ClimateNet.from_spec(old_spec)
+    clone.load_state_dict(old_weights, strict=True)
+    assert clone.head.hparams["norm"] == "none"
+    assert ClimateNet.from_spec(clone.spec()).head.hparams == clone.head.hparams
+
+
 def test_build_net_errors() -> None:
     with pytest.raises(ClimatuneError, match="did you mean 'resnet'"):
         build_net("resnt", VARIABLES)

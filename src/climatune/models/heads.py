@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from climatune.errors import ClimatuneError, closest
@@ -12,9 +13,14 @@ __all__ = ["Head", "FieldHead", "ScalarHead", "create_head", "HEADS"]
 
 
 class Head(nn.Module):
-    """Base class: ``forward(feats, mask=None)``; ``kind`` and ``hparams`` rebuild it."""
+    """Base class: ``forward(feats, mask=None)``; ``kind`` and ``hparams`` rebuild it.
+
+    ``legacy_hparams`` are the values of hyperparameters added since a saved head was
+    written: what that head did before they existed.
+    """
 
     kind: ClassVar[str] = ""
+    legacy_hparams: ClassVar[dict[str, Any]] = {}
     n_out: int
     hparams: dict[str, Any]
 
@@ -40,14 +46,36 @@ class ScalarHead(Head):
     ``mask`` (``[H, W]``, ``[B, H, W]`` or ``[B, 1, H, W]``, bool or non-negative
     weights) selects the cells pooled, such as the valid cells of a region; by default
     every cell counts.
+
+    Parameters
+    ----------
+    hidden, dropout : int, float
+        Width and dropout of the MLP.
+    norm : {"batch", "none"}
+        ``"batch"`` standardises the pooled features over the batch before the MLP
+        (running statistics in eval mode). Per-cell normalised features carry a signal
+        such as an SST anomaly as a small change on a large value common to all samples;
+        standardising brings that change to unit scale, and keeps the batch-mean error
+        from drifting the backbone towards features that do not change at all.
+        ``"none"`` feeds the pooled features as they are (heads saved before this option).
     """
 
     kind = "scalar"
+    legacy_hparams: ClassVar[dict[str, Any]] = {"norm": "none"}
+    norms: ClassVar[tuple[str, ...]] = ("batch", "none")
 
-    def __init__(self, in_ch: int, n_out: int, hidden: int = 64, dropout: float = 0.0) -> None:
+    def __init__(
+        self, in_ch: int, n_out: int, hidden: int = 64, dropout: float = 0.0, norm: str = "batch"
+    ) -> None:
         super().__init__()
+        if norm not in self.norms:
+            raise ClimatuneError(
+                f"unknown scalar head norm '{norm}'{closest(norm, self.norms)}; "
+                f"choose one of: {', '.join(self.norms)}"
+            )
         self.n_out = n_out
-        self.hparams = {"hidden": hidden, "dropout": dropout}
+        self.hparams = {"hidden": hidden, "dropout": dropout, "norm": norm}
+        self.norm = PooledBatchNorm(in_ch) if norm == "batch" else nn.Identity()
         self.mlp = nn.Sequential(
             nn.Linear(in_ch, hidden), nn.GELU(), nn.Dropout(dropout), nn.Linear(hidden, n_out)
         )
@@ -60,7 +88,18 @@ class ScalarHead(Head):
             w = w.view(1, 1, *w.shape) if w.ndim == 2 else w
             w = w.unsqueeze(1) if w.ndim == 3 else w
             pooled = (feats * w).sum(dim=(-2, -1)) / w.sum(dim=(-2, -1)).clamp_min(1e-12)
-        return self.mlp(pooled)
+        return self.mlp(self.norm(pooled))
+
+
+class PooledBatchNorm(nn.BatchNorm1d):
+    """:class:`~torch.nn.BatchNorm1d` that uses its running statistics for a batch of one."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.training and x.shape[0] == 1:
+            return F.batch_norm(
+                x, self.running_mean, self.running_var, self.weight, self.bias, eps=self.eps
+            )
+        return super().forward(x)
 
 
 HEADS: dict[str, type[Head]] = {cls.kind: cls for cls in (FieldHead, ScalarHead)}

@@ -10,7 +10,7 @@ from torch import Tensor, nn
 
 from climatune.errors import ClimatuneError, closest
 from climatune.models.backbones.base import Backbone
-from climatune.models.heads import Head, create_head
+from climatune.models.heads import HEADS, Head, create_head
 from climatune.models.registry import create_backbone
 from climatune.models.stem import VariableStem
 
@@ -186,9 +186,9 @@ class ClimateNet(nn.Module):
         kwargs = dict(spec["backbone_kwargs"])
         backbone = create_backbone(spec["backbone"], **kwargs)
         stem = VariableStem(spec["variables"], spec["history"], spec["n_static"], kwargs["width"])
-        head = create_head(
-            spec["head"], backbone.out_channels, spec["n_out"], **spec.get("head_kwargs", {})
-        )
+        legacy = HEADS[spec["head"]].legacy_hparams if spec["head"] in HEADS else {}
+        head_kwargs = {**legacy, **spec.get("head_kwargs", {})}
+        head = create_head(spec["head"], backbone.out_channels, spec["n_out"], **head_kwargs)
         return cls(stem, backbone, head)
 
 
