@@ -264,8 +264,16 @@ def build_parser() -> argparse.ArgumentParser:
 def _quiet_libraries() -> None:
     """Keep the terminal for our own messages: Lightning's banners and library deprecation
     notices go away unless ``--debug`` is given."""
-    logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
-    logging.getLogger("lightning.fabric").setLevel(logging.WARNING)
+    # Lightning resets its package loggers to INFO when it is imported (after this), so
+    # the loggers that print its banners are quietened one by one.
+    for name in (
+        "lightning.pytorch",
+        "lightning.fabric",
+        "lightning.pytorch.utilities.rank_zero",
+        "lightning.fabric.utilities.rank_zero",
+        "lightning.pytorch.accelerators.cuda",
+    ):
+        logging.getLogger(name).setLevel(logging.WARNING)
     for module in ("lightning", "torch", "xarray", "dask", "shap", "captum", "optuna"):
         warnings.filterwarnings("ignore", module=module)
     warnings.filterwarnings("ignore", category=DeprecationWarning)

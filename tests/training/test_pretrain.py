@@ -98,6 +98,21 @@ def test_cli_pretrain_with_overrides(archive, tmp_path, capsys):
     assert np.isfinite(load_model(tmp_path / "run").normalizer.std_["tas"])
 
 
+def test_cli_keeps_lightnings_banners_off_the_terminal(archive, tmp_path):
+    import subprocess
+    import sys
+
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"data:\n  path: {archive}\n  variables: [tas]\nmodel:\n  width: 8\n")
+    argv = [sys.executable, "-m", "climatune", "pretrain", "--config", str(cfg)]
+    argv += ["--out", str(tmp_path / "run"), "--set", "trainer.max_epochs=1"]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "model written to" in done.stdout
+    for banner in ("GPU available", "Trainer.fit", "Loading `train_dataloader`"):
+        assert banner not in done.stderr
+
+
 def test_compiled_training_matches_eager_and_writes_the_same_artifact(
     archive, tmp_path, monkeypatch
 ):
