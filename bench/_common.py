@@ -26,7 +26,7 @@ from climatune.data.synthetic import write_synthetic
 from climatune.data.view import TaskView
 from climatune.training.datamodule import ClimateDataModule
 from climatune.training.losses import weighted_mse
-from climatune.training.run import _trainer, new_net, residual_index
+from climatune.training.run import _trainer, build_task, new_net
 from climatune.training.task import ClimateTask
 
 __all__ = [
@@ -174,18 +174,7 @@ def bench_config(path: Path | str, sz: Sizes, *sets: str, years: int | None = No
 
 def new_task(cfg: Config, view: TaskView) -> ClimateTask:
     """The task :func:`~climatune.training.run.fit_task` trains, freshly initialised."""
-    names, static = static_channels(view)
-    net = new_net(cfg, view, len(names))
-    weight = torch.from_numpy(view.weights().values.astype("float32"))
-    return ClimateTask(
-        net,
-        torch.from_numpy(static),
-        weight,
-        residual_index(view, cfg.model.residual),
-        lr=cfg.optim.lr,
-        weight_decay=cfg.optim.weight_decay,
-        seed=cfg.seed,
-    )
+    return build_task(cfg, view, new_net(cfg, view, len(static_channels(view)[0])))
 
 
 class StepTimer(pl.Callback):

@@ -33,6 +33,7 @@ __all__ = [
     "pretrain",
     "new_net",
     "fit_task",
+    "build_task",
     "residual_index",
     "export_model",
     "default_run_dir",
@@ -129,6 +130,24 @@ def _trainer(
     )
 
 
+def build_task(cfg: Config, view: TaskView, net: torch.nn.Module) -> ClimateTask:
+    """The Lightning task that trains ``net`` on ``view`` as ``cfg`` says."""
+    names, static = static_channels(view)
+    task = ClimateTask(
+        net,
+        torch.from_numpy(static),
+        torch.from_numpy(view.weights().values.astype("float32")),
+        residual_index(view, cfg.model.residual),
+        lr=cfg.optim.lr,
+        weight_decay=cfg.optim.weight_decay,
+        warmup_fraction=cfg.optim.warmup_fraction,
+        backbone_lr_scale=cfg.optim.backbone_lr_scale,
+        seed=cfg.seed,
+    )
+    task.static_names = names
+    return task
+
+
 @contextmanager
 def _no_nan_fill() -> Iterator[None]:
     """Deterministic mode without filling every new tensor with NaN.
@@ -160,19 +179,7 @@ def fit_task(
 
     The best checkpoint (lowest validation loss) is restored into ``net`` at the end.
     """
-    names, static = static_channels(view)
-    weight = torch.from_numpy(view.weights().values.astype("float32"))
-    task = ClimateTask(
-        net,
-        torch.from_numpy(static),
-        weight,
-        residual_index(view, cfg.model.residual),
-        lr=cfg.optim.lr,
-        weight_decay=cfg.optim.weight_decay,
-        warmup_fraction=cfg.optim.warmup_fraction,
-        backbone_lr_scale=cfg.optim.backbone_lr_scale,
-        seed=cfg.seed,
-    )
+    task = build_task(cfg, view, net)
     data = ClimateDataModule(
         view,
         normalizer,
@@ -199,7 +206,6 @@ def fit_task(
     if best and os.path.exists(best):
         state = torch.load(best, map_location="cpu", weights_only=True)["state_dict"]
         task.load_state_dict(state, strict=False)
-    task.static_names = names
     return task, trainer
 
 
