@@ -17,7 +17,6 @@ from typing import Any
 import lightning.pytorch as pl
 import torch
 import torch.utils.deterministic
-from lightning.pytorch.callbacks import EarlyStopping
 
 from climatune.config import Config, load_config
 from climatune.data.normalize import Normalizer
@@ -26,7 +25,7 @@ from climatune.data.synthetic import write_synthetic
 from climatune.data.view import TaskView
 from climatune.training.datamodule import ClimateDataModule
 from climatune.training.losses import weighted_mse
-from climatune.training.run import _trainer, build_task, new_net
+from climatune.training.run import build_task, new_net
 from climatune.training.task import ClimateTask
 
 __all__ = [
@@ -43,7 +42,6 @@ __all__ = [
     "new_task",
     "StepTimer",
     "bare_rate",
-    "train_streaming",
     "training_flops",
     "matmul_flops",
 ]
@@ -248,37 +246,6 @@ def bare_rate(
     finally:
         torch.use_deterministic_algorithms(False)
         torch.utils.deterministic.fill_uninitialized_memory = True
-
-
-def train_streaming(
-    cfg: Config,
-    view: TaskView,
-    norm: Normalizer,
-    out: Path,
-    callbacks: list[pl.Callback],
-    in_memory: str = "never",
-) -> ClimateTask:
-    """:func:`~climatune.training.run.fit_task`'s trainer, with the data module's ``in_memory``."""
-    task = new_task(cfg, view)
-    data = ClimateDataModule(
-        view,
-        norm,
-        batch_size=cfg.data.batch_size,
-        num_workers=cfg.data.num_workers,
-        seed=cfg.seed,
-        in_memory=in_memory,
-        shuffle_buffer_chunks=cfg.data.shuffle_buffer_chunks,
-    )
-    pl.seed_everything(cfg.seed, workers=True, verbose=False)
-    trainer = _trainer(cfg, out, callbacks, logs=True)
-    # max_steps ends the epoch before validation: early stopping would find no val_loss
-    for c in [c for c in trainer.callbacks if isinstance(c, EarlyStopping)]:
-        trainer.callbacks.remove(c)
-    try:
-        trainer.fit(task, datamodule=data)
-    finally:
-        torch.use_deterministic_algorithms(False)
-    return task
 
 
 def training_flops(task: ClimateTask, batch: dict[str, torch.Tensor]) -> float:

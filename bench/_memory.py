@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _common import DATA, Sizes, bench_config, row, synthetic_store, train_streaming
+from _common import DATA, Sizes, bench_config, row, synthetic_store
 
 __all__ = ["memory"]
 
@@ -26,18 +26,21 @@ MIN_FREE_BYTES = 12 << 30  # the 6 GB store takes about 2.5 GB of disk, compress
 
 
 def _child(args: argparse.Namespace) -> None:
-    from climatune.data.samples import block_nbytes, fit_normalizer
+    from climatune.data.samples import block_nbytes, fit_normalizer, static_channels
     from climatune.data.view import build_view
     from climatune.training.datamodule import ClimateDataModule
+    from climatune.training.run import fit_task, new_net
 
     sets = [f"trainer.max_steps={args.steps}", "trainer.log_every_n_steps=1"]
+    sets.append("data.in_memory=never")
     cfg = bench_config(args.store, args.sizes, *sets)
     view = build_view(cfg)
     t = time.perf_counter()
     norm = fit_normalizer(view)
     norm_s = time.perf_counter() - t
     with tempfile.TemporaryDirectory(dir=DATA) as tmp:
-        train_streaming(cfg, view, norm, Path(tmp), [])
+        net = new_net(cfg, view, len(static_channels(view)[0]))
+        fit_task(cfg, view, norm, net, Path(tmp))
     data = ClimateDataModule(view, norm, batch_size=cfg.data.batch_size, in_memory="never")
     stream = data.samples("train")
     limit = sum(c.size for c in stream.chunks[: args.drain_chunks])
