@@ -79,6 +79,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> None:
         overrides=args.set,
         baselines=args.baselines,
         out=args.out,
+        scratch=args.scratch,
         device=args.device,
     )
     print(f"metrics written to {out / 'metrics.json'}")
@@ -208,6 +209,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model", metavar="MODEL_OR_RUN")
     _add_config(p, required=False)
     p.add_argument("--baselines", default="all", help="'all', 'none' or a comma list")
+    p.add_argument(
+        "--scratch",
+        default=None,
+        metavar="RUN",
+        help="a network trained from scratch on the same task, scored as 'scratch' "
+        "(default for a fine-tuned model: train one with the config's budget)",
+    )
     p.add_argument("--out", required=True)
     _add_device(p)
     p.set_defaults(func=_cmd_evaluate)
@@ -282,7 +290,8 @@ def _quiet_libraries() -> None:
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; return the exit code (0 ok, 1 bug, 2 user error)."""
     argv = sys.argv[1:] if argv is None else argv
-    debug = "--debug" in argv
+    debug = "--debug" in argv  # a global flag, accepted before or after the subcommand
+    argv = [a for a in argv if a != "--debug"]
     if not debug:
         _quiet_libraries()
     try:
@@ -290,7 +299,7 @@ def main(argv: list[str] | None = None) -> int:
         func: Callable[[argparse.Namespace], None] | None = getattr(args, "func", None)
         if func is None:
             build_parser().print_help()
-            return 0 if not argv or argv == ["--debug"] else 2
+            return 0 if not argv else 2
         func(args)
         return 0
     except ClimatuneError as exc:

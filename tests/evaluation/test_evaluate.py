@@ -135,3 +135,73 @@ def test_predict_rejects_a_device_torch_cannot_use(trained, tmp_path, capsys, de
     err = capsys.readouterr().err.strip()
     assert err.startswith("climatune: error: ") and "device" in err and "\n" not in err
     assert not out.exists()
+
+
+@pytest.fixture(scope="module")
+def finetuned(trained, tmp_path_factory):
+    """A fine-tune of ``trained`` and a network trained from scratch on the same task."""
+    from climatune.data.view import build_view
+    from climatune.finetune.run import finetune
+    from climatune.training.run import train_scratch
+
+    archive, run = trained
+    root = tmp_path_factory.mktemp("ft")
+    cfg = tiny_config(archive, "data.targets=[tas]", "trainer.max_epochs=1")
+    ft = finetune(cfg, source=run, out=root / "ft", quiet=True)
+    scratch = train_scratch(cfg, build_view(cfg), root / "scratch")
+    return ft, scratch
+
+
+def _rmse(out) -> dict[str, float]:
+    rows = json.loads((out / "metrics.json").read_text())
+    return {r["model"]: r["value"] for r in rows if r["metric"] == "rmse"}
+
+
+def test_a_scratch_network_is_labelled_scratch(finetuned, tmp_path):
+    _, scratch = finetuned
+    out = tmp_path / "e"
+    assert main(["evaluate", str(scratch), "--baselines", "climatology", "--out", str(out)]) == 0
+    assert set(_rmse(out)) == {"scratch", "climatology"}
+
+
+def test_evaluate_reuses_a_scratch_run(finetuned, tmp_path, capsys):
+    ft, scratch = finetuned
+    alone, out = tmp_path / "alone", tmp_path / "e"
+    assert main(["evaluate", str(scratch), "--baselines", "none", "--out", str(alone)]) == 0
+    argv = ["evaluate", str(ft), "--baselines", "all", "--scratch", str(scratch), "--out", str(out)]
+    assert main(argv) == 0
+    rmse = _rmse(out)
+    assert {"finetuned", "scratch", "climatology"} <= set(rmse)
+    assert rmse["scratch"] == pytest.approx(_rmse(alone)["scratch"], rel=1e-6)
+    assert (
+        not (out / "scratch").exists()
+        and "training the same network" not in capsys.readouterr().err
+    )
+
+
+def test_evaluate_says_when_it_trains_a_scratch_network(finetuned, tmp_path, capsys):
+    ft, _ = finetuned
+    out = tmp_path / "e"
+    assert main(["evaluate", str(ft), "--baselines", "scratch", "--out", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert "training the same network from scratch" in err and "--scratch RUN" in err
+    assert (out / "scratch" / "model").is_dir() and "scratch" in _rmse(out)
+
+
+def test_evaluate_refuses_a_scratch_run_of_another_task(finetuned, trained, tmp_path, capsys):
+    ft, _ = finetuned
+    archive, _ = trained
+    cfg = tiny_config(archive, "data.targets=[sst]", "trainer.max_epochs=1")
+    other = pretrain(cfg, out=tmp_path / "sst")  # predicts sst, the fine-tune tas
+    rc = main(["evaluate", str(ft), "--scratch", str(other), "--out", str(tmp_path / "e")])
+    assert rc == 2 and "does another task" in capsys.readouterr().err
+    assert not (tmp_path / "e").exists()
+
+
+@pytest.mark.parametrize("where", ["before", "after"])
+def test_debug_flag_before_or_after_the_subcommand(where, tmp_path, capsys):
+    argv = ["evaluate", str(tmp_path / "missing"), "--out", str(tmp_path / "e")]
+    argv = ["--debug", *argv] if where == "before" else [*argv, "--debug"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" in err and "climatune: error: model" in err and "unrecognized" not in err

@@ -10,6 +10,7 @@ import csv
 import io
 import json
 import math
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -33,8 +34,25 @@ ROW_KEYS = ("model", "task", "variable", "metric", "value", "split")
 
 
 def model_label(model: LoadedModel) -> str:
-    """``finetuned`` for a fine-tuned artifact, ``pretrained`` otherwise."""
-    return "finetuned" if model.meta.data.get("parent") else "pretrained"
+    """How the model was trained: ``finetuned``, ``scratch`` or ``pretrained``.
+
+    A network trained without pre-training as the baseline of a fine-tune records
+    ``origin: scratch``; artifacts written before that key existed read as ``pretrained``.
+    """
+    if model.meta.data.get("parent"):
+        return "finetuned"
+    return "scratch" if model.meta.data.get("origin") == "scratch" else "pretrained"
+
+
+def _check_scratch(scratch: LoadedModel, model: LoadedModel, path: str | Path) -> None:
+    """Refuse a ``--scratch`` model that does not do the same task as the evaluated one."""
+    mine = (model.meta.data["task"], model.meta.outputs)
+    theirs = (scratch.meta.data["task"], scratch.meta.outputs)
+    if mine != theirs:
+        raise ClimatuneError(
+            f"--scratch {path} does another task (task, outputs: {theirs}) than the evaluated "
+            f"model ({mine}); give a network trained from scratch on the same task"
+        )
 
 
 def parse_baselines(
@@ -135,15 +153,25 @@ def evaluate_command(
     view = build_view(cfg)
     if "test" not in view.anchors:
         raise ClimatuneError("the config's split has no test block; add data.split.test")
-    names = parse_baselines(baselines, view.kind, scratch=model_label(model) == "finetuned")
+    label = model_label(model)
+    names = parse_baselines(baselines, view.kind, scratch=label == "finetuned")
+    models = {label: model}
+    if scratch is not None:
+        if label == "scratch":
+            raise ClimatuneError(f"{model_path} is itself a scratch network; drop --scratch")
+        models["scratch"] = load_model(scratch, device)
+        _check_scratch(models["scratch"], model, scratch)
     out = prepare_output_dir(out)  # created only once the inputs are known to be good
-    models = {model_label(model): model}
-    if "scratch" in names:
+    if "scratch" in names and scratch is None:
         from climatune.training.run import train_scratch
 
-        models["scratch"] = load_model(
-            Path(scratch) if scratch else train_scratch(cfg, view, out / "scratch"), device
+        print(
+            f"climatune: training the same network from scratch on this task for the 'scratch' baseline "
+            f"({cfg.trainer.max_epochs} epochs at most, into {out / 'scratch'}); "
+            "pass --scratch RUN to reuse one",
+            file=sys.stderr,
         )
+        models["scratch"] = load_model(train_scratch(cfg, view, out / "scratch"), device)
     rows, preds = evaluate_view(view, models, names)
     write_metrics(rows, out)
     truth = view.truth("test")

@@ -164,6 +164,7 @@ def read_meta(model_dir: Path) -> ArtifactMeta:
         "created",
         "provenance",
         "parent",
+        "origin",
         "residual_index",
         "static",
         "region",

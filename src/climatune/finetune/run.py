@@ -77,7 +77,15 @@ def finetune(
 
         task.net = merge_lora(task.net)
     if trainer.is_global_zero:
-        export_model(out / "model", cfg, view, normalizer, task, parent=str(parent.model_dir))
+        export_model(
+            out / "model",
+            cfg,
+            view,
+            normalizer,
+            task,
+            parent=str(parent.model_dir),
+            origin="finetune",
+        )
     return out
 
 

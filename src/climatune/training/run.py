@@ -217,8 +217,13 @@ def export_model(
     task: ClimateTask,
     *,
     parent: str | None = None,
+    origin: str = "pretrain",
 ) -> Path:
-    """Write the artifact of a trained task (weights + climatune.json)."""
+    """Write the artifact of a trained task (weights + climatune.json).
+
+    ``origin`` says how it was trained: ``pretrain``, ``scratch`` (a task network trained
+    without pre-training, the baseline of a fine-tune) or ``finetune``.
+    """
     outputs_units = (
         {view.targets[0]: str(view.index.attrs.get("units", ""))} if view.is_scalar else {}
     )
@@ -251,6 +256,7 @@ def export_model(
             "time_range": [str(view.fields.time.values[0]), str(view.fields.time.values[-1])],
         },
         "parent": parent,
+        "origin": origin,
     }
     return save_artifact(model_dir, task.net, meta, task.static)
 
@@ -283,9 +289,19 @@ def resume_checkpoint(resume: str | Path | None) -> Path | None:
 
 
 def train_scratch(
-    cfg: Config, view: TaskView, out: Path, *, resume: Path | None = None, logs: bool = True
+    cfg: Config,
+    view: TaskView,
+    out: Path,
+    *,
+    resume: Path | None = None,
+    logs: bool = True,
+    origin: str = "scratch",
 ) -> Path:
-    """Train a fresh network on ``view``; writes ``out/config.yaml`` and ``out/model``."""
+    """Train a fresh network on ``view``; writes ``out/config.yaml`` and ``out/model``.
+
+    ``origin`` is recorded in the artifact: ``scratch`` for the baseline of a fine-tune,
+    ``pretrain`` for ``climatune pretrain``.
+    """
     normalizer = fit_normalizer(view)
     names, _ = static_channels(view)
     net = new_net(cfg, view, len(names))
@@ -293,7 +309,7 @@ def train_scratch(
     write_config(out, cfg)
     task, trainer = fit_task(cfg, view, normalizer, net, out, resume=resume, logs=logs)
     if trainer.is_global_zero:
-        export_model(out / "model", cfg, view, normalizer, task)
+        export_model(out / "model", cfg, view, normalizer, task, origin=origin)
     return out
 
 
@@ -301,4 +317,6 @@ def pretrain(cfg: Config, out: str | Path | None = None, resume: str | Path | No
     """``climatune pretrain``: train a network from scratch and write ``RUN/model``."""
     out = prepare_output_dir(resume or out or default_run_dir(cfg, "pretrain"), create=False)
     resume_checkpoint(resume)
-    return train_scratch(cfg, build_view(cfg), out, resume=Path(resume) if resume else None)
+    return train_scratch(
+        cfg, build_view(cfg), out, resume=Path(resume) if resume else None, origin="pretrain"
+    )
