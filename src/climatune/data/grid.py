@@ -7,7 +7,14 @@ import xarray as xr
 
 from climatune.errors import ClimatuneError
 
-__all__ = ["coarsen", "bilinear_to", "coarsen_bilinear", "is_global", "lat_weights"]
+__all__ = [
+    "coarsen",
+    "bilinear_to",
+    "coarsen_bilinear",
+    "contiguous_lon",
+    "is_global",
+    "lat_weights",
+]
 
 
 def is_global(lon: np.ndarray | xr.DataArray, tol: float = 1.5) -> bool:
@@ -17,6 +24,44 @@ def is_global(lon: np.ndarray | xr.DataArray, tol: float = 1.5) -> bool:
         return False
     step = float(np.median(np.diff(lon)))
     return abs(step * lon.size - 360.0) <= tol * step
+
+
+def contiguous_lon(
+    lon: np.ndarray | xr.DataArray, start: float | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """The order that makes longitudes run east without a break, and their values in it.
+
+    Longitudes are taken modulo 360 (keeping the first of any duplicates) and run east from
+    ``start``: by default from 0° on a global grid (:func:`is_global`) and, on any other,
+    from the cell after the widest gap, so that a regional grid across 0° keeps its
+    neighbours together. Longitudes met before 0° along the way become negative so that
+    the values increase; a longitude already in that form keeps its exact value.
+
+    Returns
+    -------
+    index, values
+        Positions into ``lon`` in eastward order, and the longitudes at those positions.
+
+    Examples
+    --------
+    >>> contiguous_lon(np.array([0.0, 10.0, 340.0, 350.0]))
+    (array([2, 3, 0, 1]), array([-20., -10.,   0.,  10.]))
+    """
+    lon = np.asarray(lon)
+    wrapped = np.mod(lon, 360.0)
+    wrapped[wrapped >= 360.0] -= 360.0  # -1e-7 % 360 rounds to 360
+    _, index = np.unique(wrapped, return_index=True)  # ascending, first of any duplicates
+    ring = wrapped[index]
+    if start is None and ring.size > 1 and not is_global(ring):
+        gaps = np.diff(ring, append=ring[0] + 360.0)
+        start = ring[(int(np.argmax(gaps)) + 1) % ring.size]
+    if start is not None:
+        index = index[np.argsort(np.mod(ring - start, 360.0), kind="stable")]
+        ring = wrapped[index]
+    turned = np.cumsum(np.diff(ring, prepend=ring[:1]) < 0)  # 1 from 0° on, if passed
+    values = ring - 360.0 * (turned[-1:] - turned)
+    turns = np.round((values - lon[index]) / 360.0)  # whole turns from the stored value
+    return index, (lon[index] + 360.0 * turns).astype(lon.dtype, copy=False)
 
 
 def coarsen(obj: xr.Dataset | xr.DataArray, factor: int) -> xr.Dataset | xr.DataArray:

@@ -2,7 +2,8 @@
 
 This is what ``climatune data inspect PATH... [--json]`` prints. Sources are opened with
 :func:`~climatune.data.io.open_dataset`, so the rows describe the canonical form the rest of
-ClimaTune sees (latitude ascending, longitude in [0, 360)).
+ClimaTune sees (latitude ascending; longitude in [0, 360) on global grids, contiguous on
+regional ones, e.g. -80..40 for a box across 0°).
 
 Examples
 --------

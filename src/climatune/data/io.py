@@ -1,9 +1,11 @@
 """Open NetCDF and Zarr climate data lazily, in one canonical form.
 
 Every reader in ClimaTune goes through :func:`open_dataset`. It returns a Dask-backed
-dataset with dims ``time``, ``[level]``, ``lat``, ``lon``: latitude ascending, longitude in
-[0, 360) ascending, times decoded to cftime objects whatever the calendar, and only the
-variables a model can use (fields on the grid and 1-D ``time`` index series).
+dataset with dims ``time``, ``[level]``, ``lat``, ``lon``: latitude ascending, longitude
+ascending in [0, 360) on global grids and contiguous on regional ones (a box across 0°
+runs -80 ... 40, never 0 ... 40, 280 ... 357.5), times decoded to cftime objects whatever
+the calendar, and only the variables a model can use (fields on the grid and 1-D ``time``
+index series).
 
 Examples
 --------
@@ -26,6 +28,7 @@ from typing import Any, BinaryIO
 import numpy as np
 import xarray as xr
 
+from climatune.data.grid import contiguous_lon
 from climatune.data.samples_registry import resolve_sample, sample_name
 from climatune.errors import ClimatuneError
 
@@ -106,10 +109,13 @@ def open_dataset(
 def canonicalize(ds: xr.Dataset, *, name: str | None = None) -> xr.Dataset:
     """Rename dims to ``time, level, lat, lon``, order the grid and keep the usable variables.
 
-    Latitude becomes ascending and longitude is wrapped into [0, 360) and sorted, with the
-    data following its coordinates. Bounds, grid-mapping and auxiliary coordinate variables
-    are dropped; scalar coordinates (``height``, ``forecast_period``) stay. Variables kept
-    are fields on (``[time]``, ``[level]``, ``lat``, ``lon``) and ``time``-only series.
+    Latitude becomes ascending and longitude runs east without a break, with the data
+    following its coordinates: a global grid is sorted in [0, 360); a regional grid starts
+    at its western edge, with the longitudes west of 0° negative when it crosses 0°, so
+    that a file stored as -80..40, 280..400 or 0..40, 280..357.5 reads as -80..40. Bounds,
+    grid-mapping and auxiliary coordinate variables are dropped; scalar coordinates
+    (``height``, ``forecast_period``) stay. Variables kept are fields on (``[time]``,
+    ``[level]``, ``lat``, ``lon``) and ``time``-only series.
 
     Parameters
     ----------
@@ -510,16 +516,13 @@ def _order_lat(ds: xr.Dataset, label: str) -> xr.Dataset:
 
 
 def _wrap_lon(ds: xr.Dataset) -> xr.Dataset:
-    """Wrap longitude into [0, 360) and sort it, keeping the first of any duplicates."""
+    """Order longitude eastward without a break (:func:`contiguous_lon`), data following."""
     lon = ds["lon"].values
-    wrapped = np.mod(lon, lon.dtype.type(360))
-    wrapped[wrapped >= 360] -= 360  # -1e-7 % 360 rounds to 360
-    if np.array_equal(wrapped, lon) and ds.indexes["lon"].is_monotonic_increasing:
-        if ds.indexes["lon"].is_unique:
-            return ds
-    ds = ds.assign_coords(lon=ds["lon"].copy(data=wrapped))
-    _, first = np.unique(wrapped, return_index=True)  # sorted values, first occurrences
-    return ds.isel(lon=first)
+    index, values = contiguous_lon(lon)
+    if np.array_equal(index, np.arange(lon.size)) and np.array_equal(values, lon):
+        return ds
+    ds = ds.isel(lon=index)
+    return ds.assign_coords(lon=ds["lon"].copy(data=values))
 
 
 def _iso(value: Any) -> str:

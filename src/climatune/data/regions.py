@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 import xarray as xr
 
+from climatune.data.grid import contiguous_lon
 from climatune.errors import ClimatuneError
 
 __all__ = ["Region", "parse_region"]
@@ -56,22 +57,21 @@ class Region:
     def subset(self, ds: xr.Dataset, halo: float = 0.0) -> xr.Dataset:
         """Cut the box plus ``halo`` degrees out of ``ds``.
 
-        Boxes that cross 0° come back contiguous, with the western longitudes written as
-        negative degrees so the coordinate stays increasing.
+        The cells come back contiguous, west to east. Cells that already run so in ``ds``
+        keep their longitudes; a box across 0° cut from a global grid has its western
+        longitudes written as negative degrees, so that the coordinate increases.
         """
         self.check_within(ds)
         lat_ok = ((ds.lat >= self.lat_min - halo) & (ds.lat <= self.lat_max + halo)).values
         lon_ok = self._lon_inside(ds.lon.values, halo)
         if lon_ok.all():
             return ds.isel(lat=np.flatnonzero(lat_ok))
-        lon = np.mod(ds.lon.values, 360.0)
-        order = np.argsort(np.mod(lon - (self.lon_min - halo), 360.0))
-        order = order[lon_ok[order]]
-        out = ds.isel(lat=np.flatnonzero(lat_ok), lon=order)
-        new_lon = lon[order]
-        if np.any(np.diff(new_lon) < 0):
-            new_lon = np.where(new_lon >= lon[order][0], new_lon - 360.0, new_lon)
-        return out.assign_coords(lon=("lon", new_lon, ds.lon.attrs))
+        cells = np.flatnonzero(lon_ok)
+        index, lon = contiguous_lon(ds.lon.values[cells], start=self.lon_min - halo)
+        out = ds.isel(lat=np.flatnonzero(lat_ok), lon=cells[index])
+        if np.all(np.diff(index) > 0):
+            return out
+        return out.assign_coords(lon=("lon", lon, ds.lon.attrs))
 
     def check_within(self, ds: xr.Dataset | xr.DataArray) -> None:
         """Raise a ClimatuneError if no grid cell of ``ds`` falls inside the box."""

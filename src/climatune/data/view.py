@@ -190,6 +190,7 @@ def _static(cfg: Config, domain: xr.Dataset) -> xr.Dataset | None:
         )
     out = src[cfg.data.static.variables]
     out = out.isel(time=0, drop=True) if "time" in out.dims else out
+    out = out.assign_coords(lon=np.mod(out.lon, 360.0)).sortby("lon")  # match modulo 360
     try:
         out = out.sel(
             lat=domain.lat, lon=np.mod(domain.lon, 360.0), method="nearest", tolerance=1e-3
