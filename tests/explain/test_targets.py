@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -77,3 +78,19 @@ def test_target_function_is_the_weighted_mean_in_physical_units(forecast_model: 
         field = model.forward(x, static)[:, 1].numpy() * std + mean
         got = func(x).numpy()
     np.testing.assert_allclose(got, (field * t.weights).sum(axis=(1, 2)), rtol=1e-5)
+
+
+def test_stored_static_inputs_only_on_the_same_cells(forecast_model: Path) -> None:
+    """Same grid shape and latitudes but other longitudes: the static inputs are made anew."""
+    model = load_model(forecast_model)
+    view = build_view(model.config)
+    assert torch.equal(static_for(model, view), model.static)
+    wrapped = view.fields.assign_coords(lon=view.fields.lon - 360.0)  # the same cells
+    assert torch.equal(static_for(model, dataclasses.replace(view, fields=wrapped)), model.static)
+    shifted = view.fields.assign_coords(lon=(view.fields.lon + 30.0) % 360.0)
+    fresh = static_for(model, dataclasses.replace(view, fields=shifted))
+    assert not torch.equal(fresh, model.static)
+    sin_lon = model.meta.data["static"].index("sin_lon")
+    np.testing.assert_allclose(
+        fresh[sin_lon, 0].numpy(), np.sin(np.deg2rad(shifted.lon.values)), atol=1e-6
+    )

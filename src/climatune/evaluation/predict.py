@@ -83,6 +83,16 @@ def predict_view(
     return xr.Dataset(data)
 
 
+def _same_axis(a: np.ndarray, b: np.ndarray, *, periodic: bool) -> bool:
+    """Whether two coordinate axes hold the same cells in the same order (lon modulo 360)."""
+    if a.size != b.size:
+        return False
+    diff = np.abs(a - b)
+    if periodic:
+        diff = np.minimum(diff % 360.0, 360.0 - diff % 360.0)
+    return bool(np.all(diff <= 1e-4))
+
+
 def static_for(model: LoadedModel, view: TaskView) -> torch.Tensor:
     """The model's stored static inputs, or fresh ones when the grid differs."""
     from climatune.data.samples import static_channels
@@ -90,8 +100,12 @@ def static_for(model: LoadedModel, view: TaskView) -> torch.Tensor:
     names, fresh = static_channels(view)
     stored = model.static
     if tuple(stored.shape[-2:]) == fresh.shape[-2:] and stored.shape[0] == fresh.shape[0]:
-        lat = np.asarray(model.meta.data["grid"]["lat"])
-        if lat.size == view.fields.lat.size and np.allclose(lat, view.fields.lat.values, atol=1e-4):
+        grid = model.meta.data["grid"]
+        same = [
+            _same_axis(np.asarray(grid[axis]), view.fields[axis].values, periodic=axis == "lon")
+            for axis in ("lat", "lon")
+        ]
+        if all(same):
             return stored
     if stored.shape[0] != fresh.shape[0]:
         raise ClimatuneError(
