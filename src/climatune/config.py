@@ -47,7 +47,8 @@ class RegionConfig(_Section):
 
 
 class SplitConfig(_Section):
-    """Contiguous blocks of years (inclusive); the gap is added between blocks automatically."""
+    """Contiguous blocks of years (inclusive); a sample belongs to a block only if every
+    step it reads (inputs and target) lies in that block's years."""
 
     train: tuple[int, int] | list[tuple[int, int]]
     val: tuple[int, int]
