@@ -136,6 +136,33 @@ def test_normalisation_policy_keep_or_refit(pretrained, tmp_path):
     assert refit.mean_["tas"] == pytest.approx(parent.mean_["tas"] + 10, abs=1.0)
 
 
+def test_sharing_no_input_transfers_the_backbone(pretrained, tmp_path, capsys):
+    archive, run = pretrained
+    saved = load_file(str(run / "model" / "weights.safetensors"))
+    cfg = tiny_config(
+        archive,
+        "data.variables=[pr]",
+        "data.targets=[pr]",
+        "finetune.strategy=linear_probe",
+        "trainer.max_epochs=1",
+    )
+    _, _, _, net, report = prepare_finetune(cfg, run)
+    assert (report.kept, report.added, report.dropped) == ([], ["pr"], ["tas", "sst"])
+    line = (
+        "variable change: no input is shared with the pre-trained model; all of its inputs "
+        "(tas, sst) dropped, pr added, backbone transferred"
+    )
+    assert line in report.lines()
+    backbone = [k for k in net.state_dict() if k.startswith("backbone.")]
+    assert backbone and all(torch.equal(net.state_dict()[k], saved[k]) for k in backbone)
+
+    out = finetune(cfg, run, out=tmp_path / "ft")
+    assert line in " ".join(capsys.readouterr().err.split())
+    after = load_file(str(out / "model" / "weights.safetensors"))
+    assert all(torch.equal(after[k], saved[k]) for k in backbone)  # frozen: the parent's
+    assert load_model(out).net.variables == ["pr"]
+
+
 def test_finetune_artifact_records_its_parent(pretrained, tmp_path):
     archive, run = pretrained
     out = finetune(

@@ -257,7 +257,6 @@ CASES = [
     Case("finetune-target-not-in-data", _finetune("data.targets=[zos]"), "variable 'zos' missing"),
     Case("finetune-unit-mismatch", _finetune(data=lambda w: _in_celsius(w, "degc.nc")), "'degC' here but the pre-trained model used 'K'"),
     Case("finetune-history-mismatch", _finetune("task.history=2"), "set task.history=1"),
-    Case("finetune-no-shared-input", _finetune("data.variables=[pr]"), "no input variable is shared"),
     Case("finetune-resume-without-checkpoint", lambda w: ["finetune", "--config", w.cfg(), "--from", str(w.model), "--resume", _resume_dir(w)], "cannot resume"),
     Case("finetune-from-missing", lambda w: ["finetune", "--config", w.cfg(), "--from", w.p("nope"), "--out", w.p("ft")], "does not exist"),
     Case("finetune-from-not-a-model", lambda w: ["finetune", "--config", w.cfg(), "--from", w.dir("empty"), "--out", w.p("ft")], "is not a ClimaTune model"),
