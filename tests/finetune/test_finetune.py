@@ -136,6 +136,34 @@ def test_normalisation_policy_keep_or_refit(pretrained, tmp_path):
     assert refit.mean_["tas"] == pytest.approx(parent.mean_["tas"] + 10, abs=1.0)
 
 
+def test_new_weights_come_from_the_seed(pretrained):
+    archive, run = pretrained
+
+    def new_head(seed: int, noise: int) -> dict[str, torch.Tensor]:
+        torch.manual_seed(noise)  # whatever state the global generator is in
+        net = prepare_finetune(tiny_config(archive, "data.targets=[tas]", f"seed={seed}"), run)[3]
+        return net.head.state_dict()
+
+    first, again, other = new_head(0, noise=1), new_head(0, noise=2), new_head(1, noise=1)
+    assert all(torch.equal(first[k], again[k]) for k in first)
+    assert any(not torch.equal(first[k], other[k]) for k in first)
+
+
+def test_a_fine_tune_depends_only_on_its_seed(pretrained, tmp_path):
+    archive, run = pretrained
+    sets = ("data.targets=[tas]", "finetune.strategy=lora", "trainer.max_epochs=1")
+
+    def weights(name: str, seed: int, noise: int) -> dict[str, torch.Tensor]:
+        torch.manual_seed(noise)
+        cfg = tiny_config(archive, *sets, f"seed={seed}")
+        out = finetune(cfg, run, out=tmp_path / name, quiet=True)
+        return load_file(str(out / "model" / "weights.safetensors"))
+
+    first, again, other = weights("a", 0, 1), weights("b", 0, 2), weights("c", 1, 1)
+    assert first.keys() == again.keys() and all(torch.equal(first[k], again[k]) for k in first)
+    assert any(not torch.equal(first[k], other[k]) for k in first)
+
+
 def test_sharing_no_input_transfers_the_backbone(pretrained, tmp_path, capsys):
     archive, run = pretrained
     saved = load_file(str(run / "model" / "weights.safetensors"))

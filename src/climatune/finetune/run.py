@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+import torch
 from rich.console import Console
 
 from climatune.config import Config
@@ -33,14 +36,26 @@ def merged_normalizer(parent: LoadedModel, view: TaskView, cfg: Config) -> Norma
     return parent.normalizer.merge(fresh, refit)
 
 
+@contextmanager
+def _seeded(seed: int) -> Iterator[None]:
+    """Draw from torch's CPU generator seeded with ``seed``; the global state is restored."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        yield
+
+
 def prepare_finetune(cfg: Config, source: str | Path, view: TaskView | None = None):
-    """Load the parent, build the view, adapt the network; returns everything to train it."""
+    """Load the parent, build the view, adapt the network; returns everything to train it.
+
+    New weights (head, stem variables, static channels) are drawn from ``cfg.seed``.
+    """
     parent = load_model(source)
     view = view if view is not None else build_view(cfg)
     names, _ = static_channels(view)
     net = parent.net.train()
     units = {n: str(view.fields[n].attrs.get("units", "")) for n in view.inputs}
-    report = adapt_network(net, parent.meta, view, len(names), units)
+    with _seeded(cfg.seed):
+        report = adapt_network(net, parent.meta, view, len(names), units)
     return parent, view, merged_normalizer(parent, view, cfg), net, report
 
 
@@ -57,7 +72,8 @@ def finetune(
     out = prepare_output_dir(resume or out or default_run_dir(cfg, "finetune"), create=False)
     resume_checkpoint(resume)
     parent, view, normalizer, net, report = prepare_finetune(cfg, source, view)
-    net, callbacks = apply_strategy(net, cfg.finetune)
+    with _seeded(cfg.seed):  # LoRA adapters start from the seed, too
+        net, callbacks = apply_strategy(net, cfg.finetune)
     trainable, total = count_trainable(net)
     out = prepare_output_dir(out)  # created only once the inputs are known to be good
     if not quiet:
