@@ -13,6 +13,7 @@ from climatune.config import Config
 from climatune.data.normalize import Normalizer
 from climatune.data.samples import fit_normalizer, static_channels
 from climatune.data.view import TaskView, build_view
+from climatune.errors import ClimatuneError
 from climatune.finetune.artifact import LoadedModel, load_model
 from climatune.finetune.freezing import apply_strategy, count_trainable
 from climatune.finetune.surgery import SurgeryReport, adapt_network
@@ -28,12 +29,41 @@ from climatune.utils.atomic import prepare_output_dir
 __all__ = ["finetune", "prepare_finetune", "merged_normalizer"]
 
 
-def merged_normalizer(parent: LoadedModel, view: TaskView, cfg: Config) -> Normalizer:
-    """Pre-trained statistics, with ``refit`` variables (and new ones) refitted on this data."""
-    fresh = fit_normalizer(view)
+def merged_normalizer(
+    parent: LoadedModel, view: TaskView, cfg: Config
+) -> tuple[Normalizer, list[str]]:
+    """Pre-trained statistics, refitted on this data's training years where the policy says.
+
+    New variables are always fitted on this data. Returns the normaliser and report lines.
+
+    Raises
+    ------
+    ClimatuneError
+        When the policy is ``keep`` for a variable whose data have clearly shifted.
+    """
+    fresh, old = fit_normalizer(view), parent.normalizer
     policy = cfg.finetune.normalization
-    refit = [n for n in fresh.mean_ if policy.variables.get(n, policy.default) == "refit"]
-    return parent.normalizer.merge(fresh, refit)
+    kept, refit, notes = [], [], []
+    for name in [n for n in fresh.mean_ if n in old.mean_]:
+        choice = policy.variables.get(name, policy.default)
+        shift = old.shift(fresh, name)
+        if shift and choice == "keep":
+            raise ClimatuneError(
+                f"'{name}' here is not distributed like the pre-trained model's data ({shift}); "
+                f"set finetune.normalization.variables.{name}=refit (or auto), or force_keep "
+                "if the shift is meant to be read as an anomaly"
+            )
+        (refit if choice == "refit" or (choice == "auto" and shift) else kept).append(name)
+        if shift:
+            done = "refitted" if name in refit else f"kept ({choice})"
+            notes.append(f"statistics of {name} {done}: {shift}")
+    fitted = [n for n in fresh.mean_ if n not in old.mean_]
+    lines = [
+        f"statistics:     kept {', '.join(kept) or '-'}; refitted {', '.join(refit) or '-'}"
+        + (f"; fitted {', '.join(fitted)} (new)" if fitted else ""),
+        *notes,
+    ]
+    return old.merge(fresh, refit), lines
 
 
 @contextmanager
@@ -56,7 +86,9 @@ def prepare_finetune(cfg: Config, source: str | Path, view: TaskView | None = No
     units = {n: str(view.fields[n].attrs.get("units", "")) for n in view.inputs}
     with _seeded(cfg.seed):
         report = adapt_network(net, parent.meta, view, len(names), units)
-    return parent, view, merged_normalizer(parent, view, cfg), net, report
+    normalizer, lines = merged_normalizer(parent, view, cfg)
+    report.notes.extend(lines)
+    return parent, view, normalizer, net, report
 
 
 def finetune(
