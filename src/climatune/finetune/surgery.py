@@ -51,13 +51,13 @@ def adapt_network(
 ) -> SurgeryReport:
     """Modify ``net`` in place for ``view``'s task and return what changed.
 
+    Sharing no input variable is allowed: the stem is then all new, but the backbone (and
+    the head, if the outputs are the same) still transfer, and the report says so.
+
     Raises
     ------
     ClimatuneError
         On a unit mismatch for a kept variable, or a different history length.
-
-    Sharing no input variable is allowed: the stem is then all new, but the backbone (and
-    the head, if the outputs are the same) still transfer, and the report says so.
     """
     report = SurgeryReport()
     old_inputs = meta.inputs
