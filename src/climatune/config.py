@@ -47,7 +47,8 @@ class RegionConfig(_Section):
 
 
 class SplitConfig(_Section):
-    """Contiguous blocks of years (inclusive); the gap is added between blocks automatically."""
+    """Contiguous blocks of years (inclusive); a sample belongs to a block only if every
+    step it reads (inputs and target) lies in that block's years."""
 
     train: tuple[int, int] | list[tuple[int, int]]
     val: tuple[int, int]
@@ -162,9 +163,21 @@ class TrainerConfig(_Section):
     )
 
 
+NormalizationChoice = Literal["auto", "keep", "refit", "force_keep"]
+
+
 class NormalizationPolicy(_Section):
-    default: Literal["keep", "refit"] = "keep"
-    variables: dict[str, Literal["keep", "refit"]] = Field(default_factory=dict)
+    """Per variable, whether fine-tuning keeps the pre-trained statistics or refits them.
+
+    ``auto`` keeps them unless the new training data have clearly shifted (see
+    :meth:`~climatune.data.normalize.Normalizer.shift`), and then refits and says so.
+    ``keep`` refuses clearly shifted data; ``force_keep`` keeps the statistics anyway
+    (a warmer scenario meant to be read as a warm anomaly) and says so. ``refit`` always
+    refits on the new training years.
+    """
+
+    default: NormalizationChoice = "auto"
+    variables: dict[str, NormalizationChoice] = Field(default_factory=dict)
 
 
 class FinetuneConfig(_Section):

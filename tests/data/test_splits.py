@@ -1,4 +1,4 @@
-"""Splits: contiguous blocks, a gap between them, and no sample crossing a block."""
+"""Splits: contiguous blocks, no sample crossing a block, and no step dropped for nothing."""
 
 from __future__ import annotations
 
@@ -17,16 +17,25 @@ def test_default_blocks_cover_the_years_in_order():
     assert blocks["train"][1] < blocks["val"][0] <= blocks["val"][1] < blocks["test"][0]
 
 
-def test_gap_is_trimmed_from_the_later_block():
+def test_adjacent_blocks_keep_every_step():
     years = np.repeat(np.arange(2000, 2010), 12)  # monthly
-    idx = block_indices(years, {"train": (2000, 2004), "val": (2005, 2009)}, span=3)
-    assert idx["train"][-1] == 59
-    assert idx["val"][0] == 63  # 60, 61, 62 form the gap
+    idx = block_indices(years, {"train": (2000, 2004), "val": (2005, 2009)})
+    np.testing.assert_array_equal(idx["train"], np.arange(60))
+    np.testing.assert_array_equal(idx["val"], np.arange(60, 120))  # no step trimmed
 
 
 def test_overlapping_blocks_are_refused():
     with pytest.raises(ClimatuneError, match="overlap"):
-        block_indices(np.arange(2000, 2010), {"train": (2000, 2005), "val": (2005, 2009)}, span=1)
+        block_indices(np.arange(2000, 2010), {"train": (2000, 2005), "val": (2005, 2009)})
+
+
+def test_history_1_lead_0_samples_every_year_of_every_block():
+    years = np.arange(2000, 2050)  # annual
+    blocks = {"train": (2000, 2029), "val": (2030, 2039), "test": (2040, 2049)}
+    idx = block_indices(years, blocks)
+    for name, (y0, y1) in blocks.items():
+        anchors = sample_anchors(idx[name], history=1, lead=0)
+        assert sorted(years[anchors]) == list(range(y0, y1 + 1)), name
 
 
 @settings(max_examples=60, deadline=None)
@@ -35,22 +44,22 @@ def test_overlapping_blocks_are_refused():
     history=st.integers(1, 4),
     lead=st.integers(0, 3),
     steps_per_year=st.sampled_from([1, 12]),
-    cut=st.floats(0.3, 0.8),
+    cuts=st.tuples(st.floats(0.2, 0.5), st.floats(0.55, 0.85)),
 )
-def test_no_sample_reads_outside_its_block(n_years, history, lead, steps_per_year, cut):
+def test_no_sample_reads_outside_its_block(n_years, history, lead, steps_per_year, cuts):
     years = np.repeat(np.arange(n_years), steps_per_year)
-    split = int(cut * n_years)
-    blocks = {"train": (0, split - 1), "val": (split, n_years - 1)}
-    idx = block_indices(years, blocks, span=history + lead)
-    owner = {}
+    a, b = int(cuts[0] * n_years), int(cuts[1] * n_years)
+    blocks = {"train": (0, a - 1), "val": (a, b - 1), "test": (b, n_years - 1)}
+    idx = block_indices(years, blocks)
+    read = {}
     for name, steps in idx.items():
-        for s in steps:
-            owner[int(s)] = name
-        for anchor in sample_anchors(steps, history, lead):
-            touched = range(anchor - history + 1, anchor + lead + 1)
-            assert all(owner.get(t, name) == name and t in set(steps.tolist()) for t in touched)
-    if idx["train"].size and idx["val"].size:
-        assert idx["val"][0] - idx["train"][-1] > history + lead
+        assert steps.size == (blocks[name][1] - blocks[name][0] + 1) * steps_per_year
+        anchors = sample_anchors(steps, history, lead)
+        assert anchors.size == max(0, steps.size - history + 1 - lead)
+        read[name] = {t for s in anchors for t in range(s - history + 1, s + lead + 1)}
+        assert read[name] <= set(steps.tolist())
+    assert not read["train"] & read["val"] and not read["train"] & read["test"]
+    assert not read["val"] & read["test"]
 
 
 def test_fold_blocks_are_contiguous_and_cover():

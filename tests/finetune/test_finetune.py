@@ -7,12 +7,15 @@ import json
 import numpy as np
 import pytest
 import torch
+import xarray as xr
 from safetensors.torch import load_file
 
 from climatune import load_model
 from climatune.cli import main
+from climatune.data.normalize import Normalizer
+from climatune.data.view import build_view
 from climatune.errors import ClimatuneError
-from climatune.finetune.run import finetune, prepare_finetune
+from climatune.finetune.run import finetune, merged_normalizer, prepare_finetune
 from climatune.training.run import pretrain
 from tests.conftest import create_test_data
 from tests.training.conftest import tiny_archive, tiny_config
@@ -122,18 +125,133 @@ def test_strategies_train_what_they_say(pretrained, tmp_path, strategy):
 def test_normalisation_policy_keep_or_refit(pretrained, tmp_path):
     archive, run = pretrained
     warm = tiny_archive(tmp_path / "warm.nc", seed=1)
-    import xarray as xr
-
     ds = xr.open_dataset(warm).load()
     ds["tas"] = ds.tas + 10
     ds.to_netcdf(tmp_path / "warmer.nc")
-    keep = prepare_finetune(tiny_config(tmp_path / "warmer.nc"), run)[2]
+    auto = prepare_finetune(tiny_config(tmp_path / "warmer.nc"), run)
+    keep = prepare_finetune(
+        tiny_config(tmp_path / "warmer.nc", "finetune.normalization.default=keep"), run
+    )[2]
     refit = prepare_finetune(
         tiny_config(tmp_path / "warmer.nc", "finetune.normalization.default=refit"), run
     )[2]
     parent = load_model(run).normalizer
-    assert keep.mean_["tas"] == parent.mean_["tas"]
+    assert auto[2].mean_["tas"] == keep.mean_["tas"] == parent.mean_["tas"]  # a harmless shift
+    assert "statistics:     kept tas, sst; refitted -" in auto[4].lines()
     assert refit.mean_["tas"] == pytest.approx(parent.mean_["tas"] + 10, abs=1.0)
+
+
+def _parent_at(run, mean: float, std: float):
+    """The pre-trained model, with the issue's stored ``tas`` statistics (287.7 ± 11.3 K)."""
+    parent = load_model(run)
+    stored = {"mean": {"tas": mean}, "std": {"tas": std}, "units": {"tas": "K"}}
+    parent.normalizer = parent.normalizer.merge(Normalizer.from_dict(stored), ["tas"])
+    return parent
+
+
+def _tas_file(tmp_path, name: str, mean: float, std: float):
+    """The tiny archive with ``tas`` rescaled to ``mean ± std``, still labelled K."""
+    ds = xr.open_dataset(tiny_archive(tmp_path / "base.nc")).load()
+    tas = (ds.tas - ds.tas.mean()) / ds.tas.std() * std + mean
+    ds["tas"] = tas.astype("f4").assign_attrs(ds.tas.attrs)
+    ds.to_netcdf(tmp_path / name)
+    return tmp_path / name
+
+
+def test_auto_refits_anomalies_against_absolute_values_and_says_so(pretrained, tmp_path):
+    _, run = pretrained
+    cfg = tiny_config(_tas_file(tmp_path, "anomalies.nc", 0.0, 1.0))
+    norm, lines = merged_normalizer(_parent_at(run, 287.7, 11.3), build_view(cfg), cfg)
+    mean = norm.mean_["tas"]  # the training years' anomalies, not the 287.7 K stored
+    assert abs(mean) < 0.5 and norm.std_["tas"] == pytest.approx(1.0, abs=0.2)
+    apart = (287.7 - mean) / 11.3
+    assert apart > 25
+    assert lines == [
+        "statistics:     kept sst; refitted tas",
+        f"statistics of tas refitted: mean {mean:.4g} ± {norm.std_['tas']:.3g} against the "
+        f"stored 287.7 ± 11.3 ({apart:.1f} stored stds apart)",
+    ]
+
+
+def test_auto_keeps_a_small_shift(pretrained, tmp_path):
+    _, run = pretrained
+    cfg = tiny_config(_tas_file(tmp_path, "warmer.nc", 287.7 + 3.0, 12.0))
+    norm, lines = merged_normalizer(_parent_at(run, 287.7, 11.3), build_view(cfg), cfg)
+    assert norm.mean_["tas"] == 287.7 and norm.std_["tas"] == 11.3
+    assert lines == ["statistics:     kept tas, sst; refitted -"]
+
+
+def test_keep_refuses_shifted_statistics_unless_forced(pretrained, tmp_path):
+    _, run = pretrained
+    parent, path = _parent_at(run, 287.7, 11.3), _tas_file(tmp_path, "anomalies.nc", 0.0, 1.0)
+    keep = tiny_config(path, "finetune.normalization.variables={tas: keep}")
+    with pytest.raises(ClimatuneError) as err:
+        merged_normalizer(parent, build_view(keep), keep)
+    assert "\n" not in str(err.value)
+    assert str(err.value).startswith("'tas' here is not distributed like the pre-trained model's")
+    assert "set finetune.normalization.variables.tas=refit (or auto), or force_keep" in str(
+        err.value
+    )
+    forced = tiny_config(path, "finetune.normalization.variables={tas: force_keep}")
+    norm, lines = merged_normalizer(parent, build_view(forced), forced)
+    assert norm.mean_["tas"] == 287.7
+    assert lines[0] == "statistics:     kept tas, sst; refitted -"
+    assert lines[1].startswith("statistics of tas kept (force_keep): mean ")
+
+
+def test_new_weights_come_from_the_seed(pretrained):
+    archive, run = pretrained
+
+    def new_head(seed: int, noise: int) -> dict[str, torch.Tensor]:
+        torch.manual_seed(noise)  # whatever state the global generator is in
+        net = prepare_finetune(tiny_config(archive, "data.targets=[tas]", f"seed={seed}"), run)[3]
+        return net.head.state_dict()
+
+    first, again, other = new_head(0, noise=1), new_head(0, noise=2), new_head(1, noise=1)
+    assert all(torch.equal(first[k], again[k]) for k in first)
+    assert any(not torch.equal(first[k], other[k]) for k in first)
+
+
+def test_a_fine_tune_depends_only_on_its_seed(pretrained, tmp_path):
+    archive, run = pretrained
+    sets = ("data.targets=[tas]", "finetune.strategy=lora", "trainer.max_epochs=1")
+
+    def weights(name: str, seed: int, noise: int) -> dict[str, torch.Tensor]:
+        torch.manual_seed(noise)
+        cfg = tiny_config(archive, *sets, f"seed={seed}")
+        out = finetune(cfg, run, out=tmp_path / name, quiet=True)
+        return load_file(str(out / "model" / "weights.safetensors"))
+
+    first, again, other = weights("a", 0, 1), weights("b", 0, 2), weights("c", 1, 1)
+    assert first.keys() == again.keys() and all(torch.equal(first[k], again[k]) for k in first)
+    assert any(not torch.equal(first[k], other[k]) for k in first)
+
+
+def test_sharing_no_input_transfers_the_backbone(pretrained, tmp_path, capsys):
+    archive, run = pretrained
+    saved = load_file(str(run / "model" / "weights.safetensors"))
+    cfg = tiny_config(
+        archive,
+        "data.variables=[pr]",
+        "data.targets=[pr]",
+        "finetune.strategy=linear_probe",
+        "trainer.max_epochs=1",
+    )
+    _, _, _, net, report = prepare_finetune(cfg, run)
+    assert (report.kept, report.added, report.dropped) == ([], ["pr"], ["tas", "sst"])
+    line = (
+        "variable change: no input is shared with the pre-trained model; all of its inputs "
+        "(tas, sst) dropped, pr added, backbone transferred"
+    )
+    assert line in report.lines()
+    backbone = [k for k in net.state_dict() if k.startswith("backbone.")]
+    assert backbone and all(torch.equal(net.state_dict()[k], saved[k]) for k in backbone)
+
+    out = finetune(cfg, run, out=tmp_path / "ft")
+    assert line in " ".join(capsys.readouterr().err.split())
+    after = load_file(str(out / "model" / "weights.safetensors"))
+    assert all(torch.equal(after[k], saved[k]) for k in backbone)  # frozen: the parent's
+    assert load_model(out).net.variables == ["pr"]
 
 
 def test_finetune_artifact_records_its_parent(pretrained, tmp_path):

@@ -172,6 +172,13 @@ def _in_celsius(w: Workspace, name: str) -> str:
     return w.nc(name, ds)
 
 
+def _mislabelled(w: Workspace, name: str) -> str:
+    """``tas`` in °C but labelled K: same name and units, a shifted distribution."""
+    ds = dataset()
+    ds["tas"] = (ds.tas - 273.15).assign_attrs(ds.tas.attrs)
+    return w.nc(name, ds)
+
+
 def _resume_dir(w: Workspace) -> str:
     run = w.dir("half-run")
     (Path(run) / "config.yaml").write_text("seed: 0\n")
@@ -257,7 +264,7 @@ CASES = [
     Case("finetune-target-not-in-data", _finetune("data.targets=[zos]"), "variable 'zos' missing"),
     Case("finetune-unit-mismatch", _finetune(data=lambda w: _in_celsius(w, "degc.nc")), "'degC' here but the pre-trained model used 'K'"),
     Case("finetune-history-mismatch", _finetune("task.history=2"), "set task.history=1"),
-    Case("finetune-no-shared-input", _finetune("data.variables=[pr]"), "no input variable is shared"),
+    Case("finetune-keep-shifted-statistics", _finetune("finetune.normalization.default=keep", data=lambda w: _mislabelled(w, "shifted.nc")), "set finetune.normalization.variables.tas=refit (or auto)"),
     Case("finetune-resume-without-checkpoint", lambda w: ["finetune", "--config", w.cfg(), "--from", str(w.model), "--resume", _resume_dir(w)], "cannot resume"),
     Case("finetune-from-missing", lambda w: ["finetune", "--config", w.cfg(), "--from", w.p("nope"), "--out", w.p("ft")], "does not exist"),
     Case("finetune-from-not-a-model", lambda w: ["finetune", "--config", w.cfg(), "--from", w.dir("empty"), "--out", w.p("ft")], "is not a ClimaTune model"),

@@ -12,7 +12,7 @@ from climatune.data.view import TaskView, build_view
 from climatune.errors import ClimatuneError
 from climatune.tuning.folds import cv_years, fold_configs, fold_splits
 
-from .conftest import SPLIT, tiny_config
+from .conftest import SPLIT, tiny_config, write_tiny
 
 
 def _read_steps(view: TaskView, split: str) -> set[int]:
@@ -91,3 +91,31 @@ def test_split_is_left_alone_in_the_base(tiny_nc: Path) -> None:
     cfg = config_from_dict(tiny_config(tiny_nc))
     fold_configs(cfg, fold_splits((1990, 2013), 2, (2014, 2019)))
     assert cfg.data.split.model_dump() == {k: tuple(v) for k, v in SPLIT.items()}
+
+
+def test_history_1_lead_0_samples_every_year_of_every_block(tiny_nc: Path) -> None:
+    view = build_view(config_from_dict(tiny_config(tiny_nc, history=1, lead=0)))
+    for name, (y0, y1) in view.blocks.items():
+        assert list(view.target_times(name).dt.year.values) == list(range(y0, y1 + 1)), name
+
+
+def test_history_3_lead_2_samples_read_only_their_block(tiny_nc: Path) -> None:
+    view = build_view(config_from_dict(tiny_config(tiny_nc, history=3, lead=2)))
+    year = view.fields.time.dt.year.values
+    read = {name: _read_steps(view, name) for name in ("train", "val", "test")}
+    for name, (y0, y1) in view.blocks.items():
+        assert view.anchors[name].size == (y1 - y0 + 1) - 3 + 1 - 2, name
+        assert y0 <= year[sorted(read[name])].min() and year[sorted(read[name])].max() <= y1
+    assert view.n_samples() == {"train": 14, "val": 2, "test": 2}
+    assert not read["train"] & read["val"] and not read["train"] & read["test"]
+    assert not read["val"] & read["test"]
+
+
+def test_five_folds_over_50_years_keep_10_year_blocks(tmp_path: Path) -> None:
+    raw = tiny_config(write_tiny(tmp_path / "fifty.nc", years=50), history=1, lead=0)
+    raw["data"]["split"] = {"train": [1990, 2029], "val": [2030, 2039]}
+    cfg = config_from_dict(raw)
+    years, test = cv_years(build_view(cfg))
+    assert years == (1990, 2039) and test is None
+    for fold_cfg in fold_configs(cfg, fold_splits(years, 5, test)):
+        assert build_view(fold_cfg).n_samples() == {"train": 40, "val": 10}

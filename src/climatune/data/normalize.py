@@ -20,6 +20,17 @@ __all__ = ["Normalizer"]
 
 _MIN_STD = 1e-6
 
+#: New data have clearly shifted from stored statistics when their mean lies more than
+#: ``SHIFT_LIMIT`` stored standard deviations from the stored mean: a region or period of
+#: the same quantity keeps its mean inside the range the statistics were fitted on (a few
+#: stds at most, for polar temperatures against a global mean), whereas anomalies against
+#: absolute values lie tens of stds away (0 against 287.7 ± 11.3 K is 25).
+SHIFT_LIMIT = 5.0
+#: ... or when their standard deviation is over ``SPREAD_LIMIT`` times the stored one. A
+#: smaller spread is no sign of a shift (a small region varies far less than the globe),
+#: so only a much wider one counts.
+SPREAD_LIMIT = 10.0
+
 
 class Normalizer:
     """Z-score each variable with its mean and standard deviation over time and space.
@@ -95,6 +106,30 @@ class Normalizer:
         """``(mean, std)`` of one variable, for array code."""
         self._check([name])
         return self.mean_[name], self.std_[name]
+
+    def shift(self, other: Normalizer, name: str) -> str | None:
+        """Say how ``other``'s statistics of ``name`` have clearly shifted from these, or None.
+
+        See :data:`SHIFT_LIMIT` and :data:`SPREAD_LIMIT` for what counts as clearly.
+
+        Examples
+        --------
+        >>> old = Normalizer.from_dict({"mean": {"tas": 287.7}, "std": {"tas": 11.3}})
+        >>> new = Normalizer.from_dict({"mean": {"tas": 0.0}, "std": {"tas": 1.0}})
+        >>> old.shift(new, "tas")
+        'mean 0 ± 1 against the stored 287.7 ± 11.3 (25.5 stored stds apart)'
+        """
+        mean, std = self.scale(name)
+        new_mean, new_std = other.scale(name)
+        apart, wider = abs(new_mean - mean) / std, new_std / std
+        if apart <= SHIFT_LIMIT and wider <= SPREAD_LIMIT:
+            return None
+        why = (
+            f"{apart:.1f} stored stds apart" if apart > SHIFT_LIMIT else f"{wider:.1f}x the spread"
+        )
+        return (
+            f"mean {new_mean:.4g} ± {new_std:.3g} against the stored {mean:.4g} ± {std:.3g} ({why})"
+        )
 
     def merge(self, other: Normalizer, refit: Iterable[str]) -> Normalizer:
         """Keep these statistics, but take ``refit`` variables (and any new ones) from ``other``."""

@@ -1,9 +1,10 @@
-"""Time splits: contiguous blocks of years with a gap, so that no target leaks.
+"""Time splits: contiguous blocks of years, with exactly the gap that keeps targets from leaking.
 
 A sample with anchor step ``t`` reads inputs ``t-history+1 .. t`` and its target at
-``t+lead``; it belongs to a block only if all of those steps lie inside the block. Blocks
-are further separated by a gap of at least the sample's time span (``history + lead``
-steps), trimmed from the start of the later block.
+``t+lead``; it belongs to a block only if all of those steps lie inside the block's years.
+No sample therefore reads a step of another block, and that is the whole gap: the first
+``history - 1`` and last ``lead`` steps of each block anchor no sample, and no step is
+dropped beyond that (with ``history`` 1 and ``lead`` 0, every step of every block is used).
 """
 
 from __future__ import annotations
@@ -31,10 +32,8 @@ def default_blocks(first: int, last: int) -> dict[str, Block]:
     return {"train": (first, val[0] - 1), "val": val, "test": test}
 
 
-def block_indices(
-    years: np.ndarray, blocks: Mapping[str, Block | None], span: int
-) -> dict[str, np.ndarray]:
-    """Time indices of each block, with ``span`` steps trimmed after the previous block.
+def block_indices(years: np.ndarray, blocks: Mapping[str, Block | None]) -> dict[str, np.ndarray]:
+    """Time indices of every step in each block's years; blocks must not overlap.
 
     Parameters
     ----------
@@ -42,30 +41,25 @@ def block_indices(
         Calendar year of every time step (sorted).
     blocks
         Block name to inclusive ``(first_year, last_year)``; ``None`` blocks are skipped.
-    span
-        The gap, in steps, that must separate the last step of one block from the first
-        step of the next.
     """
     years = np.asarray(years)
     spans = sorted(((b[0], b[1], name) for name, b in blocks.items() if b is not None))
     out: dict[str, np.ndarray] = {}
-    previous_end = -(10**9)
     for i, (y0, y1, name) in enumerate(spans):
         if i and y0 <= spans[i - 1][1]:
             raise ClimatuneError(
                 f"split blocks {spans[i - 1][2]} ({spans[i - 1][0]}-{spans[i - 1][1]}) and {name} "
                 f"({y0}-{y1}) overlap; make them disjoint"
             )
-        idx = np.flatnonzero((years >= y0) & (years <= y1))
-        idx = idx[idx > previous_end + span]
-        if idx.size:
-            previous_end = int(idx[-1])
-        out[name] = idx
+        out[name] = np.flatnonzero((years >= y0) & (years <= y1))
     return out
 
 
 def sample_anchors(indices: np.ndarray, history: int, lead: int) -> np.ndarray:
-    """Anchors whose inputs and target all lie inside the contiguous ``indices`` block."""
+    """Anchors whose inputs and target all lie inside the contiguous ``indices`` block.
+
+    A block of ``n`` steps gives ``n - history + 1 - lead`` samples (none if that is < 1).
+    """
     if indices.size == 0:
         return indices
     first, last = int(indices[0]), int(indices[-1])

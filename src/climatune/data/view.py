@@ -276,7 +276,7 @@ def build_view(cfg: Config, ds: xr.Dataset | None = None, *, whole: bool = False
             )
         return TaskView(anchors={"predict": anchors}, **common)
     blocks = split_blocks(cfg, int(years[0]), int(years[-1]))
-    steps = block_indices(years, blocks, span=history + lead)
+    steps = block_indices(years, blocks)
     anchors: dict[str, np.ndarray] = {}
     for name in ("train", "val", "test"):
         pieces = [
@@ -292,8 +292,8 @@ def build_view(cfg: Config, ds: xr.Dataset | None = None, *, whole: bool = False
                 f"{b[0]}-{b[1]}" for k, b in blocks.items() if k.split("#")[0] == name
             )
             raise ClimatuneError(
-                f"the {name} block {shown} leaves no samples (history={history}, lead={lead}, "
-                f"gap={history + lead} steps); widen it in data.split"
+                f"the {name} block {shown} leaves no samples (each needs {history + lead} steps "
+                f"inside it: history={history}, lead={lead}); widen it in data.split"
             )
     if cfg.data.train_fraction < 1.0:
         keep = max(1, int(np.ceil(cfg.data.train_fraction * anchors["train"].size)))

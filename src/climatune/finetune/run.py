@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+import torch
 from rich.console import Console
 
 from climatune.config import Config
 from climatune.data.normalize import Normalizer
 from climatune.data.samples import fit_normalizer, static_channels
 from climatune.data.view import TaskView, build_view
+from climatune.errors import ClimatuneError
 from climatune.finetune.artifact import LoadedModel, load_model
 from climatune.finetune.freezing import apply_strategy, count_trainable
 from climatune.finetune.surgery import SurgeryReport, adapt_network
@@ -25,23 +29,66 @@ from climatune.utils.atomic import prepare_output_dir
 __all__ = ["finetune", "prepare_finetune", "merged_normalizer"]
 
 
-def merged_normalizer(parent: LoadedModel, view: TaskView, cfg: Config) -> Normalizer:
-    """Pre-trained statistics, with ``refit`` variables (and new ones) refitted on this data."""
-    fresh = fit_normalizer(view)
+def merged_normalizer(
+    parent: LoadedModel, view: TaskView, cfg: Config
+) -> tuple[Normalizer, list[str]]:
+    """Pre-trained statistics, refitted on this data's training years where the policy says.
+
+    New variables are always fitted on this data. Returns the normaliser and report lines.
+
+    Raises
+    ------
+    ClimatuneError
+        When the policy is ``keep`` for a variable whose data have clearly shifted.
+    """
+    fresh, old = fit_normalizer(view), parent.normalizer
     policy = cfg.finetune.normalization
-    refit = [n for n in fresh.mean_ if policy.variables.get(n, policy.default) == "refit"]
-    return parent.normalizer.merge(fresh, refit)
+    kept, refit, notes = [], [], []
+    for name in [n for n in fresh.mean_ if n in old.mean_]:
+        choice = policy.variables.get(name, policy.default)
+        shift = old.shift(fresh, name)
+        if shift and choice == "keep":
+            raise ClimatuneError(
+                f"'{name}' here is not distributed like the pre-trained model's data ({shift}); "
+                f"set finetune.normalization.variables.{name}=refit (or auto), or force_keep "
+                "if the shift is meant to be read as an anomaly"
+            )
+        (refit if choice == "refit" or (choice == "auto" and shift) else kept).append(name)
+        if shift:
+            done = "refitted" if name in refit else f"kept ({choice})"
+            notes.append(f"statistics of {name} {done}: {shift}")
+    fitted = [n for n in fresh.mean_ if n not in old.mean_]
+    lines = [
+        f"statistics:     kept {', '.join(kept) or '-'}; refitted {', '.join(refit) or '-'}"
+        + (f"; fitted {', '.join(fitted)} (new)" if fitted else ""),
+        *notes,
+    ]
+    return old.merge(fresh, refit), lines
+
+
+@contextmanager
+def _seeded(seed: int) -> Iterator[None]:
+    """Draw from torch's CPU generator seeded with ``seed``; the global state is restored."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        yield
 
 
 def prepare_finetune(cfg: Config, source: str | Path, view: TaskView | None = None):
-    """Load the parent, build the view, adapt the network; returns everything to train it."""
+    """Load the parent, build the view, adapt the network; returns everything to train it.
+
+    New weights (head, stem variables, static channels) are drawn from ``cfg.seed``.
+    """
     parent = load_model(source)
     view = view if view is not None else build_view(cfg)
     names, _ = static_channels(view)
     net = parent.net.train()
     units = {n: str(view.fields[n].attrs.get("units", "")) for n in view.inputs}
-    report = adapt_network(net, parent.meta, view, len(names), units)
-    return parent, view, merged_normalizer(parent, view, cfg), net, report
+    with _seeded(cfg.seed):
+        report = adapt_network(net, parent.meta, view, len(names), units)
+    normalizer, lines = merged_normalizer(parent, view, cfg)
+    report.notes.extend(lines)
+    return parent, view, normalizer, net, report
 
 
 def finetune(
@@ -57,7 +104,8 @@ def finetune(
     out = prepare_output_dir(resume or out or default_run_dir(cfg, "finetune"), create=False)
     resume_checkpoint(resume)
     parent, view, normalizer, net, report = prepare_finetune(cfg, source, view)
-    net, callbacks = apply_strategy(net, cfg.finetune)
+    with _seeded(cfg.seed):  # LoRA adapters start from the seed, too
+        net, callbacks = apply_strategy(net, cfg.finetune)
     trainable, total = count_trainable(net)
     out = prepare_output_dir(out)  # created only once the inputs are known to be good
     if not quiet:

@@ -51,6 +51,9 @@ def adapt_network(
 ) -> SurgeryReport:
     """Modify ``net`` in place for ``view``'s task and return what changed.
 
+    Sharing no input variable is allowed: the stem is then all new, but the backbone (and
+    the head, if the outputs are the same) still transfer, and the report says so.
+
     Raises
     ------
     ClimatuneError
@@ -69,11 +72,6 @@ def adapt_network(
                 f"variable '{name}' is in {have!r} here but the pre-trained model used {want!r}; "
                 "convert the data (or rename the variable if it is a different quantity)"
             )
-    if not report.kept:
-        raise ClimatuneError(
-            f"no input variable is shared with the pre-trained model (it used {old_inputs}, "
-            f"this task has {view.inputs}); fine-tuning would start from scratch"
-        )
     stem = net.stem
     if stem.history != view.history:
         raise ClimatuneError(
@@ -94,6 +92,12 @@ def adapt_network(
     if head_changed:
         net.reset_head(len(view.targets), kind)
         report.new_head = f"new {kind} head for {view.targets} (was {meta.outputs})"
+    if not report.kept:
+        report.notes.append(
+            f"variable change: no input is shared with the pre-trained model; all of its inputs "
+            f"({', '.join(old_inputs)}) dropped, {', '.join(view.inputs)} added, backbone "
+            f"{'transferred' if head_changed else 'and head transferred'}"
+        )
     if bool(net.backbone.hparams.get("periodic_lon")) != view.periodic_lon:
         net.set_periodic_lon(view.periodic_lon)
         report.notes.append(

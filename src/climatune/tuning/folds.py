@@ -2,9 +2,10 @@
 
 The training and validation years of a config's split (or of the default split) are cut
 into ``K`` contiguous blocks of years. Fold ``k`` validates on block ``k`` and trains on
-the others; the test block stays in the split only so that its years remain excluded. The
-view code trims a gap of ``history + lead`` steps at the start of every block that follows
-another, so no fold's training samples share a time step with its validation samples.
+the others; the test block stays in the split only so that its years remain excluded. A
+sample belongs to a block only if every step it reads lies in that block's years
+(:mod:`climatune.data.splits`), so no fold's training samples share a time step with its
+validation samples, and no year is dropped for nothing.
 
 Examples
 --------
