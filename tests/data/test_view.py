@@ -135,3 +135,28 @@ def test_train_fraction_keeps_the_latest_samples(monthly):
     half = build_view(_cfg(monthly, "data.variables=[tas]", "data.train_fraction=0.5"))
     assert half.anchors["train"].size == pytest.approx(full.anchors["train"].size / 2, abs=1)
     assert half.anchors["train"][-1] == full.anchors["train"][-1]
+
+
+def test_statistics_of_a_split_in_several_blocks_never_see_the_block_between(monthly):
+    """Cross-validation folds train on blocks around the validation block: the steps the
+    training samples read, and the statistics fitted on them, leave that block out."""
+    cfg = _cfg(
+        monthly,
+        "data.variables=[tas]",
+        "task.history=2",
+        "task.lead=1",
+        "data.split.train=[[2000, 2002], [2005, 2007]]",
+        "data.split.val=[2003, 2004]",
+    )
+    view = build_view(cfg)
+    years = view.fields.time.dt.year.values
+    train, val = view.steps("train"), view.steps("val")
+    assert set(years[train]) == {2000, 2001, 2002, 2005, 2006, 2007}
+    assert not set(train) & set(val)
+    want = np.concatenate(
+        [
+            view.fields.tas.values[(years >= 2000) & (years <= 2002)].ravel(),
+            view.fields.tas.values[(years >= 2005) & (years <= 2007)].ravel(),
+        ]
+    ).astype(float)
+    assert fit_normalizer(view).mean_["tas"] == pytest.approx(want.mean(), rel=1e-9)

@@ -226,7 +226,8 @@ def block_nbytes(view: TaskView, split: str) -> int:
     """Bytes that :class:`TaskSamples` holds for ``split`` (float32 inputs plus targets)."""
     cells = view.fields.sizes["lat"] * view.fields.sizes["lon"]
     per_step = len(view.inputs) * cells + (1 if view.is_scalar else len(view.targets) * cells)
-    return int(view.steps(split).size) * per_step * 4
+    steps = view.steps(split)
+    return int(steps[-1] - steps[0] + 1) * per_step * 4  # the window read, first to last step
 
 
 class TaskSamples(Dataset):

@@ -86,9 +86,14 @@ class TaskView:
         return self.fields.time.isel(time=self.target_index(self.anchors[split]))
 
     def steps(self, split: str = "train") -> np.ndarray:
-        """Every time step the samples of ``split`` read, first input to last target."""
-        anchors = self.anchors[split]
-        return np.arange(anchors.min() - self.history + 1, self.target_index(anchors.max()) + 1)
+        """Every time step the samples of ``split`` read, inputs and targets, in order.
+
+        A split made of several blocks (the training folds of cross-validation) leaves out
+        the steps between them, so statistics fitted on these steps never see another split.
+        """
+        anchors = np.asarray(self.anchors[split])
+        span = np.arange(1 - self.history, int(self.target_index(0)) + 1)
+        return np.unique(anchors[:, None] + span[None, :])
 
     def input_fields(self) -> xr.Dataset:
         """The fields the network sees: for downscaling, coarsened then re-interpolated.
@@ -272,7 +277,7 @@ def build_view(cfg: Config, ds: xr.Dataset | None = None, *, whole: bool = False
         anchors = sample_anchors(np.arange(domain.time.size), history, lead)
         if anchors.size == 0:
             raise ClimatuneError(
-                f"the data has {domain.time.size} steps; this model needs at least {history + lead + 1}"
+                f"the data has {domain.time.size} steps; this model needs at least {history + lead}"
             )
         return TaskView(anchors={"predict": anchors}, **common)
     blocks = split_blocks(cfg, int(years[0]), int(years[-1]))
