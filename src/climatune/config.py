@@ -181,11 +181,14 @@ class NormalizationPolicy(_Section):
 
 
 class FinetuneConfig(_Section):
-    strategy: Literal["full", "linear_probe", "partial", "gradual", "lora"] = "full"
+    strategy: Literal["full", "linear_probe", "ridge_probe", "partial", "gradual", "lora"] = "full"
     freeze_stages: int = Field(1, ge=0)
     unfreeze_epoch: int = Field(2, ge=0)
     lora_rank: int = Field(4, gt=0)
     lora_alpha: float = Field(8.0, gt=0)
+    ridge_folds: int = Field(
+        5, ge=2, description="blocks of training years that choose the ridge_probe penalty"
+    )
     normalization: NormalizationPolicy = Field(default_factory=NormalizationPolicy)
 
 

@@ -193,7 +193,8 @@ def read_window(
     """Normalised float32 inputs ``[T, V, H, W]`` and targets ``[T, Vt, H, W]`` (or ``[T, 1]``).
 
     Steps ``window`` (a slice of time indices) are read once, in the calling thread,
-    however many variables the inputs and targets share; NaN is kept. When the targets
+    however many variables the inputs and targets share; NaN is kept. An index view
+    built for prediction (no index series) gets NaN targets. When the targets
     are the first input fields, the two arrays share memory.
     """
     downscale = view.kind == "downscale"  # its inputs are coarsened, its targets are not
@@ -202,6 +203,8 @@ def read_window(
     block = _read(view.input_fields() if downscale else view.fields, names, window, normalizer)
     inputs = block[:, : len(view.inputs)]
     if view.is_scalar:
+        if view.index is None:  # a view for prediction has no target to read
+            return inputs, np.full((inputs.shape[0], 1), np.nan, dtype=np.float32)
         mean, std = normalizer.scale(view.targets[0])
         series = view.index.isel(time=window).values
         return inputs, ((series - mean) / std).astype(np.float32)[:, None]

@@ -184,6 +184,21 @@ def _index_series(cfg: Config, ds: xr.Dataset) -> xr.DataArray:
     return series.sel(time=ds.time).rename(spec.variable)
 
 
+def _refuse_identity(cfg: Config, inputs: list[str], targets: list[str]) -> None:
+    """A forecast or index at lead 0 whose target is also an input asks to copy the input."""
+    task = cfg.task
+    if task.kind not in ("forecast", "index") or task.lead > 0:
+        return
+    if task.kind == "index":
+        targets = [task.index.variable] if task.index else []
+    copied = [t for t in targets if t in inputs]
+    if copied:
+        raise ClimatuneError(
+            f"task.lead=0 with target(s) {copied} among the inputs asks the model to copy its "
+            "input at the target time; set task.lead >= 1 or remove them from data.variables"
+        )
+
+
 def _static(cfg: Config, domain: xr.Dataset) -> xr.Dataset | None:
     if cfg.data.static is None:
         return None
@@ -230,6 +245,7 @@ def build_view(cfg: Config, ds: xr.Dataset | None = None, *, whole: bool = False
         raise ClimatuneError(
             f"a {kind} task predicts its own inputs; targets {sorted(set(targets) - set(inputs))} are not inputs"
         )
+    _refuse_identity(cfg, inputs, targets)
     index = _index_series(cfg, ds) if kind == "index" and not whole else None
     chosen = list(dict.fromkeys(inputs + targets))
     ds = select(

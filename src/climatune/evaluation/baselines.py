@@ -58,9 +58,17 @@ def register_baseline(cls: type[BaselineT]) -> type[BaselineT]:
     return cls
 
 
-def baselines_for(kind: str) -> list[str]:
-    """Names of the baselines that apply to a task ``kind``, in registration order."""
-    return [name for name, cls in BASELINES.items() if kind in cls.kinds]
+def baselines_for(kind: str, lead: int | None = None) -> list[str]:
+    """Names of the baselines that apply to a task ``kind``, in registration order.
+
+    With ``lead`` given, baselines that would read the target itself at that lead (see
+    :meth:`Baseline.refusal`) are left out.
+    """
+    return [
+        name
+        for name, cls in BASELINES.items()
+        if kind in cls.kinds and (lead is None or cls.refusal(kind, lead) is None)
+    ]
 
 
 def make_baseline(name: str, **kwargs: object) -> Baseline:
@@ -77,6 +85,27 @@ class Baseline:
 
     name: ClassVar[str] = ""
     kinds: ClassVar[tuple[str, ...]] = ()
+    reads_target_past: ClassVar[bool] = False
+    """Whether predictions read the target series' own values up to the anchor step."""
+
+    @classmethod
+    def refusal(cls, kind: str, lead: int) -> str | None:
+        """Why the baseline does not apply to a ``kind`` task at ``lead``, or ``None``.
+
+        No baseline may see the target: one that reads the target series' values up to
+        the anchor step t needs t strictly before the target time, so ``lead`` >= 1.
+        """
+        if kind not in cls.kinds:
+            return (
+                f"baseline '{cls.name}' does not apply to {kind} tasks (only {', '.join(cls.kinds)}); "
+                f"the {kind} baselines are: {', '.join(baselines_for(kind))}"
+            )
+        if cls.reads_target_past and lead < 1:
+            return (
+                f"baseline '{cls.name}' does not apply at lead 0: it reads the target's own "
+                "values up to the anchor step, which is then the target itself; use task.lead >= 1"
+            )
+        return None
 
     def fit(self, view: TaskView) -> Baseline:
         """Learn from the training samples of ``view``; returns ``self``."""
@@ -104,11 +133,9 @@ class Baseline:
         return f"{type(self).__name__}({args})"
 
     def _check_kind(self, view: TaskView) -> None:
-        if view.kind not in self.kinds:
-            raise ClimatuneError(
-                f"baseline '{self.name}' does not apply to {view.kind} tasks (only {', '.join(self.kinds)}); "
-                f"the {view.kind} baselines are: {', '.join(baselines_for(view.kind))}"
-            )
+        reason = self.refusal(view.kind, view.lead)
+        if reason is not None:
+            raise ClimatuneError(reason)
 
     def _fit(self, view: TaskView) -> None:  # stateless baselines need nothing
         return None
@@ -156,6 +183,7 @@ class Persistence(Baseline):
 
     name = "persistence"
     kinds = ("forecast", "index")
+    reads_target_past = True
 
     def _predict(
         self, view: TaskView, anchors: np.ndarray, truth: xr.Dataset
@@ -173,6 +201,7 @@ class RecentMean(Baseline):
 
     name = "recent_mean"
     kinds = ("forecast", "index")
+    reads_target_past = True
 
     def __init__(self, k: int = 3) -> None:
         self.k = k

@@ -20,7 +20,7 @@ import xarray as xr
 from climatune.config import apply_overrides, config_from_dict, load_config
 from climatune.data.view import TaskView, build_view
 from climatune.errors import ClimatuneError
-from climatune.evaluation.baselines import baselines_for, make_baseline
+from climatune.evaluation.baselines import BASELINES, baselines_for, make_baseline
 from climatune.evaluation.climatology import climatology_at, view_climatology
 from climatune.evaluation.maps import plot_maps
 from climatune.evaluation.metrics import score
@@ -56,16 +56,19 @@ def _check_scratch(scratch: LoadedModel, model: LoadedModel, path: str | Path) -
 
 
 def parse_baselines(
-    text: str | Sequence[str] | None, kind: str, *, scratch: bool = False
+    text: str | Sequence[str] | None, kind: str, *, lead: int | None = None, scratch: bool = False
 ) -> list[str]:
-    """``all`` → every baseline that applies to ``kind`` (and ``scratch`` when asked);
-    ``none`` → none; else a checked list."""
-    applicable = baselines_for(kind) + (["scratch"] if scratch else [])
+    """``all`` → every baseline that applies to ``kind`` at ``lead`` (and ``scratch`` when
+    asked); ``none`` → none; else a checked list."""
+    applicable = baselines_for(kind, lead) + (["scratch"] if scratch else [])
     if text is None or text == "none" or text == []:
         return []
     if text == "all":
         return list(applicable)
     names = [n.strip() for n in (text.split(",") if isinstance(text, str) else text) if n.strip()]
+    refused = [n for n in names if n in baselines_for(kind) and n not in applicable]
+    if refused:  # applies to the kind, not at this lead: say why
+        raise ClimatuneError(BASELINES[refused[0]].refusal(kind, lead))
     bad = [n for n in names if n not in applicable and n != "scratch"]
     if bad:
         raise ClimatuneError(
@@ -154,7 +157,7 @@ def evaluate_command(
     if "test" not in view.anchors:
         raise ClimatuneError("the config's split has no test block; add data.split.test")
     label = model_label(model)
-    names = parse_baselines(baselines, view.kind, scratch=label == "finetuned")
+    names = parse_baselines(baselines, view.kind, lead=view.lead, scratch=label == "finetuned")
     models = {label: model}
     if scratch is not None:
         if label == "scratch":

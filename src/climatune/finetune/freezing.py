@@ -1,7 +1,8 @@
 """Fine-tuning strategies: which parameters train, and when.
 
-``full`` trains everything; ``linear_probe`` freezes the backbone; ``partial`` freezes the
-first N backbone stages; ``gradual`` freezes the backbone and lets Lightning's
+``full`` trains everything; ``linear_probe`` freezes the backbone; ``ridge_probe`` freezes
+everything and fits a ridge readout in closed form (index tasks, see
+:mod:`climatune.finetune.probe`); ``partial`` freezes the first N backbone stages; ``gradual`` freezes the backbone and lets Lightning's
 :class:`~lightning.pytorch.callbacks.BackboneFinetuning` unfreeze it on a schedule;
 ``lora`` trains low-rank adapters (through peft) and the head.
 """
@@ -54,6 +55,9 @@ def apply_strategy(net: nn.Module, cfg: FinetuneConfig) -> tuple[nn.Module, list
         return net, []
     if cfg.strategy == "linear_probe":
         set_trainable(net.backbone, False)
+        return net, []
+    if cfg.strategy == "ridge_probe":  # no gradient step: the head is solved for
+        set_trainable(net, False)
         return net, []
     if cfg.strategy == "partial":
         stages = net.backbone.stages()

@@ -16,8 +16,10 @@ from climatune.data.view import TaskView, build_view
 from climatune.errors import ClimatuneError
 from climatune.finetune.artifact import LoadedModel, load_model
 from climatune.finetune.freezing import apply_strategy, count_trainable
+from climatune.finetune.probe import fit_ridge_probe
 from climatune.finetune.surgery import SurgeryReport, adapt_network
 from climatune.training.run import (
+    build_task,
     default_run_dir,
     export_model,
     fit_task,
@@ -106,11 +108,20 @@ def finetune(
     parent, view, normalizer, net, report = prepare_finetune(cfg, source, view)
     with _seeded(cfg.seed):  # LoRA adapters start from the seed, too
         net, callbacks = apply_strategy(net, cfg.finetune)
+    if cfg.finetune.strategy == "ridge_probe":
+        task = build_task(cfg, view, net)
+        probe = fit_ridge_probe(
+            task.net, view, normalizer, task.static, folds=cfg.finetune.ridge_folds
+        )
+        report.new_head = probe.describe()
     trainable, total = count_trainable(net)
     out = prepare_output_dir(out)  # created only once the inputs are known to be good
     if not quiet:
         _print_report(report, cfg, trainable, total)
     write_config(out, cfg)
+    if cfg.finetune.strategy == "ridge_probe":
+        export_model(out / "model", cfg, view, normalizer, task, parent=str(parent.model_dir))
+        return out
     task, trainer = fit_task(
         cfg,
         view,

@@ -9,7 +9,7 @@ from torch import Tensor, nn
 
 from climatune.errors import ClimatuneError, closest
 
-__all__ = ["Head", "FieldHead", "ScalarHead", "create_head", "HEADS"]
+__all__ = ["Head", "FieldHead", "ScalarHead", "ReadoutHead", "create_head", "HEADS"]
 
 
 class Head(nn.Module):
@@ -102,11 +102,38 @@ class PooledBatchNorm(nn.BatchNorm1d):
         return super().forward(x)
 
 
-HEADS: dict[str, type[Head]] = {cls.kind: cls for cls in (FieldHead, ScalarHead)}
+class ReadoutHead(Head):
+    """A linear map from every feature at every cell to scalars: ``-> [B, n_out]``.
+
+    The head of a ``ridge_probe`` fine-tuning, whose weights are a ridge solution on the
+    frozen features; an index lives in a region, so the readout keeps where each feature
+    is rather than pooling it away. It is tied to the ``grid`` (H, W) it was fitted on;
+    ``mask`` is ignored (every cell has its own weight).
+    """
+
+    kind = "readout"
+
+    def __init__(self, in_ch: int, n_out: int, grid: tuple[int, int] = (1, 1)) -> None:
+        super().__init__()
+        self.n_out = n_out
+        self.grid = (int(grid[0]), int(grid[1]))
+        self.hparams = {"grid": list(self.grid)}
+        self.proj = nn.Linear(in_ch * self.grid[0] * self.grid[1], n_out)
+
+    def forward(self, feats: Tensor, mask: Tensor | None = None) -> Tensor:
+        if tuple(feats.shape[-2:]) != self.grid:
+            raise ClimatuneError(
+                f"this model's readout head was fitted on a {self.grid[0]}x{self.grid[1]} grid, "
+                f"not {feats.shape[-2]}x{feats.shape[-1]}; give it data on its own grid"
+            )
+        return self.proj(feats.flatten(1))
+
+
+HEADS: dict[str, type[Head]] = {cls.kind: cls for cls in (FieldHead, ScalarHead, ReadoutHead)}
 
 
 def create_head(kind: str, in_ch: int, n_out: int, **kwargs: Any) -> Head:
-    """Build a head of ``kind`` (``"field"`` or ``"scalar"``).
+    """Build a head of ``kind`` (``"field"``, ``"scalar"`` or ``"readout"``).
 
     Examples
     --------

@@ -13,9 +13,12 @@ import lightning.pytorch as pl
 import torch
 from torch import nn
 
+from climatune.models.heads import PooledBatchNorm
 from climatune.training.losses import weighted_mse
 
 __all__ = ["ClimateTask", "add_residual"]
+
+PRECISE_BATCHES = 64  # training batches that the pooled statistics are recomputed from
 
 
 def add_residual(
@@ -104,6 +107,30 @@ class ClimateTask(pl.LightningModule):
 
     def predict_step(self, batch, batch_idx):
         return self(batch["fields"])
+
+    def on_validation_epoch_start(self) -> None:
+        """Recompute a scalar head's pooled statistics on the training samples (precise BN).
+
+        Running averages lag the features while the backbone trains, and pooled features
+        share a large value across samples with a small spread: a lagging mean put
+        validation losses of small index tasks off by orders of magnitude between epochs.
+        Statistics computed for the current weights keep validation, the checkpoint and
+        the exported model consistent with training.
+        """
+        norms = [m for m in self.net.modules() if isinstance(m, PooledBatchNorm)]
+        if not norms or self.trainer.state.fn != "fit":
+            return
+        momenta = [norm.momentum for norm in norms]
+        for norm in norms:
+            norm.reset_running_stats()
+            norm.momentum = None  # a cumulative average over the batches below
+            norm.train()
+        with torch.no_grad():
+            for _, batch in zip(range(PRECISE_BATCHES), self.trainer.train_dataloader):
+                self(batch["fields"].to(self.device))
+        for norm, momentum in zip(norms, momenta):
+            norm.momentum = momentum
+            norm.eval()
 
     def on_train_epoch_start(self) -> None:
         # Dropout and masks draw from a generator seeded by epoch: resuming replays exactly.
