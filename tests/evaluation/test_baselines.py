@@ -22,6 +22,7 @@ def test_registry_lists_the_baselines_of_each_kind():
     assert set(BASELINES) == {
         "climatology",
         "persistence",
+        "damped_persistence",
         "recent_mean",
         "linear_trend",
         "ridge",
@@ -34,6 +35,7 @@ def test_registry_lists_the_baselines_of_each_kind():
     assert set(baselines_for("forecast")) == {
         "climatology",
         "persistence",
+        "damped_persistence",
         "recent_mean",
         "linear_trend",
         "ridge",
@@ -41,6 +43,7 @@ def test_registry_lists_the_baselines_of_each_kind():
     assert set(baselines_for("index")) == {
         "climatology",
         "persistence",
+        "damped_persistence",
         "recent_mean",
         "linear_trend",
         "ridge",
@@ -80,16 +83,105 @@ def test_predictions_are_shaped_like_the_truth(annual_view, kind, name):
             np.testing.assert_array_equal(np.isnan(pred[var].values), np.isnan(y.values))
 
 
-def test_persistence_repeats_the_anchor_step(make_fields, make_view, time_axis):
+def test_persistence_repeats_the_anchor_step_of_annual_data(make_fields, make_view, time_axis):
     n = 20
     steps = np.arange(n, dtype=float)[:, None, None] * 10 + np.arange(4.0).reshape(1, 2, 2)
-    time = time_axis(n, monthly=True)
+    time = time_axis(n, monthly=False)
     ds = make_fields({"tas": steps}, time, [0.0, 60.0], [0.0, 180.0])
     view = make_view("forecast", ds, blocks={"train": (0, 9), "test": (12, 19)}, history=3, lead=2)
     pred = make_baseline("persistence").fit(view).predict(view, "test")
     truth = view.truth("test")
-    np.testing.assert_array_equal(pred.tas.values, truth.tas.values - 10 * 2)  # two steps behind
-    np.testing.assert_array_equal(pred.tas.values[:, 0, 0], 10 * np.arange(14, 18))
+    np.testing.assert_allclose(pred.tas.values, truth.tas.values - 10 * 2)  # two steps behind
+    np.testing.assert_allclose(pred.tas.values[:, 0, 0], 10 * np.arange(14, 18))
+
+
+def _seasonal_view(make_fields, make_view, time_axis, values, *, lead, train=(0, 59)):
+    n = values.shape[0]
+    ds = make_fields({"tas": values}, time_axis(n, monthly=True), [0.0, 60.0], [0.0, 180.0])
+    blocks = {"train": train, "test": (train[1] + 1, n - 1)}
+    return make_view("forecast", ds, blocks=blocks, history=1, lead=lead)
+
+
+def test_sub_annual_persistence_persists_the_anomaly_not_the_season(
+    rng, make_fields, make_view, time_axis
+):
+    n, lead = 96, 2
+    cycle = 10 * rng.normal(size=(12, 2, 2))
+    values = cycle[np.arange(n) % 12] + rng.normal(size=(n, 2, 2))
+    view = _seasonal_view(make_fields, make_view, time_axis, values, lead=lead)
+    clim = np.stack([values[:60][np.arange(60) % 12 == m].mean(0) for m in range(12)])
+    anchors = view.anchors["test"]
+    anomaly = values[anchors] - clim[anchors % 12]
+    want = {
+        "persistence": clim[(anchors + lead) % 12] + anomaly,
+        "recent_mean": clim[(anchors + lead) % 12]
+        + np.stack(
+            [(values[a - 2 : a + 1] - clim[np.arange(a - 2, a + 1) % 12]).mean(0) for a in anchors]
+        ),
+    }
+    want["recent_mean"][0] = clim[(anchors[0] + lead) % 12] + anomaly[0]  # the block starts at t
+    want["recent_mean"][1] = clim[(anchors[1] + lead) % 12] + (
+        values[anchors[1] - 1 : anchors[1] + 1]
+        - clim[np.arange(anchors[1] - 1, anchors[1] + 1) % 12]
+    ).mean(0)
+    for name, expected in want.items():
+        pred = make_baseline(name).fit(view).predict(view, "test")
+        np.testing.assert_allclose(pred.tas.values, expected, rtol=1e-12, err_msg=name)
+    raw = values[anchors]  # persisting raw values across the seasonal cycle: far worse
+    truth = view.truth("test").tas.values
+    assert rmse_np(want["persistence"], truth) < 0.5 * rmse_np(raw, truth)
+
+
+def rmse_np(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.sqrt(np.mean((a - b) ** 2)))
+
+
+@pytest.mark.parametrize("lead", [1, 3])
+def test_damped_persistence_reaches_the_theoretical_rmse_of_an_ar1_anomaly(
+    rng, make_fields, make_view, time_axis, lead
+):
+    """Seasonal cycle + AR(1) anomaly (phi 0.8, unit variance): the optimal linear forecast
+    at lead L has RMSE sqrt(1 - phi^2L); raw-anomaly persistence sqrt(2 (1 - phi^L))."""
+    phi, years, cells = 0.8, 160, 4
+    n = 12 * years
+    a = np.empty((n, cells))
+    a[0] = rng.normal(size=cells)
+    for t in range(1, n):
+        a[t] = phi * a[t - 1] + np.sqrt(1 - phi**2) * rng.normal(size=cells)
+    cycle = 15 * np.sin(2 * np.pi * np.arange(12) / 12)[:, None] + np.arange(cells) * 3
+    values = (cycle[np.arange(n) % 12] + a).reshape(n, 2, 2)
+    view = _seasonal_view(
+        make_fields, make_view, time_axis, values, lead=lead, train=(0, 12 * 120 - 1)
+    )
+    truth = view.truth("test").tas.values
+    got = {
+        name: rmse_np(make_baseline(name).fit(view).predict(view, "test").tas.values, truth)
+        for name in ("damped_persistence", "persistence", "climatology")
+    }
+    assert got["damped_persistence"] == pytest.approx(np.sqrt(1 - phi ** (2 * lead)), rel=0.05)
+    assert got["persistence"] == pytest.approx(np.sqrt(2 * (1 - phi**lead)), rel=0.05)
+    assert (
+        got["damped_persistence"] < got["persistence"]
+        and got["damped_persistence"] < got["climatology"]
+    )
+    rho = make_baseline("damped_persistence").fit(view).rho_["tas"]
+    assert rho.shape == (12, cells)
+    assert abs(rho.mean() - phi**lead) < 0.04 and np.abs(rho - phi**lead).max() < 0.3
+
+
+def test_damped_persistence_of_annual_data_and_an_index(annual_view):
+    for kind in ("forecast", "index"):
+        view = annual_view(kind)
+        model = make_baseline("damped_persistence").fit(view)
+        name = view.targets[0]
+        assert model.rho_[name].shape[0] == 1  # one calendar unit for annual data
+        pred = model.predict(view, "test")[name].values
+        clim = view.target_data()[name].isel(time=view.steps("train")).mean("time").values
+        now = view.target_data()[name].isel(time=view.anchors["test"]).values
+        rho = model.rho_[name][0].reshape(np.shape(clim))
+        np.testing.assert_allclose(
+            pred, np.where(np.isnan(pred), np.nan, clim + rho * (now - clim))
+        )
 
 
 def test_persistence_of_an_index(annual_view):

@@ -35,6 +35,7 @@ def test_evaluate_writes_rows_and_maps(trained, tmp_path):
         "pretrained",
         "climatology",
         "persistence",
+        "damped_persistence",
         "recent_mean",
         "linear_trend",
         "ridge",

@@ -98,12 +98,12 @@ def test_no_baseline_sees_the_target_at_lead_0(kind, tmp_path):
             assert float(correlation(pred.nino34, truth.nino34)) < 0.9, name
         else:
             assert float(rmse(pred.noise, truth.noise, view.region_mask)) > 0.3, name
-    assert refused == ["persistence", "recent_mean"]
+    assert refused == ["persistence", "damped_persistence", "recent_mean"]
     assert parse_baselines("all", kind, lead=0) == ["climatology", "linear_trend", "ridge"]
     assert baselines_for(kind, 0) == ["climatology", "linear_trend", "ridge"]
 
 
-@pytest.mark.parametrize("name", ["persistence", "recent_mean"])
+@pytest.mark.parametrize("name", ["persistence", "damped_persistence", "recent_mean"])
 def test_a_baseline_that_reads_the_target_is_refused_by_name_at_lead_0(name, tmp_path):
     view = lead0_view("index", tmp_path)
     with pytest.raises(ClimatuneError, match=f"'{name}' does not apply at lead 0"):

@@ -39,6 +39,7 @@ __all__ = [
     "make_baseline",
     "Climatology",
     "Persistence",
+    "DampedPersistence",
     "RecentMean",
     "LinearTrend",
     "Ridge",
@@ -177,31 +178,120 @@ class Climatology(Baseline):
         return {n: _values(clim, n, truth) for n in truth.data_vars}
 
 
-@register_baseline
-class Persistence(Baseline):
-    """The target at the anchor step t, predicted for t + lead."""
+def _calendar_groups(times: xr.DataArray, sub_annual: bool) -> np.ndarray:
+    """Calendar month of each time (sub-annual data), or 0 for annual data."""
+    return np.asarray(times.dt.month) if sub_annual else np.zeros(times.size, dtype=int)
 
-    name = "persistence"
+
+class _AnomalyPersistence(Baseline):
+    """Base of the persistence family: the target's climatology plus a forecast of its anomaly.
+
+    The anomaly of a step is its value minus the training climatology of its calendar
+    month (sub-annual data) or the training mean (annual data), so persisting it across a
+    seasonal cycle carries the departure, not the season. For annual data, persisting the
+    anomaly is persisting the value. Only the target's own steps up to the anchor are read.
+    """
+
     kinds = ("forecast", "index")
     reads_target_past = True
+
+    def _fit(self, view: TaskView) -> None:
+        self.climatology_ = view_climatology(view)
+
+    def _anomaly(
+        self, view: TaskView, steps: np.ndarray, names: list[str]
+    ) -> dict[str, np.ndarray]:
+        """Anomalies of ``names`` at the integer time ``steps`` (any shape), time first."""
+        unique, inverse = np.unique(steps, return_inverse=True)
+        sub = view.target_data()[names].isel(time=unique)
+        anomaly = sub - climatology_at(self.climatology_, sub.time)
+        return {
+            n: anomaly[n].transpose("time", ...).values[inverse.reshape(steps.shape)] for n in names
+        }
 
     def _predict(
         self, view: TaskView, anchors: np.ndarray, truth: xr.Dataset
     ) -> dict[str, np.ndarray]:
-        return _gather(view.target_data(), anchors, list(truth.data_vars))
+        clim = climatology_at(self.climatology_, truth.time)
+        forecast = self._anomaly_forecast(view, anchors, truth)
+        return {n: _values(clim, n, truth) + forecast[n] for n in truth.data_vars}
+
+    def _anomaly_forecast(
+        self, view: TaskView, anchors: np.ndarray, truth: xr.Dataset
+    ) -> dict[str, np.ndarray]:
+        raise NotImplementedError
 
 
 @register_baseline
-class RecentMean(Baseline):
-    """Damped persistence: the mean of the last ``k`` steps up to the anchor.
+class Persistence(_AnomalyPersistence):
+    """Climatology of the target time plus the anomaly at the anchor step t."""
+
+    name = "persistence"
+
+    def _anomaly_forecast(
+        self, view: TaskView, anchors: np.ndarray, truth: xr.Dataset
+    ) -> dict[str, np.ndarray]:
+        return self._anomaly(view, anchors, list(truth.data_vars))
+
+
+@register_baseline
+class DampedPersistence(_AnomalyPersistence):
+    """Climatology plus ρ × the anomaly at t: the standard reference forecast.
+
+    ρ is the least-squares damping of the anomaly from the anchor to the target, fitted per
+    cell and per calendar month of the target (one value for annual data) on the training
+    samples, so it is the lag-``lead`` regression of the data themselves.
+    """
+
+    name = "damped_persistence"
+
+    def _fit(self, view: TaskView) -> None:
+        super()._fit(view)
+        anchors = np.asarray(view.anchors["train"])
+        times = view.fields.time.isel(time=view.target_index(anchors))
+        self.sub_annual_ = "month" in self.climatology_.dims
+        groups = _calendar_groups(times, self.sub_annual_)
+        self.groups_, index = np.unique(groups, return_inverse=True)
+        onehot = np.eye(self.groups_.size)[index]  # (n, G)
+        names = list(self.climatology_.data_vars)
+        now = self._anomaly(view, anchors, names)
+        later = self._anomaly(view, view.target_index(anchors), names)
+        self.rho_ = {}
+        for name in names:
+            a0, a1 = now[name].reshape(anchors.size, -1), later[name].reshape(anchors.size, -1)
+            ok = np.isfinite(a0) & np.isfinite(a1)
+            a0, a1 = np.where(ok, a0, 0.0), np.where(ok, a1, 0.0)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                rho = (onehot.T @ (a0 * a1)) / (onehot.T @ (a0 * a0))  # (G, cells)
+            self.rho_[name] = np.where(np.isfinite(rho), rho, 0.0)
+
+    def _anomaly_forecast(
+        self, view: TaskView, anchors: np.ndarray, truth: xr.Dataset
+    ) -> dict[str, np.ndarray]:
+        groups = _calendar_groups(truth.time, self.sub_annual_)
+        index = np.searchsorted(self.groups_, groups)
+        if np.any(self.groups_[np.minimum(index, self.groups_.size - 1)] != groups):
+            raise ClimatuneError(
+                "damped_persistence: the training samples cover no target in some calendar "
+                "month of this split; extend the train block"
+            )
+        anomaly = self._anomaly(view, anchors, list(truth.data_vars))
+        out = {}
+        for name, a in anomaly.items():
+            rho = self.rho_[name][index].reshape(a.shape)
+            out[name] = rho * a
+        return out
+
+
+@register_baseline
+class RecentMean(_AnomalyPersistence):
+    """Climatology plus the mean anomaly of the last ``k`` steps up to the anchor.
 
     Only steps inside the split's own block are read, so the first samples of a block
     average fewer steps. Missing (NaN) steps are left out of a cell's mean.
     """
 
     name = "recent_mean"
-    kinds = ("forecast", "index")
-    reads_target_past = True
 
     def __init__(self, k: int = 3) -> None:
         self.k = k
@@ -210,16 +300,15 @@ class RecentMean(Baseline):
         if int(self.k) != self.k or self.k < 1:
             raise ClimatuneError(f"recent_mean needs k >= 1 steps, got k={self.k}")
         self.k_ = int(self.k)
+        super()._fit(view)
 
-    def _predict(
+    def _anomaly_forecast(
         self, view: TaskView, anchors: np.ndarray, truth: xr.Dataset
     ) -> dict[str, np.ndarray]:
         start = int(anchors.min()) - (view.history - 1)
         steps = anchors[:, None] - np.arange(self.k_)[None, :]
         inside = steps >= start
-        data = _gather(
-            view.target_data(), np.where(inside, steps, anchors[:, None]), list(truth.data_vars)
-        )
+        data = self._anomaly(view, np.where(inside, steps, anchors[:, None]), list(truth.data_vars))
         out = {}
         for name, x in data.items():
             ok = np.isfinite(x) & inside.reshape(inside.shape + (1,) * (x.ndim - 2))
@@ -237,11 +326,6 @@ def _days(times: xr.DataArray) -> np.ndarray:
     return np.asarray(
         cftime.date2num(values, "days since 0001-01-01", calendar=calendar), dtype=float
     )
-
-
-def _calendar_groups(times: xr.DataArray, sub_annual: bool) -> np.ndarray:
-    """Calendar month of each time (sub-annual data), or 0 for annual data."""
-    return np.asarray(times.dt.month) if sub_annual else np.zeros(times.size, dtype=int)
 
 
 @register_baseline
