@@ -52,6 +52,7 @@ DESIGN_BASELINES = {
     "downscale": {"climatology", "linear_trend", "ridge", "bilinear", "bilinear_residual"},
     "reconstruct": {"climatology"},
 }
+LEAD_GT0_FORECAST = tuple(s.name for s in BY_NAME.values() if s.kind == "forecast" and s.lead > 0)
 LEAD0 = tuple(s.name for s in BY_NAME.values() if s.lag[1] == 0 and s.kind in ("forecast", "index"))
 
 
@@ -306,8 +307,10 @@ def test_finetune_trains_a_child_of_the_pretrained_model(matrix: Matrix, s: Scen
 
 @pytest.mark.parametrize("s", cells("seed", ("forecast-region-lead2-hist3",), fast=False))
 def test_finetune_with_the_same_seed_gives_the_same_weights(matrix: Matrix, s: Scenario) -> None:
-    first = matrix.finetune(s).check().out / "model" / "weights.safetensors"
-    again = matrix.finetune(s, "again").check().out / "model" / "weights.safetensors"
+    """A new head (targets tas, sst instead of tas) is the part that is freshly drawn."""
+    new_head = ("data.targets=[tas, sst]",)
+    first = matrix.finetune(s, "-head", new_head).check().out / "model" / "weights.safetensors"
+    again = matrix.finetune(s, "-head2", new_head).check().out / "model" / "weights.safetensors"
     a, b = load_file(str(first)), load_file(str(again))
     assert all(np.array_equal(a[k], b[k]) for k in a)
 
@@ -353,3 +356,29 @@ def test_tune_writes_a_runnable_best_config(matrix: Matrix, s: Scenario) -> None
     with (out / "trials.csv").open() as fh:
         trials = list(csv.DictReader(fh))
     assert [t["state"] for t in trials] == ["COMPLETE"]
+
+
+@pytest.mark.parametrize("s", cells("persistence", LEAD_GT0_FORECAST))
+def test_evaluate_persistence_is_climatology_plus_anomaly(matrix: Matrix, s: Scenario) -> None:
+    """DESIGN.md: for sub-annual data, persistence is the training climatology of the
+    target's calendar month plus the anomaly at t (raw persistence is not a forecast)."""
+    rows = rows_of(matrix.evaluate(s).check())
+    n_test = json.loads((matrix.pretrain(s).out / "model" / "climatune.json").read_text())[
+        "provenance"
+    ]["n_samples"]["test"]
+    _, _, scored = expected_grid(s, matrix)
+    lat, lon, _ = expected_grid(s, matrix)
+    like = xr.Dataset(coords={"lat": lat, "lon": lon})
+    for name in outputs(s):
+        field = on_grid(truth(s, matrix, name), like)
+        month = field.time.dt.month.values
+        train = field.time.dt.year.values <= 2004
+        clim = {m: field.values[train & (month == m)].mean(0) for m in range(1, 13)}
+        targets = np.arange(field.sizes["time"] - n_test, field.sizes["time"])
+        anchors = targets - s.lead
+        pred = np.stack(
+            [clim[month[t]] + field.values[a] - clim[month[a]] for a, t in zip(anchors, targets)]
+        )
+        want = weighted_scores(pred, field.values[targets], lat, scored)["rmse"]
+        got = scores_of(rows, "persistence", name)["rmse"]
+        assert got == pytest.approx(want, rel=1e-4), name
