@@ -20,7 +20,6 @@ import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
@@ -181,7 +180,8 @@ CURVE_TUNE = (
 
 def cells(check: str, names: tuple[str, ...] | None = None, *, fast: bool = True) -> list:
     """``pytest.param`` per scenario for ``check``: slow unless the scenario is fast (and
-    ``fast`` allows), strictly xfailed where the scenario lists ``check``."""
+    ``fast`` allows), strictly xfailed where the scenario or :data:`EVERYWHERE` lists one
+    of the ``+``-joined check names."""
     out = []
     for s in SCENARIOS:
         if names is not None and s.name not in names:
@@ -240,10 +240,9 @@ def _build_archives(root: Path) -> dict[str, Path]:
 class Outcome:
     """What one command did: its exit code (or the exception it raised) and its outputs."""
 
-    rc: int | None
+    rc: int
     out: Path
     error: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def check(self) -> Outcome:
         """Fail the test with the command's traceback unless it exited 0."""
