@@ -35,37 +35,6 @@ from tests.training.conftest import tiny_archive
 BOX = {"lat": [-35.0, 35.0], "lon": [60.0, 160.0]}
 SEAM_BOX = {"lat": [-35.0, 60.0], "lon": [300.0, 50.0]}
 
-ISSUE = {
-    1: "issue 12 item 1: predict of an index model crashes ('NoneType' has no attribute 'isel')",
-    2: "issue 12 item 2: evaluate with lead 0 on an index task: persistence/recent_mean see the target",
-    3: "issue 12 item 3: a regional grid crossing 0° is split apart by canonicalisation",
-    4: "issue 12 item 4: finetune ignores seed (non-deterministic)",
-    8: "issue 12 item 8: split gaps drop steps between adjacent blocks",
-}
-#: Findings of the matrix that are not in issue 12's list (see the report).
-RAW_PERSISTENCE = (
-    "matrix finding: on monthly data the persistence baseline repeats the raw value at t "
-    "instead of the climatology of the target's month plus the anomaly at t (DESIGN.md)"
-)
-FORECAST_LEAD0 = (
-    "matrix finding: forecast with lead 0 scores persistence/recent_mean of the target "
-    "itself (the index case is issue 12 item 2; the forecast case is not listed)"
-)
-NO_DAMPED = (
-    "matrix finding: the damped_persistence baseline of DESIGN.md is not implemented, so "
-    "'--baselines all' does not report it"
-)
-
-BILINEAR_NAN = (
-    "matrix finding: on a downscale task with NaN cells, coarsen_bilinear spreads the NaN "
-    "into neighbouring valid cells, the bilinear baselines are NaN there, and evaluate "
-    "drops those cells from every model's score (_common_cells): metrics.json's RMSE is "
-    "not the DESIGN.md RMSE over the valid cells of the network's predictions"
-)
-
-#: Checks that fail on every scenario they run on, for a known reason.
-EVERYWHERE = {"split": ISSUE[8], "seed": ISSUE[4], "persistence": RAW_PERSISTENCE}
-
 
 @dataclass(frozen=True)
 class Scenario:
@@ -111,7 +80,6 @@ SCENARIOS = [
         variables=("tas", "pr"),
         targets=("sst",),
         fast=True,
-        xfail={"no_peeking": FORECAST_LEAD0, "baselines": NO_DAMPED},
     ),
     Scenario(
         "forecast-region-lead2-hist3",
@@ -121,7 +89,6 @@ SCENARIOS = [
         history=3,
         targets=("tas",),
         fast=True,
-        xfail={"baselines": NO_DAMPED},
     ),
     Scenario(
         "forecast-seamfile-lead1-hist2-nan",
@@ -129,7 +96,6 @@ SCENARIOS = [
         grid="seam-file",
         lead=1,
         history=2,
-        xfail={"coords": ISSUE[3], "baselines": NO_DAMPED},
     ),
     Scenario(
         "index-global-file-lead0-hist2-nan",
@@ -137,7 +103,6 @@ SCENARIOS = [
         history=2,
         index="file",
         fast=True,
-        xfail={"predict": ISSUE[1], "no_peeking": ISSUE[2], "baselines": NO_DAMPED},
     ),
     Scenario(
         "index-regionfile-lead1",
@@ -145,7 +110,6 @@ SCENARIOS = [
         grid="regional-file",
         lead=1,
         index="same",
-        xfail={"predict": ISSUE[1], "baselines": NO_DAMPED},
     ),
     Scenario(
         "index-seamregion-lead3-nan",
@@ -153,15 +117,13 @@ SCENARIOS = [
         grid="seam-region",
         lead=3,
         index="same",
-        xfail={"predict": ISSUE[1], "baselines": NO_DAMPED},
     ),
-    Scenario("downscale-global-nan", "downscale", fast=True, xfail={"hand": BILINEAR_NAN}),
+    Scenario("downscale-global-nan", "downscale", fast=True),
     Scenario("downscale-regionfile-lead2-ignored", "downscale", grid="regional-file", lead=2),
     Scenario(
         "downscale-seamfile-nan",
         "downscale",
         grid="seam-file",
-        xfail={"coords": ISSUE[3], "hand": BILINEAR_NAN},
     ),
     Scenario("reconstruct-seamregion-nan", "reconstruct", grid="seam-region", fast=True),
     Scenario("reconstruct-global-nan", "reconstruct"),
@@ -180,15 +142,14 @@ CURVE_TUNE = (
 
 def cells(check: str, names: tuple[str, ...] | None = None, *, fast: bool = True) -> list:
     """``pytest.param`` per scenario for ``check``: slow unless the scenario is fast (and
-    ``fast`` allows), strictly xfailed where the scenario or :data:`EVERYWHERE` lists one
+    ``fast`` allows), strictly xfailed where the scenario lists one
     of the ``+``-joined check names."""
     out = []
     for s in SCENARIOS:
         if names is not None and s.name not in names:
             continue
         marks = [] if (s.fast and fast) else [pytest.mark.slow]
-        known = {**EVERYWHERE, **s.xfail}
-        reasons = [known[c] for c in check.split("+") if c in known]
+        reasons = [s.xfail[c] for c in check.split("+") if c in s.xfail]
         if reasons:
             marks.append(pytest.mark.xfail(strict=True, reason="; ".join(reasons)))
         out.append(pytest.param(s, id=s.name, marks=marks))

@@ -69,16 +69,32 @@ def coarsen(obj: xr.Dataset | xr.DataArray, factor: int) -> xr.Dataset | xr.Data
     return obj.coarsen(lat=factor, lon=factor, boundary="trim").mean()
 
 
+def _valid_interp(
+    obj: xr.Dataset | xr.DataArray, **coords: xr.DataArray
+) -> xr.Dataset | xr.DataArray:
+    """Bilinear interpolation that weights the valid (finite) neighbours only.
+
+    A point between a NaN cell (land in an SST field) and valid ones takes the weighted
+    mean of the valid ones instead of NaN, so a coast does not eat into the sea; it is NaN
+    only where every neighbour is.
+    """
+    valid = obj.notnull()
+    total = obj.fillna(0.0).interp(**coords, method="linear")
+    weight = valid.astype(float).interp(**coords, method="linear")
+    return (total / weight).where(weight > 1e-6)
+
+
 def bilinear_to(
     obj: xr.Dataset | xr.DataArray, lat: xr.DataArray, lon: xr.DataArray
 ) -> xr.Dataset | xr.DataArray:
-    """Bilinear interpolation onto ``lat``/``lon``; points outside the coarse grid take the
-    nearest edge value, so the fine grid is covered everywhere the coarse one is valid."""
-    out = obj.interp(lat=lat, lon=lon, method="linear")
-    edge = obj.interp(
+    """Bilinear interpolation onto ``lat``/``lon``, ignoring NaN neighbours; points outside
+    the coarse grid take the nearest edge value, so the fine grid is covered everywhere the
+    coarse one is valid."""
+    out = _valid_interp(obj, lat=lat, lon=lon)
+    edge = _valid_interp(
+        obj,
         lat=lat.clip(float(obj.lat.min()), float(obj.lat.max())),
         lon=lon.clip(float(obj.lon.min()), float(obj.lon.max())),
-        method="linear",
     ).assign_coords(lat=lat, lon=lon)
     return out.fillna(edge)
 
