@@ -249,7 +249,21 @@ def test_read_losses_per_epoch(tmp_path: Path) -> None:
     [
         (
             {"finetuned": 0.2, "scratch": 0.3, "ridge": 0.4, "climatology": 0.5},
-            "finetuned: tas RMSE 0.2 K — beats scratch (0.3) and all 2 baselines",
+            "finetuned: tas RMSE 0.2 K — beats scratch (0.3) and all 2 baselines; "
+            "skill 0.84 against climatology",
+            True,
+        ),
+        (
+            {"finetuned": 0.6, "scratch": 0.7, "persistence": 0.9, "climatology": 0.5},
+            "finetuned: tas RMSE 0.6 K — no skill: worse than the climatology (0.5), whatever "
+            "else it beats; beats scratch (0.7) and 1 of 2 baselines; loses to climatology (0.5); "
+            "skill -0.44 against climatology",
+            False,
+        ),
+        (
+            {"finetuned": 0.4, "damped_persistence": 0.5, "climatology": 0.8},
+            "finetuned: tas RMSE 0.4 K — beats all 2 baselines; no scratch run to compare with; "
+            "skill 0.36 against damped persistence, 0.75 against climatology",
             True,
         ),
         (

@@ -31,6 +31,8 @@ _LOWER = {"rmse", "mae"}
 _HIGHER = {"acc", "skill", "corr"}
 # Model labels written by ``evaluate`` for networks; every other label is a baseline.
 NETWORKS = ("finetuned", "pretrained", "scratch")
+# Skill (1 - MSE / MSE_reference) is stated against these, the references of DESIGN.md.
+_REFERENCES = ("climatology", "damped_persistence")
 
 Column = tuple[str, str]  # (variable, metric)
 
@@ -139,7 +141,9 @@ def verdict(table: MetricTable, variable: str, units: str = "") -> tuple[str, bo
 
     The judged network is :func:`main_model`; another network (``pretrained`` next to
     ``finetuned``) stays in the table but is not a competitor. Ties and missing scores are
-    said, not hidden.
+    said, not hidden. A network no better than the climatology is said to have no skill,
+    whatever else it beats, and its skill against the climatology and damped persistence
+    (``1 - MSE / MSE_reference``, on the cells every model is scored on) closes the line.
 
     Returns
     -------
@@ -181,6 +185,12 @@ def verdict(table: MetricTable, variable: str, units: str = "") -> tuple[str, bo
             False,
         )
     parts = []
+    clim = baselines.get("climatology")
+    useless = clim is not None and own >= clim
+    if useless:
+        parts.append(
+            f"no skill: worse than the climatology ({fmt(clim, d)}), whatever else it beats"
+        )
     if wins:
         parts.append("beats " + " and ".join(wins))
     elif baselines:
@@ -199,7 +209,14 @@ def verdict(table: MetricTable, variable: str, units: str = "") -> tuple[str, bo
     unscored = [m for m in table.models if m not in scored and m not in ("pretrained", "finetuned")]
     if unscored:
         parts.append(f"no finite RMSE for {', '.join(unscored)}")
-    return f"{head} — " + "; ".join(parts), not lost and not tied
+    skills = [
+        f"{fmt(1.0 - (own / ref) ** 2, 2)} against {name.replace('_', ' ')}"
+        for name, ref in baselines.items()
+        if name in _REFERENCES and ref > 0
+    ]
+    if skills:
+        parts.append("skill " + ", ".join(skills))
+    return f"{head} — " + "; ".join(parts), not lost and not tied and not useless
 
 
 def curve_gaps(rows: Sequence[dict[str, Any]]) -> dict[str, list[dict[str, float]]]:
