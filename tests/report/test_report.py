@@ -197,7 +197,8 @@ def test_failed_write_leaves_the_old_report(
 ) -> None:
     row = {"model": "finetuned", "variable": "tas", "metric": "rmse", "value": 0.3}
     (tmp_path / "metrics.json").write_text(json.dumps([row]))
-    (tmp_path / "report.html").write_text("old")
+    old = "<!DOCTYPE html><title>ClimaTune report: an earlier one</title>"
+    (tmp_path / "report.html").write_text(old)  # an earlier report: replaced if the write ends
     original = Path.write_text
 
     def half_then_fail(self: Path, data: str, *args, **kwargs) -> int:
@@ -208,7 +209,7 @@ def test_failed_write_leaves_the_old_report(
     with pytest.raises(RuntimeError):
         write_report(tmp_path)
     monkeypatch.undo()
-    assert (tmp_path / "report.html").read_text() == "old"
+    assert (tmp_path / "report.html").read_text() == old
     assert not list(tmp_path.glob(".report.html*"))
 
 
