@@ -316,7 +316,10 @@ def _one_line(message: str) -> str:
     """``message`` on one line of bounded length: an error names the problem, it never
     prints a whole input back."""
     line = " ".join(message.split())
-    return line if len(line) <= _MAX_ERROR else line[: _MAX_ERROR - 3] + "..."
+    if len(line) <= _MAX_ERROR:
+        return line
+    half = (_MAX_ERROR - 5) // 2  # the end often says how to fix it: keep both ends
+    return f"{line[:half]} ... {line[-half:]}"
 
 
 def main(argv: list[str] | None = None) -> int:

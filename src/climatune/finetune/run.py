@@ -10,7 +10,7 @@ from climatune.config import Config
 from climatune.data.normalize import Normalizer
 from climatune.data.samples import fit_normalizer, static_channels
 from climatune.data.view import TaskView, build_view, config_inputs
-from climatune.finetune.artifact import LoadedModel, load_model
+from climatune.finetune.artifact import LoadedModel, load_model, model_paths
 from climatune.finetune.freezing import apply_strategy, count_trainable
 from climatune.finetune.surgery import SurgeryReport, adapt_network
 from climatune.training.run import (
@@ -62,7 +62,7 @@ def finetune(
     """
     claim = {
         "command": "finetune",
-        "inputs": [source, *config_inputs(cfg)],
+        "inputs": [*model_paths(source), *config_inputs(cfg)],
         "overwrite": overwrite,
         "resume": resume is not None,
     }
