@@ -221,6 +221,13 @@ def _data_in(w: Workspace, folder: str) -> str:
     return w.p(f"{folder}/tiny.nc")
 
 
+def _index_in(w: Workspace, folder: str) -> list[str]:
+    """An index task whose Niño 3.4 series is a file inside ``folder``."""
+    w.dir(folder)
+    series = w.nc(f"{folder}/nino.nc", dataset(index=True)[["nino34"]])
+    return ["task.kind=index", f"task.index={{variable: nino34, path: {series}}}"]
+
+
 def _zarr_data(w: Workspace) -> str:
     dataset().to_zarr(w.tmp / "data.zarr", zarr_format=2)
     return w.p("data.zarr")
@@ -393,7 +400,7 @@ CASES = [
     Case("finetune-out-inside-the-run-of-a-from-model-dir", lambda w: ["finetune", "--config", w.cfg(), "--from", str(w.model / "model"), "--out", str(w.model / "ft")], "pretrained; writing there could overwrite"),
     Case("pretrain-out-contains-the-data", lambda w: ["pretrain", "--config", w.cfg(data=_data_in(w, "d")), "--out", w.p("d")], "contains the input"),
     Case("pretrain-out-inside-a-zarr-store", lambda w: ["pretrain", "--config", w.cfg(data=_zarr_data(w)), "--out", w.p("data.zarr/run")], "lies inside the input"),
-    Case("pretrain-out-contains-the-index-file", lambda w: ["pretrain", "--config", w.cfg(*_index_other_calendar(w)), "--out", w.p(".")], "contains the input"),
+    Case("pretrain-out-contains-the-index-file", lambda w: ["pretrain", "--config", w.cfg(*_index_in(w, "idx")), "--out", w.p("idx")], "contains the input"),
     Case("pretrain-out-contains-the-static-file", lambda w: ["pretrain", "--config", w.cfg(f"data.static={{path: {_data_in(w, 'st')}, variables: [pr]}}"), "--out", w.p("st")], "contains the input"),
     Case("evaluate-out-is-the-model-run", lambda w: ["evaluate", str(w.model), "--config", w.cfg(), "--out", str(w.model)], "is the input"),
     Case("evaluate-out-contains-the-config", lambda w: ["evaluate", str(w.model), "--config", w.cfg(), "--out", w.p("")], "contains the input"),
