@@ -103,3 +103,17 @@ def test_a_step_may_write_into_its_commands_own_folder(tmp_path: Path) -> None:
     assert demo() == [STAMP]  # stamped, not locked: the demo's lock covers it
     with pytest.raises(ClimatuneError, match="pass --overwrite"):
         _claim(tmp_path / "demo", command="demo")  # once the demo is done, it is checked again
+
+
+def test_other_ranks_of_a_ddp_launch_write_into_the_folder_rank_0_claimed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = _stamped(tmp_path / "run", "pretrain", "config.yaml")
+    (out / LOCK).write_text(f"{os.getpid()} {socket.gethostname()}\n")  # held by rank 0
+    before = sorted(p.name for p in out.iterdir())
+    monkeypatch.setenv("LOCAL_RANK", "1")  # what Lightning's launcher gives rank 1
+    assert prepare_output_dir(out, command="pretrain") == out
+    assert sorted(p.name for p in out.iterdir()) == before
+    monkeypatch.setenv("LOCAL_RANK", "0")
+    with pytest.raises(ClimatuneError, match="pass --overwrite"):
+        prepare_output_dir(out, command="pretrain")

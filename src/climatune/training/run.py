@@ -27,7 +27,12 @@ from climatune.finetune.artifact import save_artifact, variable_records
 from climatune.training.callbacks import SampleLedger
 from climatune.training.datamodule import ClimateDataModule
 from climatune.training.task import ClimateTask
-from climatune.utils.atomic import atomic_path, prepare_output_dir, releases_outputs
+from climatune.utils.atomic import (
+    atomic_path,
+    other_rank,
+    prepare_output_dir,
+    releases_outputs,
+)
 
 __all__ = [
     "pretrain",
@@ -262,6 +267,9 @@ def export_model(
 
 
 def write_config(out: Path, cfg: Config) -> None:
+    """Write the resolved config into the run (rank 0 only: the run folder is its own)."""
+    if other_rank():
+        return
     with atomic_path(out / "config.yaml") as tmp:
         tmp.write_text(dump_config(cfg))
 

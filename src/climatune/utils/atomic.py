@@ -35,6 +35,7 @@ __all__ = [
     "releases_outputs",
     "check_not_input",
     "check_new_path",
+    "other_rank",
     "clean_stale",
     "STAMP",
     "LOCK",
@@ -302,6 +303,13 @@ def _write_stamp(out: Path, command: str) -> None:
     os.replace(tmp, stamp)
 
 
+def other_rank() -> bool:
+    """Whether this process is a non-zero rank of a distributed launch (torchrun, SLURM,
+    Lightning's DDP launcher): it writes into the folder that rank 0 claims."""
+    ranks = ("RANK", "LOCAL_RANK", "SLURM_PROCID", "JSM_NAMESPACE_RANK")
+    return any(os.environ.get(name, "0") != "0" for name in ranks)
+
+
 def prepare_output_dir(
     out: str | Path,
     *,
@@ -341,6 +349,8 @@ def prepare_output_dir(
         another live process, or cannot be created.
     """
     out = Path(out)
+    if other_rank():  # rank 0 checks, locks and stamps the folder for every rank
+        return out
     if out.exists() and not out.is_dir():
         raise ClimatuneError(f"--out {out} is a file; give a directory path")
     key = _real(out)
