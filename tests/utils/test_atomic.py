@@ -7,6 +7,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -117,3 +118,38 @@ def test_other_ranks_of_a_ddp_launch_write_into_the_folder_rank_0_claimed(
     monkeypatch.setenv("LOCAL_RANK", "0")
     with pytest.raises(ClimatuneError, match="pass --overwrite"):
         prepare_output_dir(out, command="pretrain")
+
+
+def test_a_second_process_is_refused_until_the_first_is_gone(tmp_path: Path) -> None:
+    out, ready = tmp_path / "run", tmp_path / "ready"
+    writer = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time, pathlib\n"
+            "from climatune.utils.atomic import prepare_output_dir\n"
+            "prepare_output_dir(sys.argv[1], command='pretrain')\n"
+            "pathlib.Path(sys.argv[2]).touch()\n"
+            "time.sleep(600)\n",
+            str(out),
+            str(ready),
+        ],
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )
+    try:
+        for _ in range(600):
+            if ready.exists() or writer.poll() is not None:
+                break
+            time.sleep(0.05)
+        assert ready.exists()
+        with pytest.raises(
+            ClimatuneError, match=f"another climatune process \\(PID {writer.pid} on"
+        ):
+            _claim(out, command="pretrain", overwrite=True)
+        assert (out / LOCK).read_text().split()[0] == str(writer.pid)
+    finally:
+        writer.kill()  # a crash: its lock stays behind, stale
+        writer.wait()
+    assert (out / LOCK).exists()
+    lock, entries = _claim(out, command="pretrain", overwrite=True)
+    assert lock.split()[0] == str(os.getpid()) and entries == sorted([LOCK, STAMP])

@@ -362,6 +362,8 @@ def prepare_output_dir(
             _write_stamp(out, command)
         return out
     check_not_input(out, inputs)
+    if not shared and out.is_dir() and _holder(out) is not None:
+        raise _busy(out)
     _check_reuse(out, command, overwrite=overwrite, resume=resume)
     if not create:
         base = next(p for p in (out, *out.absolute().parents) if p.exists())
@@ -373,8 +375,6 @@ def prepare_output_dir(
             raise ClimatuneError(
                 f"cannot write to --out {out}: permission denied; choose another path"
             )
-        if not shared and out.is_dir() and _holder(out) is not None:
-            raise _busy(out)
         return out
     try:
         out.mkdir(parents=True, exist_ok=True)
