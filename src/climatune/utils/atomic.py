@@ -221,10 +221,8 @@ def _holder(out: Path) -> str | None:
         with lock.open("rb") as fh:
             pid_text, _, host = fh.read(_SMALL).decode("utf-8", "replace").strip().partition(" ")
         pid = int(pid_text)
-    except FileNotFoundError:
-        return None
     except (OSError, ValueError):
-        return None  # a garbled lock: its writer died while writing it
+        return None  # no lock, or a garbled one: its writer died while writing it
     if host != socket.gethostname():
         return f"PID {pid} on {host}"  # cannot be checked from here: taken as alive
     if pid == os.getpid():
