@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: install
-	$(VENV)/bin/climatune demo --out runs/demo
+	$(VENV)/bin/climatune demo --out runs/demo --overwrite
 
 test: install
 	$(PY) -m pytest -q -p no:cacheprovider

@@ -26,3 +26,7 @@ def test_fast_demo_writes_every_output(tmp_path, capsys):
     assert len(fractions) >= 2 and {r["model"] for r in curve} == {"finetuned", "scratch"}
     html = (out / "report.html").read_text()
     assert "data:image/png;base64," in html and "bilinear_residual" in html
+    capsys.readouterr()
+    assert main(["demo", "--out", str(out), "--fast"]) == 2  # a second run replaces nothing
+    assert "pass --overwrite to replace it" in capsys.readouterr().err
+    assert (out / "report.html").read_text() == html

@@ -19,6 +19,8 @@ from climatune.errors import ClimatuneError
 
 __all__ = ["main", "build_parser"]
 
+_MAX_ERROR = 1000  # characters of an error line
+
 
 class _Parser(argparse.ArgumentParser):
     """argparse that reports bad flags as a ClimatuneError (one line, exit 2)."""
@@ -59,14 +61,20 @@ def _cmd_samples(args: argparse.Namespace) -> None:
 def _cmd_pretrain(args: argparse.Namespace) -> None:
     from climatune.training.run import pretrain
 
-    run = pretrain(_config(args), out=args.out, resume=args.resume)
+    run = pretrain(_config(args), out=args.out, resume=args.resume, overwrite=args.overwrite)
     print(f"model written to {run / 'model'}")
 
 
 def _cmd_finetune(args: argparse.Namespace) -> None:
     from climatune.finetune.run import finetune
 
-    run = finetune(_config(args), source=args.source, out=args.out, resume=args.resume)
+    run = finetune(
+        _config(args),
+        source=args.source,
+        out=args.out,
+        resume=args.resume,
+        overwrite=args.overwrite,
+    )
     print(f"model written to {run / 'model'}")
 
 
@@ -81,6 +89,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> None:
         out=args.out,
         scratch=args.scratch,
         device=args.device,
+        overwrite=args.overwrite,
     )
     print(f"metrics written to {out / 'metrics.json'}")
 
@@ -94,7 +103,13 @@ def _cmd_predict(args: argparse.Namespace) -> None:
 def _cmd_curve(args: argparse.Namespace) -> None:
     from climatune.evaluation.curve import curve_command
 
-    out = curve_command(_config(args), source=args.source, fractions=args.fractions, out=args.out)
+    out = curve_command(
+        _config(args),
+        source=args.source,
+        fractions=args.fractions,
+        out=args.out,
+        overwrite=args.overwrite,
+    )
     print(f"curve written to {out / 'curve.json'}")
 
 
@@ -107,7 +122,7 @@ def _cmd_report(args: argparse.Namespace) -> None:
 def _cmd_demo(args: argparse.Namespace) -> None:
     from climatune.demo import run_demo
 
-    report = run_demo(out=args.out, fast=args.fast)
+    report = run_demo(out=args.out, fast=args.fast, overwrite=args.overwrite)
     print(f"report: {report}")
 
 
@@ -123,6 +138,7 @@ def _cmd_explain(args: argparse.Namespace) -> None:
         samples=args.samples,
         out=args.out,
         device=args.device,
+        overwrite=args.overwrite,
     )
     print(f"attributions written to {out}")
 
@@ -149,6 +165,15 @@ def _add_device(p: argparse.ArgumentParser) -> None:
         "--device",
         default="auto",
         help="where the network runs: auto (a GPU when there is one), cpu, cuda or cuda:N",
+    )
+
+
+def _add_out(p: argparse.ArgumentParser, **kw) -> None:
+    p.add_argument("--out", **kw)
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace --out if an earlier run of this command wrote it",
     )
 
 
@@ -181,7 +206,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=_cmd_inspect)
     p = dsub.add_parser("synth", help="write a synthetic coupled climate archive (Zarr)")
-    p.add_argument("--out", required=True, help="output Zarr store")
+    p.add_argument("--out", required=True, help="a new Zarr store (never replaced)")
     p.add_argument("--years", type=int, required=True)
     p.add_argument("--grid", default="64x128", help="NLATxNLON, e.g. 64x128")
     p.add_argument("--freq", choices=["monthly", "daily"], default="monthly")
@@ -192,7 +217,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("pretrain", help="pre-train a network on an archive")
     _add_config(p)
-    p.add_argument("--out", default=None, help="run directory (default runs/<name>)")
+    _add_out(p, default=None, help="run directory (default runs/<name>)")
     p.add_argument(
         "--resume", default=None, metavar="RUN", help="continue RUN from checkpoints/last.ckpt"
     )
@@ -201,7 +226,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("finetune", help="fine-tune a pre-trained model on a task")
     _add_config(p)
     p.add_argument("--from", dest="source", required=True, metavar="RUN_OR_MODEL_DIR")
-    p.add_argument("--out", default=None)
+    _add_out(p, default=None)
     p.add_argument("--resume", default=None, metavar="RUN")
     p.set_defaults(func=_cmd_finetune)
 
@@ -216,14 +241,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="a network trained from scratch on the same task, scored as 'scratch' "
         "(default for a fine-tuned model: train one with the config's budget)",
     )
-    p.add_argument("--out", required=True)
+    _add_out(p, required=True)
     _add_device(p)
     p.set_defaults(func=_cmd_evaluate)
 
     p = sub.add_parser("predict", help="apply a model to new data and write CF NetCDF")
     p.add_argument("model", metavar="MODEL")
     p.add_argument("--input", required=True)
-    p.add_argument("--output", required=True)
+    p.add_argument("--output", required=True, help="a new .nc file (never replaced)")
     _add_device(p)
     p.set_defaults(func=_cmd_predict)
 
@@ -231,7 +256,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config(p)
     p.add_argument("--from", dest="source", required=True, metavar="PRETRAINED")
     p.add_argument("--fractions", default="0.1,0.25,0.5,1.0")
-    p.add_argument("--out", required=True)
+    _add_out(p, required=True)
     p.set_defaults(func=_cmd_curve)
 
     p = sub.add_parser("report", help="write a self-contained HTML report for a run directory")
@@ -239,7 +264,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_report)
 
     p = sub.add_parser("demo", help="the whole story on bundled real GCM data")
-    p.add_argument("--out", default="runs/demo")
+    _add_out(p, default="runs/demo")
     p.add_argument("--fast", action="store_true", help="same steps, smaller budget (~90 s)")
     p.set_defaults(func=_cmd_demo)
 
@@ -251,7 +276,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--target", default=None, help="e.g. tas or 'tas@lat=30:50,lon=235:260'")
     p.add_argument("--samples", type=int, default=16)
-    p.add_argument("--out", required=True)
+    _add_out(p, required=True)
     _add_device(p)
     p.set_defaults(func=_cmd_explain)
 
@@ -287,6 +312,16 @@ def _quiet_libraries() -> None:
     warnings.filterwarnings("ignore", category=DeprecationWarning)
 
 
+def _one_line(message: str) -> str:
+    """``message`` on one line of bounded length: an error names the problem, it never
+    prints a whole input back."""
+    line = " ".join(message.split())
+    if len(line) <= _MAX_ERROR:
+        return line
+    half = (_MAX_ERROR - 5) // 2  # the end often says how to fix it: keep both ends
+    return f"{line[:half]} ... {line[-half:]}"
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; return the exit code (0 ok, 1 bug, 2 user error)."""
     argv = sys.argv[1:] if argv is None else argv
@@ -305,7 +340,7 @@ def main(argv: list[str] | None = None) -> int:
     except ClimatuneError as exc:
         if debug:
             traceback.print_exc()
-        print(f"climatune: error: {exc}", file=sys.stderr)
+        print(f"climatune: error: {_one_line(str(exc))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("climatune: interrupted", file=sys.stderr)

@@ -18,6 +18,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from climatune.errors import ClimatuneError, closest
+from climatune.utils.bounded import check_small, load_yaml, read_text
 
 __all__ = [
     "Config",
@@ -214,18 +215,17 @@ class Config(_Section):
     explain: ExplainConfig = Field(default_factory=ExplainConfig)
 
 
+_MAX_SET = 10_000  # characters in one --set KEY=VALUE
+
+
 def _read_yaml(path: Path) -> dict[str, Any]:
     if not path.exists():
         raise ClimatuneError(f"config {path} does not exist")
     if path.is_dir():
         raise ClimatuneError(f"config {path} is a directory; give a YAML file")
     try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise ClimatuneError(f"config {path} is not valid YAML{where}: {exc.problem}") from exc
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        data = load_yaml(read_text(path, "config"), f"config {path}")
+    except UnicodeDecodeError as exc:
         raise ClimatuneError(f"config {path} is not valid YAML: {exc}") from exc
     if data is None:
         return {}
@@ -250,6 +250,11 @@ def _valid_keys(model: type[BaseModel], prefix: str = "") -> list[str]:
 def apply_overrides(raw: dict[str, Any], overrides: list[str] | None) -> dict[str, Any]:
     """Apply ``key.sub=value`` overrides; values are parsed as YAML (``1e-3``, ``[1, 2]``)."""
     for item in overrides or []:
+        if len(item) > _MAX_SET:
+            raise ClimatuneError(
+                f"--set {item[:40]!r}... is {len(item):,} characters long, over the limit of "
+                f"{_MAX_SET:,}; put large values in the config file"
+            )
         if "=" not in item:
             raise ClimatuneError(
                 f"--set {item!r} must look like key=value, e.g. trainer.max_epochs=1"
@@ -257,8 +262,9 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str] | None) -> dict[st
         key, _, text = item.partition("=")
         try:
             value = yaml.safe_load(text) if text else None
-        except yaml.YAMLError:
+        except (yaml.YAMLError, RecursionError):
             value = text
+        check_small(value, f"--set {key}")
         node = raw
         parts = key.strip().split(".")
         for part in parts[:-1]:
@@ -268,7 +274,7 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str] | None) -> dict[st
                 node[part] = child
             node = child
         node[parts[-1]] = value
-    return raw
+    return check_small(raw, "the config with its --set overrides")
 
 
 def _explain(exc: ValidationError, source: str) -> ClimatuneError:
@@ -279,7 +285,9 @@ def _explain(exc: ValidationError, source: str) -> ClimatuneError:
             f"unknown config key '{key}' in {source}{closest(key, _valid_keys(Config))}"
         )
     msg = err["msg"].removeprefix("Value error, ")
-    return ClimatuneError(f"config key '{key}' in {source}: {msg} (got {err.get('input')!r})")
+    got = repr(err.get("input"))
+    got = got if len(got) <= 80 else got[:77] + "..."
+    return ClimatuneError(f"config key '{key}' in {source}: {msg} (got {got})")
 
 
 def config_from_dict(raw: dict[str, Any], source: str = "config") -> Config:

@@ -15,7 +15,7 @@ from pathlib import Path
 from rich.console import Console
 
 from climatune.config import Config, load_config
-from climatune.data.view import build_view
+from climatune.data.view import build_view, config_inputs
 from climatune.evaluation.baselines import baselines_for
 from climatune.evaluation.curve import curve_command
 from climatune.evaluation.evaluate import evaluate_view, write_metrics
@@ -23,7 +23,7 @@ from climatune.evaluation.maps import plot_maps
 from climatune.finetune.artifact import load_model
 from climatune.finetune.run import finetune
 from climatune.training.run import pretrain, train_scratch
-from climatune.utils.atomic import prepare_output_dir
+from climatune.utils.atomic import prepare_output_dir, releases_outputs
 
 __all__ = ["run_demo", "demo_configs"]
 
@@ -45,13 +45,18 @@ def demo_configs(fast: bool = False) -> tuple[Config, Config]:
     return pre, ft
 
 
-def run_demo(out: str | Path = "runs/demo", fast: bool = False) -> Path:
-    """Run every step under ``out``; returns the path of ``report.html``."""
+@releases_outputs
+def run_demo(out: str | Path = "runs/demo", fast: bool = False, overwrite: bool = False) -> Path:
+    """Run every step under ``out``; returns the path of ``report.html``.
+
+    ``overwrite`` replaces an earlier demo at ``out``; any other non-empty ``out`` is refused.
+    """
     from climatune.report.html import write_report
 
     console = Console(stderr=True, highlight=False)
-    out = prepare_output_dir(out)
     pre_cfg, ft_cfg = demo_configs(fast)
+    inputs = [*config_inputs(pre_cfg), *config_inputs(ft_cfg)]
+    out = prepare_output_dir(out, command="demo", inputs=inputs, overwrite=overwrite)
     start = time.perf_counter()
 
     def step(msg: str) -> None:
@@ -63,7 +68,7 @@ def run_demo(out: str | Path = "runs/demo", fast: bool = False) -> Path:
     view = build_view(ft_cfg)
     finetune(ft_cfg, out / "pretrain", out=out / "finetune", view=view)
     step("training the same network from scratch, same data and budget …")
-    train_scratch(ft_cfg, view, prepare_output_dir(out / "scratch"))
+    train_scratch(ft_cfg, view, out / "scratch")
     step("scoring on the held-out years 2070–2099 against every baseline …")
     models = {"finetuned": load_model(out / "finetune"), "scratch": load_model(out / "scratch")}
     rows, preds = evaluate_view(view, models, baselines_for(view.kind))

@@ -14,6 +14,7 @@ from climatune.config import dump_config
 from climatune.data.view import build_view
 from climatune.explain.attribution import METHODS
 from climatune.finetune.artifact import load_model
+from climatune.utils.atomic import STAMP
 
 OUTPUTS = (
     "attributions.nc",
@@ -65,7 +66,8 @@ def test_each_method_writes_every_output(request, tmp_path: Path, method: str) -
         args += ["--config", str(tmp_path / "run.yaml"), "--set", "explain.components.tas=ocean"]
     assert run(str(model_dir), *args) == 0
     out = tmp_path / "out"
-    assert sorted(p.name for p in out.iterdir()) == sorted(OUTPUTS)
+    assert sorted(p.name for p in out.iterdir()) == sorted([*OUTPUTS, STAMP])
+    assert json.loads((out / STAMP).read_text())["command"] == "explain"
     view = build_view(model.config)
     lag = ("lag",) if model.config.task.history > 1 else ()  # dropped for one input step
     with open_attributions(out) as ds:

@@ -12,6 +12,9 @@ To add a case, append one ``Case(id, argv_builder, expected_substring)`` to ``CA
 
 from __future__ import annotations
 
+import json
+import shutil
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +24,8 @@ import pytest
 import xarray as xr
 
 from climatune.cli import main
+from climatune.report.collect import PNG_SIGNATURE
+from climatune.utils.atomic import LOCK
 from tests.conftest import create_test_data
 from tests.reliability.conftest import base_config, leftovers, tree, write_config
 
@@ -189,6 +194,95 @@ def _space(w: Workspace, text: str) -> str:
     return w.file("space.yaml", text)
 
 
+# ------------------------------------------------------- the user's files and runs builders
+
+
+def _run_copy(w: Workspace, name: str = "pre") -> str:
+    """A copy of the shared pretrained run (stamped by ``climatune pretrain``)."""
+    shutil.copytree(w.model, w.tmp / name)
+    return w.p(name)
+
+
+def _locked_run(w: Workspace) -> str:
+    """A pretrain run that a live process (PID 1, on this host) is writing now."""
+    run = _run_copy(w)
+    (Path(run) / LOCK).write_text(f"1 {socket.gethostname()}\n")
+    return run
+
+
+def _link(w: Workspace, name: str, target: str | Path) -> str:
+    (w.tmp / name).symlink_to(target)
+    return w.p(name)
+
+
+def _respelled(path: str | Path) -> str:
+    """``path`` spelled another way: ``DIR/./NAME/../NAME/``."""
+    path = Path(path)
+    return f"{path.parent}/./{path.name}/../{path.name}/"
+
+
+def _data_in(w: Workspace, folder: str) -> str:
+    """A copy of the tiny archive inside ``folder``; returns its path."""
+    (w.tmp / folder).mkdir()
+    shutil.copy(w.archive, w.tmp / folder / "tiny.nc")
+    return w.p(f"{folder}/tiny.nc")
+
+
+def _index_in(w: Workspace, folder: str) -> list[str]:
+    """An index task whose Niño 3.4 series is a file inside ``folder``."""
+    w.dir(folder)
+    series = w.nc(f"{folder}/nino.nc", dataset(index=True)[["nino34"]])
+    return ["task.kind=index", f"task.index={{variable: nino34, path: {series}}}"]
+
+
+def _zarr_data(w: Workspace) -> str:
+    dataset().to_zarr(w.tmp / "data.zarr", zarr_format=2)
+    return w.p("data.zarr")
+
+
+def _bomb(levels: int = 7) -> str:
+    """A YAML "billion laughs" mapping on one line: ``levels`` anchors, each nine aliases of
+    the one before, so a few hundred bytes expand to 9**levels values."""
+    items = ['a0: &a0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    items += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]" for i in range(1, levels)]
+    return "{" + ", ".join(items) + "}"
+
+
+def _deep(depth: int = 5000) -> str:
+    return "[" * depth + "]" * depth
+
+
+def _deep_artifact(w: Workspace) -> str:
+    """A model directory whose climatune.json is nested thousands of levels deep."""
+    model = Path(w.dir("deep-model"))
+    shutil.copy(w.model / "model" / "weights.safetensors", model / "weights.safetensors")
+    (model / "climatune.json").write_text(_deep(100_000))
+    return str(model)
+
+
+def _report_dir(w: Workspace, **links: str | Path) -> str:
+    """A folder whose only entries are symbolic links ``name -> target``."""
+    folder = Path(w.dir("rundir"))
+    for name, target in links.items():
+        (folder / name).symlink_to(target)
+    return str(folder)
+
+
+def _user_report(w: Workspace) -> list[str]:
+    """An evaluate folder where the user keeps notes in a file named report.html."""
+    _run_copy(w, "ev/run")
+    return ["report", str(Path(w.file("ev/report.html", "my notes")).parent)]
+
+
+def _outside(w: Workspace) -> Path:
+    """A PNG and a JSON file in another folder, not the run's."""
+    other = Path(w.dir("elsewhere"))
+    (other / "secret.png").write_bytes(PNG_SIGNATURE + b"\0" * 64)
+    row = {"model": "finetuned", "variable": "tas", "metric": "rmse", "value": 0.3}
+    (other / "secret.json").write_text(json.dumps([row]))
+    return other
+
+
 # -------------------------------------------------------------------------- catalogue
 
 
@@ -303,6 +397,54 @@ CASES = [
     Case("tune-out-is-a-file", lambda w: _tune("optim.lr: {type: float, low: 1.0e-4, high: 1.0e-2}\n")(w)[:-1] + [w.file("tune")], "is a file"),
     # the command line itself
     Case("unknown-command", lambda w: ["fly"], "invalid choice: 'fly'"),
+    # --- the user's data is never overwritten or deleted (issue 14) ---
+    # an output that is, contains or lies inside an input, under any spelling of its path
+    Case("finetune-out-is-the-from-run", lambda w: _finetune()(w)[:-1] + [str(w.model)], "is the input"),
+    Case("finetune-out-inside-the-from-run", lambda w: _finetune()(w)[:-1] + [str(w.model / "ft")], "lies inside the input"),
+    Case("finetune-out-contains-the-from-run", lambda w: ["finetune", "--config", w.cfg(), "--from", _run_copy(w, "runs/pre"), "--out", w.p("runs")], "contains the input"),
+    Case("finetune-out-is-the-from-run-respelled", lambda w: _finetune()(w)[:-1] + [_respelled(w.model)], "is the input"),
+    Case("finetune-out-is-a-symlink-to-the-from-run", lambda w: _finetune()(w)[:-1] + [_link(w, "alias", w.model)], "is the input"),
+    Case("finetune-out-inside-the-run-of-a-from-model-dir", lambda w: ["finetune", "--config", w.cfg(), "--from", str(w.model / "model"), "--out", str(w.model / "ft")], "pretrained; writing there could overwrite"),
+    Case("pretrain-out-contains-the-data", lambda w: ["pretrain", "--config", w.cfg(data=_data_in(w, "d")), "--out", w.p("d")], "contains the input"),
+    Case("pretrain-out-inside-a-zarr-store", lambda w: ["pretrain", "--config", w.cfg(data=_zarr_data(w)), "--out", w.p("data.zarr/run")], "lies inside the input"),
+    Case("pretrain-out-contains-the-index-file", lambda w: ["pretrain", "--config", w.cfg(*_index_in(w, "idx")), "--out", w.p("idx")], "contains the input"),
+    Case("pretrain-out-contains-the-static-file", lambda w: ["pretrain", "--config", w.cfg(f"data.static={{path: {_data_in(w, 'st')}, variables: [pr]}}"), "--out", w.p("st")], "contains the input"),
+    Case("evaluate-out-is-the-model-run", lambda w: ["evaluate", str(w.model), "--config", w.cfg(), "--out", str(w.model)], "is the input"),
+    Case("evaluate-out-contains-the-config", lambda w: ["evaluate", str(w.model), "--config", w.cfg(), "--out", w.p("")], "contains the input"),
+    Case("explain-out-is-the-model-run", lambda w: ["explain", str(w.model), "--config", w.cfg(), "--out", str(w.model)], "is the input"),
+    Case("curve-out-inside-the-from-run", lambda w: ["curve", "--config", w.cfg(), "--from", str(w.model), "--fractions", "1", "--out", str(w.model / "curve")], "lies inside the input"),
+    Case("tune-out-contains-the-space-file", lambda w: _tune("optim.lr: {type: float, low: 1.0e-4, high: 1.0e-2}\n")(w)[:-1] + [w.p("")], "contains the input"),
+    Case("predict-output-is-the-input", lambda w: ["predict", str(w.model), "--input", w.nc("in.nc"), "--output", w.p("in.nc")], "is the input"),
+    Case("predict-output-is-the-input-respelled", lambda w: ["predict", str(w.model), "--input", w.nc("in.nc"), "--output", w.p("./sub/../in.nc")], "is the input"),
+    Case("predict-output-inside-the-model-run", lambda w: ["predict", str(w.model), "--input", str(w.archive), "--output", str(w.model / "p.nc")], "lies inside the input"),
+    # existing outputs: a folder or file the user has, another command's run, a run being written
+    Case("predict-output-exists", lambda w: ["predict", str(w.model), "--input", str(w.archive), "--output", w.nc("mine.nc")], "already exists"),
+    Case("synth-out-is-an-existing-store", lambda w: ["data", "synth", "--out", _zarr_data(w), "--years", "1", "--grid", "8x16"], "already exists"),
+    Case("synth-out-is-an-existing-file", lambda w: ["data", "synth", "--out", w.file("notes.txt"), "--years", "1", "--grid", "8x16"], "already exists"),
+    Case("pretrain-out-holds-user-files", lambda w: ["pretrain", "--config", w.cfg(), "--out", str(Path(w.file("mine/notes.txt")).parent)], "already exists and is not empty"),
+    Case("pretrain-overwrite-of-user-files", lambda w: ["pretrain", "--config", w.cfg(), "--overwrite", "--out", str(Path(w.file("mine/notes.txt")).parent)], "other than ClimaTune"),
+    Case("pretrain-out-is-an-earlier-pretrain-run", lambda w: ["pretrain", "--config", w.cfg(), "--out", _run_copy(w)], "pass --overwrite"),
+    Case("evaluate-overwrite-of-a-pretrain-run", lambda w: ["evaluate", str(w.model), "--config", w.cfg(), "--overwrite", "--out", _run_copy(w)], "written by `climatune pretrain`"),
+    Case("finetune-resume-of-a-pretrain-run", lambda w: ["finetune", "--config", w.cfg(), "--from", str(w.model), "--resume", _run_copy(w)], "cannot resume"),
+    Case("tune-out-is-a-pretrain-run", lambda w: _tune("optim.lr: {type: float, low: 1.0e-4, high: 1.0e-2}\n")(w)[:-1] + [_run_copy(w)], "written by `climatune pretrain`"),
+    Case("demo-overwrite-of-user-files", lambda w: ["demo", "--fast", "--overwrite", "--out", str(Path(w.file("mine/notes.txt")).parent)], "other than ClimaTune"),
+    Case("pretrain-out-being-written-by-another-process", lambda w: ["pretrain", "--config", w.cfg(), "--overwrite", "--out", _locked_run(w)], "being written by another climatune process"),
+    Case("report-over-a-user-report-html", _user_report, "not a ClimaTune report"),
+    # --- small inputs stay small: bombs, huge and deeply nested files are refused quickly ---
+    Case("config-yaml-alias-bomb", lambda w: ["pretrain", "--config", w.cfg(text=f"data:\n  levels: {_bomb()}\n"), "--out", w.p("run")], "YAML aliases expanded"),
+    Case("config-deeply-nested", lambda w: ["pretrain", "--config", w.cfg(text=f"seed: {_deep()}\n"), "--out", w.p("run")], "nested too deeply"),
+    Case("config-huge-file", lambda w: ["pretrain", "--config", w.cfg(text=Path(w.cfg()).read_text() + "#" * (2 << 20) + "\n"), "--out", w.p("run")], "over the limit"),
+    Case("set-yaml-alias-bomb", lambda w: ["pretrain", "--config", w.cfg(), "--set", f"data.levels={_bomb()}", "--out", w.p("run")], "YAML aliases expanded"),
+    Case("set-huge-value", lambda w: ["pretrain", "--config", w.cfg(), "--set", "seed=" + "9" * 50_000, "--out", w.p("run")], "over the limit"),
+    Case("set-long-variable-name-error-is-short", lambda w: ["pretrain", "--config", w.cfg(), "--set", f"data.variables=[{'x' * 9000}]", "--out", w.p("run")], "missing"),
+    Case("tune-space-alias-bomb", _tune(f"optim.lr: {{type: categorical, choices: {_bomb()}}}\n"), "YAML aliases expanded"),
+    Case("tune-space-deeply-nested", _tune(f"optim.lr: {_deep()}\n"), "nested too deeply"),
+    Case("predict-artifact-json-deeply-nested", lambda w: ["predict", _deep_artifact(w), "--input", str(w.archive), "--output", w.p("p.nc")], "nested too deeply"),
+    # --- a report reads only the run's own files, never through a symbolic link ---
+    Case("report-symlinked-json-to-etc-passwd", lambda w: ["report", _report_dir(w, **{"metrics.json": "/etc/passwd"})], "nothing to report"),
+    Case("report-symlinked-json-to-another-folder", lambda w: ["report", _report_dir(w, **{"metrics.json": _outside(w) / "secret.json"})], "nothing to report"),
+    Case("report-symlinked-png-to-another-folder", lambda w: ["report", _report_dir(w, **{"map_tas.png": _outside(w) / "secret.png"})], "nothing to report"),
+    Case("report-symlinked-model-dir-of-another-run", lambda w: ["report", _report_dir(w, model=w.model / "model")], "nothing to report"),
 ]
 # fmt: on
 
@@ -324,6 +466,7 @@ def test_bad_input_is_one_clear_line_and_writes_nothing(
     assert rc == 2, f"exit code {rc}; stderr: {err}"
     assert "Traceback" not in err
     assert err.startswith("climatune: error: ") and err.endswith("\n") and err.count("\n") == 1, err
+    assert len(err) <= 1100, f"an error line of {len(err)} characters"
     assert case.expect in err, f"expected {case.expect!r} in: {err}"
     assert out == ""
     assert leftovers(ws.tmp) == [] and leftovers(shared["root"]) == []
@@ -332,7 +475,8 @@ def test_bad_input_is_one_clear_line_and_writes_nothing(
 
 
 COMMANDS = (
-    "data inspect, data synth, pretrain, finetune, evaluate, predict, curve, report, explain, tune"
+    "data inspect, data synth, pretrain, finetune, evaluate, predict, curve, report, explain, "
+    "tune, demo"
 )
 
 

@@ -28,6 +28,7 @@ import yaml
 from climatune import load_model
 from climatune.cli import main
 from climatune.training.callbacks import weights_digest
+from climatune.utils.atomic import LOCK
 from tests.reliability.conftest import base_config, climatune, leftovers, write_config
 
 pytestmark = pytest.mark.slow
@@ -172,7 +173,9 @@ def test_curve_killed_leaves_no_curve_json_and_reruns(shared, tmp_path):
     _kill(proc)
     assert not (out / "curve.json").exists() and not (out / "curve.png").exists()
 
-    assert main(args) == 0
+    assert main(args) == 2  # the killed run's folder is not silently reused
+    assert main([*args, "--overwrite"]) == 0  # its lock is stale: the process is gone
+    assert not (out / LOCK).exists()
     rows = json.loads((out / "curve.json").read_text())
     assert {r["model"] for r in rows} == {"finetuned", "scratch"} and {
         r["fraction"] for r in rows

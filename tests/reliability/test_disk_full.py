@@ -59,14 +59,15 @@ def test_synthetic_store_on_a_full_disk(tiny_disk, capsys):
 
 
 def test_predictions_on_a_full_disk_leave_the_old_file_alone(tiny_disk, shared, capsys):
-    out = tiny_disk / "pred.nc"
-    out.write_bytes(b"an earlier prediction")
+    old = tiny_disk / "old.nc"
+    old.write_bytes(b"an earlier prediction")
+    out = tiny_disk / "pred.nc"  # a new name: predict never replaces an existing file
     _fails_cleanly(
         ["predict", str(shared["model"]), "--input", str(shared["archive"]), "--output", str(out)],
         capsys,
     )
-    assert sorted(os.listdir(tiny_disk)) == ["pred.nc"] and leftovers(tiny_disk) == []
-    assert out.read_bytes() == b"an earlier prediction"
+    assert sorted(os.listdir(tiny_disk)) == ["old.nc"] and leftovers(tiny_disk) == []
+    assert old.read_bytes() == b"an earlier prediction"
 
 
 def test_a_full_disk_is_not_blamed_for_other_errors(tmp_path):

@@ -18,6 +18,7 @@ import torch
 from climatune import load_model
 from climatune.cli import main
 from climatune.errors import ClimatuneError
+from climatune.utils.atomic import STAMP
 from tests.reliability.conftest import tree
 
 
@@ -84,6 +85,7 @@ def test_pickle_in_place_of_safetensors_is_refused(run, tmp_path, capsys, shared
 def test_malicious_resume_checkpoint_is_refused(command, run, tmp_path, capsys, shared):
     marker = tmp_path / "pwned"
     _poison(run / "checkpoints" / "last.ckpt", marker, epoch=0, global_step=1)
+    (run / STAMP).write_text(json.dumps({"command": command}))  # a run of this command
     before = tree(run)
     argv = [command, "--config", str(shared["config"]), "--resume", str(run)]
     if command == "finetune":

@@ -197,7 +197,8 @@ def test_failed_write_leaves_the_old_report(
 ) -> None:
     row = {"model": "finetuned", "variable": "tas", "metric": "rmse", "value": 0.3}
     (tmp_path / "metrics.json").write_text(json.dumps([row]))
-    (tmp_path / "report.html").write_text("old")
+    old = "<!DOCTYPE html><title>ClimaTune report: an earlier one</title>"
+    (tmp_path / "report.html").write_text(old)  # an earlier report: replaced if the write ends
     original = Path.write_text
 
     def half_then_fail(self: Path, data: str, *args, **kwargs) -> int:
@@ -208,7 +209,7 @@ def test_failed_write_leaves_the_old_report(
     with pytest.raises(RuntimeError):
         write_report(tmp_path)
     monkeypatch.undo()
-    assert (tmp_path / "report.html").read_text() == "old"
+    assert (tmp_path / "report.html").read_text() == old
     assert not list(tmp_path.glob(".report.html*"))
 
 
@@ -226,6 +227,32 @@ def test_unreadable_parts_become_notes(tmp_path: Path, tiny_png) -> None:
     assert ("best", "80.0%") in page.tds and ">by_component<" in text
     assert {"maps", "attribution", "notes"} <= set(page.ids)
     assert not {"summary", "training", "metrics", "efficiency", "tuning"} & set(page.ids)
+
+
+def test_symlinks_out_of_the_run_are_never_read(tmp_path: Path, tiny_png) -> None:
+    elsewhere, run = tmp_path / "elsewhere", tmp_path / "run"
+    (elsewhere / "tune").mkdir(parents=True)
+    run.mkdir()
+    (run / "metrics.json").write_text(
+        json.dumps([{"model": "finetuned", "variable": "tas", "metric": "rmse", "value": 0.3}])
+    )
+    tiny_png(run / "map_own.png")
+    secret = tiny_png(elsewhere / "secret.png", "secret")
+    (elsewhere / "config.yaml").write_text("data: {path: SECRET-CONFIG}\n")
+    (elsewhere / "tune" / "best.yaml").write_text("params: {SECRET-PARAM: 1}\n")
+    (run / "map_secret.png").symlink_to(secret)
+    (run / "config.yaml").symlink_to(elsewhere / "config.yaml")
+    (run / "tune").symlink_to(elsewhere / "tune")  # a linked folder is not walked either
+    (run / "explain").mkdir()
+    (run / "explain" / "attributions.png").symlink_to(secret)
+    text = write_report(run).read_text()
+    page = _Page(text)
+    own = base64.b64encode((run / "map_own.png").read_bytes()).decode()
+    assert own in text and base64.b64encode(secret.read_bytes()).decode() not in text
+    assert len(page.imgs) == 1
+    assert "SECRET" not in text
+    assert "map_secret.png: a symbolic link or not a file, not read" in text
+    assert "explain/attributions.png: a symbolic link" in text
 
 
 def test_text_from_files_is_escaped(tmp_path: Path) -> None:

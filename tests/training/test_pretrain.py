@@ -166,3 +166,20 @@ def test_max_steps_that_end_before_validation_still_write_the_model(archive, tmp
     assert {int(r.split(",")[1]) for r in rows} == {0, 1}
     pred = load_model(run).predict(open_dataset(archive))
     assert np.isfinite(pred.tas.values).any()
+
+
+def test_a_second_pretrain_into_the_same_out_needs_overwrite(archive, tmp_path, capsys):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(tiny_config(archive, "trainer.max_epochs=1").model_dump_json())
+    argv = ["pretrain", "--config", str(cfg), "--out", str(tmp_path / "run")]
+    assert main(argv) == 0
+    first = weights_digest(load_model(tmp_path / "run").net)
+    (tmp_path / "run" / "checkpoints" / "stale.ckpt").write_text("from the first run")
+    capsys.readouterr()
+    assert main([*argv, "--set", "seed=1"]) == 2
+    assert "already exists and is not empty" in capsys.readouterr().err
+    assert weights_digest(load_model(tmp_path / "run").net) == first  # left as it was
+    assert main([*argv, "--set", "seed=1", "--overwrite"]) == 0
+    assert weights_digest(load_model(tmp_path / "run").net) != first
+    assert not (tmp_path / "run" / "checkpoints" / "stale.ckpt").exists()  # replaced, not mixed
+    assert "seed: 1" in (tmp_path / "run" / "config.yaml").read_text()

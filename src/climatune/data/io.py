@@ -32,7 +32,7 @@ from climatune.data.grid import contiguous_lon
 from climatune.data.samples_registry import resolve_sample, sample_name
 from climatune.errors import ClimatuneError
 
-__all__ = ["SourceLike", "open_dataset", "canonicalize"]
+__all__ = ["SourceLike", "open_dataset", "canonicalize", "source_paths"]
 
 SourceLike = str | os.PathLike | Sequence[str | os.PathLike]
 
@@ -173,6 +173,21 @@ def _expand(source: SourceLike) -> list[tuple[str, Path]]:
         else:
             items.append((text, Path(text)))
     return items
+
+
+def source_paths(source: SourceLike) -> list[Path]:
+    """The local files and stores ``source`` names (samples resolved, globs expanded).
+
+    Entries that do not exist are left out: opening them reports them.
+    """
+    entries = [source] if isinstance(source, (str, os.PathLike)) else list(source)
+    paths: list[Path] = []
+    for entry in entries:
+        try:
+            paths.extend(path for _, path in _expand(entry))
+        except ClimatuneError:
+            continue
+    return paths
 
 
 def _kind(path: Path, label: str) -> str:

@@ -63,7 +63,7 @@ import xarray as xr
 from scipy.ndimage import gaussian_filter1d
 
 from climatune.errors import ClimatuneError
-from climatune.utils.atomic import atomic_path
+from climatune.utils.atomic import atomic_path, check_new_path
 
 __all__ = ["Coefficients", "COEFFICIENTS", "parse_grid", "write_synthetic", "synthetic_dataset"]
 
@@ -574,7 +574,7 @@ def write_synthetic(
 
     Parameters
     ----------
-    out : path of the Zarr store (replaced if it exists).
+    out : path of the Zarr store; it must not exist yet.
     years : number of years, 1..2000.
     grid : (nlat, nlon), from 8x16 to 1800x3600.
     freq : ``"monthly"`` (mid-month stamps) or ``"daily"`` (12:00); calendar ``noleap``.
@@ -589,6 +589,7 @@ def write_synthetic(
     import dask.array as da
     import zarr
 
+    out = check_new_path(out)
     gen, total, chunk, per_block = _prepare(years, grid, freq, seed, start_year)
     nlat, nlon = gen.lat.size, gen.lon.size
     shapes = {"tas": (nlat, nlon), "sst": (nlat, nlon), "siconc": (nlat, nlon)}
@@ -603,8 +604,7 @@ def write_synthetic(
     template = _dataset(gen, gen.days(0, total), lazy, attrs)
     encoding: dict = {name: {"chunks": chunks[name]} for name in shapes}
     encoding.update({name: {"_FillValue": None} for name in ("time", "lat", "lon", "level")})
-    out = Path(out)
-    with atomic_path(out) as tmp:
+    with atomic_path(out, overwrite=False) as tmp:
         template.to_zarr(tmp, mode="w", compute=False, encoding=encoding, zarr_format=2)
         group = zarr.open_group(str(tmp), mode="r+")
         for s0 in range(0, total, per_block):

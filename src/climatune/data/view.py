@@ -7,13 +7,14 @@ and the evaluation share, so that networks and baselines see exactly the same sa
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import xarray as xr
 
 from climatune.config import Config
 from climatune.data.grid import coarsen_bilinear, is_global, lat_weights
-from climatune.data.io import open_dataset
+from climatune.data.io import open_dataset, source_paths
 from climatune.data.regions import Region
 from climatune.data.selection import (
     check_finite,
@@ -25,7 +26,17 @@ from climatune.data.selection import (
 from climatune.data.splits import block_indices, default_blocks, sample_anchors
 from climatune.errors import ClimatuneError
 
-__all__ = ["TaskView", "build_view", "flatten_levels", "field_variables"]
+__all__ = ["TaskView", "build_view", "flatten_levels", "field_variables", "config_inputs"]
+
+
+def config_inputs(cfg: Config) -> list[Path]:
+    """Every file or store ``cfg`` reads: the data, the index series and the static fields."""
+    sources: list = [cfg.data.path]
+    if cfg.task.index is not None and cfg.task.index.path:
+        sources.append(cfg.task.index.path)
+    if cfg.data.static is not None:
+        sources.append(cfg.data.static.path)
+    return [p for s in sources for p in source_paths(s)]
 
 
 def field_variables(ds: xr.Dataset) -> list[str]:

@@ -13,14 +13,14 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from climatune.config import Config  # noqa: E402
-from climatune.data.view import build_view  # noqa: E402
+from climatune.data.view import build_view, config_inputs  # noqa: E402
 from climatune.errors import ClimatuneError  # noqa: E402
 from climatune.evaluation.evaluate import evaluate_view  # noqa: E402
 from climatune.evaluation.maps import save_figure  # noqa: E402
-from climatune.finetune.artifact import load_model  # noqa: E402
+from climatune.finetune.artifact import load_model, model_paths  # noqa: E402
 from climatune.finetune.run import finetune  # noqa: E402
 from climatune.training.run import train_scratch  # noqa: E402
-from climatune.utils.atomic import atomic_path, prepare_output_dir  # noqa: E402
+from climatune.utils.atomic import atomic_path, prepare_output_dir, releases_outputs  # noqa: E402
 
 __all__ = ["parse_fractions", "curve_command", "plot_curve"]
 
@@ -39,6 +39,7 @@ def parse_fractions(text: str | Sequence[float]) -> list[float]:
     return sorted(set(values))
 
 
+@releases_outputs
 def curve_command(
     cfg: Config,
     source: str | Path,
@@ -46,27 +47,34 @@ def curve_command(
     out: str | Path,
     *,
     done: dict[float, tuple[Path, Path]] | None = None,
+    overwrite: bool = False,
 ) -> Path:
     """``climatune curve``: for each fraction, fine-tune and train from scratch, then score both.
 
-    ``done`` maps a fraction to already trained ``(finetuned, scratch)`` runs to reuse.
+    ``done`` maps a fraction to already trained ``(finetuned, scratch)`` runs to reuse;
+    ``overwrite`` replaces an earlier curve at ``out``.
     """
     fractions = parse_fractions(fractions)
-    out = prepare_output_dir(out, create=False)
+    claim = {
+        "command": "curve",
+        "inputs": [*model_paths(source), *config_inputs(cfg)],
+        "overwrite": overwrite,
+    }
+    out = prepare_output_dir(out, create=False, **claim)
     load_model(source)  # fail early on a bad artifact
     rows: list[dict[str, Any]] = []
     for frac in fractions:
         sub = cfg.model_copy(deep=True)
         sub.data.train_fraction = frac
         view = build_view(sub)
-        prepare_output_dir(out)  # created only once the data is known to be good
+        prepare_output_dir(out, **claim)  # created only once the data is known to be good
         n_train = int(view.anchors["train"].size)
         run = out / f"fraction-{frac:g}"
         if done and frac in done:
             tuned, scratch = done[frac]
         else:
             tuned = finetune(sub, source, out=run / "finetuned", quiet=True, view=view)
-            scratch = train_scratch(sub, view, prepare_output_dir(run / "scratch"))
+            scratch = train_scratch(sub, view, run / "scratch")
         metrics, _ = evaluate_view(
             view, {"finetuned": load_model(tuned), "scratch": load_model(scratch)}, []
         )

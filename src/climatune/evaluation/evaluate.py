@@ -18,15 +18,15 @@ from typing import Any
 import xarray as xr
 
 from climatune.config import apply_overrides, config_from_dict, load_config
-from climatune.data.view import TaskView, build_view
+from climatune.data.view import TaskView, build_view, config_inputs
 from climatune.errors import ClimatuneError
 from climatune.evaluation.baselines import BASELINES, baselines_for, make_baseline
 from climatune.evaluation.climatology import climatology_at, view_climatology
 from climatune.evaluation.maps import plot_maps
 from climatune.evaluation.metrics import score
 from climatune.evaluation.predict import predict_view
-from climatune.finetune.artifact import LoadedModel, load_model
-from climatune.utils.atomic import atomic_path, prepare_output_dir
+from climatune.finetune.artifact import LoadedModel, load_model, model_paths
+from climatune.utils.atomic import atomic_path, prepare_output_dir, releases_outputs
 
 __all__ = ["evaluate_view", "evaluate_command", "write_metrics", "parse_baselines", "model_label"]
 
@@ -130,6 +130,7 @@ def write_metrics(rows: list[dict[str, Any]], out: Path) -> None:
         tmp.write_text(buf.getvalue())
 
 
+@releases_outputs
 def evaluate_command(
     model_path: str | Path,
     *,
@@ -139,13 +140,13 @@ def evaluate_command(
     out: str | Path,
     scratch: str | Path | None = None,
     device: str = "cpu",
+    overwrite: bool = False,
 ) -> Path:
     """``climatune evaluate``: metrics of a model and its baselines on the test years, plus maps.
 
     The models predict on ``device``; a scratch network for ``--baselines`` trains as the
-    config's ``trainer`` says.
+    config's ``trainer`` says. ``overwrite`` replaces an earlier evaluation at ``out``.
     """
-    out = prepare_output_dir(out, create=False)
     model = load_model(model_path, device)
     if config:
         cfg = load_config(config, overrides)
@@ -153,6 +154,13 @@ def evaluate_command(
         cfg = config_from_dict(
             apply_overrides(model.meta.data["config"], overrides), "the model's config"
         )
+    inputs = [*model_paths(model_path), *config_inputs(cfg), *([config] if config else [])]
+    claim = {
+        "command": "evaluate",
+        "inputs": inputs + (model_paths(scratch) if scratch is not None else []),
+        "overwrite": overwrite,
+    }
+    out = prepare_output_dir(out, create=False, **claim)
     view = build_view(cfg)
     if "test" not in view.anchors:
         raise ClimatuneError("the config's split has no test block; add data.split.test")
@@ -164,7 +172,7 @@ def evaluate_command(
             raise ClimatuneError(f"{model_path} is itself a scratch network; drop --scratch")
         models["scratch"] = load_model(scratch, device)
         _check_scratch(models["scratch"], model, scratch)
-    out = prepare_output_dir(out)  # created only once the inputs are known to be good
+    out = prepare_output_dir(out, **claim)  # created only once the inputs are known to be good
     if "scratch" in names and scratch is None:
         from climatune.training.run import train_scratch
 

@@ -16,7 +16,7 @@ from climatune import __version__
 from climatune.data.samples import TaskSamples
 from climatune.data.view import TaskView
 from climatune.errors import ClimatuneError
-from climatune.utils.atomic import atomic_path
+from climatune.utils.atomic import atomic_path, check_new_path, check_not_input
 
 if TYPE_CHECKING:
     from climatune.finetune.artifact import LoadedModel
@@ -118,13 +118,15 @@ def predict_file(
     model_path: str | Path, input_path: str | Path, output: str | Path, *, device: str = "cpu"
 ) -> Path:
     """``climatune predict``: read ``input_path``, predict on ``device``, write CF NetCDF."""
-    from climatune.data.io import open_dataset
-    from climatune.finetune.artifact import load_model
+    from climatune.data.io import open_dataset, source_paths
+    from climatune.finetune.artifact import load_model, model_paths
 
-    model = load_model(model_path, device)
     output = Path(output)
     if output.exists() and output.is_dir():
         raise ClimatuneError(f"--output {output} is a directory; give a .nc file path")
+    check_not_input(output, [*model_paths(model_path), *source_paths(input_path)], flag="--output")
+    check_new_path(output, flag="--output")
+    model = load_model(model_path, device)
     ds = open_dataset(input_path)
     pred = model.predict(ds)
     calendar = ds.time.encoding.get("calendar") or pred.time.dt.calendar
@@ -146,6 +148,6 @@ def predict_file(
     encoding.update(
         {v: {"_FillValue": np.float32(np.nan), "dtype": "float32"} for v in pred.data_vars}
     )
-    with atomic_path(output) as tmp:
+    with atomic_path(output, overwrite=False) as tmp:
         pred.to_netcdf(tmp, encoding=encoding, engine="netcdf4")
     return output

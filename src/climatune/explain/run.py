@@ -20,7 +20,7 @@ from torch import Tensor
 
 from climatune import __version__
 from climatune.config import Config, apply_overrides, config_from_dict, load_config
-from climatune.data.view import TaskView, build_view
+from climatune.data.view import TaskView, build_view, config_inputs
 from climatune.errors import ClimatuneError
 from climatune.evaluation.predict import check_units, static_for
 from climatune.explain.attribution import Settings, attribute, check_method
@@ -41,8 +41,8 @@ from climatune.explain.interactions import (
 )
 from climatune.explain.plots import plot_attribution_maps, plot_faithfulness, plot_interactions
 from climatune.explain.targets import Target, TargetFunction, parse_target
-from climatune.finetune.artifact import LoadedModel, load_model
-from climatune.utils.atomic import atomic_path, prepare_output_dir
+from climatune.finetune.artifact import LoadedModel, load_model, model_paths
+from climatune.utils.atomic import atomic_path, prepare_output_dir, releases_outputs
 
 __all__ = ["Explanation", "explain", "explain_command", "write_explanation", "resolve_config"]
 
@@ -317,6 +317,7 @@ def write_explanation(expl: Explanation, model: LoadedModel, out: Path) -> list[
     return paths
 
 
+@releases_outputs
 def explain_command(
     model: str | Path,
     *,
@@ -327,14 +328,22 @@ def explain_command(
     samples: int,
     out: str | Path,
     device: str = "cpu",
+    overwrite: bool = False,
 ) -> Path:
     """``climatune explain``: everything :func:`write_explanation` writes, under ``out``.
 
-    The network runs on ``device``; inputs and attributions stay on the CPU.
+    The network runs on ``device``; inputs and attributions stay on the CPU. ``overwrite``
+    replaces an earlier explanation at ``out``.
     """
     check_method(method)
     loaded = load_model(model, device)
     cfg = resolve_config(loaded, config, overrides)
+    claim = {
+        "command": "explain",
+        "inputs": [*model_paths(model), *config_inputs(cfg), *([config] if config else [])],
+        "overwrite": overwrite,
+    }
+    prepare_output_dir(out, create=False, **claim)
     view = build_view(cfg)
     expl = explain(
         loaded,
@@ -344,6 +353,6 @@ def explain_command(
         samples=samples,
         components=dict(cfg.explain.components),
     )
-    out = prepare_output_dir(out)
+    out = prepare_output_dir(out, **claim)
     write_explanation(expl, loaded, out)
     return out

@@ -23,6 +23,7 @@ from climatune.config import Config, config_from_dict
 from climatune.data.normalize import Normalizer
 from climatune.errors import ClimatuneError
 from climatune.utils.atomic import atomic_path
+from climatune.utils.bounded import load_json, read_text
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -31,12 +32,14 @@ __all__ = [
     "save_artifact",
     "load_model",
     "resolve_model_dir",
+    "model_paths",
     "resolve_device",
 ]
 
 SCHEMA_VERSION = 1
 WEIGHTS, META = "weights.safetensors", "climatune.json"
 _STATIC_KEY = "__static__"
+_META_BYTES = 256 * 2**20  # climatune.json: the grid and the normalisation statistics
 _REQUIRED = (
     "schema_version",
     "architecture",
@@ -87,6 +90,16 @@ def variable_records(
             }
         )
     return out
+
+
+def model_paths(path: str | Path) -> list[Path]:
+    """What reading the model at ``path`` reads: ``path`` and, for a run's ``model/``, the run.
+
+    A command's outputs must stay out of all of them.
+    """
+    path = Path(path)
+    run = path.parent if path.name == "model" and (path / META).exists() else path
+    return [path, run]
 
 
 def resolve_model_dir(path: str | Path) -> Path:
@@ -146,10 +159,11 @@ def _migrate(data: dict[str, Any]) -> dict[str, Any]:
 
 def read_meta(model_dir: Path) -> ArtifactMeta:
     """Read and validate ``climatune.json`` (unknown top-level fields are refused)."""
+    path = model_dir / META
     try:
-        data = json.loads((model_dir / META).read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ClimatuneError(f"{model_dir / META} is not valid JSON: {exc}") from exc
+        data = load_json(read_text(path, "artifact metadata", _META_BYTES), str(path))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ClimatuneError(f"{path} is not valid JSON: {exc}") from exc
     if not isinstance(data, dict):
         raise ClimatuneError(f"{model_dir / META} must hold a JSON object")
     version = data.get("schema_version", 0)

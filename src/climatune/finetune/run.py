@@ -12,9 +12,9 @@ from rich.console import Console
 from climatune.config import Config
 from climatune.data.normalize import Normalizer
 from climatune.data.samples import fit_normalizer, static_channels
-from climatune.data.view import TaskView, build_view
+from climatune.data.view import TaskView, build_view, config_inputs
 from climatune.errors import ClimatuneError
-from climatune.finetune.artifact import LoadedModel, load_model
+from climatune.finetune.artifact import LoadedModel, load_model, model_paths
 from climatune.finetune.freezing import apply_strategy, count_trainable
 from climatune.finetune.probe import fit_ridge_probe
 from climatune.finetune.surgery import SurgeryReport, adapt_network
@@ -26,7 +26,7 @@ from climatune.training.run import (
     resume_checkpoint,
     write_config,
 )
-from climatune.utils.atomic import prepare_output_dir
+from climatune.utils.atomic import prepare_output_dir, releases_outputs
 
 __all__ = ["finetune", "prepare_finetune", "merged_normalizer"]
 
@@ -93,6 +93,7 @@ def prepare_finetune(cfg: Config, source: str | Path, view: TaskView | None = No
     return parent, view, normalizer, net, report
 
 
+@releases_outputs
 def finetune(
     cfg: Config,
     source: str | Path,
@@ -101,9 +102,22 @@ def finetune(
     *,
     quiet: bool = False,
     view: TaskView | None = None,
+    overwrite: bool = False,
 ) -> Path:
-    """Fine-tune the artifact at ``source`` on ``cfg``'s task; writes ``RUN/model``."""
-    out = prepare_output_dir(resume or out or default_run_dir(cfg, "finetune"), create=False)
+    """Fine-tune the artifact at ``source`` on ``cfg``'s task; writes ``RUN/model``.
+
+    ``resume`` continues a killed finetune run; ``overwrite`` replaces an earlier finetune
+    run at ``out``. Any other non-empty ``out``, or one that holds ``source``, is refused.
+    """
+    claim = {
+        "command": "finetune",
+        "inputs": [*model_paths(source), *config_inputs(cfg)],
+        "overwrite": overwrite,
+        "resume": resume is not None,
+    }
+    out = prepare_output_dir(
+        resume or out or default_run_dir(cfg, "finetune"), create=False, **claim
+    )
     resume_checkpoint(resume)
     parent, view, normalizer, net, report = prepare_finetune(cfg, source, view)
     with _seeded(cfg.seed):  # LoRA adapters start from the seed, too
@@ -115,7 +129,7 @@ def finetune(
         )
         report.new_head = probe.describe()
     trainable, total = count_trainable(net)
-    out = prepare_output_dir(out)  # created only once the inputs are known to be good
+    out = prepare_output_dir(out, **claim)  # created only once the inputs are known to be good
     if not quiet:
         _print_report(report, cfg, trainable, total)
     write_config(out, cfg)

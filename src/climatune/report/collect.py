@@ -8,14 +8,14 @@ of directories and in image size, so pointing it at a large tree stays cheap.
 from __future__ import annotations
 
 import csv
-import json
 import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
+from climatune.errors import ClimatuneError
+from climatune.utils.bounded import load_json, load_yaml, read_text
 
 __all__ = [
     "RunInfo",
@@ -63,6 +63,21 @@ class Found:
     notes: list[str] = field(default_factory=list)
     _images: int = 0
 
+    def own(self, path: Path) -> bool:
+        """Whether ``path`` is a regular file of the run itself: under the root, reached
+        without a symbolic link (one could point to ``/etc/passwd`` or another run)."""
+        if not (path.exists() or path.is_symlink()):
+            return False
+        real = Path(os.path.realpath(path))
+        try:
+            inside = real == self.root.resolve() / path.relative_to(self.root)
+        except ValueError:
+            inside = False
+        if not inside or not real.is_file():
+            self.notes.append(f"{self.rel(path)}: a symbolic link or not a file, not read")
+            return False
+        return True
+
     @property
     def empty(self) -> bool:
         """True when nothing at all was found."""
@@ -85,7 +100,7 @@ class Found:
         for png in sorted(folder.glob("*.png")):
             if png.name.startswith(".") or any(png.name.startswith(e) for e in exclude):
                 continue
-            if self.accept_image(png):
+            if self.own(png) and self.accept_image(png):
                 out.append(png)
         return out
 
@@ -118,17 +133,17 @@ class Found:
 def read_json(path: Path, notes: list[str]) -> Any:
     """Parse ``path`` as JSON (NaN allowed); ``None`` and a note on failure."""
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        return load_json(path.read_text(encoding="utf-8"), path.name)
+    except (OSError, UnicodeDecodeError, ClimatuneError) as exc:
         notes.append(f"{path.name}: not readable as JSON ({_first_line(exc)})")
         return None
 
 
 def read_yaml(path: Path, notes: list[str]) -> Any:
-    """Parse ``path`` with ``yaml.safe_load``; ``None`` and a note on failure."""
+    """Parse ``path`` with bounded size, nesting and alias expansion; ``None`` and a note on failure."""
     try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        return load_yaml(read_text(path, path.name), path.name)
+    except (OSError, UnicodeDecodeError, ClimatuneError) as exc:
         notes.append(f"{path.name}: not readable as YAML ({_first_line(exc)})")
         return None
 
@@ -190,20 +205,21 @@ def read_losses(path: Path, notes: list[str]) -> dict[str, list[tuple[int, float
 def _classify(found: Found, folder: Path, files: set[str]) -> None:
     """Record what ``folder`` holds."""
     meta_path = folder / "model" / "climatune.json"
-    if not meta_path.exists() and "climatune.json" in files and folder == found.root:
+    if not found.own(meta_path) and "climatune.json" in files and folder == found.root:
         meta_path = folder / "climatune.json"  # the root is itself a model/ directory
     log = folder / "logs" / "metrics.csv"
-    if "config.yaml" in files or meta_path.exists() or log.exists():
+    has_meta, has_log = found.own(meta_path), found.own(log)
+    if "config.yaml" in files or has_meta or has_log:
         run = RunInfo(
             folder, found.rel(folder) if folder != found.root else found.root.resolve().name or "."
         )
         if "config.yaml" in files:
             cfg = read_yaml(folder / "config.yaml", found.notes)
             run.config = cfg if isinstance(cfg, dict) else None
-        if meta_path.exists():
+        if has_meta:
             meta = read_json(meta_path, found.notes)
             run.meta = meta if isinstance(meta, dict) else None
-        run.log = log if log.exists() else None
+        run.log = log if has_log else None
         found.runs.append(run)
     if "metrics.json" in files:
         found.metrics.append(folder / "metrics.json")
@@ -234,7 +250,7 @@ def scan(root: str | Path) -> Found:
         if seen > MAX_DIRS:
             found.notes.append(f"stopped scanning after {MAX_DIRS} directories")
             break
-        files = {f for f in filenames if not f.startswith(".")}
+        files = {f for f in filenames if not f.startswith(".") and found.own(folder / f)}
         depth = len(folder.relative_to(root).parts)
         dirnames[:] = sorted(
             d

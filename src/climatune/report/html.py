@@ -20,6 +20,7 @@ from climatune.utils.atomic import atomic_path
 __all__ = ["write_report", "render_report", "REPORT_NAME"]
 
 REPORT_NAME = "report.html"
+_TITLE = "ClimaTune report: "
 
 _CSS = """
 :root{--fg:#1f2328;--muted:#59636e;--line:#d1d9e0;--head:#f6f8fa;--win:#dafbe1;--winline:#1a7f37;
@@ -72,11 +73,19 @@ def render_report(found: Found) -> str:
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>ClimaTune report: {_e(name)}</title><style>{_CSS}</style></head>"
+        f"<title>{_TITLE}{_e(name)}</title><style>{_CSS}</style></head>"
         f"<body><main><header><h1>ClimaTune report: {_e(name)}</h1>"
         f'<p class="muted">{_e(str(found.root.resolve()))} · generated {_e(stamp)} · climatune {_e(__version__)}</p>'
         f"<nav>{nav}</nav></header>{body}</main></body></html>\n"
     )
+
+
+def _is_report(path: Path) -> bool:
+    """Whether ``path`` is a report this command wrote (a regular file, our title near the top)."""
+    if path.is_symlink() or not path.is_file():
+        return False
+    with path.open("rb") as fh:
+        return _TITLE.encode() in fh.read(1024)
 
 
 def write_report(directory: str | Path) -> Path:
@@ -98,8 +107,12 @@ def write_report(directory: str | Path) -> Path:
             f"nothing to report in {root}: no config.yaml, model/, logs/metrics.csv, metrics.json, map_*.png, "
             "curve.json, explain/ or tune/ found; give a run, evaluate or demo directory"
         )
-    page = render_report(found)
     out = root / REPORT_NAME
+    if (out.exists() or out.is_symlink()) and not _is_report(out):
+        raise ClimatuneError(
+            f"{out} exists and is not a ClimaTune report; move it away to write the report"
+        )
+    page = render_report(found)
     with atomic_path(out) as tmp:
         tmp.write_text(page, encoding="utf-8")
     return out

@@ -316,12 +316,12 @@ def _curve(found: Found) -> str:
             out.append(f"<h3>{_e(found.rel(folder))}</h3>")
         rows = (
             read_json(folder / "curve.json", found.notes)
-            if (folder / "curve.json").exists()
+            if found.own(folder / "curve.json")
             else None
         )
         gaps = tables.curve_gaps(rows if isinstance(rows, list) else [])
         png_path = folder / "curve.png"
-        if png_path.exists() and found.accept_image(png_path):
+        if found.own(png_path) and found.accept_image(png_path):
             out.append(markup.figure_file(png_path, found))
         elif gaps:
             png = figures.efficiency_curve(gaps)
@@ -427,12 +427,12 @@ def _explain(found: Found) -> str:
         if len(found.explains) > 1:
             out.append(f"<h3>{_e(found.rel(folder))}</h3>")
         nc = folder / "attributions.nc"
-        if nc.exists():
+        if found.own(nc):
             out.append(
                 f'<p class="note">Attribution maps: {_e(found.rel(nc))} '
                 f"({nc.stat().st_size / 2**20:.1f} MiB; open it with xarray).</p>"
             )
-        if (folder / "interactions.json").exists():
+        if found.own(folder / "interactions.json"):
             data = read_json(folder / "interactions.json", found.notes)
             if data is not None:
                 out.append(
@@ -475,7 +475,7 @@ def _tuning(found: Found) -> str:
             out.append(f"<h3>{_e(found.rel(folder))}</h3>")
         best = (
             read_yaml(folder / "best.yaml", found.notes)
-            if (folder / "best.yaml").exists()
+            if found.own(folder / "best.yaml")
             else None
         )
         if isinstance(best, dict):
@@ -491,7 +491,7 @@ def _tuning(found: Found) -> str:
                 f"<details{' open' if short else ''}><summary>best.yaml</summary>"
                 f"<pre>{_e(text)}</pre></details>"
             )
-        if (folder / "trials.csv").exists():
+        if found.own(folder / "trials.csv"):
             maximize = str(_get(best, "direction") or "").lower() == "maximize"
             out.append(_trials(read_csv(folder / "trials.csv", found.notes), maximize))
         out.append(markup.gallery(found.images(folder), found))

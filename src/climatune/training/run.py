@@ -21,13 +21,18 @@ from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from climatune.config import Config, dump_config
 from climatune.data.normalize import Normalizer
 from climatune.data.samples import fit_normalizer, static_channels
-from climatune.data.view import TaskView, build_view
+from climatune.data.view import TaskView, build_view, config_inputs
 from climatune.errors import ClimatuneError
 from climatune.finetune.artifact import save_artifact, variable_records
 from climatune.training.callbacks import SampleLedger
 from climatune.training.datamodule import ClimateDataModule
 from climatune.training.task import ClimateTask
-from climatune.utils.atomic import atomic_path, prepare_output_dir
+from climatune.utils.atomic import (
+    atomic_path,
+    other_rank,
+    prepare_output_dir,
+    releases_outputs,
+)
 
 __all__ = [
     "pretrain",
@@ -262,6 +267,9 @@ def export_model(
 
 
 def write_config(out: Path, cfg: Config) -> None:
+    """Write the resolved config into the run (rank 0 only: the run folder is its own)."""
+    if other_rank():
+        return
     with atomic_path(out / "config.yaml") as tmp:
         tmp.write_text(dump_config(cfg))
 
@@ -288,6 +296,7 @@ def resume_checkpoint(resume: str | Path | None) -> Path | None:
     return ckpt
 
 
+@releases_outputs
 def train_scratch(
     cfg: Config,
     view: TaskView,
@@ -296,16 +305,24 @@ def train_scratch(
     resume: Path | None = None,
     logs: bool = True,
     origin: str = "scratch",
+    overwrite: bool = False,
 ) -> Path:
     """Train a fresh network on ``view``; writes ``out/config.yaml`` and ``out/model``.
 
-    ``origin`` is recorded in the artifact: ``scratch`` for the baseline of a fine-tune,
-    ``pretrain`` for ``climatune pretrain``.
+    ``origin`` is recorded in the artifact and names the command in ``out``'s stamp:
+    ``scratch`` for the baseline of a fine-tune, ``pretrain`` for ``climatune pretrain``.
+    ``overwrite`` replaces an earlier run of the same kind at ``out``.
     """
     normalizer = fit_normalizer(view)
     names, _ = static_channels(view)
     net = new_net(cfg, view, len(names))
-    out = prepare_output_dir(out)  # created only once the inputs are known to be good
+    out = prepare_output_dir(  # created only once the inputs are known to be good
+        out,
+        command=origin,
+        inputs=config_inputs(cfg),
+        overwrite=overwrite,
+        resume=resume is not None,
+    )
     write_config(out, cfg)
     task, trainer = fit_task(cfg, view, normalizer, net, out, resume=resume, logs=logs)
     if trainer.is_global_zero:
@@ -313,10 +330,33 @@ def train_scratch(
     return out
 
 
-def pretrain(cfg: Config, out: str | Path | None = None, resume: str | Path | None = None) -> Path:
-    """``climatune pretrain``: train a network from scratch and write ``RUN/model``."""
-    out = prepare_output_dir(resume or out or default_run_dir(cfg, "pretrain"), create=False)
+@releases_outputs
+def pretrain(
+    cfg: Config,
+    out: str | Path | None = None,
+    resume: str | Path | None = None,
+    *,
+    overwrite: bool = False,
+) -> Path:
+    """``climatune pretrain``: train a network from scratch and write ``RUN/model``.
+
+    ``resume`` continues a killed pretrain run; ``overwrite`` replaces an earlier pretrain
+    run at ``out``. Any other non-empty ``out`` is refused.
+    """
+    out = prepare_output_dir(
+        resume or out or default_run_dir(cfg, "pretrain"),
+        command="pretrain",
+        inputs=config_inputs(cfg),
+        overwrite=overwrite,
+        resume=resume is not None,
+        create=False,
+    )
     resume_checkpoint(resume)
     return train_scratch(
-        cfg, build_view(cfg), out, resume=Path(resume) if resume else None, origin="pretrain"
+        cfg,
+        build_view(cfg),
+        out,
+        resume=Path(resume) if resume else None,
+        origin="pretrain",
+        overwrite=overwrite,
     )

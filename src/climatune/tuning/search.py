@@ -21,15 +21,16 @@ from pathlib import Path
 import optuna
 
 from climatune.config import Config
-from climatune.data.view import build_view
+from climatune.data.view import build_view, config_inputs
 from climatune.errors import ClimatuneError
+from climatune.finetune.artifact import load_model, model_paths
 from climatune.tuning.folds import cv_years, fold_configs, fold_splits
 from climatune.tuning.objective import METRICS, Objective
 from climatune.tuning.plots import plot_history, plot_importance, save_figure
 from climatune.tuning.results import write_best, write_trials
 from climatune.tuning.space import Param, load_space
 from climatune.tuning.study import default_storage, open_storage, open_study
-from climatune.utils.atomic import prepare_output_dir
+from climatune.utils.atomic import prepare_output_dir, releases_outputs
 
 __all__ = ["tune_command", "load_space_for", "write_outputs"]
 
@@ -38,6 +39,7 @@ _WRITE_LOCK = threading.Lock()
 _FINETUNE_MODEL_KEYS = ("model.residual",)
 
 
+@releases_outputs
 def tune_command(
     cfg: Config,
     *,
@@ -81,11 +83,15 @@ def tune_command(
         raise ClimatuneError(f"--trials must be >= 0 and --jobs >= 1; got {trials} and {jobs}")
     if metric not in METRICS:
         raise ClimatuneError(f"unknown metric '{metric}'; choose from {', '.join(METRICS)}")
-    prepare_output_dir(out, create=False)  # an --out that is a file fails before any work
+    claim = {
+        "command": "tune",
+        "inputs": [space, *(model_paths(source) if source else []), *config_inputs(cfg)],
+        "resume": True,  # the same command again adds trials to the study
+        "shared": True,  # workers of one study may share the folder
+    }
+    prepare_output_dir(out, create=False, **claim)  # a bad --out fails before any work
     params = load_space_for(cfg, space, source)
     if source is not None:
-        from climatune.finetune.artifact import load_model
-
         load_model(source)  # fail early on a bad artifact
     years, test = cv_years(build_view(cfg))
     splits = fold_splits(years, folds, test)
@@ -94,8 +100,9 @@ def tune_command(
             build_view(fold_cfg)  # fail early on a fold too short for the samples
         except ClimatuneError as exc:
             raise ClimatuneError(f"fold {k} of {folds}: {exc}; use fewer --folds") from None
-    db = open_storage(storage or default_storage(Path(out)))
-    out = prepare_output_dir(out)
+    db = open_storage(storage) if storage else None  # a bad URL fails before --out exists
+    out = prepare_output_dir(out, **claim)
+    db = db or open_storage(default_storage(out))
     run = open_study(db, study, direction=METRICS[metric], folds=folds, metric=metric)
     objective = Objective(cfg, params, splits, out, source, metric)
 

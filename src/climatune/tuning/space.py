@@ -15,11 +15,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel
 
 from climatune.config import Config, config_from_dict
 from climatune.errors import ClimatuneError, closest
+from climatune.utils.bounded import load_yaml, read_text
 
 __all__ = ["Param", "config_keys", "load_space", "parse_space", "suggest", "set_keys"]
 
@@ -76,12 +76,9 @@ def load_space(path: str | Path, base: dict[str, Any] | None = None) -> dict[str
     if not path.is_file():
         raise ClimatuneError(f"--space {path} does not exist; give a YAML search-space file")
     try:
-        raw = yaml.safe_load(path.read_text())
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        mark = getattr(exc, "problem_mark", None)  # one line, not YAML's multi-line snippet
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ClimatuneError(f"--space {path} is not valid YAML{where}: {problem}") from exc
+        raw = load_yaml(read_text(path, "--space"), f"--space {path}")
+    except UnicodeDecodeError as exc:
+        raise ClimatuneError(f"--space {path} is not valid YAML: {exc}") from exc
     return parse_space(raw, str(path), base)
 
 

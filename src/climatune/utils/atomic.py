@@ -1,24 +1,56 @@
-"""Atomic outputs: write under a temporary sibling name, then rename into place.
+"""Safe outputs: atomic writes, and output folders that never swallow the user's files.
 
 A command killed half way leaves only ``.NAME.tmp-PID`` behind, never a half-written
 file under its final name; the next write of the same name cleans such leftovers up.
+
+An output folder is claimed by :func:`prepare_output_dir`: it must not be, contain or lie
+inside an input; an existing non-empty folder is refused unless it is continued
+(``resume``) or replaced (``overwrite``), and both need the stamp (``.climatune-run.json``)
+that says the same command wrote it. While a command writes, the folder holds a lock file
+(PID and host), so a second process is refused; a lock whose process is gone is taken over.
+Command functions wrapped in :func:`releases_outputs` drop their locks when they return.
 """
 
 from __future__ import annotations
 
+import atexit
 import errno
+import functools
+import json
 import os
 import shutil
-from collections.abc import Iterator
+import socket
+import threading
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
+from typing import Any, TypeVar
 
 from climatune.errors import ClimatuneError
 
-__all__ = ["atomic_path", "prepare_output_dir", "clean_stale"]
+__all__ = [
+    "atomic_path",
+    "prepare_output_dir",
+    "releases_outputs",
+    "check_not_input",
+    "check_new_path",
+    "other_rank",
+    "clean_stale",
+    "STAMP",
+    "LOCK",
+]
 
 _TMP_TAG = ".tmp-"
 _FULL_BYTES = 1 << 20  # a write that fails with less than this left is taken as a full disk
+STAMP = ".climatune-run.json"  # which command wrote a folder
+LOCK = ".climatune.lock"  # "PID HOST" of the process writing a folder now
+_SMALL = 4096  # stamps and locks are tiny; never read more of them
+
+_held: set[Path] = set()  # folders whose lock this process holds
+_held_guard = threading.Lock()
+_taken: ContextVar[list[Path] | None] = ContextVar("climatune_taken", default=None)
+_F = TypeVar("_F", bound=Callable[..., Any])
 
 
 def _tmp_name(final: Path) -> Path:
@@ -107,20 +139,230 @@ def _disk_full(exc: BaseException, parent: Path) -> bool:
     return st.f_bavail * st.f_frsize < _FULL_BYTES
 
 
-def prepare_output_dir(out: str | Path, *, create: bool = True) -> Path:
-    """Check that ``out`` can be a directory we write into, and create it.
+def _real(path: str | os.PathLike) -> Path:
+    """``path`` resolved: absolute, ``..`` and symlinks followed, so spellings compare equal."""
+    return Path(os.path.realpath(os.path.expanduser(os.fspath(path))))
 
-    With ``create=False`` only check, so that a command can validate its inputs before
-    it leaves anything (even an empty directory) behind.
+
+def check_not_input(
+    out: str | Path, inputs: Iterable[str | os.PathLike], *, flag: str = "--out"
+) -> None:
+    """Refuse an output path that is an input, lies inside one or contains one.
+
+    Paths are compared resolved (relative paths, ``..``, symlinks, trailing slashes).
+    """
+    target = _real(out)
+    for item in inputs:
+        source = _real(item)
+        if target == source:
+            where = "is"
+        elif source in target.parents:
+            where = "lies inside"
+        elif target in source.parents:
+            where = "contains"
+        else:
+            continue
+        raise ClimatuneError(
+            f"{flag} {out} {where} the input {item}; writing there could overwrite or delete "
+            "it; choose another path"
+        )
+
+
+def check_new_path(path: str | Path, *, flag: str = "--out") -> Path:
+    """Refuse an output file or store that already exists (it may be the user's)."""
+    path = Path(path)
+    if path.exists() or path.is_symlink():
+        raise ClimatuneError(f"{flag} {path} already exists; remove it or choose another path")
+    return path
+
+
+def _made_by(out: Path) -> str | None:
+    """The command recorded in ``out``'s stamp, or None when there is no readable stamp."""
+    stamp = out / STAMP
+    if stamp.is_symlink() or not stamp.is_file():
+        return None
+    try:
+        with stamp.open("rb") as fh:
+            data = json.loads(fh.read(_SMALL))
+    except (OSError, ValueError):
+        return None
+    command = data.get("command") if isinstance(data, dict) else None
+    return command if isinstance(command, str) else None
+
+
+def _check_reuse(out: Path, command: str, *, overwrite: bool, resume: bool) -> None:
+    """Refuse an existing, non-empty ``out`` unless it may be continued or replaced."""
+    ours = (LOCK, f".{STAMP}{_TMP_TAG}")  # the lock, a stamp being written
+    if not out.is_dir() or all(e.startswith(ours) for e in os.listdir(out)):
+        return
+    made_by = _made_by(out)
+    who = f"`climatune {made_by}`" if made_by else "something other than ClimaTune (no stamp)"
+    if resume and made_by != command:
+        raise ClimatuneError(
+            f"cannot resume {out}: it was written by {who}, not by `climatune {command}`; "
+            "give a run of the same command or a new folder"
+        )
+    if overwrite and made_by != command:
+        raise ClimatuneError(
+            f"--out {out} was written by {who}; --overwrite only replaces a folder written by "
+            f"`climatune {command}`; choose another folder"
+        )
+    if not (resume or overwrite):
+        hint = ", or pass --overwrite to replace it" if made_by == command else ""
+        raise ClimatuneError(
+            f"--out {out} already exists and is not empty; choose a new folder{hint}"
+        )
+
+
+def _holder(out: Path) -> str | None:
+    """Who holds ``out``'s lock (``PID N on HOST``), or None when it is free or stale."""
+    lock = out / LOCK
+    try:
+        with lock.open("rb") as fh:
+            pid_text, _, host = fh.read(_SMALL).decode("utf-8", "replace").strip().partition(" ")
+        pid = int(pid_text)
+    except (OSError, ValueError):
+        return None  # no lock, or a garbled one: its writer died while writing it
+    if host != socket.gethostname():
+        return f"PID {pid} on {host}"  # cannot be checked from here: taken as alive
+    if pid == os.getpid():
+        return None  # ours, left by a call that did not release it
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        pass
+    return f"PID {pid} on {host}"
+
+
+def _busy(out: Path) -> ClimatuneError:
+    return ClimatuneError(
+        f"--out {out} is being written by another climatune process ({_holder(out)}); "
+        f"wait for it to finish or choose another folder (remove {out / LOCK} if no such "
+        "process runs)"
+    )
+
+
+def _acquire(out: Path) -> None:
+    """Create ``out``'s lock file, taking over a stale one; refuse a live one."""
+    lock = out / LOCK
+    for _ in range(3):
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            if _holder(out) is not None:
+                raise _busy(out) from None
+            lock.unlink(missing_ok=True)  # stale: its process is gone
+            continue
+        with os.fdopen(fd, "w") as fh:
+            fh.write(f"{os.getpid()} {socket.gethostname()}\n")
+        key = _real(out)
+        with _held_guard:
+            _held.add(key)
+        taken = _taken.get()
+        if taken is None:
+            atexit.register(_release, key)
+        else:
+            taken.append(key)
+        return
+    raise _busy(out)
+
+
+def _release(key: Path) -> None:
+    with _held_guard:
+        _held.discard(key)
+    (key / LOCK).unlink(missing_ok=True)
+
+
+def releases_outputs(func: _F) -> _F:
+    """Wrap a command so that the output folders it locked are unlocked when it returns."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        taken: list[Path] = []
+        token = _taken.set(taken)
+        try:
+            return func(*args, **kwargs)
+        finally:
+            _taken.reset(token)
+            for key in taken:
+                _release(key)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _write_stamp(out: Path, command: str) -> None:
+    from climatune import __version__
+
+    stamp = out / STAMP
+    tmp = _tmp_name(stamp)  # not atomic_path: a second tune worker may write it at once
+    tmp.write_text(json.dumps({"command": command, "climatune": __version__}) + "\n")
+    os.replace(tmp, stamp)
+
+
+def other_rank() -> bool:
+    """Whether this process is a non-zero rank of a distributed launch (torchrun, SLURM,
+    Lightning's DDP launcher): it writes into the folder that rank 0 claims."""
+    ranks = ("RANK", "LOCAL_RANK", "SLURM_PROCID", "JSM_NAMESPACE_RANK")
+    return any(os.environ.get(name, "0") != "0" for name in ranks)
+
+
+def prepare_output_dir(
+    out: str | Path,
+    *,
+    command: str,
+    inputs: Iterable[str | os.PathLike] = (),
+    overwrite: bool = False,
+    resume: bool = False,
+    shared: bool = False,
+    create: bool = True,
+) -> Path:
+    """Claim ``out`` as ``command``'s output folder: check it, create it, lock and stamp it.
+
+    With ``create=False`` only check, so that a command can validate its inputs before it
+    leaves anything (even an empty directory) behind; call it again to create.
+
+    Parameters
+    ----------
+    out
+        The folder to write.
+    command
+        The command writing it (``pretrain``, ``evaluate``, ...), recorded in its stamp.
+    inputs
+        Every file, store or folder the command reads; ``out`` may not be, contain or lie
+        inside any of them.
+    overwrite
+        Replace an existing folder that the same command wrote.
+    resume
+        Continue in an existing folder that the same command wrote.
+    shared
+        Several processes may write the folder at once (the workers of one tuning study):
+        it is not locked.
 
     Raises
     ------
     ClimatuneError
-        If ``out`` is an existing file or cannot be created.
+        If ``out`` is a file, an input, a non-empty folder that may not be reused, locked by
+        another live process, or cannot be created.
     """
     out = Path(out)
+    if other_rank():  # rank 0 checks, locks and stamps the folder for every rank
+        return out
     if out.exists() and not out.is_dir():
         raise ClimatuneError(f"--out {out} is a file; give a directory path")
+    key = _real(out)
+    with _held_guard:
+        inside_own = any(key == h or h in key.parents for h in _held)
+    if inside_own:  # a step of the command this process runs, in the folder it claimed
+        if create and not out.exists():
+            out.mkdir(parents=True)
+            _write_stamp(out, command)
+        return out
+    check_not_input(out, inputs)
+    if not shared and out.is_dir() and _holder(out) is not None:
+        raise _busy(out)
+    _check_reuse(out, command, overwrite=overwrite, resume=resume)
     if not create:
         base = next(p for p in (out, *out.absolute().parents) if p.exists())
         if not base.is_dir():
@@ -140,4 +382,18 @@ def prepare_output_dir(out: str | Path, *, create: bool = True) -> Path:
         ) from exc
     if not os.access(out, os.W_OK):
         raise ClimatuneError(f"cannot write to --out {out}: permission denied; choose another path")
+    if not shared:
+        _acquire(out)
+    try:
+        _check_reuse(out, command, overwrite=overwrite, resume=resume)  # again, now locked
+        if overwrite and not resume:
+            for entry in out.iterdir():
+                if entry.name != LOCK:
+                    _remove(entry)
+        if _made_by(out) is None:
+            _write_stamp(out, command)
+    except BaseException:
+        if not shared:
+            _release(key)
+        raise
     return out
