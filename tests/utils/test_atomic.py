@@ -153,3 +153,18 @@ def test_a_second_process_is_refused_until_the_first_is_gone(tmp_path: Path) -> 
     assert (out / LOCK).exists()
     lock, entries = _claim(out, command="pretrain", overwrite=True)
     assert lock.split()[0] == str(os.getpid()) and entries == sorted([LOCK, STAMP])
+
+
+def test_a_training_run_from_before_the_stamps_can_be_resumed(tmp_path: Path) -> None:
+    out = tmp_path / "old"
+    (out / "checkpoints").mkdir(parents=True)
+    (out / "config.yaml").write_text("seed: 0\n")
+    (out / "checkpoints" / "last.ckpt").write_bytes(b"ckpt")
+    _, entries = _claim(out, command="pretrain", resume=True)
+    assert {"config.yaml", "checkpoints", STAMP} <= set(entries)
+    user = tmp_path / "user"
+    user.mkdir()
+    (user / "notes.txt").write_text("mine")
+    with pytest.raises(ClimatuneError, match="no stamp"):  # any other unstamped folder is not
+        _claim(user, command="pretrain", resume=True)
+    assert sorted(p.name for p in user.iterdir()) == ["notes.txt"]

@@ -190,6 +190,11 @@ def _made_by(out: Path) -> str | None:
     return command if isinstance(command, str) else None
 
 
+def _unstamped_run(out: Path) -> bool:
+    """Whether ``out`` looks like a training run written before runs were stamped."""
+    return (out / "config.yaml").is_file() and (out / "checkpoints" / "last.ckpt").is_file()
+
+
 def _check_reuse(out: Path, command: str, *, overwrite: bool, resume: bool) -> None:
     """Refuse an existing, non-empty ``out`` unless it may be continued or replaced."""
     ours = (LOCK, f".{STAMP}{_TMP_TAG}")  # the lock, a stamp being written
@@ -197,6 +202,8 @@ def _check_reuse(out: Path, command: str, *, overwrite: bool, resume: bool) -> N
         return
     made_by = _made_by(out)
     who = f"`climatune {made_by}`" if made_by else "something other than ClimaTune (no stamp)"
+    if resume and made_by is None and _unstamped_run(out):
+        return  # a training run of a ClimaTune from before the stamps: let it continue
     if resume and made_by != command:
         raise ClimatuneError(
             f"cannot resume {out}: it was written by {who}, not by `climatune {command}`; "
