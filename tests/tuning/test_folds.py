@@ -94,7 +94,8 @@ def test_split_is_left_alone_in_the_base(tiny_nc: Path) -> None:
 
 
 def test_history_1_lead_0_samples_every_year_of_every_block(tiny_nc: Path) -> None:
-    view = build_view(config_from_dict(tiny_config(tiny_nc, history=1, lead=0)))
+    # a downscaling task reads one step and predicts it: history 1, lead 0
+    view = build_view(config_from_dict(tiny_config(tiny_nc, kind="downscale", factor=2)))
     for name, (y0, y1) in view.blocks.items():
         assert list(view.target_times(name).dt.year.values) == list(range(y0, y1 + 1)), name
 
@@ -112,7 +113,7 @@ def test_history_3_lead_2_samples_read_only_their_block(tiny_nc: Path) -> None:
 
 
 def test_five_folds_over_50_years_keep_10_year_blocks(tmp_path: Path) -> None:
-    raw = tiny_config(write_tiny(tmp_path / "fifty.nc", years=50), history=1, lead=0)
+    raw = tiny_config(write_tiny(tmp_path / "fifty.nc", years=50), kind="downscale", factor=2)
     raw["data"]["split"] = {"train": [1990, 2029], "val": [2030, 2039]}
     cfg = config_from_dict(raw)
     years, test = cv_years(build_view(cfg))
