@@ -123,4 +123,17 @@ class Normalizer:
             raise ClimatuneError(
                 f"normalisation statistics in the artifact are malformed: {exc}"
             ) from exc
+        if set(out.mean_) != set(out.std_):
+            raise ClimatuneError(
+                "normalisation statistics in the artifact are malformed: means for "
+                f"{sorted(out.mean_)} but standard deviations for {sorted(out.std_)}"
+            )
+        for name in out.mean_:
+            mean, std = out.mean_[name], out.std_[name]
+            if not (np.isfinite(mean) and np.isfinite(std) and std > 0):
+                raise ClimatuneError(
+                    f"normalisation statistics of '{name}' in the artifact cannot be right "
+                    f"(mean {mean}, std {std}); a mean must be finite and a std finite and "
+                    "positive: re-export the model"
+                )
         return out
