@@ -129,6 +129,22 @@ def _duplicate_times(w: Workspace) -> str:
     return w.nc("dup.nc", ds.assign_coords(time=time))
 
 
+def _missing_time_stamp(w: Workspace) -> str:
+    ds = dataset()
+    days = np.arange(ds.time.size, dtype=float) * 30.0
+    days[5] = np.nan  # a stamp lost when the file was written: the decoder would say 2000-01-01
+    time = ("time", days, {"units": "days since 2000-01-01", "calendar": "360_day"})
+    ds = ds.assign_coords(time=time)
+    return w.nc("nat.nc", ds, encoding={"time": {"_FillValue": -9999.0}})
+
+
+def _nan_coordinate(w: Workspace, axis: str, **kw) -> str:
+    ds = dataset(**kw)
+    values = ds[axis].values.astype(float)
+    values[1] = np.nan
+    return w.nc(f"nan-{axis}.nc", ds.assign_coords({axis: (axis, values, ds[axis].attrs)}))
+
+
 def _unsorted_times(w: Workspace) -> str:
     ds = dataset()
     return w.nc("unsorted.nc", ds.isel(time=[*range(10), 11, 10, *range(12, ds.time.size)]))
@@ -268,6 +284,10 @@ CASES = [
     Case("inspect-empty-zarr-store", lambda w: ["data", "inspect", w.dir("empty.zarr")], "is empty (no zarr.json or .zgroup)"),
     Case("inspect-zarr-without-arrays", lambda w: ["data", "inspect", _zarr_without_arrays(w)], "empty (no arrays)"),
     Case("inspect-duplicate-times", lambda w: ["data", "inspect", _duplicate_times(w)], "duplicate times"),
+    Case("inspect-missing-time-stamp", lambda w: ["data", "inspect", _missing_time_stamp(w)], "has 1 missing time stamp(s) in 'time' (the first at position 5, after 2000-05-01"),
+    Case("inspect-nan-latitude", lambda w: ["data", "inspect", _nan_coordinate(w, "lat")], "1 non-finite value(s) in its 'lat' coordinate"),
+    Case("inspect-nan-longitude", lambda w: ["data", "inspect", _nan_coordinate(w, "lon")], "1 non-finite value(s) in its 'lon' coordinate"),
+    Case("inspect-nan-level", lambda w: ["data", "inspect", _nan_coordinate(w, "level", nlevel=3)], "1 non-finite value(s) in its 'level' coordinate"),
     Case("inspect-unsorted-times", lambda w: ["data", "inspect", _unsorted_times(w)], "unsorted times"),
     # data synth: flags out of range, an output that cannot be made
     Case("synth-grid-nonsense", lambda w: ["data", "synth", "--out", w.p("s.zarr"), "--years", "1", "--grid", "big"], "is not NLATxNLON"),

@@ -129,6 +129,7 @@ def canonicalize(ds: xr.Dataset, *, name: str | None = None) -> xr.Dataset:
         ds = _rename_axis(ds, axis, label)
     ds = _squeeze_extra_dims(ds)
     ds = _keep_usable(ds, label)
+    _check_coordinates(ds, label)
     if "lat" in ds.dims:
         ds = _order_lat(ds, label)
         ds = _wrap_lon(ds)
@@ -233,6 +234,7 @@ def _open_one(path: Path, label: str) -> xr.Dataset:
                 _check_classic_size(path, label)
             ds = xr.open_dataset(path, engine="netcdf4", decode_times=coder, decode_timedelta=False)
             ds = ds.chunk(_time_chunks(ds, label))
+        _check_missing_times(ds, path, kind, label)
     except ClimatuneError:
         raise
     except (OSError, ValueError, RuntimeError, KeyError, IndexError, EOFError) as exc:
@@ -250,6 +252,44 @@ def _open_one(path: Path, label: str) -> xr.Dataset:
         raise ClimatuneError(f"Zarr store {label} is empty (no arrays); write data to it first")
     ds.encoding.setdefault("source", str(path))
     return ds
+
+
+def _check_missing_times(ds: xr.Dataset, path: Path, kind: str, label: str) -> None:
+    """Refuse a time axis with missing (fill-value) stamps.
+
+    The decoder turns a missing stamp into the reference date of the units, a real-looking
+    time, so the raw numbers are read again (one small 1-D variable) to find them.
+    """
+    name = _find_axis(ds, "time", set(), label)
+    if name is None or "since" not in str(ds[name].encoding.get("units", "")):
+        return
+    how = {"engine": "zarr", "consolidated": None} if kind == "zarr" else {"engine": "netcdf4"}
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "Failed to open Zarr store with consolidated")
+        with xr.open_dataset(path, decode_times=False, chunks={}, **how) as raw:
+            values = np.asarray(raw[name].values, dtype=float)
+    missing = np.flatnonzero(~np.isfinite(values))
+    if missing.size:
+        where = f"position {missing[0]}" + (
+            f", after {_iso(ds[name].values[missing[0] - 1])}" if missing[0] else ""
+        )
+        raise ClimatuneError(
+            f"{label} has {missing.size} missing time stamp(s) in '{name}' (the first at "
+            f"{where}); fill in their times or drop those steps"
+        )
+
+
+def _check_coordinates(ds: xr.Dataset, label: str) -> None:
+    """Refuse a lat, lon or level coordinate with NaN or infinite values, naming it."""
+    for axis in ("lat", "lon", "level"):
+        if axis not in ds.coords or ds[axis].dtype.kind not in "iuf":
+            continue
+        bad = np.flatnonzero(~np.isfinite(np.asarray(ds[axis].values, dtype=float)))
+        if bad.size:
+            raise ClimatuneError(
+                f"{label} has {bad.size} non-finite value(s) in its '{axis}' coordinate (the "
+                f"first at position {bad[0]}); fix the coordinate, every {axis} must be a number"
+            )
 
 
 def _time_chunks(ds: xr.Dataset, label: str) -> dict[str, int]:
