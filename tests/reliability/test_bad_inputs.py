@@ -145,6 +145,24 @@ def _nan_coordinate(w: Workspace, axis: str, **kw) -> str:
     return w.nc(f"nan-{axis}.nc", ds.assign_coords({axis: (axis, values, ds[axis].attrs)}))
 
 
+def _corrupt_zarr(w: Workspace, zarr_format: int) -> str:
+    store = w.tmp / f"v{zarr_format}.zarr"
+    dataset().chunk({"time": 12}).to_zarr(store, zarr_format=zarr_format)
+    chunk = store / "tas" / ("3.0.0" if zarr_format == 2 else "c/3/0/0")
+    chunk.write_bytes(b"not a compressed chunk" * 4)  # the fourth year, 2003
+    return str(store)
+
+
+def _corrupt_netcdf(w: Workspace) -> str:
+    ds = dataset()[["tas"]]  # noisy, so that its compressed chunks fill most of the file
+    path = Path(w.nc("corrupt.nc", ds, encoding={"tas": {"zlib": True, "chunksizes": (12, 8, 16)}}))
+    data = bytearray(path.read_bytes())
+    middle = len(data) * 3 // 5
+    data[middle : middle + 2000] = b"\xab" * 2000
+    path.write_bytes(bytes(data))
+    return str(path)
+
+
 def _unsorted_times(w: Workspace) -> str:
     ds = dataset()
     return w.nc("unsorted.nc", ds.isel(time=[*range(10), 11, 10, *range(12, ds.time.size)]))
@@ -330,6 +348,9 @@ CASES = [
     Case("pretrain-split-outside-years", _pretrain("data.split.test=[2030, 2031]"), "outside the data's years"),
     Case("pretrain-all-nan-variable", _pretrain_on(_all_nan), "'sst' is entirely NaN"),
     Case("pretrain-infinite-values", _pretrain_on(_with_inf), "infinite values in 'tas'"),
+    Case("pretrain-corrupt-zarr-v2-chunk", _pretrain_on(lambda w: _corrupt_zarr(w, 2)), ("cannot read variable 'tas' of ", "v2.zarr at 2003-01-01T00:00:00 to 2003-12-01T00:00:00", "corrupt")),
+    Case("pretrain-corrupt-zarr-v3-chunk", _pretrain_on(lambda w: _corrupt_zarr(w, 3)), ("cannot read variable 'tas' of ", "v3.zarr at 2003-01-01T00:00:00 to 2003-12-01T00:00:00", "corrupt")),
+    Case("pretrain-corrupt-netcdf-chunk", _pretrain_on(_corrupt_netcdf, "data.variables=[tas]"), ("cannot read variable 'tas' of ", "corrupt.nc", "(NetCDF: HDF error)")),
     Case("pretrain-level-not-in-file", _pretrain_on(_levels, "data.variables=[tas, z]", "data.levels={z: [700]}"), "level 700 of 'z' is not in the file"),
     Case("pretrain-overlapping-files", _pretrain_on(_overlapping), "overlap"),
     Case("pretrain-calendar-mismatch-between-files", _pretrain_on(_mixed_calendars), "mix calendars"),

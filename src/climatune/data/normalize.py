@@ -14,6 +14,7 @@ import dask
 import numpy as np
 import xarray as xr
 
+from climatune.data.io import reading
 from climatune.errors import ClimatuneError
 
 __all__ = ["Normalizer"]
@@ -52,7 +53,8 @@ class Normalizer:
         for name in names:
             da = ds[name].astype("float64")
             lazy[name] = (da.mean(skipna=True).data, (da**2).mean(skipna=True).data)
-        (computed,) = dask.compute(lazy)
+        with reading(ds[names]):
+            (computed,) = dask.compute(lazy)
         self.mean_, self.std_, self.units_ = {}, {}, {}
         for name, (m, m2) in computed.items():
             m, m2 = float(m), float(m2)

@@ -21,6 +21,7 @@ import dask
 import numpy as np
 import xarray as xr
 
+from climatune.data.io import reading
 from climatune.errors import ClimatuneError, closest
 
 _log = logging.getLogger("climatune")
@@ -179,7 +180,8 @@ def check_not_all_nan(ds: xr.Dataset) -> None:
     names = _numeric(ds)
     if not names:
         return
-    has_value = ds[names].notnull().any().compute()
+    with reading(ds[names]):
+        has_value = ds[names].notnull().any().compute()
     empty = [n for n in names if not bool(has_value[n])]
     if empty:
         raise ClimatuneError(
@@ -207,9 +209,10 @@ def check_finite(ds: xr.Dataset) -> xr.Dataset:
     names = [n for n in _numeric(ds) if ds[n].dtype.kind in "fc"]
     if not names:
         return ds
-    infinite, huge = dask.compute(
-        np.isinf(ds[names]).sum(), (abs(ds[names]) >= FILL_THRESHOLD).sum()
-    )
+    with reading(ds[names]):
+        infinite, huge = dask.compute(
+            np.isinf(ds[names]).sum(), (abs(ds[names]) >= FILL_THRESHOLD).sum()
+        )
     bad = {n: int(infinite[n]) for n in names if int(infinite[n])}
     if bad:
         shown = ", ".join(f"'{n}' ({c} values)" for n, c in bad.items())
