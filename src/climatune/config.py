@@ -77,22 +77,15 @@ class RegionConfig(_Section):
     lon: tuple[float, float]
     halo: float = Field(0.0, ge=0, le=90, description="degrees of context read around the region")
 
-    @field_validator("lat")
-    @classmethod
-    def _latitudes(cls, value: tuple[float, float]) -> tuple[float, float]:
-        if not (-90 <= value[0] <= value[1] <= 90):
-            raise ValueError("latitudes must be south, north within [-90, 90], e.g. [-5, 5]")
-        return value
+    @model_validator(mode="after")
+    def _a_box(self) -> RegionConfig:
+        from climatune.data.regions import Region  # the one owner of what a box may be
 
-    @field_validator("lon")
-    @classmethod
-    def _longitudes(cls, value: tuple[float, float]) -> tuple[float, float]:
-        if not all(-360 <= v <= 720 for v in value) or value[1] - value[0] > 360:
-            raise ValueError(
-                "longitudes must be west, east in degrees (within [-360, 720], at most 360 "
-                "apart), e.g. [350, 20] across 0° or [0, 360] for the whole globe"
-            )
-        return value
+        try:
+            Region(*self.lat, *self.lon)
+        except ClimatuneError as exc:
+            raise ValueError(str(exc)) from None
+        return self
 
 
 class SplitConfig(_Section):
