@@ -236,4 +236,7 @@ def check_finite(ds: xr.Dataset) -> xr.Dataset:
 def without_fill(ds: xr.Dataset, names: Iterable[str] | None = None) -> xr.Dataset:
     """``ds`` with values at or beyond :data:`FILL_THRESHOLD` set to NaN (lazily)."""
     names = [n for n in _numeric(ds) if ds[n].dtype.kind in "fc"] if names is None else names
-    return ds.assign({n: ds[n].where(abs(ds[n]) < FILL_THRESHOLD) for n in names})
+    masked = {n: ds[n].where(abs(ds[n]) < FILL_THRESHOLD) for n in names}
+    for n, da in masked.items():
+        da.encoding = dict(ds[n].encoding)  # keeps the source file, named in read errors
+    return ds.assign(masked)
