@@ -36,10 +36,14 @@ class Region:
         bounds = (self.lat_min, self.lat_max, self.lon_min, self.lon_max)
         if not all(np.isfinite(bounds)):
             raise ClimatuneError(f"region bounds {list(bounds)} must all be finite numbers")
-        if not -90 <= self.lat_min <= self.lat_max <= 90:
+        if self.lat_min > self.lat_max:
             raise ClimatuneError(
-                f"region latitude {self.lat_min}:{self.lat_max} must run south:north within "
-                "[-90, 90]"
+                f"region latitude {self.lat_min}:{self.lat_max} is reversed; give south:north"
+            )
+        if self.lat_min < -90 or self.lat_max > 90:
+            raise ClimatuneError(
+                f"region latitude {self.lat_min}:{self.lat_max} goes beyond a pole; latitudes "
+                "lie within [-90, 90]"
             )
         width = float(self.lon_max) - float(self.lon_min)
         if width > 360:
