@@ -11,11 +11,20 @@ Examples
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from climatune.errors import ClimatuneError, closest
 from climatune.utils.bounded import check_small, load_yaml, read_text
@@ -36,7 +45,30 @@ __all__ = [
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    # NaN and infinity are never a valid setting: refuse them in every float field
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
+
+
+def _lightning_choices(kind: str) -> list[str]:
+    """The accelerators, strategies or precisions that Lightning knows (imported lazily)."""
+    if kind == "precision":
+        from lightning.fabric.connector import _PRECISION_INPUT
+
+        flat = [a for arg in get_args(_PRECISION_INPUT) for a in get_args(arg)]
+        return list(dict.fromkeys(str(p) for p in flat))
+    from lightning.pytorch.accelerators import AcceleratorRegistry
+    from lightning.pytorch.strategies import StrategyRegistry
+
+    if kind == "accelerator":
+        return ["auto", "gpu", *sorted(AcceleratorRegistry.available_accelerators())]
+    return ["auto", *StrategyRegistry.available_strategies()]
+
+
+def _choice(kind: str, value: str) -> str:
+    names = _lightning_choices(kind)
+    if value not in names:
+        raise ValueError(f"unknown {kind}{closest(value, names)}; choose one of {', '.join(names)}")
+    return value
 
 
 class RegionConfig(_Section):
@@ -44,7 +76,17 @@ class RegionConfig(_Section):
 
     lat: tuple[float, float]
     lon: tuple[float, float]
-    halo: float = Field(0.0, ge=0, description="degrees of context read around the region")
+    halo: float = Field(0.0, ge=0, le=90, description="degrees of context read around the region")
+
+    @model_validator(mode="after")
+    def _a_box(self) -> RegionConfig:
+        from climatune.data.regions import Region  # the one owner of what a box may be
+
+        try:
+            Region(*self.lat, *self.lon)
+        except ClimatuneError as exc:
+            raise ValueError(str(exc)) from None
+        return self
 
 
 class SplitConfig(_Section):
@@ -138,14 +180,14 @@ class OptimConfig(_Section):
     @field_validator("lr")
     @classmethod
     def _positive_lr(cls, value: float) -> float:
-        if value <= 0:
-            raise ValueError("the learning rate must be positive, e.g. 1e-3")
+        if not 0 < value <= 1:
+            raise ValueError("the learning rate must be positive and at most 1, e.g. 1e-3")
         return value
 
 
 class TrainerConfig(_Section):
     max_epochs: int = Field(20, gt=0)
-    max_steps: int = -1
+    max_steps: int = Field(-1, ge=-1, description="-1: no limit")
     accelerator: str = "auto"
     devices: int | str = 1
     strategy: str = "auto"
@@ -155,13 +197,40 @@ class TrainerConfig(_Section):
     patience: int = Field(5, gt=0)
     log_every_n_steps: int = Field(10, gt=0)
     progress_bar: bool = True
-    limit_train_batches: float | int = 1.0
+    limit_train_batches: float | int = Field(1.0, gt=0, description="a fraction or a count")
     record_samples: bool = False
     compile: bool = Field(
         False,
         description="torch.compile the network: fused kernels, several times faster on a "
         "GPU at large batches; the first steps pay for the compilation",
     )
+
+    @field_validator("accelerator", "strategy", "precision", mode="before")
+    @classmethod
+    def _known(cls, value: Any, info: ValidationInfo) -> str:
+        return _choice(str(info.field_name), str(value))  # YAML reads precision: 16 as an int
+
+    @field_validator("devices")
+    @classmethod
+    def _devices(cls, value: int | str) -> int | str:
+        text = str(value).replace(" ", "")
+        if text == "auto" or (text not in ("0", "0,") and re.fullmatch(r"-1|\d+(,\d+)*,?", text)):
+            return value
+        raise ValueError("devices must be a count >= 1, -1 (all), 'auto' or GPU ids such as '0,1'")
+
+    @field_validator("max_steps")
+    @classmethod
+    def _max_steps(cls, value: int) -> int:
+        if value == 0:
+            raise ValueError("max_steps must be -1 (no limit) or at least 1")
+        return value
+
+    @field_validator("limit_train_batches")
+    @classmethod
+    def _limit(cls, value: float | int) -> float | int:
+        if isinstance(value, float) and value > 1:
+            raise ValueError("limit_train_batches must be a fraction in (0, 1] or a whole count")
+        return value
 
 
 NormalizationChoice = Literal["auto", "keep", "refit", "force_keep"]
@@ -205,7 +274,7 @@ class ExplainConfig(_Section):
 class Config(_Section):
     """A whole run: data, task, model, optimiser, trainer and fine-tuning settings."""
 
-    seed: int = 0
+    seed: int = Field(0, ge=0, lt=2**32, description="numpy and torch accept 0 .. 2**32-1")
     data: DataConfig = Field(default_factory=DataConfig)
     task: TaskConfig = Field(default_factory=TaskConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)

@@ -55,3 +55,43 @@ def test_dict_round_trip_and_merge_policy():
 def test_all_nan_training_data_is_an_error():
     with pytest.raises(ClimatuneError, match="all NaN"):
         Normalizer().fit(_ds(np.full((2, 2, 2), np.nan)))
+
+
+@pytest.fixture
+def corrupt_store(tmp_path):
+    """A Zarr store whose 2003 chunk of ``tas`` does not decompress."""
+    from tests.conftest import create_test_data
+
+    store = tmp_path / "c.zarr"
+    create_test_data(ntime=96).chunk({"time": 12}).to_zarr(store, zarr_format=2)
+    (store / "tas" / "3.0.0").write_bytes(b"garbage" * 8)
+    return store
+
+
+def test_a_corrupt_chunk_met_while_fitting_names_file_variable_and_times(corrupt_store):
+    from climatune.data.io import open_dataset
+
+    ds = open_dataset(corrupt_store)
+    with pytest.raises(ClimatuneError) as err:
+        Normalizer().fit(ds)
+    assert str(err.value).startswith(
+        f"cannot read variable 'tas' of {corrupt_store} at 2003-01-01T00:00:00 to "
+        "2003-12-01T00:00:00 (error during blosc decompression"
+    )
+
+
+def test_a_corrupt_chunk_met_while_loading_samples_names_it(corrupt_store):
+    from climatune.data.io import open_dataset
+    from climatune.data.samples import read_window
+    from climatune.data.view import TaskView
+
+    ds = open_dataset(corrupt_store)
+    mask = xr.ones_like(ds.lat * ds.lon, dtype=bool)
+    view = TaskView("forecast", ds, ["tas"], ["tas"], 1, 1, 1, {}, mask)
+    norm = Normalizer()
+    norm.mean_, norm.std_, norm.units_ = {"tas": 250.0}, {"tas": 10.0}, {"tas": "K"}
+    read_window(view, norm, slice(0, 24))  # 2000-2001 read fine
+    with pytest.raises(
+        ClimatuneError, match="cannot read variable 'tas' of .*c.zarr at 2003-01-01"
+    ):
+        read_window(view, norm, slice(24, 60))

@@ -58,3 +58,29 @@ def test_parse_region():
     assert parse_region("lat=30:50,lon=235:260") == Region(30, 50, 235, 260)
     with pytest.raises(ClimatuneError, match="must look like"):
         parse_region("30:50")
+
+
+@pytest.mark.parametrize("lon", [(0, 360), (-180, 180), (90, 450), (-360, 0)])
+def test_a_box_360_degrees_wide_is_the_whole_globe(lon):
+    ds = create_test_data(nlat=8, nlon=16)
+    box = Region(-30, 30, *lon)
+    sub = box.subset(ds)
+    assert sub.lon.values.tolist() == ds.lon.values.tolist()  # every longitude, in order
+    assert sub.lat.values.tolist() == [v for v in ds.lat.values.tolist() if -30 <= v <= 30]
+    assert bool(box.mask(sub).all()) and str(box).endswith(
+        f"lon={lon[0] % 360:g}:{lon[0] % 360 + 360:g}"
+    )
+
+
+@pytest.mark.parametrize(
+    ("bounds", "message"),
+    [
+        ((-5, float("nan"), 0, 10), "must all be finite"),
+        ((-5, 5, 0, float("inf")), "must all be finite"),
+        ((80, 95, 0, 10), "goes beyond a pole"),
+        ((-5, 5, 0, 400), "spans more than 360°"),
+    ],
+)
+def test_impossible_boxes_are_refused(bounds, message):
+    with pytest.raises(ClimatuneError, match=message):
+        Region(*bounds)

@@ -4,10 +4,17 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import xarray as xr
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from climatune.data.splits import block_indices, default_blocks, fold_blocks, sample_anchors
+from climatune.data.splits import (
+    block_indices,
+    default_blocks,
+    fold_blocks,
+    sample_anchors,
+    time_runs,
+)
 from climatune.errors import ClimatuneError
 
 
@@ -68,3 +75,42 @@ def test_fold_blocks_are_contiguous_and_cover():
     assert all(b[0] == a[1] + 1 for a, b in zip(folds, folds[1:]))
     with pytest.raises(ClimatuneError):
         fold_blocks(1900, 1902, 5)
+
+
+def _axis(start, periods, freq, calendar, drop=()):
+    time = xr.date_range(start, periods=periods, freq=freq, calendar=calendar, use_cftime=True)
+    return xr.DataArray(time.delete(list(drop)) if drop else time, dims="time")
+
+
+@pytest.mark.parametrize(
+    ("freq", "calendar"),
+    [
+        ("YS", "360_day"),
+        ("MS", "noleap"),
+        ("MS", "proleptic_gregorian"),
+        ("D", "360_day"),
+        ("D", "standard"),
+        ("6h", "noleap"),
+    ],
+)
+def test_time_runs_cut_the_axis_at_a_missing_step_in_any_calendar(freq, calendar):
+    assert time_runs(_axis("2000-01-01", 40, freq, calendar)).tolist() == [0] * 40
+    runs = time_runs(_axis("2000-01-01", 40, freq, calendar, drop=(10, 11, 25)))
+    assert runs.tolist() == [0] * 10 + [1] * 13 + [2] * 14
+
+
+def test_mid_month_stamps_of_uneven_months_are_one_run():
+    # CMIP monthly means are stamped mid-month: 31, 28, 31, 30 ... days apart
+    time = xr.date_range("2000-01-01", periods=36, freq="MS", calendar="standard", use_cftime=True)
+    mid = xr.DataArray([t + (t.replace(day=28) - t) / 2 for t in time], dims="time")
+    assert time_runs(mid).tolist() == [0] * 36
+
+
+def test_no_anchor_straddles_a_hole():
+    time = _axis("2000-01-01", 24, "MS", "noleap", drop=(12,))  # January 2001 is missing
+    runs = time_runs(time)
+    anchors = sample_anchors(np.arange(time.size), history=2, lead=1, runs=runs)
+    assert anchors.tolist() == [*range(1, 11), *range(13, 22)]
+    months = time.dt.year.values * 12 + time.dt.month.values
+    for anchor in anchors:
+        assert np.all(np.diff(months[anchor - 1 : anchor + 2]) == 1)

@@ -160,3 +160,54 @@ def test_statistics_of_a_split_in_several_blocks_never_see_the_block_between(mon
         ]
     ).astype(float)
     assert fit_normalizer(view).mean_["tas"] == pytest.approx(want.mean(), rel=1e-9)
+
+
+def test_no_sample_spans_a_missing_month(tmp_path):
+    ds = create_test_data(ntime=120, nlat=8, nlon=16)
+    path = tmp_path / "hole.nc"
+    ds.drop_isel(time=[30]).to_netcdf(path)  # July 2002 is missing
+    view = build_view(_cfg(path, "task.history=2", "task.lead=1"))
+    months = view.fields.time.dt.year.values * 12 + view.fields.time.dt.month.values
+    for split, anchors in view.anchors.items():
+        for anchor in anchors:
+            window = months[anchor - 1 : anchor + 2]
+            assert np.all(np.diff(window) == 1), (split, anchor, window)
+    # June and August 2002 (indices 29 and 30) anchor samples that would reach across the hole
+    assert view.anchors["train"].tolist() == [*range(1, 29), *range(31, 70)]
+
+
+def test_a_whole_globe_region_keeps_every_longitude(monthly):
+    view = build_view(
+        _cfg(monthly, "data.variables=[tas]", "data.region={lat: [-30, 30], lon: [-180, 180]}")
+    )
+    assert view.fields.lon.size == 16 and view.periodic_lon
+    assert int(view.region_mask.sum()) == int((abs(view.fields.lat) <= 30).sum()) * 16
+
+
+@pytest.mark.parametrize("fill", [9.96921e36, 1e20, -1e30])
+def test_undeclared_fill_values_are_missing_not_data(tmp_path, fill, caplog):
+    ds = create_test_data(ntime=120, nlat=8, nlon=16)
+    clean = ds.tas.values.copy()
+    ds["tas"][5:8, 2, 3] = fill  # stored as plain numbers: no _FillValue says what they are
+    path = tmp_path / "fill.nc"
+    ds.to_netcdf(path, encoding={"tas": {"_FillValue": None}})
+    view = build_view(_cfg(path, "data.variables=[tas]"))
+    tas = view.fields.tas.values
+    assert np.isnan(tas[5:8, 2, 3]).all()
+    keep = np.ones(tas.shape, bool)
+    keep[5:8, 2, 3] = False
+    np.testing.assert_array_equal(tas[keep], clean[keep])
+    assert view.fields.tas.attrs["units"] == "K"
+    assert "'tas' (3 values) hold fill values (|x| >= 1e+15)" in caplog.text
+    norm = fit_normalizer(view)
+    assert 200 < norm.mean_["tas"] < 400 and norm.std_["tas"] < 100
+
+
+def test_fill_values_do_not_leak_into_coarse_downscaling_inputs(tmp_path):
+    ds = create_test_data(ntime=120, nlat=8, nlon=16)
+    ds["tas"][:, 2, 3] = 1e20
+    path = tmp_path / "fill.nc"
+    ds.to_netcdf(path, encoding={"tas": {"_FillValue": None}})
+    view = build_view(_cfg(path, "data.variables=[tas]", "task.kind=downscale", "task.factor=2"))
+    coarse = view.input_fields().tas.values
+    assert np.nanmax(np.abs(coarse)) < 400

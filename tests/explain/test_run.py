@@ -110,7 +110,7 @@ def test_each_method_writes_every_output(request, tmp_path: Path, method: str) -
     [
         (["--target", "pr"], "'pr' is not an output of the model"),
         (["--target", "tas@lat=30:60"], "must look like"),
-        (["--target", "tas@lat=95:99,lon=0:10"], "outside the grid"),
+        (["--target", "tas@lat=95:99,lon=0:10"], "goes beyond a pole"),
         (["--samples", "0"], "--samples must be at least 1"),
     ],
 )

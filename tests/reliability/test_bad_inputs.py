@@ -7,7 +7,8 @@ DESIGN.md promises for a user error: exit code 2, exactly one stderr line
 in the case's directory or the shared inputs changes (so no ``--out`` is created, an
 existing one is left as it was, and no ``.NAME.tmp-PID`` leftover remains).
 
-To add a case, append one ``Case(id, argv_builder, expected_substring)`` to ``CASES``.
+To add a case, append one ``Case(id, argv_builder, expected_substring)`` to ``CASES``
+(a tuple of substrings when the message must name several things).
 """
 
 from __future__ import annotations
@@ -21,7 +22,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 import xarray as xr
+from safetensors.torch import load_file, save_file
 
 from climatune.cli import main
 from climatune.report.collect import PNG_SIGNATURE
@@ -96,7 +99,7 @@ Builder = Callable[[Workspace], list[str]]
 class Case:
     id: str
     argv: Builder
-    expect: str
+    expect: str | tuple[str, ...]  # every part must be in the message
 
 
 # ------------------------------------------------------------------ bad data builders
@@ -127,6 +130,40 @@ def _duplicate_times(w: Workspace) -> str:
     time = ds.time.values.copy()
     time[5] = time[4]
     return w.nc("dup.nc", ds.assign_coords(time=time))
+
+
+def _missing_time_stamp(w: Workspace) -> str:
+    ds = dataset()
+    days = np.arange(ds.time.size, dtype=float) * 30.0
+    days[5] = np.nan  # a stamp lost when the file was written: the decoder would say 2000-01-01
+    time = ("time", days, {"units": "days since 2000-01-01", "calendar": "360_day"})
+    ds = ds.assign_coords(time=time)
+    return w.nc("nat.nc", ds, encoding={"time": {"_FillValue": -9999.0}})
+
+
+def _nan_coordinate(w: Workspace, axis: str, **kw) -> str:
+    ds = dataset(**kw)
+    values = ds[axis].values.astype(float)
+    values[1] = np.nan
+    return w.nc(f"nan-{axis}.nc", ds.assign_coords({axis: (axis, values, ds[axis].attrs)}))
+
+
+def _corrupt_zarr(w: Workspace, zarr_format: int) -> str:
+    store = w.tmp / f"v{zarr_format}.zarr"
+    dataset().chunk({"time": 12}).to_zarr(store, zarr_format=zarr_format)
+    chunk = store / "tas" / ("3.0.0" if zarr_format == 2 else "c/3/0/0")
+    chunk.write_bytes(b"not a compressed chunk" * 4)  # the fourth year, 2003
+    return str(store)
+
+
+def _corrupt_netcdf(w: Workspace) -> str:
+    ds = dataset()[["tas"]]  # noisy, so that its compressed chunks fill most of the file
+    path = Path(w.nc("corrupt.nc", ds, encoding={"tas": {"zlib": True, "chunksizes": (12, 8, 16)}}))
+    data = bytearray(path.read_bytes())
+    middle = len(data) * 3 // 5
+    data[middle : middle + 2000] = b"\xab" * 2000
+    path.write_bytes(bytes(data))
+    return str(path)
 
 
 def _unsorted_times(w: Workspace) -> str:
@@ -182,6 +219,47 @@ def _mislabelled(w: Workspace, name: str) -> str:
     ds = dataset()
     ds["tas"] = (ds.tas - 273.15).assign_attrs(ds.tas.attrs)
     return w.nc(name, ds)
+
+
+def _doctored(w: Workspace, weights=None, meta=None) -> str:
+    """A copy of the shared model, its tensors and/or its JSON changed in place."""
+    model = Path(shutil.copytree(w.model / "model", w.tmp / "doctored"))
+    if weights is not None:
+        tensors = load_file(model / "weights.safetensors")
+        weights(tensors)
+        save_file(tensors, model / "weights.safetensors")
+    if meta is not None:
+        data = json.loads((model / "climatune.json").read_text())
+        meta(data)
+        (model / "climatune.json").write_text(json.dumps(data))
+    return str(model)
+
+
+def _first_float(tensors: dict) -> str:
+    return next(k for k, v in tensors.items() if v.is_floating_point() and v.dim() > 1)
+
+
+def _nan_weight(t: dict) -> None:
+    t[_first_float(t)][0] = float("nan")
+
+
+def _int_weight(t: dict) -> None:
+    t[_first_float(t)] = t[_first_float(t)].to(torch.int32)
+
+
+def _static_shape(t: dict) -> None:
+    t["__static__"] = t["__static__"][:, :-1].contiguous()
+
+
+def _std(value: float) -> Callable[[dict], None]:
+    def change(data: dict) -> None:
+        data["normalization"]["std"]["tas"] = value
+
+    return change
+
+
+def _predict_with(model: Callable[[Workspace], str]) -> Builder:
+    return lambda w: ["predict", model(w), "--input", str(w.archive), "--output", w.p("p.nc")]
 
 
 def _resume_dir(w: Workspace) -> str:
@@ -323,6 +401,10 @@ CASES = [
     Case("inspect-empty-zarr-store", lambda w: ["data", "inspect", w.dir("empty.zarr")], "is empty (no zarr.json or .zgroup)"),
     Case("inspect-zarr-without-arrays", lambda w: ["data", "inspect", _zarr_without_arrays(w)], "empty (no arrays)"),
     Case("inspect-duplicate-times", lambda w: ["data", "inspect", _duplicate_times(w)], "duplicate times"),
+    Case("inspect-missing-time-stamp", lambda w: ["data", "inspect", _missing_time_stamp(w)], "has 1 missing time stamp(s) in 'time' (the first at position 5, after 2000-05-01"),
+    Case("inspect-nan-latitude", lambda w: ["data", "inspect", _nan_coordinate(w, "lat")], "1 non-finite value(s) in its 'lat' coordinate"),
+    Case("inspect-nan-longitude", lambda w: ["data", "inspect", _nan_coordinate(w, "lon")], "1 non-finite value(s) in its 'lon' coordinate"),
+    Case("inspect-nan-level", lambda w: ["data", "inspect", _nan_coordinate(w, "level", nlevel=3)], "1 non-finite value(s) in its 'level' coordinate"),
     Case("inspect-unsorted-times", lambda w: ["data", "inspect", _unsorted_times(w)], "unsorted times"),
     # data synth: flags out of range, an output that cannot be made
     Case("synth-grid-nonsense", lambda w: ["data", "synth", "--out", w.p("s.zarr"), "--years", "1", "--grid", "big"], "is not NLATxNLON"),
@@ -338,6 +420,25 @@ CASES = [
     Case("config-zero-learning-rate", _pretrain("optim.lr=0"), "learning rate must be positive"),
     Case("config-negative-learning-rate", _pretrain("optim.lr=-0.001"), "learning rate must be positive"),
     Case("config-python-yaml-tag", lambda w: ["pretrain", "--config", w.cfg(text="seed: !!python/object/apply:os.getpid []\n"), "--out", w.p("run")], "not valid YAML"),
+    Case("config-nan-learning-rate", _pretrain("optim.lr=.nan"), ("'optim.lr'", "Input should be a finite number")),
+    Case("config-infinite-learning-rate", _pretrain("optim.lr=.inf"), ("'optim.lr'", "Input should be a finite number")),
+    Case("config-learning-rate-above-one", _pretrain("optim.lr=5"), "positive and at most 1"),
+    Case("config-nan-weight-decay", _pretrain("optim.weight_decay=.nan"), ("'optim.weight_decay'", "Input should be a finite number")),
+    Case("config-nan-dropout", _pretrain("model.dropout=.nan"), ("'model.dropout'", "Input should be a finite number")),
+    Case("config-nan-mask-ratio", _pretrain("task.mask_ratio=.nan"), ("'task.mask_ratio'", "Input should be a finite number")),
+    Case("config-nan-train-fraction", _pretrain("data.train_fraction=.nan"), ("'data.train_fraction'", "Input should be a finite number")),
+    Case("config-nan-gradient-clip", _pretrain("trainer.gradient_clip_val=.nan"), ("'trainer.gradient_clip_val'", "Input should be a finite number")),
+    Case("config-nan-region-bound", _pretrain("data.region={lat: [-5, .nan], lon: [0, 10]}"), ("'data.region.lat.1'", "Input should be a finite number")),
+    Case("config-infinite-halo", _pretrain("data.region={lat: [-5, 5], lon: [0, 10], halo: .inf}"), ("'data.region.halo'", "Input should be a finite number")),
+    Case("config-region-beyond-the-pole", _pretrain("data.region={lat: [60, 95], lon: [0, 10]}"), ("'data.region'", "latitude 60.0:95.0 goes beyond a pole; latitudes lie within [-90, 90]")),
+    Case("config-region-wider-than-globe", _pretrain("data.region={lat: [-5, 5], lon: [0, 400]}"), ("'data.region'", "longitude 0.0:400.0 spans more than 360°")),
+    Case("config-unknown-accelerator", _pretrain("trainer.accelerator=gpuu"), "unknown accelerator (did you mean 'gpu'?); choose one of auto, gpu"),
+    Case("config-unknown-strategy", _pretrain("trainer.strategy=ddpp"), "unknown strategy (did you mean 'ddp'?)"),
+    Case("config-unknown-precision", _pretrain("trainer.precision=31"), "unknown precision (did you mean '32'?)"),
+    Case("config-zero-devices", _pretrain("trainer.devices=0"), ("'trainer.devices'", "devices must be a count >= 1")),
+    Case("config-zero-max-steps", _pretrain("trainer.max_steps=0"), "max_steps must be -1 (no limit) or at least 1"),
+    Case("config-limit-batches-above-one", _pretrain("trainer.limit_train_batches=1.5"), "fraction in (0, 1] or a whole count"),
+    Case("config-negative-seed", _pretrain("seed=-1"), ("'seed'", "Input should be greater than or equal to 0")),
     Case("set-without-value", lambda w: ["pretrain", "--config", w.cfg(), "--set", "trainer.max_epochs", "--out", w.p("run")], "must look like key=value"),
     # pretrain: data that does not fit the config
     Case("pretrain-missing-variable", _pretrain("data.variables=[tas, zos]"), "variable 'zos' missing"),
@@ -346,6 +447,9 @@ CASES = [
     Case("pretrain-split-outside-years", _pretrain("data.split.test=[2030, 2031]"), "outside the data's years"),
     Case("pretrain-all-nan-variable", _pretrain_on(_all_nan), "'sst' is entirely NaN"),
     Case("pretrain-infinite-values", _pretrain_on(_with_inf), "infinite values in 'tas'"),
+    Case("pretrain-corrupt-zarr-v2-chunk", _pretrain_on(lambda w: _corrupt_zarr(w, 2)), ("cannot read variable 'tas' of ", "v2.zarr at 2003-01-01T00:00:00 to 2003-12-01T00:00:00", "corrupt")),
+    Case("pretrain-corrupt-zarr-v3-chunk", _pretrain_on(lambda w: _corrupt_zarr(w, 3)), ("cannot read variable 'tas' of ", "v3.zarr at 2003-01-01T00:00:00 to 2003-12-01T00:00:00", "corrupt")),
+    Case("pretrain-corrupt-netcdf-chunk", _pretrain_on(_corrupt_netcdf, "data.variables=[tas]"), ("cannot read variable 'tas' of ", "corrupt.nc", "(NetCDF: HDF error)")),
     Case("pretrain-level-not-in-file", _pretrain_on(_levels, "data.variables=[tas, z]", "data.levels={z: [700]}"), "level 700 of 'z' is not in the file"),
     Case("pretrain-overlapping-files", _pretrain_on(_overlapping), "overlap"),
     Case("pretrain-calendar-mismatch-between-files", _pretrain_on(_mixed_calendars), "mix calendars"),
@@ -372,6 +476,12 @@ CASES = [
     Case("predict-too-few-steps", lambda w: ["predict", str(w.model), "--input", w.nc("one.nc", dataset(ntime=1)), "--output", w.p("p.nc")], "needs at least"),
     Case("predict-output-is-a-directory", lambda w: ["predict", str(w.model), "--input", str(w.archive), "--output", w.dir("p.nc")], "is a directory"),
     Case("predict-output-not-writable", lambda w: ["predict", str(w.model), "--input", str(w.archive), "--output", w.file("f") + "/p.nc"], "is a file, not a directory"),
+    Case("predict-model-with-nan-weights", _predict_with(lambda w: _doctored(w, weights=_nan_weight)), "holds NaN or infinite values; refusing to load it"),
+    Case("predict-model-with-integer-weights", _predict_with(lambda w: _doctored(w, weights=_int_weight)), ("is torch.int32, but the architecture needs torch.float32", "refusing to load it")),
+    Case("predict-model-static-on-another-grid", _predict_with(lambda w: _doctored(w, weights=_static_shape)), "the static inputs are [5, 7, 16], but the artifact's static names and grid say [5, 8, 16]"),
+    Case("predict-model-negative-std", _predict_with(lambda w: _doctored(w, meta=_std(-1.0))), ("statistics of 'tas'", "std -1.0", "finite and positive")),
+    Case("predict-model-zero-std", _predict_with(lambda w: _doctored(w, meta=_std(0.0))), ("statistics of 'tas'", "std 0.0")),
+    Case("predict-model-nan-std", _predict_with(lambda w: _doctored(w, meta=_std(float("nan")))), ("statistics of 'tas'", "std nan")),
     Case("predict-model-missing", lambda w: ["predict", w.p("nope"), "--input", str(w.archive), "--output", w.p("p.nc")], "does not exist"),
     # curve
     Case("curve-fraction-zero", lambda w: ["curve", "--config", w.cfg(), "--from", str(w.model), "--fractions", "0,0.5", "--out", w.p("c")], "(0, 1]"),
@@ -467,7 +577,8 @@ def test_bad_input_is_one_clear_line_and_writes_nothing(
     assert "Traceback" not in err
     assert err.startswith("climatune: error: ") and err.endswith("\n") and err.count("\n") == 1, err
     assert len(err) <= 1100, f"an error line of {len(err)} characters"
-    assert case.expect in err, f"expected {case.expect!r} in: {err}"
+    for part in case.expect if isinstance(case.expect, tuple) else (case.expect,):
+        assert part in err, f"expected {part!r} in: {err}"
     assert out == ""
     assert leftovers(ws.tmp) == [] and leftovers(shared["root"]) == []
     assert tree(ws.tmp) == before[0], "the command changed its output directory"

@@ -21,7 +21,9 @@ import glob
 import os
 import struct
 import warnings
-from collections.abc import Mapping, Sequence
+import zlib
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -32,7 +34,7 @@ from climatune.data.grid import contiguous_lon
 from climatune.data.samples_registry import resolve_sample, sample_name
 from climatune.errors import ClimatuneError
 
-__all__ = ["SourceLike", "open_dataset", "canonicalize", "source_paths"]
+__all__ = ["SourceLike", "open_dataset", "canonicalize", "source_paths", "reading"]
 
 SourceLike = str | os.PathLike | Sequence[str | os.PathLike]
 
@@ -68,6 +70,8 @@ _LAYOUT_ENCODING = (  # storage details that would clash when the data is writte
 ).split()
 _HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 _REGRID = "regrid to a regular lat/lon grid first, e.g. with xesmf or cdo remapbil"
+# what HDF5, netCDF-C and the Zarr codecs raise for a chunk that does not decode
+_READ_ERRORS = (OSError, RuntimeError, ValueError, EOFError, zlib.error)
 
 
 # --------------------------------------------------------------------------- public API
@@ -103,6 +107,8 @@ def open_dataset(
         wanted = {"time": chunks} if isinstance(chunks, int) else dict(chunks)
         ds = ds.chunk({d: n for d, n in wanted.items() if d in ds.dims})
     ds.encoding["source_files"] = [str(path) for _, path in items]
+    for var in ds.data_vars.values():  # named in errors raised when a chunk is read
+        var.encoding["source"] = _label(source)
     return ds
 
 
@@ -129,12 +135,58 @@ def canonicalize(ds: xr.Dataset, *, name: str | None = None) -> xr.Dataset:
         ds = _rename_axis(ds, axis, label)
     ds = _squeeze_extra_dims(ds)
     ds = _keep_usable(ds, label)
+    _check_coordinates(ds, label)
     if "lat" in ds.dims:
         ds = _order_lat(ds, label)
         ds = _wrap_lon(ds)
     if "time" in ds.dims:
         _check_time(ds, label)
     return _clean_attrs(ds)
+
+
+@contextmanager
+def reading(data: xr.Dataset | xr.DataArray) -> Iterator[None]:
+    """Name the file, variable and times of a chunk that cannot be read while computing ``data``.
+
+    Dask reads lazily, so a corrupt chunk of a NetCDF file or Zarr store fails only when
+    the data is computed, with the codec's or HDF5's own error. On such an error each
+    variable of ``data`` is read again, time chunk by time chunk, to find the broken one,
+    and a ClimatuneError names it; an error that this does not reproduce is re-raised.
+    """
+    try:
+        yield
+    except _READ_ERRORS as exc:
+        found = _broken_chunk(data)
+        if found is None:
+            raise
+        name, times = found
+        source = data[name].encoding.get("source") if isinstance(data, xr.Dataset) else None
+        source = source or data.encoding.get("source", "the data")
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ClimatuneError(
+            f"cannot read variable '{name}' of {source}{times} ({reason}): a chunk of the "
+            "file is corrupt; re-download or re-create it"
+        ) from exc
+
+
+def _broken_chunk(data: xr.Dataset | xr.DataArray) -> tuple[str, str] | None:
+    """``(variable, " at TIMES")`` of the first time chunk that fails to read, or None."""
+    arrays = data.data_vars.items() if isinstance(data, xr.Dataset) else [(data.name, data)]
+    for name, array in arrays:
+        if "time" in array.dims and array.chunks:
+            edges = np.cumsum((0, *array.chunksizes["time"]))
+            parts = [array.isel(time=slice(a, b)) for a, b in zip(edges[:-1], edges[1:])]
+        else:
+            parts = [array]
+        for part in parts:
+            try:
+                part.load()
+            except _READ_ERRORS:
+                if "time" not in part.dims:
+                    return str(name), ""
+                first, last = part.time.values[0], part.time.values[-1]
+                return str(name), f" at {_iso(first)} to {_iso(last)}"
+    return None
 
 
 # ------------------------------------------------------------------------ finding files
@@ -248,6 +300,7 @@ def _open_one(path: Path, label: str) -> xr.Dataset:
                 _check_classic_size(path, label)
             ds = xr.open_dataset(path, engine="netcdf4", decode_times=coder, decode_timedelta=False)
             ds = ds.chunk(_time_chunks(ds, label))
+        _check_missing_times(ds, path, kind, label)
     except ClimatuneError:
         raise
     except (OSError, ValueError, RuntimeError, KeyError, IndexError, EOFError) as exc:
@@ -265,6 +318,44 @@ def _open_one(path: Path, label: str) -> xr.Dataset:
         raise ClimatuneError(f"Zarr store {label} is empty (no arrays); write data to it first")
     ds.encoding.setdefault("source", str(path))
     return ds
+
+
+def _check_missing_times(ds: xr.Dataset, path: Path, kind: str, label: str) -> None:
+    """Refuse a time axis with missing (fill-value) stamps.
+
+    The decoder turns a missing stamp into the reference date of the units, a real-looking
+    time, so the raw numbers are read again (one small 1-D variable) to find them.
+    """
+    name = _find_axis(ds, "time", set(), label)
+    if name is None or "since" not in str(ds[name].encoding.get("units", "")):
+        return
+    how = {"engine": "zarr", "consolidated": None} if kind == "zarr" else {"engine": "netcdf4"}
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "Failed to open Zarr store with consolidated")
+        with xr.open_dataset(path, decode_times=False, chunks={}, **how) as raw:
+            values = np.asarray(raw[name].values, dtype=float)
+    missing = np.flatnonzero(~np.isfinite(values))
+    if missing.size:
+        where = f"position {missing[0]}" + (
+            f", after {_iso(ds[name].values[missing[0] - 1])}" if missing[0] else ""
+        )
+        raise ClimatuneError(
+            f"{label} has {missing.size} missing time stamp(s) in '{name}' (the first at "
+            f"{where}); fill in their times or drop those steps"
+        )
+
+
+def _check_coordinates(ds: xr.Dataset, label: str) -> None:
+    """Refuse a lat, lon or level coordinate with NaN or infinite values, naming it."""
+    for axis in ("lat", "lon", "level"):
+        if axis not in ds.coords or ds[axis].dtype.kind not in "iuf":
+            continue
+        bad = np.flatnonzero(~np.isfinite(np.asarray(ds[axis].values, dtype=float)))
+        if bad.size:
+            raise ClimatuneError(
+                f"{label} has {bad.size} non-finite value(s) in its '{axis}' coordinate (the "
+                f"first at position {bad[0]}); fix the coordinate, every {axis} must be a number"
+            )
 
 
 def _time_chunks(ds: xr.Dataset, label: str) -> dict[str, int]:

@@ -14,6 +14,7 @@ import dask
 import numpy as np
 import xarray as xr
 
+from climatune.data.io import reading
 from climatune.errors import ClimatuneError
 
 __all__ = ["Normalizer"]
@@ -63,7 +64,8 @@ class Normalizer:
         for name in names:
             da = ds[name].astype("float64")
             lazy[name] = (da.mean(skipna=True).data, (da**2).mean(skipna=True).data)
-        (computed,) = dask.compute(lazy)
+        with reading(ds[names]):
+            (computed,) = dask.compute(lazy)
         self.mean_, self.std_, self.units_ = {}, {}, {}
         for name, (m, m2) in computed.items():
             m, m2 = float(m), float(m2)
@@ -158,4 +160,17 @@ class Normalizer:
             raise ClimatuneError(
                 f"normalisation statistics in the artifact are malformed: {exc}"
             ) from exc
+        if set(out.mean_) != set(out.std_):
+            raise ClimatuneError(
+                "normalisation statistics in the artifact are malformed: means for "
+                f"{sorted(out.mean_)} but standard deviations for {sorted(out.std_)}"
+            )
+        for name in out.mean_:
+            mean, std = out.mean_[name], out.std_[name]
+            if not (np.isfinite(mean) and np.isfinite(std) and std > 0):
+                raise ClimatuneError(
+                    f"normalisation statistics of '{name}' in the artifact cannot be right "
+                    f"(mean {mean}, std {std}); a mean must be finite and a std finite and "
+                    "positive: re-export the model"
+                )
         return out

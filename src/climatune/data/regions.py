@@ -6,7 +6,7 @@ scores the loss and the metrics inside the region only (DESIGN.md, Regions).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import xarray as xr
@@ -21,20 +21,37 @@ __all__ = ["Region", "parse_region"]
 class Region:
     """A box ``lat_min..lat_max`` × ``lon_min..lon_max`` in degrees.
 
-    Longitudes are taken modulo 360; ``lon_min > lon_max`` means the box crosses 0°
-    (``Region(-10, 10, 350, 20)`` spans 350°E to 20°E).
+    Longitudes are taken modulo 360, in any convention; ``lon_min > lon_max`` means the box
+    crosses 0° (``Region(-10, 10, 350, 20)`` spans 350°E to 20°E), and a box 360° wide
+    (``0, 360`` or ``-180, 180``) is the whole globe.
     """
 
     lat_min: float
     lat_max: float
     lon_min: float
     lon_max: float
+    whole_globe: bool = field(default=False, init=False, repr=False)
 
     def __post_init__(self) -> None:
+        bounds = (self.lat_min, self.lat_max, self.lon_min, self.lon_max)
+        if not all(np.isfinite(bounds)):
+            raise ClimatuneError(f"region bounds {list(bounds)} must all be finite numbers")
         if self.lat_min > self.lat_max:
             raise ClimatuneError(
                 f"region latitude {self.lat_min}:{self.lat_max} is reversed; give south:north"
             )
+        if self.lat_min < -90 or self.lat_max > 90:
+            raise ClimatuneError(
+                f"region latitude {self.lat_min}:{self.lat_max} goes beyond a pole; latitudes "
+                "lie within [-90, 90]"
+            )
+        width = float(self.lon_max) - float(self.lon_min)
+        if width > 360:
+            raise ClimatuneError(
+                f"region longitude {self.lon_min}:{self.lon_max} spans more than 360°; give "
+                "west:east, e.g. 0:360 for the whole globe"
+            )
+        object.__setattr__(self, "whole_globe", width == 360)
         object.__setattr__(self, "lon_min", float(self.lon_min) % 360.0)
         object.__setattr__(self, "lon_max", float(self.lon_max) % 360.0)
 
@@ -43,6 +60,8 @@ class Region:
         return self.lon_min > self.lon_max
 
     def _lon_inside(self, lon: np.ndarray, halo: float = 0.0) -> np.ndarray:
+        if self.whole_globe:
+            return np.ones(np.shape(lon), dtype=bool)
         lon = np.mod(lon, 360.0)
         width = (self.lon_max - self.lon_min) % 360.0
         offset = np.mod(lon - (self.lon_min - halo), 360.0)
@@ -83,7 +102,8 @@ class Region:
             )
 
     def __str__(self) -> str:
-        return f"lat={self.lat_min:g}:{self.lat_max:g},lon={self.lon_min:g}:{self.lon_max:g}"
+        east = self.lon_min + 360 if self.whole_globe else self.lon_max
+        return f"lat={self.lat_min:g}:{self.lat_max:g},lon={self.lon_min:g}:{east:g}"
 
 
 def parse_region(text: str) -> Region:

@@ -19,6 +19,7 @@ import xarray as xr
 from dask.optimization import cull
 from torch.utils.data import Dataset, Sampler
 
+from climatune.data.io import reading
 from climatune.data.normalize import Normalizer
 from climatune.data.view import TaskView
 
@@ -183,7 +184,8 @@ def _read(ds: xr.Dataset, names: list[str], window: slice, norm: Normalizer) -> 
     shape += [first.sizes[d] for d in first.dims if d != "time"]
     out = np.empty(shape, dtype=np.float32)
     for i, name in enumerate(names):
-        _read_into(out[:, i], ds[name], window, *norm.scale(name))
+        with reading(ds[name]):
+            _read_into(out[:, i], ds[name], window, *norm.scale(name))
     return out
 
 

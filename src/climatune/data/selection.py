@@ -14,14 +14,27 @@ Examples
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Mapping, Sequence
 
+import dask
 import numpy as np
 import xarray as xr
 
+from climatune.data.io import reading
 from climatune.errors import ClimatuneError, closest
 
-__all__ = ["require_variables", "select", "level_name", "check_not_all_nan", "check_finite"]
+_log = logging.getLogger("climatune")
+
+__all__ = [
+    "require_variables",
+    "select",
+    "level_name",
+    "check_not_all_nan",
+    "check_finite",
+    "without_fill",
+    "FILL_THRESHOLD",
+]
 
 
 def _numeric(ds: xr.Dataset) -> list[str]:
@@ -167,7 +180,8 @@ def check_not_all_nan(ds: xr.Dataset) -> None:
     names = _numeric(ds)
     if not names:
         return
-    has_value = ds[names].notnull().any().compute()
+    with reading(ds[names]):
+        has_value = ds[names].notnull().any().compute()
     empty = [n for n in names if not bool(has_value[n])]
     if empty:
         raise ClimatuneError(
@@ -177,16 +191,52 @@ def check_not_all_nan(ds: xr.Dataset) -> None:
         )
 
 
-def check_finite(ds: xr.Dataset) -> None:
-    """Raise if any variable holds +inf or -inf (NaN is allowed: it marks missing cells)."""
+# Fill values stored as data, without a _FillValue or missing_value attribute to decode
+# them: 1e20 (CMIP/CMOR), 9.96921e36 (the NetCDF default), 3.4e38 (float32 max), 1e30 and
+# 1e35 (older models). No gridded climate field comes near 1e15 in its usual units
+# (geopotential ~1e5 m2 s-2, pressure ~1e5 Pa, column ocean heat content ~1e11 J m-2), so
+# anything at or beyond it is a sentinel, five orders below the smallest common one.
+FILL_THRESHOLD = 1e15
+
+
+def check_finite(ds: xr.Dataset) -> xr.Dataset:
+    """Refuse +inf and -inf; return ``ds`` with fill sentinels masked as missing (NaN).
+
+    NaN is allowed: it marks missing cells. Values with ``|x| >= FILL_THRESHOLD`` are fill
+    values the file did not declare; they become NaN too, with a note on the
+    ``climatune`` logger, so that they are never trained on or scored. One Dask pass.
+    """
     names = [n for n in _numeric(ds) if ds[n].dtype.kind in "fc"]
     if not names:
-        return
-    counts = np.isinf(ds[names]).sum().compute()
-    bad = {n: int(counts[n]) for n in names if int(counts[n])}
+        return ds
+    with reading(ds[names]):
+        infinite, huge = dask.compute(
+            np.isinf(ds[names]).sum(), (abs(ds[names]) >= FILL_THRESHOLD).sum()
+        )
+    bad = {n: int(infinite[n]) for n in names if int(infinite[n])}
     if bad:
         shown = ", ".join(f"'{n}' ({c} values)" for n, c in bad.items())
         raise ClimatuneError(
             f"infinite values in {shown}; replace them with NaN, e.g. "
             "ds.where(np.isfinite(ds)), or fix the file"
         )
+    filled = {n: int(huge[n]) for n in names if int(huge[n])}
+    if not filled:
+        return ds
+    shown = ", ".join(f"'{n}' ({c} values)" for n, c in filled.items())
+    _log.warning(
+        "note: %s hold fill values (|x| >= %g) that the file does not declare as "
+        "_FillValue or missing_value; they are treated as missing",
+        shown,
+        FILL_THRESHOLD,
+    )
+    return without_fill(ds, filled)
+
+
+def without_fill(ds: xr.Dataset, names: Iterable[str] | None = None) -> xr.Dataset:
+    """``ds`` with values at or beyond :data:`FILL_THRESHOLD` set to NaN (lazily)."""
+    names = [n for n in _numeric(ds) if ds[n].dtype.kind in "fc"] if names is None else names
+    masked = {n: ds[n].where(abs(ds[n]) < FILL_THRESHOLD) for n in names}
+    for n, da in masked.items():
+        da.encoding = dict(ds[n].encoding)  # keeps the source file, named in read errors
+    return ds.assign(masked)

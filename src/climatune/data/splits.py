@@ -5,6 +5,8 @@ A sample with anchor step ``t`` reads inputs ``t-history+1 .. t`` and its target
 No sample therefore reads a step of another block, and that is the whole gap: the first
 ``history - 1`` and last ``lead`` steps of each block anchor no sample, and no step is
 dropped beyond that (with ``history`` 1 and ``lead`` 0, every step of every block is used).
+A sample never spans a hole in the time axis either: :func:`time_runs` cuts the axis where
+a step is missing.
 """
 
 from __future__ import annotations
@@ -12,10 +14,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import numpy as np
+import xarray as xr
 
 from climatune.errors import ClimatuneError
 
-__all__ = ["default_blocks", "block_indices", "sample_anchors", "fold_blocks"]
+__all__ = ["default_blocks", "block_indices", "sample_anchors", "fold_blocks", "time_runs"]
 
 Block = tuple[int, int]
 
@@ -55,15 +58,63 @@ def block_indices(years: np.ndarray, blocks: Mapping[str, Block | None]) -> dict
     return out
 
 
-def sample_anchors(indices: np.ndarray, history: int, lead: int) -> np.ndarray:
+def sample_anchors(
+    indices: np.ndarray, history: int, lead: int, runs: np.ndarray | None = None
+) -> np.ndarray:
     """Anchors whose inputs and target all lie inside the contiguous ``indices`` block.
 
     A block of ``n`` steps gives ``n - history + 1 - lead`` samples (none if that is < 1).
+    With ``runs`` (:func:`time_runs` of the whole axis), a sample must also lie inside one
+    run of regular steps, so that none spans a hole in the time axis.
     """
     if indices.size == 0:
         return indices
     first, last = int(indices[0]), int(indices[-1])
-    return np.arange(first + history - 1, last - lead + 1)
+    anchors = np.arange(first + history - 1, last - lead + 1)
+    if runs is None:
+        return anchors
+    return anchors[runs[anchors - history + 1] == runs[anchors + lead]]
+
+
+def _ordinals(time: xr.DataArray) -> np.ndarray:
+    """The coarsest count of the steps of ``time`` that is strictly increasing.
+
+    Years for annual data, months (whatever their length in the calendar) for monthly or
+    seasonal data, fractional days otherwise, so that a regular step is a constant
+    difference in any cftime calendar.
+    """
+    years = time.dt.year.values.astype(np.int64)
+    if np.all(np.diff(years) > 0):
+        return years
+    months = years * 12 + time.dt.month.values - 1
+    if np.all(np.diff(months) > 0):
+        return months
+    values = time.values
+    if values.dtype.kind == "M":
+        return values.astype("datetime64[s]").astype(np.int64) / 86400.0
+    return np.array([t.toordinal(fractional=True) for t in values])
+
+
+def time_runs(time: xr.DataArray) -> np.ndarray:
+    """Run number of every step of a sorted time axis: a missing step starts a new run.
+
+    The axis's regular step is the most common difference between its times (one year,
+    one month, one day, six hours, ...); wherever two neighbours are further apart, or
+    closer, than that step, the axis has a hole or an irregular stamp and a new run begins.
+
+    Examples
+    --------
+    >>> time = xr.date_range("2000-01", periods=6, freq="MS", calendar="noleap", use_cftime=True)
+    >>> time_runs(xr.DataArray(time.delete(2), dims="time")).tolist()  # March is missing
+    [0, 0, 1, 1, 1]
+    """
+    if time.size < 2:
+        return np.zeros(time.size, dtype=np.int64)
+    diffs = np.diff(_ordinals(time)).astype(float)
+    values, counts = np.unique(diffs.round(6), return_counts=True)
+    step = values[np.argmax(counts)]
+    breaks = ~np.isclose(diffs, step, rtol=1e-6, atol=1e-6)
+    return np.concatenate([[0], np.cumsum(breaks)])
 
 
 def fold_blocks(first: int, last: int, folds: int) -> list[Block]:

@@ -22,8 +22,9 @@ from climatune.data.selection import (
     level_name,
     require_variables,
     select,
+    without_fill,
 )
-from climatune.data.splits import block_indices, default_blocks, sample_anchors
+from climatune.data.splits import block_indices, default_blocks, sample_anchors, time_runs
 from climatune.errors import ClimatuneError
 
 __all__ = ["TaskView", "build_view", "flatten_levels", "field_variables", "config_inputs"]
@@ -272,7 +273,11 @@ def build_view(cfg: Config, ds: xr.Dataset | None = None, *, whole: bool = False
     targets = (
         [k for n in targets for k in expand[n]] if kind != "index" else [cfg.task.index.variable]
     )
-    coarse = coarsen_bilinear(flat[inputs], cfg.task.factor) if kind == "downscale" else None
+    coarse = (  # no fill value may leak into the coarse cells around it
+        coarsen_bilinear(without_fill(flat[inputs]), cfg.task.factor)
+        if kind == "downscale"
+        else None
+    )
     if cfg.data.region is not None:
         region = Region(*cfg.data.region.lat, *cfg.data.region.lon)
         domain = region.subset(flat, halo=cfg.data.region.halo)
@@ -281,10 +286,11 @@ def build_view(cfg: Config, ds: xr.Dataset | None = None, *, whole: bool = False
     else:
         domain = flat
         mask = xr.ones_like(domain.lat * domain.lon, dtype=bool).rename("region_mask")
+    domain = check_finite(domain)  # undeclared fill values become NaN, with a note
     check_not_all_nan(domain)
-    check_finite(domain)
 
     years = domain.time.dt.year.values
+    runs = time_runs(domain.time)  # a sample never spans a hole in the time axis
     history, lead = _lag(kind, cfg.task.history, cfg.task.lead)
     common = dict(
         kind=kind,
@@ -301,7 +307,7 @@ def build_view(cfg: Config, ds: xr.Dataset | None = None, *, whole: bool = False
         coarse=coarse,
     )
     if whole:
-        anchors = sample_anchors(np.arange(domain.time.size), history, lead)
+        anchors = sample_anchors(np.arange(domain.time.size), history, lead, runs)
         if anchors.size == 0:
             raise ClimatuneError(
                 f"the data has {domain.time.size} steps; this model needs at least {history + lead}"
@@ -312,7 +318,7 @@ def build_view(cfg: Config, ds: xr.Dataset | None = None, *, whole: bool = False
     anchors: dict[str, np.ndarray] = {}
     for name in ("train", "val", "test"):
         pieces = [
-            sample_anchors(idx, history, lead)
+            sample_anchors(idx, history, lead, runs)
             for key, idx in steps.items()
             if key.split("#")[0] == name
         ]

@@ -132,11 +132,31 @@ def save_artifact(
     }
     tensors = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
     tensors[_STATIC_KEY] = static.detach().cpu().float().contiguous()
+    problem = _bad_tensor(tensors)
+    if problem:
+        raise ClimatuneError(f"refusing to write the model to {model_dir}: {problem}")
     with atomic_path(model_dir) as tmp:
         tmp.mkdir(parents=True)
         save_file(tensors, str(tmp / WEIGHTS), metadata={"format": "pt", "climatune": __version__})
         (tmp / META).write_text(json.dumps(meta, indent=2, default=_json_default))
     return Path(model_dir)
+
+
+def _bad_tensor(
+    tensors: dict[str, torch.Tensor], expected: dict[str, torch.Tensor] | None = None
+) -> str | None:
+    """What makes these weights unusable, or None.
+
+    A floating tensor must be finite; with ``expected`` (the architecture's own state),
+    a tensor must also be floating point exactly where the architecture's is.
+    """
+    for name, value in tensors.items():
+        want = expected.get(name) if expected is not None else None
+        if want is not None and want.is_floating_point() != value.is_floating_point():
+            return f"tensor '{name}' is {value.dtype}, but the architecture needs {want.dtype}"
+        if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+            return f"tensor '{name}' holds NaN or infinite values"
+    return None
 
 
 def _json_default(obj: Any) -> Any:
@@ -292,11 +312,12 @@ class LoadedModel:
         meta: ArtifactMeta,
         static: torch.Tensor,
         device: str | torch.device = "cpu",
+        normalizer: Normalizer | None = None,
     ) -> None:
         self.model_dir, self.meta, self.static = model_dir, meta, static
         self.device = resolve_device(device)
         self.net = net.to(self.device).eval()
-        self.normalizer = Normalizer.from_dict(meta.data["normalization"])
+        self.normalizer = normalizer or Normalizer.from_dict(meta.data["normalization"])
 
     @property
     def config(self) -> Config:
@@ -335,15 +356,28 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> LoadedMo
 
     model_dir = resolve_model_dir(path)
     meta = read_meta(model_dir)
+    normalizer = Normalizer.from_dict(meta.data["normalization"])
     tensors = read_weights(model_dir)
     static = tensors.pop(_STATIC_KEY, None)
+    if static is None:
+        raise ClimatuneError(f"{model_dir / WEIGHTS} lacks the static inputs; re-export the model")
     try:
         net = ClimateNet.from_spec(meta.data["architecture"])
-        net.load_state_dict(tensors, strict=True)
+        expected = {**net.state_dict(), _STATIC_KEY: torch.zeros(())}
+        problem = _bad_tensor({**tensors, _STATIC_KEY: static}, expected)
+        if not problem:
+            net.load_state_dict(tensors, strict=True)
     except (RuntimeError, KeyError, TypeError, ValueError) as exc:
         raise ClimatuneError(
             f"weights in {model_dir} do not match its architecture: {str(exc).splitlines()[0]}"
         ) from exc
-    if static is None:
-        raise ClimatuneError(f"{model_dir / WEIGHTS} lacks the static inputs; re-export the model")
-    return LoadedModel(model_dir, net, meta, static, device)
+    if problem:
+        raise ClimatuneError(f"{model_dir / WEIGHTS}: {problem}; refusing to load it")
+    grid, names = meta.data["grid"], meta.data.get("static")
+    shape = (len(names) if names else static.shape[0], len(grid["lat"]), len(grid["lon"]))
+    if tuple(static.shape) != shape:
+        raise ClimatuneError(
+            f"{model_dir / WEIGHTS}: the static inputs are {list(static.shape)}, but the "
+            f"artifact's static names and grid say {list(shape)}; refusing to load it"
+        )
+    return LoadedModel(model_dir, net, meta, static, device, normalizer)

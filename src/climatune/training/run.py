@@ -26,7 +26,7 @@ from climatune.errors import ClimatuneError
 from climatune.finetune.artifact import save_artifact, variable_records
 from climatune.training.callbacks import SampleLedger
 from climatune.training.datamodule import ClimateDataModule
-from climatune.training.task import ClimateTask
+from climatune.training.task import ClimateTask, NonFiniteLoss
 from climatune.utils.atomic import (
     atomic_path,
     other_rank,
@@ -182,7 +182,9 @@ def fit_task(
 ) -> tuple[ClimateTask, pl.Trainer]:
     """Train ``net`` on ``view`` with Lightning; returns the task and its trainer.
 
-    The best checkpoint (lowest validation loss) is restored into ``net`` at the end.
+    The best checkpoint (lowest validation loss) is restored into ``net`` at the end. A
+    loss that turns non-finite stops training with :class:`NonFiniteLoss`; the last
+    checkpoint, written at the end of the last good epoch, stays.
     """
     task = build_task(cfg, view, net)
     data = ClimateDataModule(
@@ -206,7 +208,16 @@ def fit_task(
         if not ckpt.exists():
             raise ClimatuneError(f"cannot resume: {ckpt} does not exist")
     with _no_nan_fill():
-        trainer.fit(task, datamodule=data, ckpt_path=ckpt, weights_only=True)
+        try:
+            trainer.fit(task, datamodule=data, ckpt_path=ckpt, weights_only=True)
+        except NonFiniteLoss as exc:
+            last = out / "checkpoints" / "last.ckpt"
+            kept = (
+                f"the last good checkpoint is kept in {last}"
+                if last.exists()
+                else "no epoch had finished, so there is no checkpoint"
+            )
+            raise NonFiniteLoss(f"{exc}; {kept}; no model was written") from exc
     best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
     if best and os.path.exists(best):
         state = torch.load(best, map_location="cpu", weights_only=True)["state_dict"]

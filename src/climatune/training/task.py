@@ -13,10 +13,16 @@ import lightning.pytorch as pl
 import torch
 from torch import nn
 
+from climatune.errors import ClimatuneError
 from climatune.models.heads import PooledBatchNorm
 from climatune.training.losses import weighted_mse
 
-__all__ = ["ClimateTask", "add_residual"]
+__all__ = ["ClimateTask", "NonFiniteLoss", "add_residual"]
+
+
+class NonFiniteLoss(ClimatuneError):
+    """The loss turned NaN or infinite: training stops before the weights are saved."""
+
 
 PRECISE_BATCHES = 64  # training batches that the pooled statistics are recomputed from
 
@@ -85,6 +91,12 @@ class ClimateTask(pl.LightningModule):
         pred = self(batch["fields"])
         weight = self.weight if pred.dim() == 4 else None
         loss = weighted_mse(pred, batch["target"], weight)
+        if not torch.isfinite(loss):  # checked before backward: no NaN reaches the weights
+            raise NonFiniteLoss(
+                f"the {stage} loss became {loss.item()} at epoch {self.current_epoch}, step "
+                f"{self.global_step} (optim.lr={self.lr:g}); training stopped, lower optim.lr "
+                f"(e.g. {self.lr / 10:g}) or set trainer.gradient_clip_val"
+            )
         self.log(
             f"{stage}_loss",
             loss,
