@@ -84,3 +84,22 @@ def test_a_box_360_degrees_wide_is_the_whole_globe(lon):
 def test_impossible_boxes_are_refused(bounds, message):
     with pytest.raises(ClimatuneError, match=message):
         Region(*bounds)
+
+
+def test_a_box_the_long_way_round_a_regional_grid_is_refused():
+    """On a regional grid across 0° (-80..40), 20:350 is two pieces that are not neighbours."""
+    ds = create_test_data(nlat=8, nlon=36).isel(lon=[*range(28, 36), *range(0, 5)])
+    ds = ds.assign_coords(lon=(ds.lon + 180) % 360 - 180).sortby("lon")  # -80 .. 40
+    with pytest.raises(ClimatuneError, match="two separate parts"):
+        Region(-80, 80, 20, 350).subset(ds)
+    sub = Region(-80, 80, 350, 20).subset(ds)  # one piece: fine
+    assert list(sub.lon.values) == [-10.0, 0.0, 10.0, 20.0]
+    # on a global grid the same box wraps round the back of the globe, which is contiguous
+    assert Region(-80, 80, 20, 350).subset(create_test_data(nlat=8, nlon=36)).lon.size == 34
+
+
+def test_a_grid_one_column_short_of_the_globe_is_regional():
+    from climatune.data.grid import is_global
+
+    lon = np.arange(32) * 11.25
+    assert is_global(lon) and not is_global(lon[:-1]) and is_global(lon + 1e-4)

@@ -206,3 +206,41 @@ def test_debug_flag_before_or_after_the_subcommand(where, tmp_path, capsys):
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert "Traceback" in err and "climatune: error: model" in err and "unrecognized" not in err
+
+
+@pytest.mark.parametrize(
+    "change", ["task.lead=3", "task.history=2", "data.targets=[sst]", "task.kind=reconstruct"]
+)
+def test_evaluate_refuses_a_config_of_another_task_than_the_models(
+    trained, tmp_path, capsys, change
+):
+    _, run = trained  # a lead-1, history-1 forecast of tas
+    rc = main(["evaluate", str(run), "--set", change, "--out", str(tmp_path / "e")])
+    err = capsys.readouterr().err
+    assert rc == 2 and "another task than the model was trained for" in err, err
+    assert not (tmp_path / "e").exists()
+
+
+@pytest.mark.parametrize("which", ["itself", "its parent"])
+def test_scratch_must_be_a_network_trained_from_scratch(
+    finetuned, trained, tmp_path, capsys, which
+):
+    ft, _ = finetuned
+    other = ft if which == "itself" else trained[1]
+    rc = main(["evaluate", str(ft), "--scratch", str(other), "--out", str(tmp_path / "e")])
+    err = capsys.readouterr().err
+    assert rc == 2 and ("the evaluated model itself" in err or "pre-trained parent" in err), err
+
+
+def test_predict_refuses_inputs_without_units(trained, tmp_path, capsys):
+    archive, run = trained
+    ds = xr.open_dataset(archive)
+    ds["tas"] = (ds.tas - 273.15).assign_attrs({})  # °C with its units attribute lost
+    del ds["tas"].attrs["units"]
+    ds.to_netcdf(tmp_path / "c.nc")
+    rc = main(
+        ["predict", str(run), "--input", str(tmp_path / "c.nc"), "--output", str(tmp_path / "p.nc")]
+    )
+    err = capsys.readouterr().err
+    assert rc == 2 and "'tas' has no units attribute" in err and "'K'" in err, err
+    assert not (tmp_path / "p.nc").exists()

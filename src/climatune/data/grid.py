@@ -17,8 +17,11 @@ __all__ = [
 ]
 
 
-def is_global(lon: np.ndarray | xr.DataArray, tol: float = 1.5) -> bool:
-    """True when longitudes wrap the globe (spacing × count ≈ 360°)."""
+def is_global(lon: np.ndarray | xr.DataArray, tol: float = 0.5) -> bool:
+    """True when longitudes wrap the globe (spacing × count ≈ 360°, within ``tol`` steps).
+
+    A grid one column short of the globe is regional: its edges are not neighbours.
+    """
     lon = np.asarray(lon)
     if lon.size < 2:
         return False

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import xarray as xr
 
-from climatune.data.grid import contiguous_lon
+from climatune.data.grid import contiguous_lon, is_global
 from climatune.errors import ClimatuneError
 
 __all__ = ["Region", "parse_region"]
@@ -86,6 +86,12 @@ class Region:
         if lon_ok.all():
             return ds.isel(lat=np.flatnonzero(lat_ok))
         cells = np.flatnonzero(lon_ok)
+        if not is_global(ds.lon.values) and np.any(np.diff(cells) != 1):
+            raise ClimatuneError(
+                f"region {self} (halo {halo:g}°) covers two separate parts of this regional grid "
+                f"(lon {float(ds.lon.min()):g}..{float(ds.lon.max()):g}), which are not "
+                "neighbours; give a box that lies in one piece of the grid"
+            )
         index, lon = contiguous_lon(ds.lon.values[cells], start=self.lon_min - halo)
         out = ds.isel(lat=np.flatnonzero(lat_ok), lon=cells[index])
         if np.all(np.diff(index) > 0):

@@ -24,7 +24,7 @@ from climatune.evaluation.baselines import BASELINES, baselines_for, make_baseli
 from climatune.evaluation.climatology import climatology_at, view_climatology
 from climatune.evaluation.maps import plot_maps
 from climatune.evaluation.metrics import score
-from climatune.evaluation.predict import predict_view
+from climatune.evaluation.predict import model_view, predict_view
 from climatune.finetune.artifact import LoadedModel, load_model, model_paths
 from climatune.utils.atomic import atomic_path, prepare_output_dir, releases_outputs
 
@@ -45,13 +45,29 @@ def model_label(model: LoadedModel) -> str:
 
 
 def _check_scratch(scratch: LoadedModel, model: LoadedModel, path: str | Path) -> None:
-    """Refuse a ``--scratch`` model that does not do the same task as the evaluated one."""
-    mine = (model.meta.data["task"], model.meta.outputs)
-    theirs = (scratch.meta.data["task"], scratch.meta.outputs)
-    if mine != theirs:
+    """Refuse a ``--scratch`` model that is not a network trained from scratch on the same
+    task and grid as the evaluated one (a fine-tune, the model's own parent, another task)."""
+    here = scratch.model_dir.resolve()
+    if here == model.model_dir.resolve():
+        raise ClimatuneError(f"--scratch {path} is the evaluated model itself")
+    if scratch.meta.data.get("parent"):
+        raise ClimatuneError(f"--scratch {path} is a fine-tuned model, not trained from scratch")
+    if str(here) == str(Path(model.meta.data.get("parent") or "").resolve()):
         raise ClimatuneError(
-            f"--scratch {path} does another task (task, outputs: {theirs}) than the evaluated "
-            f"model ({mine}); give a network trained from scratch on the same task"
+            f"--scratch {path} is the pre-trained parent of the evaluated model; give a network "
+            "trained from scratch on the fine-tuning task"
+        )
+    mine = (model.meta.data["task"], model.meta.outputs, model.meta.data["grid"])
+    theirs = (scratch.meta.data["task"], scratch.meta.outputs, scratch.meta.data["grid"])
+    if mine[:2] != theirs[:2]:
+        raise ClimatuneError(
+            f"--scratch {path} does another task (task, outputs: {theirs[:2]}) than the "
+            f"evaluated model ({mine[:2]}); give a network trained from scratch on the same task"
+        )
+    if mine[2] != theirs[2]:
+        raise ClimatuneError(
+            f"--scratch {path} was trained on another grid or region than the evaluated model; "
+            "give a network trained from scratch on the same data"
         )
 
 
@@ -164,6 +180,7 @@ def evaluate_command(
     view = build_view(cfg)
     if "test" not in view.anchors:
         raise ClimatuneError("the config's split has no test block; add data.split.test")
+    model_view(model, view)  # the same task, inputs and units: checked before any output
     label = model_label(model)
     names = parse_baselines(baselines, view.kind, lead=view.lead, scratch=label == "finetuned")
     models = {label: model}

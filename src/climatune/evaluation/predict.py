@@ -21,19 +21,58 @@ from climatune.utils.atomic import atomic_path, check_new_path, check_not_input
 if TYPE_CHECKING:
     from climatune.finetune.artifact import LoadedModel
 
-__all__ = ["predict_view", "predict_file", "check_units", "static_for"]
+__all__ = ["predict_view", "predict_file", "check_units", "check_task", "model_view", "static_for"]
 
 
 def check_units(model: LoadedModel, ds: xr.Dataset, names: list[str]) -> None:
-    """Refuse inputs whose units differ from those the model was trained with."""
+    """Refuse inputs whose units differ from, or are missing against, the model's."""
     trained = model.meta.units("inputs")
     for name in names:
         have = str(ds[name].attrs.get("units", ""))
         want = trained.get(name, "")
+        if want and not have:
+            raise ClimatuneError(
+                f"variable '{name}' has no units attribute but the model was trained on "
+                f"{want!r}; set the attribute to the data's units (e.g. with ncatted)"
+            )
         if have and want and have != want:
             raise ClimatuneError(
                 f"variable '{name}' is in {have!r} but the model expects {want!r}; convert it first"
             )
+
+
+def check_task(model: LoadedModel, view: TaskView) -> None:
+    """Refuse a view whose task is not the one the model was trained for.
+
+    ``--set task.lead=3`` on a lead-1 model would otherwise score it against the wrong
+    targets without a word.
+    """
+    trained = model.meta.data["task"]
+    keys = ("kind", "history", "lead", *(("factor",) if view.kind == "downscale" else ()))
+    changed = [
+        f"task.{k}={getattr(view, k)} (the model: {trained.get(k)})"
+        for k in keys
+        if trained.get(k) != getattr(view, k)
+    ]
+    if list(view.targets) != list(model.meta.outputs):
+        changed.append(f"targets {view.targets} (the model: {model.meta.outputs})")
+    if changed:
+        raise ClimatuneError(
+            "the data and config describe another task than the model was trained for: "
+            f"{'; '.join(changed)}; evaluate the model on its own task"
+        )
+
+
+def model_view(model: LoadedModel, view: TaskView) -> TaskView:
+    """``view`` checked against the model (task, input variables, units), in its input order."""
+    check_task(model, view)
+    missing = [n for n in model.meta.inputs if n not in view.inputs]
+    if missing:
+        raise ClimatuneError(
+            f"the data lacks input variable(s) {missing} that the model needs; it has {view.inputs}"
+        )
+    check_units(model, view.fields, model.meta.inputs)
+    return dataclasses.replace(view, inputs=list(model.meta.inputs))
 
 
 @torch.no_grad()
@@ -44,13 +83,7 @@ def predict_view(
 
     Cells that are NaN in the input (or outside the scored region) are NaN in the output.
     """
-    missing = [n for n in model.meta.inputs if n not in view.inputs]
-    if missing:
-        raise ClimatuneError(
-            f"the data lacks input variable(s) {missing} that the model needs; it has {view.inputs}"
-        )
-    check_units(model, view.fields, view.inputs)
-    view = dataclasses.replace(view, inputs=list(model.meta.inputs))
+    view = model_view(model, view)
     samples = TaskSamples(view, split, model.normalizer, mask_ratio=0.0)
     static = static_for(model, view)
     model.net.eval()

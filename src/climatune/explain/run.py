@@ -22,7 +22,7 @@ from climatune import __version__
 from climatune.config import Config, apply_overrides, config_from_dict, load_config
 from climatune.data.view import TaskView, build_view, config_inputs
 from climatune.errors import ClimatuneError
-from climatune.evaluation.predict import check_units, static_for
+from climatune.evaluation.predict import model_view, static_for
 from climatune.explain.attribution import Settings, attribute, check_method
 from climatune.explain.faithfulness import deletion_curves, write_faithfulness
 from climatune.explain.inputs import (
@@ -75,17 +75,6 @@ def resolve_config(
         return load_config(config, overrides)
     raw = copy.deepcopy(model.meta.data["config"])
     return config_from_dict(apply_overrides(raw, overrides), "the model's config")
-
-
-def _model_view(model: LoadedModel, view: TaskView) -> TaskView:
-    """``view`` with the model's input order, after checking variables and units."""
-    missing = [n for n in model.meta.inputs if n not in view.inputs]
-    if missing:
-        raise ClimatuneError(
-            f"the data lacks input variable(s) {missing} that the model needs; it has {view.inputs}"
-        )
-    check_units(model, view.fields, model.meta.inputs)
-    return dataclasses.replace(view, inputs=list(model.meta.inputs))
 
 
 def _components(model: LoadedModel, view: TaskView, overrides: dict[str, str]) -> dict[str, str]:
@@ -197,7 +186,7 @@ def explain(
         )
     if samples < 1:
         raise ClimatuneError(f"--samples must be at least 1, got {samples}")
-    view = _model_view(model, view)
+    view = model_view(model, view)
     split = split or ("test" if "test" in view.anchors else "val")
     if split not in view.anchors or view.anchors[split].size == 0:
         raise ClimatuneError(f"the data has no '{split}' samples to explain; check data.split")

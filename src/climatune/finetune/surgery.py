@@ -67,6 +67,11 @@ def adapt_network(
     report.dropped = [v for v in old_inputs if v not in view.inputs]
     for name in report.kept:
         have, want = input_units.get(name, ""), old_units.get(name, "")
+        if want and not have:
+            raise ClimatuneError(
+                f"variable '{name}' has no units attribute here but the pre-trained model used "
+                f"{want!r}; set the attribute to the data's units"
+            )
         if have and want and have != want:
             raise ClimatuneError(
                 f"variable '{name}' is in {have!r} here but the pre-trained model used {want!r}; "
