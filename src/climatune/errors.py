@@ -31,7 +31,7 @@ class Interrupted(Exception):
                 "no epoch had finished, so there is nothing to resume; start again with --overwrite"
             )
         else:
-            kept = f"{checkpoint} holds the last completed epoch ({epoch + 1} trained)"
+            kept = f"{checkpoint} holds the last completed epoch ({epoch + 1} epochs done)"
         super().__init__(f"interrupted by {name}; {kept}")
 
     @property

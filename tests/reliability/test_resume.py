@@ -71,10 +71,11 @@ def test_killed_pretrain_resumes_with_every_epoch_logged_once(whole, tmp_path):
 
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    def tb_steps(run: Path) -> list[int]:
+    def tb_steps(run: Path) -> dict[str, list[int]]:
         events = EventAccumulator(str(run / "logs" / "tb")).Reload()
-        return [e.step for e in events.Scalars("train_loss_step")]
+        return {tag: [e.step for e in events.Scalars(tag)] for tag in events.Tags()["scalars"]}
 
+    assert "train_loss_step" in tb_steps(run)
     assert tb_steps(run) == tb_steps(whole["run"])  # the interrupted epoch's events dropped
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import csv
 import signal
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -34,7 +35,7 @@ __all__ = [
     "check_resume_config",
     "MetricsHistory",
     "interruptible",
-    "stop_on_signal",
+    "StopOnSignal",
     "completed_epoch",
 ]
 
@@ -149,21 +150,22 @@ class MetricsHistory(Callback):
         self._flush(trainer)
 
 
-class _StopOnSignal(Callback):
-    """Raise :class:`~climatune.errors.Interrupted` at the end of the batch during which a signal came."""
+class StopOnSignal(Callback):
+    """Raise ``_Stop`` at the end of the batch during which a signal came (see
+    :func:`interruptible`)."""
 
     def __init__(self) -> None:
         self.signum: int | None = None
 
-    def _check(self, trainer: pl.Trainer) -> None:
+    def _check(self) -> None:
         if self.signum is not None:
             raise _Stop(self.signum)
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        self._check(trainer)
+        self._check()
 
     def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, *a) -> None:
-        self._check(trainer)
+        self._check()
 
 
 class _Stop(Exception):
@@ -172,43 +174,36 @@ class _Stop(Exception):
 
 
 @contextmanager
-def interruptible(trainer: pl.Trainer, out: Path) -> Iterator[None]:
-    """Turn SIGTERM and SIGINT during ``trainer.fit`` into :class:`~climatune.errors.Interrupted`.
+def interruptible(stop: StopOnSignal, out: Path) -> Iterator[None]:
+    """Turn SIGTERM and SIGINT during the fit of a trainer holding ``stop`` into
+    :class:`~climatune.errors.Interrupted`, naming ``out``'s last checkpoint.
 
-    Under SLURM, Lightning's own handlers (auto-requeue on the requeue signal, SIGTERM
-    bypass) are left alone and only its SIGTERM stop is reported the same way. A second
-    Ctrl-C stops at once, as Ctrl-C does.
+    Handlers are installed only in the main thread and not under SLURM, where Lightning's
+    own (auto-requeue on the requeue signal, SIGTERM bypass) stay in charge; Lightning's
+    SIGTERM stop is reported the same way. A second Ctrl-C stops at once, as Ctrl-C does.
     """
     from lightning.pytorch.utilities.exceptions import SIGTERMException
-
-    stop = next(c for c in trainer.callbacks if isinstance(c, _StopOnSignal))
-    ours = not SLURMEnvironment.detect()
 
     def handler(signum: int, frame: Any) -> None:
         if stop.signum is not None and signum == signal.SIGINT:
             raise KeyboardInterrupt
         stop.signum = signum
 
-    before = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
-    if ours:
-        for s in before:
-            signal.signal(s, handler)
+    ours = threading.current_thread() is threading.main_thread() and not SLURMEnvironment.detect()
+    before = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)} if ours else {}
+    for s in before:
+        signal.signal(s, handler)
     try:
         yield
     except (_Stop, SIGTERMException) as exc:
         signum = exc.signum if isinstance(exc, _Stop) else signal.SIGTERM
         last = out / "checkpoints" / "last.ckpt"
-        epoch = completed_epoch(last)[0] if last.is_file() else None
-        raise Interrupted(signum, out, last if last.is_file() else None, epoch) from None
+        kept = last if last.is_file() else None
+        epoch = completed_epoch(last)[0] if kept else None
+        raise Interrupted(signum, out, kept, epoch) from None
     finally:
-        if ours:
-            for s, h in before.items():
-                signal.signal(s, h)
-
-
-def stop_on_signal() -> Callback:
-    """The callback :func:`interruptible` needs among the trainer's callbacks."""
-    return _StopOnSignal()
+        for s, h in before.items():
+            signal.signal(s, h)
 
 
 def completed_epoch(ckpt: Path) -> tuple[int, int]:

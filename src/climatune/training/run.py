@@ -28,10 +28,10 @@ from climatune.training.callbacks import SampleLedger
 from climatune.training.datamodule import ClimateDataModule
 from climatune.training.resume import (
     MetricsHistory,
+    StopOnSignal,
     check_resume_config,
     completed_epoch,
     interruptible,
-    stop_on_signal,
 )
 from climatune.training.task import ClimateTask, NonFiniteLoss
 from climatune.utils.atomic import (
@@ -197,7 +197,9 @@ def fit_task(
 
     The best checkpoint (lowest validation loss) is restored into ``net`` at the end. A
     loss that turns non-finite stops training with :class:`NonFiniteLoss`; the last
-    checkpoint, written at the end of the last good epoch, stays.
+    checkpoint, written at the end of the last good epoch, stays. SIGTERM or SIGINT stops
+    it after the current batch with :class:`~climatune.errors.Interrupted`; a resumed run
+    keeps the logs of the epochs its checkpoint holds.
     """
     task = build_task(cfg, view, net)
     data = ClimateDataModule(
@@ -221,9 +223,9 @@ def fit_task(
             raise ClimatuneError(f"cannot resume: {ckpt} does not exist")
         epoch, step = completed_epoch(ckpt)
         history = MetricsHistory(MetricsHistory.read(out, epoch))
-    callbacks = [*callbacks, history, stop_on_signal()]
-    trainer = _trainer(cfg, out, callbacks, logs=logs, resumed_step=step)
-    with _no_nan_fill(), interruptible(trainer, out):
+    stop = StopOnSignal()
+    trainer = _trainer(cfg, out, [*callbacks, history, stop], logs=logs, resumed_step=step)
+    with _no_nan_fill(), interruptible(stop, out):
         try:
             trainer.fit(task, datamodule=data, ckpt_path=ckpt, weights_only=True)
         except NonFiniteLoss as exc:
