@@ -31,7 +31,7 @@ class Interrupted(Exception):
                 "no epoch had finished, so there is nothing to resume; start again with --overwrite"
             )
         else:
-            kept = f"{checkpoint} holds the last completed epoch ({epoch + 1} epochs done)"
+            kept = f"{checkpoint} holds the last completed epoch (epochs done: {epoch + 1})"
         super().__init__(f"interrupted by {name}; {kept}")
 
     @property
