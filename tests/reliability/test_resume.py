@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import shlex
 import shutil
+import signal
 from pathlib import Path
 
 import pytest
@@ -169,3 +170,19 @@ def test_every_strategy_resumes_to_the_uninterrupted_weights(
     assert _run([*args, "--out", str(tmp_path / "whole")], tmp_path / "c.log") == 0
     assert weights_digest(load_model(run).net) == weights_digest(load_model(tmp_path / "whole").net)
     assert [e for e, _ in _per_epoch(run, "val_loss")] == [0, 1, 2]
+
+
+@pytest.mark.parametrize("slurm", [False, True])
+def test_signal_handlers_leave_slurm_to_lightning(monkeypatch, tmp_path, slurm):
+    from climatune.training.resume import StopOnSignal, interruptible
+
+    for name in ("SLURM_NTASKS", "SLURM_JOB_NAME"):
+        monkeypatch.delenv(name, raising=False)
+    if slurm:  # what SLURMEnvironment.detect() reads: Lightning's auto-requeue stays in charge
+        monkeypatch.setenv("SLURM_NTASKS", "1")
+        monkeypatch.setenv("SLURM_JOB_NAME", "train")
+    before = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
+    with interruptible(StopOnSignal(), tmp_path):
+        during = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
+    assert (during == before) is slurm
+    assert (signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)) == before
