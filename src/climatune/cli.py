@@ -9,13 +9,14 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import shlex
 import sys
 import traceback
 import warnings
 from collections.abc import Callable
 
 from climatune import __version__
-from climatune.errors import ClimatuneError
+from climatune.errors import ClimatuneError, Interrupted
 
 __all__ = ["main", "build_parser"]
 
@@ -345,6 +346,24 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("climatune: interrupted", file=sys.stderr)
         return 130
+    except Interrupted as exc:
+        print(f"climatune: {exc}{_resume_hint(args, exc)}", file=sys.stderr)
+        return exc.exit_code
+
+
+def _resume_hint(args: argparse.Namespace, exc: Interrupted) -> str:
+    """``; resume with: climatune pretrain --config ... --resume RUN`` when there is a checkpoint."""
+    if exc.checkpoint is None:
+        return ""
+    words = ["climatune", args.command]
+    if getattr(args, "config", None):
+        words += ["--config", args.config]
+    for item in getattr(args, "set", None) or []:
+        words += ["--set", item]
+    if getattr(args, "source", None):
+        words += ["--from", args.source]
+    words += ["--resume", str(exc.run)]
+    return "; resume with: " + " ".join(shlex.quote(str(w)) for w in words)
 
 
 def _entry() -> None:  # pragma: no cover

@@ -22,8 +22,19 @@ class GradualUnfreezing(BackboneFinetuning):
     """Lightning's BackboneFinetuning, keeping our warm-up/cosine schedule in step.
 
     When the backbone's parameter group is added to the optimiser, the learning-rate
-    scheduler learns about it too, so the new group follows the same schedule.
+    scheduler learns about it too, so the new group follows the same schedule. A run
+    resumed after the unfreezing gets its backbone group back from Lightning; here its
+    schedule, and its parameters' gradients, come back too.
     """
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        if trainer.current_epoch > self.unfreeze_backbone_at_epoch:  # resumed after it
+            self.make_trainable(pl_module.backbone)
+        for config in trainer.lr_scheduler_configs:
+            sched = config.scheduler
+            if hasattr(sched, "lr_lambdas"):  # its lambdas are not in the checkpoint
+                missing = len(sched.base_lrs) - len(sched.lr_lambdas)
+                sched.lr_lambdas.extend([sched.lr_lambdas[0]] * missing)
 
     def finetune_function(self, pl_module, epoch: int, optimizer) -> None:
         before = len(optimizer.param_groups)

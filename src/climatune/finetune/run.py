@@ -109,6 +109,11 @@ def finetune(
     ``resume`` continues a killed finetune run; ``overwrite`` replaces an earlier finetune
     run at ``out``. Any other non-empty ``out``, or one that holds ``source``, is refused.
     """
+    if resume is not None and cfg.finetune.strategy == "ridge_probe":
+        raise ClimatuneError(
+            "cannot resume a ridge_probe run: its head is solved in one step, with no epochs "
+            "to continue; run it again (--overwrite replaces the earlier run)"
+        )
     claim = {
         "command": "finetune",
         "inputs": [*model_paths(source), *config_inputs(cfg)],
@@ -118,7 +123,7 @@ def finetune(
     out = prepare_output_dir(
         resume or out or default_run_dir(cfg, "finetune"), create=False, **claim
     )
-    resume_checkpoint(resume)
+    resume_checkpoint(resume, cfg)
     parent, view, normalizer, net, report = prepare_finetune(cfg, source, view)
     with _seeded(cfg.seed):  # LoRA adapters start from the seed, too
         net, callbacks = apply_strategy(net, cfg.finetune)

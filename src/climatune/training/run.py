@@ -26,6 +26,13 @@ from climatune.errors import ClimatuneError
 from climatune.finetune.artifact import save_artifact, variable_records
 from climatune.training.callbacks import SampleLedger
 from climatune.training.datamodule import ClimateDataModule
+from climatune.training.resume import (
+    MetricsHistory,
+    StopOnSignal,
+    check_resume_config,
+    completed_epoch,
+    interruptible,
+)
 from climatune.training.task import ClimateTask, NonFiniteLoss
 from climatune.utils.atomic import (
     atomic_path,
@@ -87,7 +94,12 @@ def new_net(cfg: Config, view: TaskView, n_static: int) -> torch.nn.Module:
 
 
 def _trainer(
-    cfg: Config, out: Path, callbacks: Sequence[Callback], *, logs: bool = True
+    cfg: Config,
+    out: Path,
+    callbacks: Sequence[Callback],
+    *,
+    logs: bool = True,
+    resumed_step: int | None = None,
 ) -> pl.Trainer:
     t = cfg.trainer
     callbacks = [
@@ -111,7 +123,8 @@ def _trainer(
     if logs:
         loggers = [
             CSVLogger(out, name="logs", version=""),
-            TensorBoardLogger(out, name="logs", version="tb"),
+            # events of an interrupted epoch, trained again after a resume, are dropped
+            TensorBoardLogger(out, name="logs", version="tb", purge_step=resumed_step),
         ]
     cpu = t.accelerator == "cpu" or (t.accelerator == "auto" and not torch.cuda.is_available())
     return pl.Trainer(
@@ -184,7 +197,9 @@ def fit_task(
 
     The best checkpoint (lowest validation loss) is restored into ``net`` at the end. A
     loss that turns non-finite stops training with :class:`NonFiniteLoss`; the last
-    checkpoint, written at the end of the last good epoch, stays.
+    checkpoint, written at the end of the last good epoch, stays. SIGTERM or SIGINT stops
+    it after the current batch with :class:`~climatune.errors.Interrupted`; a resumed run
+    keeps the logs of the epochs its checkpoint holds.
     """
     task = build_task(cfg, view, net)
     data = ClimateDataModule(
@@ -201,13 +216,16 @@ def fit_task(
     if cfg.trainer.compile:
         net.compile()  # in place: parameter names, checkpoints and the artifact are unchanged
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
-    trainer = _trainer(cfg, out, callbacks, logs=logs)
-    ckpt = None
+    ckpt, history, step = None, MetricsHistory(), None
     if resume is not None:
         ckpt = Path(resume) / "checkpoints" / "last.ckpt"
         if not ckpt.exists():
             raise ClimatuneError(f"cannot resume: {ckpt} does not exist")
-    with _no_nan_fill():
+        epoch, step = completed_epoch(ckpt)
+        history = MetricsHistory(MetricsHistory.read(out, epoch))
+    stop = StopOnSignal()
+    trainer = _trainer(cfg, out, [*callbacks, history, stop], logs=logs, resumed_step=step)
+    with _no_nan_fill(), interruptible(stop, out):
         try:
             trainer.fit(task, datamodule=data, ckpt_path=ckpt, weights_only=True)
         except NonFiniteLoss as exc:
@@ -285,14 +303,16 @@ def write_config(out: Path, cfg: Config) -> None:
         tmp.write_text(dump_config(cfg))
 
 
-def resume_checkpoint(resume: str | Path | None) -> Path | None:
+def resume_checkpoint(resume: str | Path | None, cfg: Config) -> Path | None:
     """``RUN/checkpoints/last.ckpt`` of the run to resume, checked to load without unpickling code.
 
     A checkpoint that does not load with ``torch.load(weights_only=True)`` (a pickle that
-    would run code, a truncated or foreign file) is refused with a ClimatuneError.
+    would run code, a truncated or foreign file), or a ``cfg`` that differs from the run's
+    ``config.yaml`` in more than the budget, is refused with a ClimatuneError.
     """
     if resume is None:
         return None
+    check_resume_config(Path(resume), cfg)
     ckpt = Path(resume) / "checkpoints" / "last.ckpt"
     if not ckpt.is_file():
         raise ClimatuneError(f"cannot resume: {ckpt} does not exist")
@@ -362,7 +382,7 @@ def pretrain(
         resume=resume is not None,
         create=False,
     )
-    resume_checkpoint(resume)
+    resume_checkpoint(resume, cfg)
     return train_scratch(
         cfg,
         build_view(cfg),
