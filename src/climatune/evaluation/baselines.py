@@ -13,6 +13,7 @@ Examples
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, ClassVar, TypeVar
 
@@ -183,7 +184,7 @@ def _calendar_groups(times: xr.DataArray, sub_annual: bool) -> np.ndarray:
     return np.asarray(times.dt.month) if sub_annual else np.zeros(times.size, dtype=int)
 
 
-class _AnomalyPersistence(Baseline):
+class _AnomalyPersistence(Baseline, ABC):
     """Base of the persistence family: the target's climatology plus a forecast of its anomaly.
 
     The anomaly of a step is its value minus the training climatology of its calendar
@@ -216,10 +217,11 @@ class _AnomalyPersistence(Baseline):
         forecast = self._anomaly_forecast(view, anchors, truth)
         return {n: _values(clim, n, truth) + forecast[n] for n in truth.data_vars}
 
+    @abstractmethod
     def _anomaly_forecast(
         self, view: TaskView, anchors: np.ndarray, truth: xr.Dataset
     ) -> dict[str, np.ndarray]:
-        raise NotImplementedError
+        """The forecast anomaly of each target at the target times (time first)."""
 
 
 @register_baseline
