@@ -19,8 +19,9 @@ $(STAMP): pyproject.toml
 demo: install
 	$(VENV)/bin/climatune demo --out runs/demo --overwrite
 
+# Two workers, one test file each at a time (files share their runs through fixtures).
 test: install
-	$(PY) -m pytest -q -p no:cacheprovider
+	$(PY) -m pytest -q -p no:cacheprovider -n 2 --dist loadfile
 
 lint: install
 	$(VENV)/bin/ruff check src tests bench

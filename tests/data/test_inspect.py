@@ -90,7 +90,8 @@ def test_format_table_is_plain_text(test_file):
     assert format_table([]) == "no variables found"
 
 
-def test_cli_inspect_prints_table(test_file, capsys):
+def test_cli_inspect_prints_table(test_file, capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "160")  # a table as wide as a terminal, whoever runs it
     assert main(["data", "inspect", str(test_file)]) == 0
     out = capsys.readouterr().out
     assert "variable" in out and "kg m-2 s-1" in out and "noleap" in out
