@@ -12,8 +12,8 @@ from __future__ import annotations
 from lightning.pytorch.callbacks import BackboneFinetuning, Callback
 from torch import nn
 
-from climatune.config import FinetuneConfig
 from climatune.errors import ClimatuneError
+from climatune.finetune.settings import FinetuneConfig
 
 __all__ = ["apply_strategy", "set_trainable", "count_trainable", "GradualUnfreezing"]
 

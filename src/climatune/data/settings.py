@@ -1,0 +1,97 @@
+"""Settings the data layer reads: the data source, region, split and task (config sections)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from climatune.errors import ClimatuneError
+from climatune.utils.settings import Section
+
+__all__ = [
+    "DataConfig",
+    "IndexTargetConfig",
+    "RegionConfig",
+    "SplitConfig",
+    "StaticConfig",
+    "TaskConfig",
+]
+
+
+class RegionConfig(Section):
+    """A lat/lon box in degrees; ``lon`` may cross 0° (e.g. ``[350, 20]``)."""
+
+    lat: tuple[float, float]
+    lon: tuple[float, float]
+    halo: float = Field(0.0, ge=0, le=90, description="degrees of context read around the region")
+
+    @model_validator(mode="after")
+    def _a_box(self) -> RegionConfig:
+        from climatune.data.regions import Region  # the one owner of what a box may be
+
+        try:
+            Region(*self.lat, *self.lon)
+        except ClimatuneError as exc:
+            raise ValueError(str(exc)) from None
+        return self
+
+
+class SplitConfig(Section):
+    """Contiguous blocks of years (inclusive); a sample belongs to a block only if every
+    step it reads (inputs and target) lies in that block's years."""
+
+    train: tuple[int, int] | list[tuple[int, int]]
+    val: tuple[int, int]
+    test: tuple[int, int] | None = None
+
+    @model_validator(mode="after")
+    def _ordered(self) -> SplitConfig:
+        for name in ("train", "val", "test"):
+            value = getattr(self, name)
+            blocks = value if isinstance(value, list) else [value]
+            for block in blocks:
+                if block is not None and block[0] > block[1]:
+                    raise ValueError(f"{name} block {list(block)} starts after it ends")
+        return self
+
+
+class StaticConfig(Section):
+    """User-supplied static fields, such as orography, read from ``path``."""
+
+    path: str
+    variables: list[str]
+
+
+class DataConfig(Section):
+    path: str | list[str] = "sample://A1B_north_america"
+    variables: list[str] | None = None
+    targets: list[str] | None = None
+    levels: dict[str, list[float]] | None = None
+    years: tuple[int, int] | None = None
+    region: RegionConfig | None = None
+    split: SplitConfig | None = None
+    static: StaticConfig | None = None
+    batch_size: int = Field(16, gt=0)
+    num_workers: int = Field(0, ge=0)
+    in_memory: Literal["auto", "always", "never"] = "auto"
+    shuffle_buffer_chunks: int = Field(4, gt=0)
+    train_fraction: float = Field(1.0, gt=0, le=1)
+
+
+class IndexTargetConfig(Section):
+    """The scalar target of an ``index`` task: a variable of the data or of another file."""
+
+    variable: str
+    path: str | None = None
+    region: RegionConfig | None = None
+
+
+class TaskConfig(Section):
+    kind: Literal["forecast", "downscale", "index", "reconstruct"] = "forecast"
+    history: int = Field(1, gt=0)
+    lead: int = Field(1, ge=0)
+    factor: int = Field(4, gt=1)
+    mask_ratio: float = Field(0.5, gt=0, lt=1)
+    patch: int = Field(4, gt=0)
+    index: IndexTargetConfig | None = None
