@@ -3,7 +3,7 @@
 Every section forbids unknown keys, so a typo is an error that names the closest valid key.
 Each section is defined by the layer that reads it (``climatune.data.settings``,
 ``climatune.models.settings``, ``climatune.training.settings``, ``climatune.finetune.settings``,
-``climatune.explain.settings``); :class:`Config` composes them, and only the workflow layer
+the ``explain`` section, here); :class:`Config` composes them, and only the workflow layer
 and the command line see the whole of it.
 
 Examples
@@ -16,14 +16,13 @@ Examples
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, Field, ValidationError
 
 from climatune.data.settings import DataConfig, TaskConfig
 from climatune.errors import ClimatuneError, closest
-from climatune.explain.settings import ExplainConfig
 from climatune.finetune.settings import FinetuneConfig
 from climatune.models.settings import ModelConfig
 from climatune.training.settings import OptimConfig, TrainerConfig
@@ -43,6 +42,15 @@ __all__ = [
     "dump_config",
     "apply_overrides",
 ]
+
+
+class ExplainConfig(Section):
+    """Which climate component each input variable belongs to, when its CF
+    standard_name does not say (e.g. ``{my_sst: ocean}``)."""
+
+    components: dict[str, Literal["atmosphere", "ocean", "ice", "land", "other"]] = Field(
+        default_factory=dict
+    )
 
 
 class Config(Section):
