@@ -25,8 +25,9 @@ from climatune.data.synthetic import write_synthetic
 from climatune.data.view import TaskView
 from climatune.training.datamodule import ClimateDataModule
 from climatune.training.losses import weighted_mse
-from climatune.training.run import build_task, new_net
 from climatune.training.task import ClimateTask
+from climatune.training.workflow import build_task, new_net
+from climatune.workflows.runs import training_setup
 
 __all__ = [
     "ROOT",
@@ -171,8 +172,9 @@ def bench_config(path: Path | str, sz: Sizes, *sets: str, years: int | None = No
 
 
 def new_task(cfg: Config, view: TaskView) -> ClimateTask:
-    """The task :func:`~climatune.training.run.fit_task` trains, freshly initialised."""
-    return build_task(cfg, view, new_net(cfg, view, len(static_channels(view)[0])))
+    """The task :func:`~climatune.training.workflow.run_training` trains, freshly initialised."""
+    net = new_net(cfg.model, view, len(static_channels(view)[0]), cfg.seed)
+    return build_task(training_setup(cfg), view, net)
 
 
 class StepTimer(pl.Callback):

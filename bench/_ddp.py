@@ -40,9 +40,10 @@ class GlobalLoss(pl.Callback):
 def _child(args: argparse.Namespace) -> None:
     import torch.distributed as dist
 
-    from climatune.data.samples import fit_normalizer, static_channels
+    from climatune.data.samples import fit_normalizer
     from climatune.data.view import build_view
-    from climatune.training.run import fit_task, new_net
+    from climatune.training.workflow import Scratch, run_training
+    from climatune.workflows.runs import training_setup
 
     sz: Sizes = args.sizes
     sets = [
@@ -60,9 +61,13 @@ def _child(args: argparse.Namespace) -> None:
     view = build_view(cfg)
     norm = fit_normalizer(view)
     timer = StepTimer(sz.warmup)
-    net = new_net(cfg, view, len(static_channels(view)[0]))
-    _, trainer = fit_task(
-        cfg, view, norm, net, Path(args.out), callbacks=[timer, GlobalLoss()], logs=True
+    _, trainer = run_training(
+        view,
+        Path(args.out),
+        training_setup(cfg),
+        init=Scratch(norm),
+        origin="pretrain",
+        callbacks=[timer, GlobalLoss()],
     )
     rate = timer.rate() * (dist.get_world_size() if dist.is_initialized() else 1)
     if trainer.is_global_zero:

@@ -26,10 +26,11 @@ MIN_FREE_BYTES = 12 << 30  # the 6 GB store takes about 2.5 GB of disk, compress
 
 
 def _child(args: argparse.Namespace) -> None:
-    from climatune.data.samples import block_nbytes, fit_normalizer, static_channels
+    from climatune.data.samples import block_nbytes, fit_normalizer
     from climatune.data.view import build_view
     from climatune.training.datamodule import ClimateDataModule
-    from climatune.training.run import fit_task, new_net
+    from climatune.training.workflow import Scratch, run_training
+    from climatune.workflows.runs import training_setup
 
     sets = [f"trainer.max_steps={args.steps}", "trainer.log_every_n_steps=1"]
     sets.append("data.in_memory=never")
@@ -39,8 +40,7 @@ def _child(args: argparse.Namespace) -> None:
     norm = fit_normalizer(view)
     norm_s = time.perf_counter() - t
     with tempfile.TemporaryDirectory(dir=DATA) as tmp:
-        net = new_net(cfg, view, len(static_channels(view)[0]))
-        fit_task(cfg, view, norm, net, Path(tmp))
+        run_training(view, Path(tmp), training_setup(cfg), init=Scratch(norm), origin="pretrain")
     data = ClimateDataModule(view, norm, batch_size=cfg.data.batch_size, in_memory="never")
     stream = data.samples("train")
     limit = sum(c.size for c in stream.chunks[: args.drain_chunks])

@@ -25,11 +25,12 @@ from _common import (
 
 from climatune.config import Config
 from climatune.data.normalize import Normalizer
-from climatune.data.samples import fit_normalizer, static_channels
+from climatune.data.samples import fit_normalizer
 from climatune.data.view import TaskView, build_view
 from climatune.training.datamodule import ClimateDataModule
 from climatune.training.losses import weighted_mse
-from climatune.training.run import fit_task, new_net
+from climatune.training.workflow import Scratch, run_training
+from climatune.workflows import runs
 
 __all__ = ["training_setup", "overhead", "efficiency", "gpu"]
 
@@ -53,12 +54,20 @@ def training_setup(
 
 
 def lightning_rate(cfg: Config, view: TaskView, norm: Normalizer, warmup: int) -> float:
-    """Samples/s of :func:`~climatune.training.run.fit_task` (CSV and TensorBoard logging on)."""
+    """Samples/s of :func:`~climatune.training.workflow.run_training` (CSV and TensorBoard
+    logging on)."""
     timer = StepTimer(warmup)
-    net = new_net(cfg, view, len(static_channels(view)[0]))
     DATA.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=DATA) as tmp:
-        fit_task(cfg, view, norm, net, Path(tmp), callbacks=[timer], logs=True)
+        run_training(
+            view,
+            Path(tmp),
+            runs.training_setup(cfg),
+            init=Scratch(norm),
+            origin="pretrain",
+            callbacks=[timer],
+            logs=True,
+        )
     torch.use_deterministic_algorithms(False)  # _trainer turns it on for CPU runs
     return timer.rate()
 
@@ -188,7 +197,7 @@ def gpu_step_rate(
 
 
 def gpu(sz: Sizes, flops_per_sample: float) -> list[dict[str, Any]]:
-    """Training on the GPU (Lightning, as ``fit_task`` runs it): samples/s and TFLOP/s.
+    """Training on the GPU (Lightning, as ``run_training`` runs it): samples/s and TFLOP/s.
 
     bf16-mixed at the CPU benchmarks' batch size and at one that fills the card better,
     fp32 at that size for what mixed precision buys, and ``trainer.compile=true``.

@@ -60,14 +60,14 @@ def _cmd_samples(args: argparse.Namespace) -> None:
 
 
 def _cmd_pretrain(args: argparse.Namespace) -> None:
-    from climatune.training.run import pretrain
+    from climatune.workflows.pretrain import pretrain
 
     run = pretrain(_config(args), out=args.out, resume=args.resume, overwrite=args.overwrite)
     print(f"model written to {run / 'model'}")
 
 
 def _cmd_finetune(args: argparse.Namespace) -> None:
-    from climatune.finetune.run import finetune
+    from climatune.workflows.finetune import finetune
 
     run = finetune(
         _config(args),
@@ -80,7 +80,7 @@ def _cmd_finetune(args: argparse.Namespace) -> None:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> None:
-    from climatune.evaluation.evaluate import evaluate_command
+    from climatune.workflows.evaluate import evaluate_command
 
     out = evaluate_command(
         args.model,
@@ -102,7 +102,7 @@ def _cmd_predict(args: argparse.Namespace) -> None:
 
 
 def _cmd_curve(args: argparse.Namespace) -> None:
-    from climatune.evaluation.curve import curve_command
+    from climatune.workflows.curve import curve_command
 
     out = curve_command(
         _config(args),
@@ -121,7 +121,7 @@ def _cmd_report(args: argparse.Namespace) -> None:
 
 
 def _cmd_demo(args: argparse.Namespace) -> None:
-    from climatune.demo import run_demo
+    from climatune.workflows.demo import run_demo
 
     report = run_demo(out=args.out, fast=args.fast, overwrite=args.overwrite)
     print(f"report: {report}")

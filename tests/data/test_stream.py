@@ -160,10 +160,10 @@ def test_default_chunks_follow_the_dask_chunks(archive):
 
 def _task(view, norm):
     names, static = static_channels(view)
-    from climatune.training.run import new_net, residual_index
+    from climatune.training.workflow import new_net, residual_index
 
     cfg = load_config(None, ["model.width=4", "model.depth=1"])
-    net = new_net(cfg, view, len(names))
+    net = new_net(cfg.model, view, len(names), cfg.seed)
     weight = torch.from_numpy(view.weights().values.astype("float32"))
     return ClimateTask(net, torch.from_numpy(static), weight, residual_index(view, True))
 

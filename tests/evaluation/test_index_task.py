@@ -13,7 +13,7 @@ from climatune.evaluation.baselines import baselines_for, make_baseline
 from climatune.evaluation.evaluate import evaluate_view, parse_baselines
 from climatune.evaluation.metrics import correlation, index_rmse, rmse
 from climatune.finetune.artifact import load_model
-from climatune.training.run import pretrain
+from climatune.workflows.pretrain import pretrain
 from tests.conftest import create_test_data
 from tests.training.conftest import tiny_config
 

@@ -17,8 +17,9 @@ from climatune.config import Config, load_config
 from climatune.data.samples import fit_normalizer, static_channels
 from climatune.data.synthetic import write_synthetic
 from climatune.data.view import build_view
-from climatune.training.run import export_model, new_net, residual_index
 from climatune.training.task import ClimateTask
+from climatune.training.workflow import export_model, new_net, residual_index
+from climatune.workflows.runs import training_setup
 
 YEARS = 8
 SPLIT = (
@@ -82,7 +83,7 @@ def export_untrained(
     view = build_view(cfg)
     normalizer = fit_normalizer(view)
     names, static = static_channels(view)
-    net = new_net(cfg, view, len(names))
+    net = new_net(cfg.model, view, len(names), cfg.seed)
     weight = torch.from_numpy(view.weights().values.astype(np.float32))
     task = ClimateTask(
         net, torch.from_numpy(static), weight, residual_index(view, cfg.model.residual)
@@ -90,7 +91,7 @@ def export_untrained(
     task.static_names = names
     if edit is not None:
         edit(task)
-    export_model(out / "model", cfg, view, normalizer, task)
+    export_model(out / "model", training_setup(cfg), view, normalizer, task)
     return out / "model"
 
 

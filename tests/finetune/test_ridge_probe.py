@@ -20,9 +20,11 @@ from climatune.evaluation.evaluate import evaluate_view
 from climatune.finetune.artifact import load_model
 from climatune.finetune.freezing import apply_strategy
 from climatune.finetune.probe import ALPHAS, fit_ridge_probe
-from climatune.finetune.run import finetune, prepare_finetune
 from climatune.models.heads import create_head
-from climatune.training.run import build_task, pretrain
+from climatune.training.workflow import build_task
+from climatune.workflows.finetune import finetune, prepare_finetune
+from climatune.workflows.pretrain import pretrain
+from climatune.workflows.runs import training_setup
 
 SPLIT = ("data.split.train=[1950, 1963]", "data.split.val=[1964, 1965]")
 
@@ -61,7 +63,7 @@ def test_the_head_is_the_ridge_solution_on_the_frozen_features(pretrained):
     cfg = config(store, *INDEX, "finetune.strategy=ridge_probe")
     _, view, normalizer, net, _ = prepare_finetune(cfg, run)
     net, _ = apply_strategy(net, cfg.finetune)
-    task = build_task(cfg, view, net)
+    task = build_task(training_setup(cfg), view, net)
     backbone = {k: v.clone() for k, v in net.backbone.state_dict().items()}
     probe = fit_ridge_probe(net, view, normalizer, task.static, folds=4)
 

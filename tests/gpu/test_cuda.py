@@ -22,8 +22,8 @@ from climatune.evaluation.evaluate import evaluate_view
 from climatune.evaluation.predict import predict_view
 from climatune.explain.run import explain
 from climatune.finetune.artifact import load_model
-from climatune.finetune.run import finetune
-from climatune.training.run import pretrain
+from climatune.workflows.finetune import finetune
+from climatune.workflows.pretrain import pretrain
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 

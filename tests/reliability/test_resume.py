@@ -122,7 +122,7 @@ def test_resume_with_another_config_is_refused_before_writing(shared, tmp_path, 
 
 
 def test_resume_may_change_the_budget(shared):
-    from climatune.training.resume import check_resume_config
+    from climatune.workflows.resume import check_resume_config
 
     budget = load_config(
         shared["config"], ["trainer.max_epochs=7", "trainer.patience=9", "trainer.max_steps=99"]

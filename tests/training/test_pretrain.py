@@ -14,7 +14,7 @@ from climatune.cli import main
 from climatune.data.io import open_dataset
 from climatune.training.callbacks import weights_digest
 from climatune.training.losses import weighted_mse
-from climatune.training.run import pretrain
+from climatune.workflows.pretrain import pretrain
 from tests.training.conftest import tiny_config
 
 

@@ -66,8 +66,8 @@ def fake_folds(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int]]:
 def test_tune_from_a_pretrained_model_writes_a_runnable_best_config(
     tiny_nc: Path, tmp_path: Path
 ) -> None:
-    from climatune.finetune.run import finetune
-    from climatune.training.run import pretrain
+    from climatune.workflows.finetune import finetune
+    from climatune.workflows.pretrain import pretrain
 
     base = config_from_dict(tiny_config(tiny_nc))
     pretrain(base, out=tmp_path / "pre")

@@ -1,8 +1,8 @@
 """Resuming and interrupting training runs without losing anything.
 
-- :func:`check_resume_config`: ``--resume`` with a config that would train a different
-  network (width, variables, task, strategy, ...) is refused before anything is written;
-  only the budget (epochs, steps, patience) and the hardware may change.
+The check that a resumed run trains what it started with is
+:func:`climatune.workflows.resume.check_resume_config`.
+
 - :class:`MetricsHistory`: a resumed run keeps the metric rows of the epochs its
   checkpoint holds, so ``logs/metrics.csv`` covers every epoch once, and TensorBoard
   drops the events of the epoch that is trained again.
@@ -23,83 +23,18 @@ from typing import Any
 
 import lightning.pytorch as pl
 import torch
-import yaml
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.plugins.environments import SLURMEnvironment
 
-from climatune.config import Config
-from climatune.errors import ClimatuneError, Interrupted
+from climatune.errors import Interrupted
 
 __all__ = [
-    "check_resume_config",
     "MetricsHistory",
     "interruptible",
     "StopOnSignal",
     "completed_epoch",
 ]
-
-# keys a resumed run may change: how long it trains and on what hardware, not what it trains
-BUDGET_KEYS = frozenset(
-    f"trainer.{k}"
-    for k in (
-        "max_epochs",
-        "max_steps",
-        "patience",
-        "accelerator",
-        "devices",
-        "strategy",
-        "num_nodes",
-        "log_every_n_steps",
-        "progress_bar",
-        "record_samples",
-        "compile",
-    )
-) | {"data.num_workers", "data.in_memory"}
-
-
-def _flat(tree: Any, prefix: str = "") -> dict[str, Any]:
-    if not isinstance(tree, dict):
-        return {prefix: tree}
-    out: dict[str, Any] = {}
-    for key, value in tree.items():
-        out.update(_flat(value, f"{prefix}{key}."))
-    return {k.rstrip("."): v for k, v in out.items()}
-
-
-def check_resume_config(run: Path, cfg: Config) -> None:
-    """Refuse to resume ``run`` with a config that trains something else than it did.
-
-    ``run/config.yaml`` (the resolved config the run was started with) is compared with
-    ``cfg``, key by key; keys in :data:`BUDGET_KEYS` may differ. A run without a
-    ``config.yaml`` (from before it was written) is not checked.
-
-    Raises
-    ------
-    ClimatuneError
-        Naming every key that differs.
-    """
-    path = Path(run) / "config.yaml"
-    if not path.is_file():
-        return
-    try:
-        saved = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as exc:
-        raise ClimatuneError(f"cannot resume {run}: {path} does not read ({exc})") from exc
-    old = _flat(saved if isinstance(saved, dict) else {})
-    new = _flat(cfg.model_dump(mode="json"))
-    differ = sorted(
-        k for k in old.keys() | new.keys() if k not in BUDGET_KEYS and old.get(k) != new.get(k)
-    )
-    if differ:
-        shown = ", ".join(f"{k} ({old.get(k)!r} -> {new.get(k)!r})" for k in differ[:8])
-        more = f" and {len(differ) - 8} more" if len(differ) > 8 else ""
-        raise ClimatuneError(
-            f"cannot resume {run}: the config differs from the one it was started with in "
-            f"{shown}{more}; only the budget (trainer.max_epochs, trainer.max_steps, "
-            "trainer.patience) and the hardware may change; use the run's config.yaml or "
-            "start a new run"
-        )
 
 
 class MetricsHistory(Callback):

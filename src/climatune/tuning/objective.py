@@ -20,8 +20,13 @@ import optuna
 from climatune.config import Config, config_from_dict
 from climatune.data.view import TaskView, build_view
 from climatune.errors import ClimatuneError
+from climatune.evaluation.evaluate import evaluate_view
+from climatune.finetune.artifact import load_model
+from climatune.training.workflow import Scratch, run_training
 from climatune.tuning.folds import fold_configs
 from climatune.tuning.space import Param, set_keys, suggest
+from climatune.workflows.finetune import finetune
+from climatune.workflows.runs import training_setup, write_config
 
 __all__ = ["METRICS", "Objective", "train_fold", "score_fold"]
 
@@ -41,24 +46,20 @@ def train_fold(cfg: Config, view: TaskView, source: str | Path | None, run: Path
     With ``source`` it fine-tunes that artifact, otherwise it trains from scratch.
     """
     if source is not None:
-        from climatune.finetune.run import finetune
-
         return finetune(cfg, source, out=run, quiet=True, view=view) / "model"
-    from climatune.data.samples import fit_normalizer, static_channels
-    from climatune.training.run import export_model, fit_task, new_net, write_config
-
-    normalizer = fit_normalizer(view)
-    names, _ = static_channels(view)
-    write_config(run, cfg)
-    task, _ = fit_task(cfg, view, normalizer, new_net(cfg, view, len(names)), run)
-    return export_model(run / "model", cfg, view, normalizer, task)
+    run_training(
+        view,
+        run,
+        training_setup(cfg),
+        init=Scratch(),
+        origin="pretrain",
+        start=lambda: write_config(run, cfg),
+    )
+    return run / "model"
 
 
 def score_fold(view: TaskView, model_dir: Path, metric: str = "rmse") -> float:
     """``metric`` of the model on the view's validation block, averaged over target variables."""
-    from climatune.evaluation.evaluate import evaluate_view
-    from climatune.finetune.artifact import load_model
-
     rows, _ = evaluate_view(view, {"model": load_model(model_dir)}, [], split="val")
     values = [float(r["value"]) for r in rows if r["metric"] == metric]
     if not values:

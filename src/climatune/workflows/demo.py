@@ -17,13 +17,14 @@ from rich.console import Console
 from climatune.config import Config, load_config
 from climatune.data.view import build_view, config_inputs
 from climatune.evaluation.baselines import baselines_for
-from climatune.evaluation.curve import curve_command
 from climatune.evaluation.evaluate import evaluate_view, write_metrics
 from climatune.evaluation.maps import plot_maps
 from climatune.finetune.artifact import load_model
-from climatune.finetune.run import finetune
-from climatune.training.run import pretrain, train_scratch
+from climatune.report.html import write_report
 from climatune.utils.atomic import prepare_output_dir, releases_outputs
+from climatune.workflows.curve import curve_command
+from climatune.workflows.finetune import finetune
+from climatune.workflows.pretrain import pretrain, train_scratch
 
 __all__ = ["run_demo", "demo_configs"]
 
@@ -51,8 +52,6 @@ def run_demo(out: str | Path = "runs/demo", fast: bool = False, overwrite: bool 
 
     ``overwrite`` replaces an earlier demo at ``out``; any other non-empty ``out`` is refused.
     """
-    from climatune.report.html import write_report
-
     console = Console(stderr=True, highlight=False)
     pre_cfg, ft_cfg = demo_configs(fast)
     inputs = [*config_inputs(pre_cfg), *config_inputs(ft_cfg)]

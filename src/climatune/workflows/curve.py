@@ -18,9 +18,9 @@ from climatune.errors import ClimatuneError  # noqa: E402
 from climatune.evaluation.evaluate import evaluate_view  # noqa: E402
 from climatune.evaluation.maps import save_figure  # noqa: E402
 from climatune.finetune.artifact import load_model, model_paths  # noqa: E402
-from climatune.finetune.run import finetune  # noqa: E402
-from climatune.training.run import train_scratch  # noqa: E402
 from climatune.utils.atomic import atomic_path, prepare_output_dir, releases_outputs  # noqa: E402
+from climatune.workflows.finetune import finetune  # noqa: E402
+from climatune.workflows.pretrain import train_scratch  # noqa: E402
 
 __all__ = ["parse_fractions", "curve_command", "plot_curve"]
 

@@ -1,14 +1,17 @@
-"""Pre-training runs: config → data → network → Lightning → artifact.
+"""The one training workflow: normaliser → static channels → net → Lightning → artifact.
 
-:func:`fit_task` is the one training entry point; pre-training, fine-tuning, the
-data-efficiency curve and tuning all call it.
+:func:`run_training` is the only place that assembles a training run. Pre-training,
+fine-tuning, scratch baselines, tuning folds, the curve, the demo and the benchmarks all
+call it (through the commands of :mod:`climatune.workflows`). It reads the config
+sections it needs, gathered in a :class:`TrainingSetup`, never the whole config.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -18,43 +21,101 @@ import torch.utils.deterministic
 from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint, RichProgressBar
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
-from climatune.config import Config, dump_config
 from climatune.data.normalize import Normalizer
 from climatune.data.samples import fit_normalizer, static_channels
-from climatune.data.view import TaskView, build_view, config_inputs
+from climatune.data.settings import DataConfig, TaskConfig
+from climatune.data.view import TaskView
 from climatune.errors import ClimatuneError
 from climatune.finetune.artifact import save_artifact, variable_records
+from climatune.models.lora import merge_lora
+from climatune.models.net import build_net
+from climatune.models.settings import ModelConfig
 from climatune.training.callbacks import SampleLedger
 from climatune.training.datamodule import ClimateDataModule
 from climatune.training.resume import (
     MetricsHistory,
     StopOnSignal,
-    check_resume_config,
     completed_epoch,
     interruptible,
 )
+from climatune.training.settings import OptimConfig, TrainerConfig
 from climatune.training.task import ClimateTask, NonFiniteLoss
-from climatune.utils.atomic import (
-    atomic_path,
-    other_rank,
-    prepare_output_dir,
-    releases_outputs,
-)
 
 __all__ = [
-    "pretrain",
+    "TrainingSetup",
+    "Scratch",
+    "FromArtifact",
+    "run_training",
     "new_net",
-    "fit_task",
     "build_task",
     "residual_index",
     "export_model",
-    "default_run_dir",
-    "resume_checkpoint",
 ]
 
 
-def default_run_dir(cfg: Config, prefix: str) -> Path:
-    return Path("runs") / f"{prefix}-{cfg.task.kind}"
+@dataclass(frozen=True)
+class TrainingSetup:
+    """The config sections a training run reads, and the resolved config it records.
+
+    Parameters
+    ----------
+    model, optim, trainer
+        The network, optimiser and Lightning trainer sections.
+    data
+        Its loader fields (batch size, workers, in-memory, shuffle buffer) and its
+        ``path``, recorded as the artifact's provenance.
+    task
+        Its ``mask_ratio`` and ``patch`` (the masks of a reconstruction task).
+    seed
+        Seeds the new weights, the sample order and the masks.
+    record
+        The resolved config as plain data, stored as the artifact's ``config``.
+    """
+
+    model: ModelConfig
+    optim: OptimConfig
+    trainer: TrainerConfig
+    data: DataConfig
+    task: TaskConfig
+    seed: int
+    record: dict[str, Any] = field(repr=False)
+
+
+@dataclass(frozen=True)
+class Scratch:
+    """Start from a freshly initialised network, seeded with ``TrainingSetup.seed``.
+
+    ``normalizer``, when given, is already fitted on the view's training years (the
+    benchmarks fit it once for several runs); otherwise it is fitted here.
+    """
+
+    normalizer: Normalizer | None = None
+
+
+@dataclass(frozen=True)
+class FromArtifact:
+    """Start from a pre-trained network adapted to the view (:mod:`climatune.finetune`).
+
+    Parameters
+    ----------
+    net
+        The adapted network, its freezing already applied.
+    normalizer
+        The pre-trained statistics merged with this data's.
+    parent
+        The parent artifact's directory, recorded in the new artifact.
+    train
+        False when the head is already solved in closed form (``ridge_probe``): the
+        network is exported without a Lightning fit.
+    lora
+        Fold the LoRA adapters into the weights before export.
+    """
+
+    net: torch.nn.Module
+    normalizer: Normalizer
+    parent: str
+    train: bool = True
+    lora: bool = False
 
 
 def residual_index(view: TaskView, residual: bool) -> list[int]:
@@ -64,12 +125,11 @@ def residual_index(view: TaskView, residual: bool) -> list[int]:
     return [view.inputs.index(t) if residual and t in view.inputs else -1 for t in view.targets]
 
 
-def new_net(cfg: Config, view: TaskView, n_static: int) -> torch.nn.Module:
-    """A freshly initialised network for ``view``'s task, as ``cfg.model`` describes."""
-    from climatune.models.net import build_net
-
-    torch.manual_seed(cfg.seed)
-    m = cfg.model
+def new_net(model: ModelConfig, view: TaskView, n_static: int, seed: int) -> torch.nn.Module:
+    """A freshly initialised network for ``view``'s task, as ``model`` describes, drawn
+    from ``seed``."""
+    torch.manual_seed(seed)
+    m = model
     return build_net(
         m.backbone,
         variables=view.inputs,
@@ -94,14 +154,13 @@ def new_net(cfg: Config, view: TaskView, n_static: int) -> torch.nn.Module:
 
 
 def _trainer(
-    cfg: Config,
+    t: TrainerConfig,
     out: Path,
     callbacks: Sequence[Callback],
     *,
     logs: bool = True,
     resumed_step: int | None = None,
 ) -> pl.Trainer:
-    t = cfg.trainer
     callbacks = [
         EarlyStopping("val_loss", patience=t.patience, mode="min", check_on_train_epoch_end=False),
         ModelCheckpoint(
@@ -148,19 +207,19 @@ def _trainer(
     )
 
 
-def build_task(cfg: Config, view: TaskView, net: torch.nn.Module) -> ClimateTask:
-    """The Lightning task that trains ``net`` on ``view`` as ``cfg`` says."""
+def build_task(setup: TrainingSetup, view: TaskView, net: torch.nn.Module) -> ClimateTask:
+    """The Lightning task that trains ``net`` on ``view`` as ``setup`` says."""
     names, static = static_channels(view)
     task = ClimateTask(
         net,
         torch.from_numpy(static),
         torch.from_numpy(view.weights().values.astype("float32")),
-        residual_index(view, cfg.model.residual),
-        lr=cfg.optim.lr,
-        weight_decay=cfg.optim.weight_decay,
-        warmup_fraction=cfg.optim.warmup_fraction,
-        backbone_lr_scale=cfg.optim.backbone_lr_scale,
-        seed=cfg.seed,
+        residual_index(view, setup.model.residual),
+        lr=setup.optim.lr,
+        weight_decay=setup.optim.weight_decay,
+        warmup_fraction=setup.optim.warmup_fraction,
+        backbone_lr_scale=setup.optim.backbone_lr_scale,
+        seed=setup.seed,
     )
     task.static_names = names
     return task
@@ -182,40 +241,39 @@ def _no_nan_fill() -> Iterator[None]:
         torch.utils.deterministic.fill_uninitialized_memory = before
 
 
-def fit_task(
-    cfg: Config,
+def _fit(
+    setup: TrainingSetup,
     view: TaskView,
     normalizer: Normalizer,
-    net: torch.nn.Module,
+    task: ClimateTask,
     out: Path,
     *,
-    resume: Path | None = None,
-    callbacks: Sequence[Callback] = (),
-    logs: bool = True,
-) -> tuple[ClimateTask, pl.Trainer]:
-    """Train ``net`` on ``view`` with Lightning; returns the task and its trainer.
+    resume: Path | None,
+    callbacks: Sequence[Callback],
+    logs: bool,
+) -> pl.Trainer:
+    """Train ``task`` on ``view`` with Lightning; returns its trainer.
 
-    The best checkpoint (lowest validation loss) is restored into ``net`` at the end. A
+    The best checkpoint (lowest validation loss) is restored into the task at the end. A
     loss that turns non-finite stops training with :class:`NonFiniteLoss`; the last
     checkpoint, written at the end of the last good epoch, stays. SIGTERM or SIGINT stops
     it after the current batch with :class:`~climatune.errors.Interrupted`; a resumed run
     keeps the logs of the epochs its checkpoint holds.
     """
-    task = build_task(cfg, view, net)
     data = ClimateDataModule(
         view,
         normalizer,
-        batch_size=cfg.data.batch_size,
-        num_workers=cfg.data.num_workers,
-        seed=cfg.seed,
-        mask_ratio=cfg.task.mask_ratio,
-        patch=cfg.task.patch,
-        in_memory=cfg.data.in_memory,
-        shuffle_buffer_chunks=cfg.data.shuffle_buffer_chunks,
+        batch_size=setup.data.batch_size,
+        num_workers=setup.data.num_workers,
+        seed=setup.seed,
+        mask_ratio=setup.task.mask_ratio,
+        patch=setup.task.patch,
+        in_memory=setup.data.in_memory,
+        shuffle_buffer_chunks=setup.data.shuffle_buffer_chunks,
     )
-    if cfg.trainer.compile:
-        net.compile()  # in place: parameter names, checkpoints and the artifact are unchanged
-    pl.seed_everything(cfg.seed, workers=True, verbose=False)
+    if setup.trainer.compile:
+        task.net.compile()  # in place: parameter names, checkpoints and the artifact are unchanged
+    pl.seed_everything(setup.seed, workers=True, verbose=False)
     ckpt, history, step = None, MetricsHistory(), None
     if resume is not None:
         ckpt = Path(resume) / "checkpoints" / "last.ckpt"
@@ -224,7 +282,9 @@ def fit_task(
         epoch, step = completed_epoch(ckpt)
         history = MetricsHistory(MetricsHistory.read(out, epoch))
     stop = StopOnSignal()
-    trainer = _trainer(cfg, out, [*callbacks, history, stop], logs=logs, resumed_step=step)
+    trainer = _trainer(
+        setup.trainer, out, [*callbacks, history, stop], logs=logs, resumed_step=step
+    )
     with _no_nan_fill(), interruptible(stop, out):
         try:
             trainer.fit(task, datamodule=data, ckpt_path=ckpt, weights_only=True)
@@ -240,12 +300,12 @@ def fit_task(
     if best and os.path.exists(best):
         state = torch.load(best, map_location="cpu", weights_only=True)["state_dict"]
         task.load_state_dict(state, strict=False)
-    return task, trainer
+    return trainer
 
 
 def export_model(
     model_dir: Path,
-    cfg: Config,
+    setup: TrainingSetup,
     view: TaskView,
     normalizer: Normalizer,
     task: ClimateTask,
@@ -281,10 +341,10 @@ def export_model(
             "calendar": str(view.fields.time.dt.calendar),
         },
         "normalization": normalizer.to_dict(),
-        "config": cfg.model_dump(mode="json"),
+        "config": setup.record,
         "residual_index": task.residual_index,
         "provenance": {
-            "data": cfg.data.path,
+            "data": setup.data.path,
             "blocks": {k: list(v) for k, v in view.blocks.items()},
             "n_samples": view.n_samples(),
             "time_range": [str(view.fields.time.values[0]), str(view.fields.time.values[-1])],
@@ -295,99 +355,65 @@ def export_model(
     return save_artifact(model_dir, task.net, meta, task.static)
 
 
-def write_config(out: Path, cfg: Config) -> None:
-    """Write the resolved config into the run (rank 0 only: the run folder is its own)."""
-    if other_rank():
-        return
-    with atomic_path(out / "config.yaml") as tmp:
-        tmp.write_text(dump_config(cfg))
-
-
-def resume_checkpoint(resume: str | Path | None, cfg: Config) -> Path | None:
-    """``RUN/checkpoints/last.ckpt`` of the run to resume, checked to load without unpickling code.
-
-    A checkpoint that does not load with ``torch.load(weights_only=True)`` (a pickle that
-    would run code, a truncated or foreign file), or a ``cfg`` that differs from the run's
-    ``config.yaml`` in more than the budget, is refused with a ClimatuneError.
-    """
-    if resume is None:
-        return None
-    check_resume_config(Path(resume), cfg)
-    ckpt = Path(resume) / "checkpoints" / "last.ckpt"
-    if not ckpt.is_file():
-        raise ClimatuneError(f"cannot resume: {ckpt} does not exist")
-    try:
-        torch.load(ckpt, map_location="cpu", weights_only=True)
-    except Exception as exc:  # whatever a bad file raises, it is the file's fault
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ClimatuneError(
-            f"cannot resume from {ckpt}: it does not load as a safe checkpoint ({reason}); "
-            "refusing to load it, start a new run instead"
-        ) from exc
-    return ckpt
-
-
-@releases_outputs
-def train_scratch(
-    cfg: Config,
+def run_training(
     view: TaskView,
     out: Path,
+    setup: TrainingSetup,
     *,
+    init: Scratch | FromArtifact,
+    origin: str,
+    start: Callable[[], object] | None = None,
     resume: Path | None = None,
+    callbacks: Sequence[Callback] = (),
     logs: bool = True,
-    origin: str = "scratch",
-    overwrite: bool = False,
-) -> Path:
-    """Train a fresh network on ``view``; writes ``out/config.yaml`` and ``out/model``.
+) -> tuple[ClimateTask, pl.Trainer | None]:
+    """Train a network on ``view`` into the run folder ``out`` and write ``out/model``.
 
-    ``origin`` is recorded in the artifact and names the command in ``out``'s stamp:
-    ``scratch`` for the baseline of a fine-tune, ``pretrain`` for ``climatune pretrain``.
-    ``overwrite`` replaces an earlier run of the same kind at ``out``.
+    Parameters
+    ----------
+    view
+        The task in xarray.
+    out
+        The run folder: checkpoints, logs and the artifact ``model/``.
+    setup
+        The config sections the run reads.
+    init
+        :class:`Scratch` (a new network) or :class:`FromArtifact` (an adapted one).
+    origin
+        How the artifact was trained (``pretrain``, ``scratch``, ``finetune``), recorded in it.
+    start
+        Called once the statistics and the network are ready, before anything is written:
+        the command claims its run folder and writes its ``config.yaml`` here.
+    resume
+        A run folder whose ``checkpoints/last.ckpt`` training continues from.
+    callbacks
+        Extra Lightning callbacks (a freezing schedule, a benchmark's timer).
+    logs
+        Write CSV and TensorBoard logs under ``out/logs``.
+
+    Returns
+    -------
+    tuple
+        The trained task and its trainer (None when ``init`` is not trained).
     """
-    normalizer = fit_normalizer(view)
-    names, _ = static_channels(view)
-    net = new_net(cfg, view, len(names))
-    out = prepare_output_dir(  # created only once the inputs are known to be good
-        out,
-        command=origin,
-        inputs=config_inputs(cfg),
-        overwrite=overwrite,
-        resume=resume is not None,
+    if isinstance(init, Scratch):
+        normalizer = fit_normalizer(view) if init.normalizer is None else init.normalizer
+        names, _ = static_channels(view)
+        net = new_net(setup.model, view, len(names), setup.seed)
+    else:
+        normalizer, net = init.normalizer, init.net
+    if start is not None:
+        start()
+    task = build_task(setup, view, net)
+    parent = init.parent if isinstance(init, FromArtifact) else None
+    if isinstance(init, FromArtifact) and not init.train:
+        export_model(out / "model", setup, view, normalizer, task, parent=parent, origin=origin)
+        return task, None
+    trainer = _fit(
+        setup, view, normalizer, task, out, resume=resume, callbacks=callbacks, logs=logs
     )
-    write_config(out, cfg)
-    task, trainer = fit_task(cfg, view, normalizer, net, out, resume=resume, logs=logs)
+    if isinstance(init, FromArtifact) and init.lora:
+        task.net = merge_lora(task.net)
     if trainer.is_global_zero:
-        export_model(out / "model", cfg, view, normalizer, task, origin=origin)
-    return out
-
-
-@releases_outputs
-def pretrain(
-    cfg: Config,
-    out: str | Path | None = None,
-    resume: str | Path | None = None,
-    *,
-    overwrite: bool = False,
-) -> Path:
-    """``climatune pretrain``: train a network from scratch and write ``RUN/model``.
-
-    ``resume`` continues a killed pretrain run; ``overwrite`` replaces an earlier pretrain
-    run at ``out``. Any other non-empty ``out`` is refused.
-    """
-    out = prepare_output_dir(
-        resume or out or default_run_dir(cfg, "pretrain"),
-        command="pretrain",
-        inputs=config_inputs(cfg),
-        overwrite=overwrite,
-        resume=resume is not None,
-        create=False,
-    )
-    resume_checkpoint(resume, cfg)
-    return train_scratch(
-        cfg,
-        build_view(cfg),
-        out,
-        resume=Path(resume) if resume else None,
-        origin="pretrain",
-        overwrite=overwrite,
-    )
+        export_model(out / "model", setup, view, normalizer, task, parent=parent, origin=origin)
+    return task, trainer

@@ -1,0 +1,81 @@
+"""Start a fine-tune from a pre-trained artifact: the adapted network and merged statistics."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import torch
+from torch import nn
+
+from climatune.data.normalize import Normalizer
+from climatune.data.samples import fit_normalizer, static_channels
+from climatune.data.view import TaskView
+from climatune.errors import ClimatuneError
+from climatune.finetune.artifact import LoadedModel
+from climatune.finetune.settings import NormalizationPolicy
+from climatune.finetune.surgery import SurgeryReport, adapt_network
+
+__all__ = ["adapt_parent", "merged_normalizer", "seeded"]
+
+
+def merged_normalizer(
+    parent: LoadedModel, view: TaskView, policy: NormalizationPolicy
+) -> tuple[Normalizer, list[str]]:
+    """Pre-trained statistics, refitted on this data's training years where ``policy`` says.
+
+    New variables are always fitted on this data. Returns the normaliser and report lines.
+
+    Raises
+    ------
+    ClimatuneError
+        When the policy is ``keep`` for a variable whose data have clearly shifted.
+    """
+    fresh, old = fit_normalizer(view), parent.normalizer
+    kept, refit, notes = [], [], []
+    for name in [n for n in fresh.mean_ if n in old.mean_]:
+        choice = policy.variables.get(name, policy.default)
+        shift = old.shift(fresh, name)
+        if shift and choice == "keep":
+            raise ClimatuneError(
+                f"'{name}' here is not distributed like the pre-trained model's data ({shift}); "
+                f"set finetune.normalization.variables.{name}=refit (or auto), or force_keep "
+                "if the shift is meant to be read as an anomaly"
+            )
+        (refit if choice == "refit" or (choice == "auto" and shift) else kept).append(name)
+        if shift:
+            done = "refitted" if name in refit else f"kept ({choice})"
+            notes.append(f"statistics of {name} {done}: {shift}")
+    fitted = [n for n in fresh.mean_ if n not in old.mean_]
+    lines = [
+        f"statistics:     kept {', '.join(kept) or '-'}; refitted {', '.join(refit) or '-'}"
+        + (f"; fitted {', '.join(fitted)} (new)" if fitted else ""),
+        *notes,
+    ]
+    return old.merge(fresh, refit), lines
+
+
+@contextmanager
+def seeded(seed: int) -> Iterator[None]:
+    """Draw from torch's CPU generator seeded with ``seed``; the global state is restored."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        yield
+
+
+def adapt_parent(
+    parent: LoadedModel, view: TaskView, policy: NormalizationPolicy, seed: int
+) -> tuple[Normalizer, nn.Module, SurgeryReport]:
+    """``parent``'s network adapted to ``view`` and its statistics merged with this data's.
+
+    New weights (head, stem variables, static channels) are drawn from ``seed``; the
+    report lists every change.
+    """
+    names, _ = static_channels(view)
+    net = parent.net.train()
+    units = {n: str(view.fields[n].attrs.get("units", "")) for n in view.inputs}
+    with seeded(seed):
+        report = adapt_network(net, parent.meta, view, len(names), units)
+    normalizer, lines = merged_normalizer(parent, view, policy)
+    report.notes.extend(lines)
+    return normalizer, net, report

@@ -1,0 +1,105 @@
+"""``climatune evaluate``: a model, its baselines and, for a fine-tune, the scratch network."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from climatune.config import apply_overrides, config_from_dict, load_config
+from climatune.data.view import build_view, config_inputs
+from climatune.errors import ClimatuneError
+from climatune.evaluation.evaluate import evaluate_view, model_label, parse_baselines, write_metrics
+from climatune.evaluation.maps import plot_maps
+from climatune.evaluation.predict import model_view
+from climatune.finetune.artifact import LoadedModel, load_model, model_paths
+from climatune.utils.atomic import prepare_output_dir, releases_outputs
+from climatune.workflows.pretrain import train_scratch
+
+__all__ = ["evaluate_command"]
+
+
+def _check_scratch(scratch: LoadedModel, model: LoadedModel, path: str | Path) -> None:
+    """Refuse a ``--scratch`` model that is not a network trained from scratch on the same
+    task and grid as the evaluated one (a fine-tune, the model's own parent, another task)."""
+    here = scratch.model_dir.resolve()
+    if here == model.model_dir.resolve():
+        raise ClimatuneError(f"--scratch {path} is the evaluated model itself")
+    if scratch.meta.data.get("parent"):
+        raise ClimatuneError(f"--scratch {path} is a fine-tuned model, not trained from scratch")
+    if str(here) == str(Path(model.meta.data.get("parent") or "").resolve()):
+        raise ClimatuneError(
+            f"--scratch {path} is the pre-trained parent of the evaluated model; give a network "
+            "trained from scratch on the fine-tuning task"
+        )
+    mine = (model.meta.data["task"], model.meta.outputs, model.meta.data["grid"])
+    theirs = (scratch.meta.data["task"], scratch.meta.outputs, scratch.meta.data["grid"])
+    if mine[:2] != theirs[:2]:
+        raise ClimatuneError(
+            f"--scratch {path} does another task (task, outputs: {theirs[:2]}) than the "
+            f"evaluated model ({mine[:2]}); give a network trained from scratch on the same task"
+        )
+    if mine[2] != theirs[2]:
+        raise ClimatuneError(
+            f"--scratch {path} was trained on another grid or region than the evaluated model; "
+            "give a network trained from scratch on the same data"
+        )
+
+
+@releases_outputs
+def evaluate_command(
+    model_path: str | Path,
+    *,
+    config: str | None,
+    overrides: list[str] | None,
+    baselines: str,
+    out: str | Path,
+    scratch: str | Path | None = None,
+    device: str = "cpu",
+    overwrite: bool = False,
+) -> Path:
+    """``climatune evaluate``: metrics of a model and its baselines on the test years, plus maps.
+
+    The models predict on ``device``; a scratch network for ``--baselines`` trains as the
+    config's ``trainer`` says. ``overwrite`` replaces an earlier evaluation at ``out``.
+    """
+    model = load_model(model_path, device)
+    if config:
+        cfg = load_config(config, overrides)
+    else:
+        cfg = config_from_dict(
+            apply_overrides(model.meta.data["config"], overrides), "the model's config"
+        )
+    inputs = [*model_paths(model_path), *config_inputs(cfg), *([config] if config else [])]
+    claim = {
+        "command": "evaluate",
+        "inputs": inputs + (model_paths(scratch) if scratch is not None else []),
+        "overwrite": overwrite,
+    }
+    out = prepare_output_dir(out, create=False, **claim)
+    view = build_view(cfg)
+    if "test" not in view.anchors:
+        raise ClimatuneError("the config's split has no test block; add data.split.test")
+    model_view(model, view)  # the same task, inputs and units: checked before any output
+    label = model_label(model)
+    names = parse_baselines(baselines, view.kind, lead=view.lead, scratch=label == "finetuned")
+    models = {label: model}
+    if scratch is not None:
+        if label == "scratch":
+            raise ClimatuneError(f"{model_path} is itself a scratch network; drop --scratch")
+        models["scratch"] = load_model(scratch, device)
+        _check_scratch(models["scratch"], model, scratch)
+    out = prepare_output_dir(out, **claim)  # created only once the inputs are known to be good
+    if "scratch" in names and scratch is None:
+        print(
+            f"climatune: training the same network from scratch on this task for the 'scratch' baseline "
+            f"({cfg.trainer.max_epochs} epochs at most, into {out / 'scratch'}); "
+            "pass --scratch RUN to reuse one",
+            file=sys.stderr,
+        )
+        models["scratch"] = load_model(train_scratch(cfg, view, out / "scratch"), device)
+    rows, preds = evaluate_view(view, models, names)
+    write_metrics(rows, out)
+    truth = view.truth("test")
+    for label in models:
+        plot_maps(preds[label], truth, out, label=label)
+    return out

@@ -1,0 +1,88 @@
+"""``climatune pretrain`` and the scratch baseline: a new network trained on a config's task."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from climatune.config import Config
+from climatune.data.view import TaskView, build_view, config_inputs
+from climatune.training.workflow import Scratch, run_training
+from climatune.utils.atomic import prepare_output_dir, releases_outputs
+from climatune.workflows.resume import resume_checkpoint
+from climatune.workflows.runs import default_run_dir, training_setup, write_config
+
+__all__ = ["pretrain", "train_scratch"]
+
+
+@releases_outputs
+def train_scratch(
+    cfg: Config,
+    view: TaskView,
+    out: Path,
+    *,
+    resume: Path | None = None,
+    logs: bool = True,
+    origin: str = "scratch",
+    overwrite: bool = False,
+) -> Path:
+    """Train a fresh network on ``view``; writes ``out/config.yaml`` and ``out/model``.
+
+    ``origin`` is recorded in the artifact and names the command in ``out``'s stamp:
+    ``scratch`` for the baseline of a fine-tune, ``pretrain`` for ``climatune pretrain``.
+    ``overwrite`` replaces an earlier run of the same kind at ``out``.
+    """
+    out = Path(out)
+
+    def start() -> None:  # the run folder is created only once the inputs are known to be good
+        prepare_output_dir(
+            out,
+            command=origin,
+            inputs=config_inputs(cfg),
+            overwrite=overwrite,
+            resume=resume is not None,
+        )
+        write_config(out, cfg)
+
+    run_training(
+        view,
+        out,
+        training_setup(cfg),
+        init=Scratch(),
+        origin=origin,
+        start=start,
+        resume=resume,
+        logs=logs,
+    )
+    return out
+
+
+@releases_outputs
+def pretrain(
+    cfg: Config,
+    out: str | Path | None = None,
+    resume: str | Path | None = None,
+    *,
+    overwrite: bool = False,
+) -> Path:
+    """``climatune pretrain``: train a network from scratch and write ``RUN/model``.
+
+    ``resume`` continues a killed pretrain run; ``overwrite`` replaces an earlier pretrain
+    run at ``out``. Any other non-empty ``out`` is refused.
+    """
+    out = prepare_output_dir(
+        resume or out or default_run_dir(cfg, "pretrain"),
+        command="pretrain",
+        inputs=config_inputs(cfg),
+        overwrite=overwrite,
+        resume=resume is not None,
+        create=False,
+    )
+    resume_checkpoint(resume, cfg)
+    return train_scratch(
+        cfg,
+        build_view(cfg),
+        out,
+        resume=Path(resume) if resume else None,
+        origin="pretrain",
+        overwrite=overwrite,
+    )
