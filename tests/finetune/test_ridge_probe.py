@@ -21,7 +21,7 @@ from climatune.finetune.artifact import load_model
 from climatune.finetune.freezing import apply_strategy
 from climatune.finetune.probe import ALPHAS, fit_ridge_probe
 from climatune.finetune.run import finetune, prepare_finetune
-from climatune.models.heads import create_head
+from climatune.models import create_head
 from climatune.training.run import build_task, pretrain
 
 SPLIT = ("data.split.train=[1950, 1963]", "data.split.val=[1964, 1965]")
