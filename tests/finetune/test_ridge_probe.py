@@ -89,6 +89,14 @@ def test_the_head_is_the_ridge_solution_on_the_frozen_features(pretrained):
     np.testing.assert_allclose(got, z @ w + y.mean(), atol=2e-3)
 
 
+def test_a_new_scalar_head_takes_the_configs_head_options(pretrained):
+    store, run = pretrained
+    cfg = config(store, *INDEX, "model.head.hidden=12", "model.head.norm=none")
+    _, _, _, net, report = prepare_finetune(cfg, run)
+    assert report.new_head and net.head.kind == "scalar"
+    assert net.head.mlp[0].out_features == 12 and isinstance(net.head.norm, torch.nn.Identity)
+
+
 def test_ridge_probe_end_to_end_matches_the_ridge_baseline(pretrained, tmp_path, capsys):
     store, run = pretrained
     out, yaml = tmp_path / "ft", tmp_path / "ft.yaml"
