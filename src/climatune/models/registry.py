@@ -107,8 +107,10 @@ def _lookup(table: dict[str, Any], what: str, name: str) -> Any:
     return table[name]
 
 
-def options(cls: type) -> dict[str, inspect.Parameter]:
+def options(cls: type[Backbone] | type[Head]) -> dict[str, inspect.Parameter]:
     """The options a user sets on ``cls``: constructor keywords not in ``cls.data_options``.
+
+    Their annotations are evaluated, so that a config can be checked against them.
 
     Examples
     --------
@@ -117,12 +119,12 @@ def options(cls: type) -> dict[str, inspect.Parameter]:
     """
     return {
         name: p
-        for name, p in inspect.signature(cls).parameters.items()
+        for name, p in inspect.signature(cls, eval_str=True).parameters.items()
         if p.kind in _KEYWORD and name not in cls.data_options
     }
 
 
-def unknown_option(what: str, name: str, cls: type, key: str) -> str:
+def unknown_option(what: str, name: str, cls: type[Backbone] | type[Head], key: str) -> str:
     """The message for an option ``key`` that class ``cls`` (``what`` ``name``) lacks."""
     valid = list(options(cls))
     if key in cls.data_options:
@@ -131,7 +133,9 @@ def unknown_option(what: str, name: str, cls: type, key: str) -> str:
     return f"{what} '{name}' has no option '{key}'{closest(key, valid)}; {listed}"
 
 
-def _check_kwargs(what: str, name: str, cls: type, kwargs: dict[str, Any]) -> None:
+def _check_kwargs(
+    what: str, name: str, cls: type[Backbone] | type[Head], kwargs: dict[str, Any]
+) -> None:
     params = inspect.signature(cls).parameters
     for key in kwargs:
         if key not in params or params[key].kind not in _KEYWORD:

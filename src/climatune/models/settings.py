@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import functools
 import inspect
-import typing
 from typing import Any
 
 from pydantic import (
@@ -18,6 +16,8 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from climatune.errors import closest
+from climatune.models.backbones.base import Backbone
+from climatune.models.heads import Head
 from climatune.models.registry import (
     backbone_class,
     head_class,
@@ -103,9 +103,13 @@ class ModelConfig(Section):
     @model_validator(mode="before")
     @classmethod
     def _backbone_options(cls, raw: Any) -> Any:
-        if not isinstance(raw, dict) or raw.get("backbone", "unet") not in list_backbones():
-            return raw
-        name = raw.get("backbone", "unet")
+        name = (
+            raw.get("backbone", cls.model_fields["backbone"].default)
+            if isinstance(raw, dict)
+            else None
+        )
+        if name not in list_backbones():
+            return raw  # not a mapping, or the backbone's own validator names the closest
         mine = backbone_class(name)
         own = {k: v for k, v in raw.items() if k in cls.model_fields}
         given = {k: v for k, v in raw.items() if k not in cls.model_fields}
@@ -127,20 +131,26 @@ class ModelConfig(Section):
         return {**own, **_validate(mine, given)}
 
 
-def _validate(cls: type, given: dict[str, Any]) -> dict[str, Any]:
+def _validate(cls: type[Backbone] | type[Head], given: dict[str, Any]) -> dict[str, Any]:
     """``given`` options of ``cls`` checked against its annotations, the rest defaulted."""
     return _options_model(cls).model_validate(given).model_dump(mode="json")
 
 
-@functools.cache
-def _options_model(cls: type) -> type[Section]:
-    """A pydantic model of ``cls``'s options, with its annotations and defaults."""
-    hints = typing.get_type_hints(cls.__init__, include_extras=True)
-    fields: dict[str, Any] = {
-        name: (hints.get(name, Any), p.default if p.default is not inspect.Parameter.empty else ...)
-        for name, p in options(cls).items()
-    }
-    return create_model(f"{cls.__name__}Options", __base__=Section, **fields)
+_OPTION_MODELS: dict[type, type[Section]] = {}
+
+
+def _options_model(cls: type[Backbone] | type[Head]) -> type[Section]:
+    """A pydantic model of ``cls``'s options, with their annotations and defaults (cached)."""
+    if cls not in _OPTION_MODELS:
+        fields: dict[str, Any] = {
+            name: (
+                Any if p.annotation is inspect.Parameter.empty else p.annotation,
+                ... if p.default is inspect.Parameter.empty else p.default,
+            )
+            for name, p in options(cls).items()
+        }
+        _OPTION_MODELS[cls] = create_model(f"{cls.__name__}Options", __base__=Section, **fields)
+    return _OPTION_MODELS[cls]
 
 
 def _error(loc: tuple[str, ...], message: str, value: Any) -> ValidationError:
