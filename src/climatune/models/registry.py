@@ -30,6 +30,7 @@ __all__ = [
     "list_heads",
     "head_class",
     "options",
+    "unknown_option",
 ]
 
 _BACKBONES: dict[str, type[Backbone]] = {}
