@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from typing import Any
 
 import torch
 from torch import nn
@@ -64,18 +65,22 @@ def seeded(seed: int) -> Iterator[None]:
 
 
 def adapt_parent(
-    parent: LoadedModel, view: TaskView, policy: NormalizationPolicy, seed: int
+    parent: LoadedModel,
+    view: TaskView,
+    policy: NormalizationPolicy,
+    seed: int,
+    head_options: Mapping[str, Any] | None = None,
 ) -> tuple[Normalizer, nn.Module, SurgeryReport]:
     """``parent``'s network adapted to ``view`` and its statistics merged with this data's.
 
-    New weights (head, stem variables, static channels) are drawn from ``seed``; the
-    report lists every change.
+    New weights (head, stem variables, static channels) are drawn from ``seed``; a new
+    head is built with ``head_options`` (``model.head``). The report lists every change.
     """
     names, _ = static_channels(view)
     net = parent.net.train()
     units = {n: str(view.fields[n].attrs.get("units", "")) for n in view.inputs}
     with seeded(seed):
-        report = adapt_network(net, parent.meta, view, len(names), units)
+        report = adapt_network(net, parent.meta, view, len(names), units, head_options)
     normalizer, lines = merged_normalizer(parent, view, policy)
     report.notes.extend(lines)
     return normalizer, net, report

@@ -35,7 +35,9 @@ def prepare_finetune(
     """
     parent = load_model(source)
     view = view if view is not None else build_view(cfg)
-    normalizer, net, report = adapt_parent(parent, view, cfg.finetune.normalization, cfg.seed)
+    normalizer, net, report = adapt_parent(
+        parent, view, cfg.finetune.normalization, cfg.seed, cfg.model.head
+    )
     return parent, view, normalizer, net, report
 
 
