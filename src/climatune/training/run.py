@@ -40,6 +40,7 @@ from climatune.utils.atomic import (
     prepare_output_dir,
     releases_outputs,
 )
+from climatune.utils.openmp import prefer_passive_openmp
 
 __all__ = [
     "pretrain",
@@ -127,6 +128,7 @@ def _trainer(
             TensorBoardLogger(out, name="logs", version="tb", purge_step=resumed_step),
         ]
     cpu = t.accelerator == "cpu" or (t.accelerator == "auto" and not torch.cuda.is_available())
+    prefer_passive_openmp()  # inherited by the DDP worker processes the trainer starts
     return pl.Trainer(
         max_epochs=t.max_epochs,
         max_steps=t.max_steps,
