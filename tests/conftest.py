@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads; see climatune/utils/openmp.py
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads; see utils/openmp.py
 if os.environ.get("PYTEST_XDIST_WORKER"):  # parallel workers share the cores: one thread each
     os.environ.setdefault("OMP_NUM_THREADS", "1")
 
