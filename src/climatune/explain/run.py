@@ -26,9 +26,9 @@ from climatune.evaluation.predict import model_view, static_for
 from climatune.explain.attribution import Settings, attribute, check_method
 from climatune.explain.faithfulness import deletion_curves, write_faithfulness
 from climatune.explain.inputs import (
-    BASELINES,
-    Baseline,
+    REFERENCE_INPUTS,
     ExplainInputs,
+    ReferenceInput,
     background,
     baseline_description,
     load_inputs,
@@ -170,7 +170,7 @@ def explain(
     target: str | None = None,
     samples: int = 16,
     split: str | None = None,
-    baseline: Baseline = "climatology",
+    baseline: ReferenceInput = "climatology",
     settings: Settings | None = None,
     components: dict[str, str] | None = None,
 ) -> Explanation:
@@ -180,9 +180,9 @@ def explain(
     interaction matrix, from an attribution pass over fewer samples.
     """
     check_method(method)
-    if baseline not in BASELINES:
+    if baseline not in REFERENCE_INPUTS:
         raise ClimatuneError(
-            f"unknown baseline '{baseline}'; choose one of: {', '.join(BASELINES)}"
+            f"unknown baseline '{baseline}'; choose one of: {', '.join(REFERENCE_INPUTS)}"
         )
     if samples < 1:
         raise ClimatuneError(f"--samples must be at least 1, got {samples}")
