@@ -54,9 +54,9 @@ def _cmd_synth(args: argparse.Namespace) -> None:
 
 
 def _cmd_samples(args: argparse.Namespace) -> None:
-    from climatune.data.samples_registry import list_samples
+    from climatune.data.bundled import list_bundled
 
-    for row in list_samples():
+    for row in list_bundled():
         print(f"sample://{row['name']:<22} {row['description']}")
 
 
