@@ -93,11 +93,11 @@ def test_reconstruct_masks_patches(monthly):
             monthly,
             "data.variables=[tas]",
             "task.kind=reconstruct",
-            "task.patch=4",
+            "task.mask_patch=4",
             "task.mask_ratio=0.5",
         )
     )
-    data = TaskSamples(view, "train", fit_normalizer(view), mask_ratio=0.5, patch=4)
+    data = TaskSamples(view, "train", fit_normalizer(view), mask_ratio=0.5, mask_patch=4)
     item = data[3]
     zeros = (item["fields"] == 0).float().mean()
     assert 0.1 < zeros < 0.9

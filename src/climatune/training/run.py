@@ -211,7 +211,7 @@ def fit_task(
         num_workers=cfg.data.num_workers,
         seed=cfg.seed,
         mask_ratio=cfg.task.mask_ratio,
-        patch=cfg.task.patch,
+        mask_patch=cfg.task.mask_patch,
         in_memory=cfg.data.in_memory,
         shuffle_buffer_chunks=cfg.data.shuffle_buffer_chunks,
     )
