@@ -10,7 +10,7 @@ from climatune.config import load_config
 from climatune.data.samples import TaskSamples, fit_normalizer, static_channels
 from climatune.data.view import build_view
 from climatune.errors import ClimatuneError
-from tests.conftest import create_test_data
+from climatune.testing import create_test_data
 
 
 @pytest.fixture
