@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import xarray as xr
@@ -86,7 +87,7 @@ def create_test_data(
     lon = np.arange(nlon) * 360.0 / nlon - (180.0 if lon_180 else 0.0)
     step = np.arange(ntime, dtype=float)[:, None, None]
     grid = ("time", "lat", "lon")
-    data = {}
+    data: dict[str, Any] = {}
     if "tas" in variables:
         tas = 200.0 + lat[None, :, None] + lon[None, None, :] / 1000.0 + step
         data["tas"] = (

@@ -95,13 +95,13 @@ class Normalizer:
 
     def transform(self, ds: xr.Dataset) -> xr.Dataset:
         """Return ``(x - mean) / std`` for every fitted variable present in ``ds``."""
-        names = [n for n in ds.data_vars if n in getattr(self, "mean_", {})]
+        names = [str(n) for n in ds.data_vars if n in getattr(self, "mean_", {})]
         self._check(names)
         return ds.assign({n: (ds[n] - self.mean_[n]) / self.std_[n] for n in names})
 
     def inverse_transform(self, ds: xr.Dataset) -> xr.Dataset:
         """Undo :meth:`transform`, restoring physical units."""
-        names = [n for n in ds.data_vars if n in getattr(self, "mean_", {})]
+        names = [str(n) for n in ds.data_vars if n in getattr(self, "mean_", {})]
         self._check(names)
         out = ds.assign({n: ds[n] * self.std_[n] + self.mean_[n] for n in names})
         for n in names:

@@ -170,11 +170,11 @@ def _read_into(out: np.ndarray, da_: xr.DataArray, window: slice, mean: float, s
         region = tuple(slice(e[j], e[j + 1]) for e, j in zip(edges[1:], index))
         merged = _merged_read(graph, [(name, i, *index) for i in whole])
         if merged is not None:
-            _normalise_into(out[(rows, *region)], merged, mean, std)
+            _normalise_into(out[(rows,) + region], merged, mean, std)
             continue
         for i in whole:
             block = slice(int(edges[0][i]) - t0, int(edges[0][i + 1]) - t0)
-            _normalise_into(out[(block, *region)], _block(name, graph, (i, *index)), mean, std)
+            _normalise_into(out[(block,) + region], _block(name, graph, (i, *index)), mean, std)
 
 
 def _read(ds: xr.Dataset, names: list[str], window: slice, norm: Normalizer) -> np.ndarray:

@@ -54,7 +54,7 @@ def plot_attribution_maps(
 
     ``region`` (a boolean ``(lat, lon)`` mask) is outlined on every panel.
     """
-    mean = np.abs(attribution).mean([d for d in ("sample", "lag") if d in attribution.dims])
+    mean = abs(attribution).mean([d for d in ("sample", "lag") if d in attribution.dims])
     names = [str(v) for v in mean["variable"].values]
     ncol = min(len(names), 3)
     nrow = -(-len(names) // ncol)

@@ -327,7 +327,7 @@ def explain_command(
     check_method(method)
     loaded = load_model(model, device)
     cfg = resolve_config(loaded, config, overrides)
-    claim = {
+    claim: dict[str, Any] = {
         "command": "explain",
         "inputs": [*model_paths(model), *config_inputs(cfg), *([config] if config else [])],
         "overwrite": overwrite,

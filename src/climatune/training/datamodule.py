@@ -6,7 +6,7 @@ A split whose block fits in memory is read once into :class:`TaskSamples`; a lar
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 import lightning.pytorch as pl
 from torch.utils.data import DataLoader
@@ -68,7 +68,9 @@ class ClimateDataModule(pl.LightningDataModule):
     def samples(self, split: str) -> TaskSamples | TaskStream:
         """The (cached) dataset of ``split``: in memory, or a batched stream."""
         if split not in self._splits:
-            common = dict(mask_ratio=self.mask_ratio, mask_patch=self.mask_patch, seed=self.seed)
+            common: dict[str, Any] = dict(
+                mask_ratio=self.mask_ratio, mask_patch=self.mask_patch, seed=self.seed
+            )
             if self.streams(split):
                 self._splits[split] = TaskStream(
                     self.view,
