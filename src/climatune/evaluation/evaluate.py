@@ -17,8 +17,8 @@ from typing import Any
 
 import xarray as xr
 
-from climatune.config import apply_overrides, config_from_dict, load_config
-from climatune.data.view import TaskView, build_view, config_inputs
+from climatune.config import apply_overrides, config_from_dict, config_inputs, load_config
+from climatune.data.view import TaskView, build_view
 from climatune.errors import ClimatuneError
 from climatune.evaluation.baselines import BASELINES, baselines_for, make_baseline
 from climatune.evaluation.climatology import climatology_at, view_climatology
@@ -177,7 +177,7 @@ def evaluate_command(
         "overwrite": overwrite,
     }
     out = prepare_output_dir(out, create=False, **claim)
-    view = build_view(cfg)
+    view = build_view(cfg.data, cfg.task)
     if "test" not in view.anchors:
         raise ClimatuneError("the config's split has no test block; add data.split.test")
     model_view(model, view)  # the same task, inputs and units: checked before any output

@@ -343,7 +343,7 @@ class LoadedModel:
         from climatune.data.view import build_view
         from climatune.evaluation.predict import predict_view
 
-        view = build_view(self.config, canonicalize(ds), whole=True)
+        view = build_view(self.config.data, self.config.task, canonicalize(ds), whole=True)
         return predict_view(self, view, "predict", batch_size=batch_size)
 
 
