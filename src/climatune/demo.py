@@ -75,7 +75,7 @@ def run_demo(out: str | Path = "runs/demo", fast: bool = False, overwrite: bool 
     write_metrics(rows, out)
     truth = view.truth("test")
     for label in ("finetuned", "scratch", "bilinear_residual"):
-        plot_maps(preds[label], truth, out, label=label)
+        plot_maps(preds[label], truth, out, label=label, weights=view.weights())
     rmse = {r["model"]: r["value"] for r in rows if r["metric"] == "rmse"}
     for model, value in sorted(rmse.items(), key=lambda kv: kv[1]):
         console.print(f"    {model:<18} test RMSE {value:.3f} K")
