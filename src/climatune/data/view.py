@@ -140,8 +140,8 @@ class TaskView:
 
     def weights(self) -> xr.DataArray:
         """The cell weights of the scored region: cos(latitude) inside it, 0 outside it,
-        mean 1 over its cells. The loss and the metrics weight by them, and by nothing else
-        that marks the region."""
+        mean 1 over its cells. The loss and the metrics weight by them; nothing on the way
+        to a metric masks the region again."""
         return lat_weights(self.fields.lat, self.region_mask).transpose("lat", "lon")
 
     def n_samples(self) -> dict[str, int]:

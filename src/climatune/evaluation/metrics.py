@@ -179,14 +179,14 @@ def score(
 ) -> list[dict]:
     """Score every variable of ``truth``: one row per (variable, metric).
 
-        Fields get rmse, mae, bias and, given ``clim``, acc and skill; ``(time,)`` index
-        series get rmse and corr. ``clim`` is a :func:`climatology` (or one already at the
-        times of ``truth``); ``weights`` the ``(lat, lon)`` cell weights of the scored region
+    Fields get rmse, mae, bias and, given ``clim``, acc and skill; ``(time,)`` index
+    series get rmse and corr. ``clim`` is a :func:`climatology` (or one already at the
+    times of ``truth``); ``weights`` the ``(lat, lon)`` cell weights of the scored region
     (:meth:`~climatune.data.view.TaskView.weights`).
 
-        Returns
-        -------
-        Rows ``{model, task, variable, metric, value, split}``.
+    Returns
+    -------
+    Rows ``{model, task, variable, metric, value, split}``.
     """
     rows = []
     for name, y in truth.data_vars.items():
