@@ -9,8 +9,8 @@ from typing import Any
 
 from matplotlib.figure import Figure
 
-from climatune.config import Config
-from climatune.data.view import build_view, config_inputs
+from climatune.config import Config, config_inputs
+from climatune.data.view import build_view
 from climatune.errors import ClimatuneError
 from climatune.evaluation.evaluate import evaluate_view
 from climatune.evaluation.maps import save_figure
@@ -63,7 +63,7 @@ def curve_command(
     for frac in fractions:
         sub = cfg.model_copy(deep=True)
         sub.data.train_fraction = frac
-        view = build_view(sub)
+        view = build_view(sub.data, sub.task)
         prepare_output_dir(out, **claim)  # created only once the data is known to be good
         n_train = int(view.anchors["train"].size)
         run = out / f"fraction-{frac:g}"

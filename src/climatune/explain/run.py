@@ -19,8 +19,8 @@ import xarray as xr
 from torch import Tensor
 
 from climatune import __version__
-from climatune.config import Config, apply_overrides, config_from_dict, load_config
-from climatune.data.view import TaskView, build_view, config_inputs
+from climatune.config import Config, apply_overrides, config_from_dict, config_inputs, load_config
+from climatune.data.view import TaskView, build_view
 from climatune.errors import ClimatuneError
 from climatune.evaluation.predict import model_view, static_for
 from climatune.explain.attribution import Settings, attribute, check_method
@@ -333,7 +333,7 @@ def explain_command(
         "overwrite": overwrite,
     }
     prepare_output_dir(out, create=False, **claim)
-    view = build_view(cfg)
+    view = build_view(cfg.data, cfg.task)
     expl = explain(
         loaded,
         view,
