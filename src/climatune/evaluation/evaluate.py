@@ -76,7 +76,7 @@ def evaluate_view(
     """
     truth = view.truth(split).load()
     clim = climatology_at(view_climatology(view), view.target_times(split)).load()
-    mask = None if view.is_scalar else view.region_mask
+    weights = None if view.is_scalar else view.weights()
     preds: dict[str, xr.Dataset] = {}
     for name, model in models.items():
         preds[name] = predict_view(model, view, split)
@@ -84,19 +84,16 @@ def evaluate_view(
         if name == "scratch":
             continue
         preds[name] = make_baseline(name).fit(view).predict(view, split)
-    if not view.is_scalar:
-        preds = {k: v.where(view.region_mask) for k, v in preds.items()}
     truth = _common_cells(truth, preds)
     rows: list[dict[str, Any]] = []
     for name, pred in preds.items():
-        rows += score(
-            pred.where(truth.notnull()), truth, clim, mask, model=name, task=view.kind, split=split
-        )
+        rows += score(pred, truth, clim, weights, model=name, task=view.kind, split=split)
     return rows, preds
 
 
 def _common_cells(truth: xr.Dataset, preds: dict[str, xr.Dataset]) -> xr.Dataset:
-    """Truth masked to the cells where every model predicts, so all are scored alike."""
+    """Truth masked to the cells where every model and baseline predicts, so all are scored
+    on the same cells (the region itself is the metrics' weights)."""
     valid = truth.notnull()
     for pred in preds.values():
         valid = valid & pred.notnull()

@@ -33,7 +33,9 @@ def merged_normalizer(
         When the policy is ``keep`` for a variable whose data have clearly shifted.
     """
     fresh, old = fit_normalizer(view), parent.normalizer
-    kept, refit, notes = [], [], []
+    kept: list[str] = []
+    refit: list[str] = []
+    notes: list[str] = []
     for name in [n for n in fresh.mean_ if n in old.mean_]:
         choice = policy.variables.get(name, policy.default)
         shift = old.shift(fresh, name)

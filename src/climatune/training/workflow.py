@@ -40,6 +40,7 @@ from climatune.training.resume import (
 )
 from climatune.training.settings import OptimConfig, TrainerConfig
 from climatune.training.task import ClimateTask, NonFiniteLoss
+from climatune.utils.openmp import prefer_passive_openmp
 
 __all__ = [
     "TrainingSetup",
@@ -65,7 +66,7 @@ class TrainingSetup:
         Its loader fields (batch size, workers, in-memory, shuffle buffer) and its
         ``path``, recorded as the artifact's provenance.
     task
-        Its ``mask_ratio`` and ``patch`` (the masks of a reconstruction task).
+        Its ``mask_ratio`` and ``mask_patch`` (the masks of a reconstruction task).
     seed
         Seeds the new weights, the sample order and the masks.
     record
@@ -177,6 +178,7 @@ def _trainer(
             TensorBoardLogger(out, name="logs", version="tb", purge_step=resumed_step),
         ]
     cpu = t.accelerator == "cpu" or (t.accelerator == "auto" and not torch.cuda.is_available())
+    prefer_passive_openmp()  # inherited by the DDP worker processes the trainer starts
     return pl.Trainer(
         max_epochs=t.max_epochs,
         max_steps=t.max_steps,
@@ -258,7 +260,7 @@ def _fit(
         num_workers=setup.data.num_workers,
         seed=setup.seed,
         mask_ratio=setup.task.mask_ratio,
-        patch=setup.task.patch,
+        mask_patch=setup.task.mask_patch,
         in_memory=setup.data.in_memory,
         shuffle_buffer_chunks=setup.data.shuffle_buffer_chunks,
     )

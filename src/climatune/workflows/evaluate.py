@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
-from climatune.config import apply_overrides, config_from_dict, load_config
-from climatune.data.view import build_view, config_inputs
+from climatune.config import apply_overrides, config_from_dict, config_inputs, load_config
+from climatune.data.view import build_view
 from climatune.errors import ClimatuneError
 from climatune.evaluation.evaluate import evaluate_view, model_label, parse_baselines, write_metrics
 from climatune.evaluation.maps import plot_maps
@@ -70,13 +71,13 @@ def evaluate_command(
             apply_overrides(model.meta.data["config"], overrides), "the model's config"
         )
     inputs = [*model_paths(model_path), *config_inputs(cfg), *([config] if config else [])]
-    claim = {
+    claim: dict[str, Any] = {
         "command": "evaluate",
         "inputs": inputs + (model_paths(scratch) if scratch is not None else []),
         "overwrite": overwrite,
     }
     out = prepare_output_dir(out, create=False, **claim)
-    view = build_view(cfg)
+    view = build_view(cfg.data, cfg.task)
     if "test" not in view.anchors:
         raise ClimatuneError("the config's split has no test block; add data.split.test")
     model_view(model, view)  # the same task, inputs and units: checked before any output
@@ -101,5 +102,5 @@ def evaluate_command(
     write_metrics(rows, out)
     truth = view.truth("test")
     for label in models:
-        plot_maps(preds[label], truth, out, label=label)
+        plot_maps(preds[label], truth, out, label=label, weights=view.weights())
     return out

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import torch
 from rich.console import Console
 from torch import nn
 
-from climatune.config import Config
+from climatune.config import Config, config_inputs
 from climatune.data.normalize import Normalizer
 from climatune.data.samples import static_channels
-from climatune.data.view import TaskView, build_view, config_inputs
+from climatune.data.view import TaskView, build_view
 from climatune.errors import ClimatuneError
 from climatune.finetune.artifact import LoadedModel, load_model, model_paths
 from climatune.finetune.freezing import apply_strategy, count_trainable
@@ -34,7 +35,7 @@ def prepare_finetune(
     New weights (head, stem variables, static channels) are drawn from ``cfg.seed``.
     """
     parent = load_model(source)
-    view = view if view is not None else build_view(cfg)
+    view = view if view is not None else build_view(cfg.data, cfg.task)
     normalizer, net, report = adapt_parent(
         parent, view, cfg.finetune.normalization, cfg.seed, cfg.model.head
     )
@@ -63,7 +64,7 @@ def finetune(
             "cannot resume a ridge_probe run: its head is solved in one step, with no epochs "
             "to continue; run it again (--overwrite replaces the earlier run)"
         )
-    claim = {
+    claim: dict[str, Any] = {
         "command": "finetune",
         "inputs": [*model_paths(source), *config_inputs(cfg)],
         "overwrite": overwrite,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from climatune.config import Config
-from climatune.data.view import TaskView, build_view, config_inputs
+from climatune.config import Config, config_inputs
+from climatune.data.view import TaskView, build_view
 from climatune.training.workflow import Scratch, run_training
 from climatune.utils.atomic import prepare_output_dir, releases_outputs
 from climatune.workflows.resume import resume_checkpoint
@@ -80,7 +80,7 @@ def pretrain(
     resume_checkpoint(resume, cfg)
     return train_scratch(
         cfg,
-        build_view(cfg),
+        build_view(cfg.data, cfg.task),
         out,
         resume=Path(resume) if resume else None,
         origin="pretrain",
