@@ -7,12 +7,13 @@ import pytest
 import xarray as xr
 
 from climatune.cli import main
+from climatune.config import model_config
 from climatune.data.view import build_view
 from climatune.errors import ClimatuneError
 from climatune.evaluation.baselines import baselines_for, make_baseline
 from climatune.evaluation.evaluate import evaluate_view, parse_baselines
 from climatune.evaluation.metrics import correlation, index_rmse, rmse
-from climatune.finetune.artifact import load_model
+from climatune.inference import load_model
 from climatune.training.run import pretrain
 from tests.conftest import create_test_data
 from tests.training.conftest import tiny_config
@@ -56,7 +57,7 @@ def test_predict_of_an_index_model_through_the_cli(index_run, tmp_path, with_ind
 
     # the same numbers as evaluate predicts for the test years
     model = load_model(run)
-    _, preds = evaluate_view(build_view(model.config), {"pretrained": model}, [])
+    _, preds = evaluate_view(build_view(model_config(model.meta)), {"pretrained": model}, [])
     test = preds["pretrained"].nino34
     np.testing.assert_allclose(pred.nino34.sel(time=test.time).values, test.values, rtol=1e-5)
 

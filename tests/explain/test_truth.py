@@ -15,12 +15,13 @@ import numpy as np
 import pytest
 import xarray as xr
 
+from climatune.config import model_config
 from climatune.data.io import open_dataset
 from climatune.data.regions import parse_region
 from climatune.data.view import build_view
 from climatune.evaluation.climatology import climatology, climatology_at
 from climatune.explain.run import Explanation, explain
-from climatune.finetune.artifact import load_model
+from climatune.inference import load_model
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +32,7 @@ def nino_box(store: Path) -> str:
 @pytest.fixture(scope="module")
 def setup(persistence_model: Path):
     model = load_model(persistence_model)
-    return model, build_view(model.config)
+    return model, build_view(model_config(model.meta))
 
 
 @pytest.fixture(scope="module")

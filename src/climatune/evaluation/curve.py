@@ -17,8 +17,8 @@ from climatune.data.view import build_view, config_inputs  # noqa: E402
 from climatune.errors import ClimatuneError  # noqa: E402
 from climatune.evaluation.evaluate import evaluate_view  # noqa: E402
 from climatune.evaluation.maps import save_figure  # noqa: E402
-from climatune.finetune.artifact import load_model, model_paths  # noqa: E402
 from climatune.finetune.run import finetune  # noqa: E402
+from climatune.inference import load_model, model_paths  # noqa: E402
 from climatune.training.run import train_scratch  # noqa: E402
 from climatune.utils.atomic import atomic_path, prepare_output_dir, releases_outputs  # noqa: E402
 

@@ -184,8 +184,9 @@ def _summary(found: Found) -> str:
     text = ""
     if primary.config is not None:
         text = (primary.path / "config.yaml").read_text(encoding="utf-8", errors="replace")
-    elif isinstance(_get(primary.meta, "config"), dict):
-        text = yaml.safe_dump(primary.meta["config"], sort_keys=False)
+    elif isinstance(_get(primary.meta, "config"), dict):  # the task is stored once, in "task"
+        resolved = {**primary.meta["config"], "task": _dict(primary.meta.get("task"))}
+        text = yaml.safe_dump(resolved, sort_keys=False)
     if text:
         out.append(
             f"<details><summary>resolved config of {_e(primary.name)}</summary><pre>{_e(text)}</pre></details>"
