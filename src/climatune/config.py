@@ -155,9 +155,9 @@ def config_from_dict(raw: dict[str, Any], source: str = "config") -> Config:
 
 
 def model_config(meta: ArtifactMeta, overrides: list[str] | None = None) -> Config:
-    """The config a model was trained with, its task from the artifact's ``task``, plus
+    """The config a model was trained with (:attr:`ArtifactMeta.task` as its task), plus
     ``--set`` overrides."""
-    raw = {**copy.deepcopy(meta.data["config"]), "task": copy.deepcopy(meta.data["task"])}
+    raw = copy.deepcopy({**meta.data["config"], "task": meta.task})
     return config_from_dict(apply_overrides(raw, overrides), "the model's config")
 
 

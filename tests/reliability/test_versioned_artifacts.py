@@ -83,7 +83,7 @@ def test_new_artifacts_carry_the_current_schema_and_provenance(shared):
     assert set(raw["provenance"]) >= {"blocks", "n_samples", "time_range"}
 
 
-# Computed on main before the schema-2 migration (residual in the net spec, one task copy):
+# Computed on main before schema 2 (the residual in the net spec, each task setting once):
 # per variable, the NaN-aware sum and the cells [t, lat, lon] of model.predict on tiny_archive.
 _BEFORE_SCHEMA_2 = {
     "tas": (3339681.480545044, [193.00784301757812, 198.644287109375, 291.261474609375]),
@@ -95,8 +95,8 @@ _CELLS = ([0, 5, -1], 2, 3)
 def test_migrated_schema_1_artifact_predicts_exactly_what_it_did(data):
     model = load_model(V1)
     assert model.meta.data["architecture"]["residual_index"] == [0, 1]
-    assert "task" not in model.meta.data["config"]
-    assert model.meta.data["task"]["mask_ratio"] == 0.5  # the config's task joined meta.task
+    assert model.meta.data["config"]["task"] == {"mask_ratio": 0.5, "patch": 4, "index": None}
+    assert model.meta.task == {**model.meta.data["config"]["task"], **_raw(V1)["task"]}
     pred = model.predict(open_dataset(data))
     for name, (total, cells) in _BEFORE_SCHEMA_2.items():
         values = pred[name].values

@@ -11,6 +11,7 @@ climatune.errors.ClimatuneError: model no/such/run does not exist; give a run di
 
 from climatune.inference.artifact import (
     SCHEMA_VERSION,
+    TASK_KEYS,
     ArtifactMeta,
     model_paths,
     read_artifact,
@@ -31,6 +32,7 @@ from climatune.inference.predict import (
 
 __all__ = [
     "SCHEMA_VERSION",
+    "TASK_KEYS",
     "ArtifactMeta",
     "LoadedModel",
     "check_task",

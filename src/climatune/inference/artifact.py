@@ -27,6 +27,7 @@ from climatune.utils.bounded import load_json, read_text
 
 __all__ = [
     "SCHEMA_VERSION",
+    "TASK_KEYS",
     "ArtifactMeta",
     "model_paths",
     "read_artifact",
@@ -40,8 +41,10 @@ __all__ = [
 SCHEMA_VERSION = 2  # 1: provenance; 2: the residual in the net spec, the task stored once
 WEIGHTS, META = "weights.safetensors", "climatune.json"
 _STATIC_KEY = "__static__"
-# Sections of the stored config (the run's config but its task, which is ``task``)
-CONFIG_SECTIONS = ("seed", "data", "model", "optim", "trainer", "finetune", "explain")
+# Task settings stored once, in ``task`` (the stored config's task section holds the rest)
+TASK_KEYS = ("kind", "history", "lead", "factor")
+# Top-level sections of the stored config
+CONFIG_SECTIONS = ("seed", "data", "task", "model", "optim", "trainer", "finetune", "explain")
 _META_BYTES = 256 * 2**20  # climatune.json: the grid and the normalisation statistics
 _REQUIRED = (
     "schema_version",
@@ -68,6 +71,11 @@ class ArtifactMeta:
     @property
     def outputs(self) -> list[str]:
         return [v["name"] for v in self.data["outputs"]]
+
+    @property
+    def task(self) -> dict[str, Any]:
+        """Every task setting: ``task`` (:data:`TASK_KEYS`) plus the rest of the config's."""
+        return {**self.data["config"].get("task", {}), **self.data["task"]}
 
     def units(self, which: str = "inputs") -> dict[str, str]:
         return {v["name"]: v.get("units", "") for v in self.data[which]}
@@ -177,14 +185,13 @@ def _migrate(data: dict[str, Any]) -> dict[str, Any]:
 
 
 def _one_copy(data: dict[str, Any]) -> dict[str, Any]:
-    """Schema 1 to 2: ``task`` becomes the only copy of the task settings (the rest of the
-    config's task section joins it) and ``residual_index`` moves into the net spec."""
+    """Schema 1 to 2: ``task`` becomes the only copy of :data:`TASK_KEYS` (the config's task
+    section keeps the other settings) and ``residual_index`` moves into the net spec."""
     data = dict(data)
-    config, task, arch = data.get("config"), data.get("task"), data.get("architecture")
-    if isinstance(config, dict) and isinstance(task, dict):
-        stored = config.get("task")
-        data["task"] = {**(stored if isinstance(stored, dict) else {}), **task}
-        data["config"] = {k: v for k, v in config.items() if k != "task"}
+    config, arch = data.get("config"), data.get("architecture")
+    if isinstance(config, dict) and isinstance(config.get("task"), dict):
+        task = {k: v for k, v in config["task"].items() if k not in TASK_KEYS}
+        data["config"] = {**config, "task": task}
     residual = data.pop("residual_index", None)
     if isinstance(arch, dict) and arch.get("spec_version", 1) == 1:
         data["architecture"] = {**arch, "spec_version": 2, "residual_index": residual}
@@ -276,6 +283,9 @@ def _malformed(data: dict[str, Any]) -> str | None:
     unknown = sorted(set(data["config"]) - set(CONFIG_SECTIONS))
     if unknown:
         return f"unknown config key '{unknown[0]}'{closest(unknown[0], CONFIG_SECTIONS)}"
+    stored = data["config"].get("task", {})
+    if not isinstance(stored, dict) or set(stored) & set(TASK_KEYS):
+        return f"config key 'task' must be an object without {list(TASK_KEYS)} (see 'task')"
     static = data.get("static")
     if static is not None and not (
         isinstance(static, list) and all(isinstance(n, str) for n in static)

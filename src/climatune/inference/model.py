@@ -61,7 +61,7 @@ class LoadedModel:
         """The model's own task over every step of ``ds`` (one ``"predict"`` block)."""
         sections = SimpleNamespace(  # the two sections build_view reads
             data=DataConfig.model_validate(self.meta.data["config"]["data"]),
-            task=TaskConfig.model_validate(self.meta.data["task"]),
+            task=TaskConfig.model_validate(self.meta.task),
         )
         return build_view(sections, canonicalize(ds), whole=True)
 

@@ -184,8 +184,10 @@ def _summary(found: Found) -> str:
     text = ""
     if primary.config is not None:
         text = (primary.path / "config.yaml").read_text(encoding="utf-8", errors="replace")
-    elif isinstance(_get(primary.meta, "config"), dict):  # the task is stored once, in "task"
-        resolved = {**primary.meta["config"], "task": _dict(primary.meta.get("task"))}
+    elif isinstance(_get(primary.meta, "config"), dict):  # kind, history, ... are in "task"
+        config = primary.meta["config"]
+        task = {**_dict(config.get("task")), **_dict(primary.meta.get("task"))}
+        resolved = {**config, "task": task}
         text = yaml.safe_dump(resolved, sort_keys=False)
     if text:
         out.append(

@@ -23,7 +23,7 @@ from climatune.data.normalize import Normalizer
 from climatune.data.samples import fit_normalizer, static_channels
 from climatune.data.view import TaskView, build_view, config_inputs
 from climatune.errors import ClimatuneError
-from climatune.inference import save_artifact, variable_records
+from climatune.inference import TASK_KEYS, save_artifact, variable_records
 from climatune.models.net import ClimateNet
 from climatune.training.callbacks import SampleLedger
 from climatune.training.datamodule import ClimateDataModule
@@ -266,8 +266,7 @@ def export_model(
         {view.targets[0]: str(view.index.attrs.get("units", ""))} if view.is_scalar else {}
     )
     meta = {
-        "task": {  # the one copy of the task settings: the stored config has no task
-            **cfg.task.model_dump(mode="json"),
+        "task": {
             "kind": view.kind,
             "history": view.history,
             "lead": view.lead,
@@ -286,7 +285,7 @@ def export_model(
             "calendar": str(view.fields.time.dt.calendar),
         },
         "normalization": normalizer.to_dict(),
-        "config": cfg.model_dump(mode="json", exclude={"task"}),
+        "config": cfg.model_dump(mode="json", exclude={"task": set(TASK_KEYS)}),
         "provenance": {
             "data": cfg.data.path,
             "blocks": {k: list(v) for k, v in view.blocks.items()},
