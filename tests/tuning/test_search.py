@@ -263,6 +263,17 @@ def test_space_must_suit_training_with_or_without_from(
         load_space_for(cfg, space, "runs/pre")
 
 
+def test_head_options_may_be_tuned_with_from(tiny_files: tuple[Path, Path], tmp_path: Path) -> None:
+    cfg = load_config(tiny_files[0])
+    head = tmp_path / "head.yaml"
+    head.write_text("model.head.hidden: {type: int, low: 8, high: 32}\n")
+    assert list(load_space_for(cfg, head, "runs/pre")) == ["model.head.hidden"]
+    edges = tmp_path / "edges.yaml"
+    edges.write_text("model.edge_padding: {type: categorical, choices: [zeros, replicate]}\n")
+    with pytest.raises(ClimatuneError, match="'model.edge_padding' has no effect with --from"):
+        load_space_for(cfg, edges, "runs/pre")
+
+
 @pytest.mark.parametrize("example", ["a1b", "synthetic"])
 def test_example_spaces_fit_their_fine_tuning_configs(example: str) -> None:
     root = Path(climatune.__file__).parent / "examples" / example

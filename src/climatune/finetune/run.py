@@ -87,7 +87,7 @@ def prepare_finetune(cfg: Config, source: str | Path, view: TaskView | None = No
     net = parent.net.train()
     units = {n: str(view.fields[n].attrs.get("units", "")) for n in view.inputs}
     with _seeded(cfg.seed):
-        report = adapt_network(net, parent.meta, view, len(names), units)
+        report = adapt_network(net, parent.meta, view, len(names), units, cfg.model.head)
     normalizer, lines = merged_normalizer(parent, view, cfg)
     report.notes.extend(lines)
     return parent, view, normalizer, net, report

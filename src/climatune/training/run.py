@@ -78,19 +78,10 @@ def new_net(cfg: Config, view: TaskView, n_static: int) -> torch.nn.Module:
         n_static=n_static,
         n_out=len(view.targets),
         head="scalar" if view.is_scalar else "field",
-        width=m.width,
-        depth=m.depth,
-        dropout=m.dropout,
         periodic_lon=view.periodic_lon,
-        **(
-            {
-                "patch": m.patch,
-                "heads": m.heads,
-                "grid_shape": tuple(view.fields.lat.shape + view.fields.lon.shape),
-            }
-            if m.backbone == "vit"
-            else {}
-        ),
+        grid_shape=(view.fields.lat.size, view.fields.lon.size),
+        head_kwargs=m.head,
+        **m.options,
     )
 
 

@@ -36,7 +36,7 @@ __all__ = ["tune_command", "load_space_for", "write_outputs"]
 
 _WRITE_LOCK = threading.Lock()
 #: The model.* settings that fine-tuning reads; the rest come from the pre-trained model.
-_FINETUNE_MODEL_KEYS = ("model.residual",)
+_FINETUNE_MODEL_KEYS = ("model.residual", "model.head")
 
 
 @releases_outputs
@@ -132,7 +132,12 @@ def load_space_for(cfg: Config, space: str | Path, source: str | Path | None) ->
             f"space key '{idle[0]}' only matters when fine-tuning; give --from PRETRAINED "
             "or remove it"
         )
-    fixed = [k for k in params if k.startswith("model.") and k not in _FINETUNE_MODEL_KEYS]
+    fixed = [
+        k
+        for k in params
+        if k.startswith("model.")
+        and not any(k == f or k.startswith(f + ".") for f in _FINETUNE_MODEL_KEYS)
+    ]
     if source is not None and fixed:
         raise ClimatuneError(
             f"space key '{fixed[0]}' has no effect with --from: the fine-tuned network keeps "

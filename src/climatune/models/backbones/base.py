@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
 
+from pydantic import Field
 from torch import Tensor, nn
 
 from climatune.errors import ClimatuneError
 from climatune.models.padding import GeoConv2d
 
-__all__ = ["Backbone", "ConvBlock", "CellNorm", "cell_norm", "check_sizes"]
+__all__ = ["Backbone", "ConvBlock", "CellNorm", "cell_norm", "check_sizes", "Dropout"]
+
+#: A dropout rate, as a constructor annotation the config validates against.
+Dropout = Annotated[float, Field(ge=0, lt=1)]
 
 
 class Backbone(nn.Module):
@@ -19,9 +23,15 @@ class Backbone(nn.Module):
     the full input resolution, for any H and W. Subclasses set :attr:`out_channels` and
     :attr:`hparams` (their resolved constructor arguments, JSON-able, enough to rebuild
     them) and implement :meth:`forward_features` and :meth:`stages`.
+
+    Constructor keywords are the backbone's options (``model.*`` in the config), and
+    their annotations are checked when a config is read. ``width`` is required: it is
+    the stem's output. Keywords named in :attr:`data_options` are not options: they are
+    filled from the data by :func:`~climatune.models.net.build_net`.
     """
 
     backbone_name: ClassVar[str] = ""
+    data_options: ClassVar[frozenset[str]] = frozenset({"periodic_lon", "grid_shape"})
     out_channels: int
     hparams: dict[str, Any]
     periodic_lon: bool
