@@ -38,7 +38,8 @@ def _view(path, *sets):
         "data.split.val=[2006, 2007]",
         "data.split.test=[2008, 2009]",
     ]
-    view = build_view(load_config(None, base + list(sets)))
+    cfg = load_config(None, base + list(sets))
+    view = build_view(cfg.data, cfg.task)
     return view, fit_normalizer(view)
 
 

@@ -220,7 +220,7 @@ def test_climatology_baseline_has_zero_skill(annual_view):
         pred,
         view.truth("test"),
         view_climatology(view),
-        view.region_mask,
+        view.weights(),
         model="climatology",
         task="forecast",
     )

@@ -68,10 +68,8 @@ def test_each_method_writes_every_output(request, tmp_path: Path, method: str) -
     out = tmp_path / "out"
     assert sorted(p.name for p in out.iterdir()) == sorted([*OUTPUTS, STAMP])
     assert json.loads((out / STAMP).read_text())["command"] == "explain"
-    view = build_view(model_config(model.meta))
-    lag = (
-        ("lag",) if model_config(model.meta).task.history > 1 else ()
-    )  # dropped for one input step
+    view = build_view(model.meta.data_config, model.meta.task_config)
+    lag = ("lag",) if model.meta.task_config.history > 1 else ()  # dropped for one input step
     with open_attributions(out) as ds:
         da = ds["attribution"]
         assert da.dims == ("sample", "variable", *lag, "lat", "lon")

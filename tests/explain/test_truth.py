@@ -15,7 +15,6 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from climatune.config import model_config
 from climatune.data.io import open_dataset
 from climatune.data.regions import parse_region
 from climatune.data.view import build_view
@@ -32,7 +31,7 @@ def nino_box(store: Path) -> str:
 @pytest.fixture(scope="module")
 def setup(persistence_model: Path):
     model = load_model(persistence_model)
-    return model, build_view(model_config(model.meta))
+    return model, build_view(model.meta.data_config, model.meta.task_config)
 
 
 @pytest.fixture(scope="module")

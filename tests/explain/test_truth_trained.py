@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from climatune.config import model_config
 from climatune.data.io import open_dataset
 from climatune.data.regions import parse_region
 from climatune.data.view import build_view
@@ -50,7 +49,11 @@ def test_trained_sst_forecast_reads_the_nino_box(store: Path, make_config, tmp_p
     attrs = open_dataset(store).attrs
     box = attrs["nino34_region"]
     expl = explain(
-        model, build_view(model_config(model.meta)), method="ig", target=f"sst@{box}", samples=8
+        model,
+        build_view(model.meta.data_config, model.meta.task_config),
+        method="ig",
+        target=f"sst@{box}",
+        samples=8,
     )
     # The residual path carries the box's SST anomaly A; what the network learned is a
     # correction as large as the month-to-month change, about A * sqrt(2 (1 - rho1)) with
@@ -122,7 +125,9 @@ def test_trained_nino34_index_reads_the_tropical_pacific(tmp_path: Path) -> None
     model = load_model(run)
     ds = open_dataset(store)
     region = ds.attrs["tropical_pacific_ocean_region"]
-    expl = explain(model, build_view(model_config(model.meta)), method="ig", samples=16)
+    expl = explain(
+        model, build_view(model.meta.data_config, model.meta.task_config), method="ig", samples=16
+    )
     # "Most" of the mass: halfway between a location-blind model (0.11 on this grid) and
     # the matched filter (0.98), i.e. about 0.55.
     uniform, matched = enso_region_shares(ds, region)

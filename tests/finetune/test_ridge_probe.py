@@ -160,7 +160,7 @@ def test_ridge_probe_reaches_the_ridge_baseline(tmp_path):
     )
     cfg = config(store, *split, *INDEX, "task.lead=3", "finetune.strategy=ridge_probe")
     model = load_model(finetune(cfg, run, out=tmp_path / "ft", quiet=True))
-    view = build_view(cfg)
+    view = build_view(cfg.data, cfg.task)
     rows, _ = evaluate_view(view, {"finetuned": model}, ["climatology", "ridge"])
     corr = {r["model"]: r["value"] for r in rows if r["metric"] == "corr"}
     rmse = {r["model"]: r["value"] for r in rows if r["metric"] == "rmse"}

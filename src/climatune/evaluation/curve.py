@@ -12,8 +12,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from climatune.config import Config  # noqa: E402
-from climatune.data.view import build_view, config_inputs  # noqa: E402
+from climatune.config import Config, config_inputs  # noqa: E402
+from climatune.data.view import build_view  # noqa: E402
 from climatune.errors import ClimatuneError  # noqa: E402
 from climatune.evaluation.evaluate import evaluate_view  # noqa: E402
 from climatune.evaluation.maps import save_figure  # noqa: E402
@@ -66,7 +66,7 @@ def curve_command(
     for frac in fractions:
         sub = cfg.model_copy(deep=True)
         sub.data.train_fraction = frac
-        view = build_view(sub)
+        view = build_view(sub.data, sub.task)
         prepare_output_dir(out, **claim)  # created only once the data is known to be good
         n_train = int(view.anchors["train"].size)
         run = out / f"fraction-{frac:g}"

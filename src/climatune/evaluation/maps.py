@@ -43,14 +43,23 @@ def _panel(ax: plt.Axes, da: xr.DataArray, title: str, cmap: str, center: bool =
 
 
 def plot_maps(
-    pred: xr.Dataset, truth: xr.Dataset, out: Path, *, label: str = "model"
+    pred: xr.Dataset,
+    truth: xr.Dataset,
+    out: Path,
+    *,
+    label: str = "model",
+    weights: xr.DataArray | None = None,
 ) -> list[Path]:
-    """One PNG per variable: last test step's truth and prediction, mean error, per-cell RMSE."""
+    """One PNG per variable: last test step's truth and prediction, mean error, per-cell RMSE.
+
+    Cells whose ``weights`` are 0 (outside the scored region) are left blank.
+    """
     paths = []
     for name in pred.data_vars:
         if "lat" not in pred[name].dims:
             continue
-        p, t = pred[name], truth[name].where(pred[name].notnull())
+        p = pred[name] if weights is None else pred[name].where(weights > 0)
+        t = truth[name].where(p.notnull())
         units = t.attrs.get("units", "")
         last = str(t.time.values[-1])[:10]
         fig, axes = plt.subplots(1, 4, figsize=(16, 3.4), constrained_layout=True)

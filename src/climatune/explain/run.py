@@ -18,8 +18,8 @@ import xarray as xr
 from torch import Tensor
 
 from climatune import __version__
-from climatune.config import Config, load_config, model_config
-from climatune.data.view import TaskView, build_view, config_inputs
+from climatune.config import Config, config_inputs, load_config, model_config
+from climatune.data.view import TaskView, build_view
 from climatune.errors import ClimatuneError
 from climatune.explain.attribution import Settings, attribute, check_method
 from climatune.explain.faithfulness import deletion_curves, write_faithfulness
@@ -330,7 +330,7 @@ def explain_command(
         "overwrite": overwrite,
     }
     prepare_output_dir(out, create=False, **claim)
-    view = build_view(cfg)
+    view = build_view(cfg.data, cfg.task)
     expl = explain(
         loaded,
         view,

@@ -11,19 +11,22 @@ import json
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
 import xarray as xr
+from pydantic import ValidationError
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from climatune import __version__
+from climatune.data.settings import DataConfig, TaskConfig
 from climatune.errors import ClimatuneError, closest
 from climatune.models.net import ClimateNet
 from climatune.utils.atomic import atomic_path
 from climatune.utils.bounded import load_json, read_text
+from climatune.utils.settings import Section
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -45,6 +48,7 @@ _STATIC_KEY = "__static__"
 TASK_KEYS = ("kind", "history", "lead", "factor")
 # Top-level sections of the stored config
 CONFIG_SECTIONS = ("seed", "data", "task", "model", "optim", "trainer", "finetune", "explain")
+S = TypeVar("S", bound=Section)
 _META_BYTES = 256 * 2**20  # climatune.json: the grid and the normalisation statistics
 _REQUIRED = (
     "schema_version",
@@ -77,8 +81,29 @@ class ArtifactMeta:
         """Every task setting: ``task`` (:data:`TASK_KEYS`) plus the rest of the config's."""
         return {**self.data["config"].get("task", {}), **self.data["task"]}
 
+    @property
+    def data_config(self) -> DataConfig:
+        """The data section the model was trained with."""
+        return _section(DataConfig, self.data["config"].get("data", {}), "data")
+
+    @property
+    def task_config(self) -> TaskConfig:
+        """The model's task as a section (from :attr:`task`)."""
+        return _section(TaskConfig, self.task, "task")
+
     def units(self, which: str = "inputs") -> dict[str, str]:
         return {v["name"]: v.get("units", "") for v in self.data[which]}
+
+
+def _section(cls: type[S], raw: Any, name: str) -> S:
+    try:
+        return cls.model_validate(raw)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        where = ".".join(map(str, (name, *error["loc"])))
+        raise ClimatuneError(
+            f"the artifact's config key '{where}': {error['msg']}; refusing to use it"
+        ) from None
 
 
 def variable_records(

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from types import SimpleNamespace
 
 import torch
 import xarray as xr
 
 from climatune.data.io import canonicalize
 from climatune.data.normalize import Normalizer
-from climatune.data.settings import DataConfig, TaskConfig
 from climatune.data.view import TaskView, build_view
 from climatune.inference.artifact import (
     ArtifactMeta,
@@ -59,15 +57,18 @@ class LoadedModel:
 
     def view(self, ds: xr.Dataset) -> TaskView:
         """The model's own task over every step of ``ds`` (one ``"predict"`` block)."""
-        sections = SimpleNamespace(  # the two sections build_view reads
-            data=DataConfig.model_validate(self.meta.data["config"]["data"]),
-            task=TaskConfig.model_validate(self.meta.task),
+        return build_view(
+            self.meta.data_config, self.meta.task_config, canonicalize(ds), whole=True
         )
-        return build_view(sections, canonicalize(ds), whole=True)
 
     def predict(self, ds: xr.Dataset, *, batch_size: int = 32) -> xr.Dataset:
-        """Predict every step of ``ds`` that has enough history; physical units, with coords."""
-        return predict_view(self, self.view(ds), "predict", batch_size=batch_size)
+        """Predict every step of ``ds`` that has enough history; physical units, with coords.
+
+        Field predictions hold the scored region only: the halo read around it is NaN.
+        """
+        view = self.view(ds)
+        pred = predict_view(self, view, "predict", batch_size=batch_size)
+        return pred if view.is_scalar else pred.where(view.region_mask)
 
 
 def load_model(path: str | Path, device: str | torch.device = "cpu") -> LoadedModel:

@@ -18,10 +18,10 @@ import torch.utils.deterministic
 from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint, RichProgressBar
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
-from climatune.config import Config, dump_config
+from climatune.config import Config, config_inputs, dump_config
 from climatune.data.normalize import Normalizer
 from climatune.data.samples import fit_normalizer, static_channels
-from climatune.data.view import TaskView, build_view, config_inputs
+from climatune.data.view import TaskView, build_view
 from climatune.errors import ClimatuneError
 from climatune.inference import TASK_KEYS, save_artifact, variable_records
 from climatune.models.net import ClimateNet
@@ -379,7 +379,7 @@ def pretrain(
     resume_checkpoint(resume, cfg)
     return train_scratch(
         cfg,
-        build_view(cfg),
+        build_view(cfg.data, cfg.task),
         out,
         resume=Path(resume) if resume else None,
         origin="pretrain",

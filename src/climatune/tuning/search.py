@@ -20,8 +20,8 @@ from pathlib import Path
 
 import optuna
 
-from climatune.config import Config
-from climatune.data.view import build_view, config_inputs
+from climatune.config import Config, config_inputs
+from climatune.data.view import build_view
 from climatune.errors import ClimatuneError
 from climatune.inference import load_model, model_paths
 from climatune.tuning.folds import cv_years, fold_configs, fold_splits
@@ -93,11 +93,13 @@ def tune_command(
     params = load_space_for(cfg, space, source)
     if source is not None:
         load_model(source)  # fail early on a bad artifact
-    years, test = cv_years(build_view(cfg))
+    years, test = cv_years(build_view(cfg.data, cfg.task))
     splits = fold_splits(years, folds, test)
     for k, fold_cfg in enumerate(fold_configs(cfg, splits)):
         try:
-            build_view(fold_cfg)  # fail early on a fold too short for the samples
+            build_view(
+                fold_cfg.data, fold_cfg.task
+            )  # fail early on a fold too short for the samples
         except ClimatuneError as exc:
             raise ClimatuneError(f"fold {k} of {folds}: {exc}; use fewer --folds") from None
     db = open_storage(storage) if storage else None  # a bad URL fails before --out exists
