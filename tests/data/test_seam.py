@@ -14,8 +14,7 @@ from climatune.data.io import canonicalize, open_dataset
 from climatune.data.regions import Region
 from climatune.data.view import build_view
 from climatune.explain.targets import parse_target
-from tests.conftest import create_test_data
-from tests.training.conftest import tiny_config
+from climatune.testing import create_test_data, tiny_config
 
 WEST, EAST, STEP = -80.0, 40.0, 2.5
 LON = np.arange(WEST, EAST + STEP / 2, STEP)  # the canonical axis: -80 ... 40

@@ -15,9 +15,9 @@ from climatune.config import load_config
 from climatune.data.samples import TaskSamples, fit_normalizer, static_channels
 from climatune.data.stream import TaskStream, chunk_starts
 from climatune.data.view import build_view
+from climatune.testing import create_test_data
 from climatune.training.datamodule import ClimateDataModule
 from climatune.training.task import ClimateTask
-from tests.conftest import create_test_data
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ from climatune.config import load_config
 from climatune.data.samples import TaskSamples, fit_normalizer, static_channels
 from climatune.data.view import build_view
 from climatune.errors import ClimatuneError
-from tests.conftest import create_test_data
+from climatune.testing import create_test_data
 
 
 @pytest.fixture
@@ -92,10 +92,10 @@ def test_reconstruct_masks_patches(monthly):
         monthly,
         "data.variables=[tas]",
         "task.kind=reconstruct",
-        "task.patch=4",
+        "task.mask_patch=4",
         "task.mask_ratio=0.5",
     )
-    data = TaskSamples(view, "train", fit_normalizer(view), mask_ratio=0.5, patch=4)
+    data = TaskSamples(view, "train", fit_normalizer(view), mask_ratio=0.5, mask_patch=4)
     item = data[3]
     zeros = (item["fields"] == 0).float().mean()
     assert 0.1 < zeros < 0.9

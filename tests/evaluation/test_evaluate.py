@@ -12,8 +12,8 @@ import xarray as xr
 
 from climatune.cli import main
 from climatune.evaluation.evaluate import ROW_KEYS
+from climatune.testing import tiny_archive, tiny_config
 from climatune.training.run import pretrain
-from tests.training.conftest import tiny_archive, tiny_config
 
 
 @pytest.fixture(scope="module")

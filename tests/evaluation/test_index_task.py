@@ -13,9 +13,8 @@ from climatune.evaluation.baselines import baselines_for, make_baseline
 from climatune.evaluation.evaluate import evaluate_view, parse_baselines
 from climatune.evaluation.metrics import correlation, index_rmse, rmse
 from climatune.inference import load_model
+from climatune.testing import create_test_data, tiny_config
 from climatune.training.run import pretrain
-from tests.conftest import create_test_data
-from tests.training.conftest import tiny_config
 
 INDEX = ("task.kind=index", "task.index.variable=nino34", "data.variables=[tas, pr]")
 

@@ -16,9 +16,8 @@ from climatune.data.normalize import Normalizer
 from climatune.data.view import build_view
 from climatune.errors import ClimatuneError
 from climatune.finetune.run import finetune, merged_normalizer, prepare_finetune
+from climatune.testing import create_test_data, tiny_archive, tiny_config
 from climatune.training.run import pretrain
-from tests.conftest import create_test_data
-from tests.training.conftest import tiny_archive, tiny_config
 
 
 @pytest.fixture(scope="module")

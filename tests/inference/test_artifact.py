@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
+
+import pytest
 
 from climatune.config import Config, model_config
 from climatune.data.settings import TaskConfig
@@ -25,5 +28,9 @@ def test_a_migrated_artifact_holds_each_task_setting_once():
     assert not set(meta.data["config"]["task"]) & set(TASK_KEYS)
     assert "residual_index" not in meta.data
     cfg = model_config(meta, ["trainer.max_epochs=3"])
-    assert cfg.task == meta.task_config == TaskConfig.model_validate(raw["config"]["task"])
+    with pytest.warns(FutureWarning, match="task.patch is now task.mask_patch"):
+        before = TaskConfig.model_validate(raw["config"]["task"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the migration renamed the old key: no warning
+        assert cfg.task == meta.task_config == before
     assert cfg.trainer.max_epochs == 3 and cfg.data == meta.data_config

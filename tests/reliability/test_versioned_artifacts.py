@@ -18,9 +18,9 @@ import xarray as xr
 from climatune.cli import main
 from climatune.data.io import open_dataset
 from climatune.inference import SCHEMA_VERSION, load_model
+from climatune.testing import tiny_archive
 from climatune.training.callbacks import weights_digest
 from tests.fixtures.make_fixtures import direct_prediction, prediction_summary
-from tests.training.conftest import tiny_archive
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 V1, V0 = FIXTURES / "artifact_v1" / "model", FIXTURES / "artifact_v0" / "model"
@@ -95,7 +95,8 @@ _CELLS = ([0, 5, -1], 2, 3)
 def test_migrated_schema_1_artifact_predicts_exactly_what_it_did(data):
     model = load_model(V1)
     assert model.meta.data["architecture"]["residual_index"] == [0, 1]
-    assert model.meta.data["config"]["task"] == {"mask_ratio": 0.5, "patch": 4, "index": None}
+    stored = {"mask_ratio": 0.5, "mask_patch": 4, "index": None}  # task.patch renamed
+    assert model.meta.data["config"]["task"] == stored
     assert model.meta.task == {**model.meta.data["config"]["task"], **_raw(V1)["task"]}
     pred = model.predict(open_dataset(data))
     for name, (total, cells) in _BEFORE_SCHEMA_2.items():

@@ -14,12 +14,13 @@ import yaml
 
 import climatune
 from climatune.cli import main
-from climatune.config import config_from_dict, load_config
+from climatune.config import load_config
 from climatune.errors import ClimatuneError
+from climatune.testing import tiny_config
 from climatune.tuning import objective as objective_module
 from climatune.tuning.search import load_space_for, tune_command
 
-from .conftest import SPACE, tiny_config
+from .conftest import ANNUAL, SPACE
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -69,7 +70,7 @@ def test_tune_from_a_pretrained_model_writes_a_runnable_best_config(
     from climatune.finetune.run import finetune
     from climatune.training.run import pretrain
 
-    base = config_from_dict(tiny_config(tiny_nc))
+    base = tiny_config(tiny_nc, *ANNUAL)
     pretrain(base, out=tmp_path / "pre")
     tuned = {k: v for k, v in SPACE.items() if not k.startswith("model.")}
     tuned["finetune.strategy"] = {"type": "categorical", "choices": ["full", "linear_probe"]}

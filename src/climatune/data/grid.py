@@ -119,7 +119,8 @@ def lat_weights(lat: xr.DataArray, valid: xr.DataArray | None = None) -> xr.Data
         Boolean mask broadcastable against ``lat`` (e.g. ``(time, lat, lon)``); all
         cells are valid when omitted.
     """
-    return normalised_weights(np.cos(np.deg2rad(lat)).clip(min=0.0), valid)
+    cos = np.cos(np.deg2rad(lat))  # a DataArray: numpy's stubs say ndarray
+    return normalised_weights(cos.clip(min=0.0), valid)  # type: ignore[arg-type]
 
 
 def normalised_weights(weights: xr.DataArray, valid: xr.DataArray | None = None) -> xr.DataArray:

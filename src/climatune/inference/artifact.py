@@ -211,11 +211,13 @@ def _migrate(data: dict[str, Any]) -> dict[str, Any]:
 
 def _one_copy(data: dict[str, Any]) -> dict[str, Any]:
     """Schema 1 to 2: ``task`` becomes the only copy of :data:`TASK_KEYS` (the config's task
-    section keeps the other settings) and ``residual_index`` moves into the net spec."""
+    section keeps the other settings, ``patch`` under its new name ``mask_patch``) and
+    ``residual_index`` moves into the net spec."""
     data = dict(data)
     config, arch = data.get("config"), data.get("architecture")
     if isinstance(config, dict) and isinstance(config.get("task"), dict):
-        task = {k: v for k, v in config["task"].items() if k not in TASK_KEYS}
+        renamed = {"patch": "mask_patch"}
+        task = {renamed.get(k, k): v for k, v in config["task"].items() if k not in TASK_KEYS}
         data["config"] = {**config, "task": task}
     residual = data.pop("residual_index", None)
     if isinstance(arch, dict) and arch.get("spec_version", 1) == 1:

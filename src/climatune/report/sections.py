@@ -184,11 +184,9 @@ def _summary(found: Found) -> str:
     text = ""
     if primary.config is not None:
         text = (primary.path / "config.yaml").read_text(encoding="utf-8", errors="replace")
-    elif isinstance(_get(primary.meta, "config"), dict):  # kind, history, ... are in "task"
-        config = primary.meta["config"]
+    elif isinstance(config := _get(primary.meta, "config"), dict):  # kind, history, ... in "task"
         task = {**_dict(config.get("task")), **_dict(primary.meta.get("task"))}
-        resolved = {**config, "task": task}
-        text = yaml.safe_dump(resolved, sort_keys=False)
+        text = yaml.safe_dump({**config, "task": task}, sort_keys=False)
     if text:
         out.append(
             f"<details><summary>resolved config of {_e(primary.name)}</summary><pre>{_e(text)}</pre></details>"
@@ -342,7 +340,7 @@ def _curve(found: Found) -> str:
                 f"<p><b>{_e(var)}</b>: fine-tuning beats scratch at {better} of {scored} fractions "
                 "(gap = scratch − fine-tuned RMSE; positive means pre-training helps).</p>"
             )
-            table_rows = [
+            table_rows: list[list[Cell]] = [
                 [
                     f"{c['fraction']:g}",
                     tables.fmt(c["n_train"], 6),

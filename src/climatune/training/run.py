@@ -41,6 +41,7 @@ from climatune.utils.atomic import (
     prepare_output_dir,
     releases_outputs,
 )
+from climatune.utils.openmp import prefer_passive_openmp
 
 __all__ = [
     "pretrain",
@@ -119,6 +120,7 @@ def _trainer(
             TensorBoardLogger(out, name="logs", version="tb", purge_step=resumed_step),
         ]
     cpu = t.accelerator == "cpu" or (t.accelerator == "auto" and not torch.cuda.is_available())
+    prefer_passive_openmp()  # inherited by the DDP worker processes the trainer starts
     return pl.Trainer(
         max_epochs=t.max_epochs,
         max_steps=t.max_steps,
@@ -204,7 +206,7 @@ def fit_task(
         num_workers=cfg.data.num_workers,
         seed=cfg.seed,
         mask_ratio=cfg.task.mask_ratio,
-        patch=cfg.task.patch,
+        mask_patch=cfg.task.mask_patch,
         in_memory=cfg.data.in_memory,
         shuffle_buffer_chunks=cfg.data.shuffle_buffer_chunks,
     )

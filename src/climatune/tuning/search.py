@@ -17,6 +17,7 @@ import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import optuna
 
@@ -83,7 +84,7 @@ def tune_command(
         raise ClimatuneError(f"--trials must be >= 0 and --jobs >= 1; got {trials} and {jobs}")
     if metric not in METRICS:
         raise ClimatuneError(f"unknown metric '{metric}'; choose from {', '.join(METRICS)}")
-    claim = {
+    claim: dict[str, Any] = {
         "command": "tune",
         "inputs": [space, *(model_paths(source) if source else []), *config_inputs(cfg)],
         "resume": True,  # the same command again adds trials to the study

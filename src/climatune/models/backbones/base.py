@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from typing import Annotated, Any, ClassVar
 
 from pydantic import Field
@@ -16,8 +17,8 @@ __all__ = ["Backbone", "ConvBlock", "CellNorm", "cell_norm", "check_sizes", "Dro
 Dropout = Annotated[float, Field(ge=0, lt=1)]
 
 
-class Backbone(nn.Module):
-    """Base class of the registered backbones.
+class Backbone(nn.Module, ABC):
+    """Abstract base class of the registered backbones.
 
     A backbone maps stem features ``[B, width, H, W]`` to ``[B, out_channels, H, W]`` at
     the full input resolution, for any H and W. Subclasses set :attr:`out_channels` and
@@ -36,16 +37,16 @@ class Backbone(nn.Module):
     hparams: dict[str, Any]
     periodic_lon: bool
 
+    @abstractmethod
     def forward_features(self, h: Tensor) -> Tensor:
         """``[B, width, H, W] -> [B, out_channels, H, W]``."""
-        raise NotImplementedError
 
+    @abstractmethod
     def stages(self) -> list[nn.Module]:
         """Modules from input to output that together hold every parameter once.
 
         Used to freeze the first N stages, unfreeze gradually and set layer-wise rates.
         """
-        raise NotImplementedError
 
     def forward(self, h: Tensor) -> Tensor:
         return self.forward_features(h)
