@@ -46,7 +46,7 @@ def predict_file(
     pred.time.attrs.update({"standard_name": "time", "axis": "T"})
     encoding = {"time": {"units": "days since 1850-01-01", "calendar": calendar}}
     encoding.update(
-        {v: {"_FillValue": np.float32(np.nan), "dtype": "float32"} for v in pred.data_vars}
+        {str(v): {"_FillValue": np.float32(np.nan), "dtype": "float32"} for v in pred.data_vars}
     )
     with atomic_path(output, overwrite=False) as tmp:
         pred.to_netcdf(tmp, encoding=encoding, engine="netcdf4")

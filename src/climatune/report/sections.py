@@ -185,7 +185,7 @@ def _summary(found: Found) -> str:
     if primary.config is not None:
         text = (primary.path / "config.yaml").read_text(encoding="utf-8", errors="replace")
     elif isinstance(config := _get(primary.meta, "config"), dict):  # kind, history, ... in "task"
-        task = {**_dict(config.get("task")), **_dict(primary.meta.get("task"))}
+        task = {**_dict(config.get("task")), **_dict(_get(primary.meta, "task"))}
         text = yaml.safe_dump({**config, "task": task}, sort_keys=False)
     if text:
         out.append(
