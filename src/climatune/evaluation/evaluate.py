@@ -21,8 +21,7 @@ from climatune.errors import ClimatuneError
 from climatune.evaluation.baselines import BASELINES, baselines_for, make_baseline
 from climatune.evaluation.climatology import climatology_at, view_climatology
 from climatune.evaluation.metrics import score
-from climatune.evaluation.predict import predict_view
-from climatune.finetune.artifact import LoadedModel
+from climatune.inference import LoadedModel, predict_view
 from climatune.utils.atomic import atomic_path
 
 __all__ = ["evaluate_view", "write_metrics", "parse_baselines", "model_label"]

@@ -14,6 +14,7 @@ from torch import nn
 
 from climatune.errors import ClimatuneError
 from climatune.finetune.settings import FinetuneConfig
+from climatune.models.net import ClimateNet
 
 __all__ = ["apply_strategy", "set_trainable", "count_trainable", "GradualUnfreezing"]
 
@@ -59,7 +60,7 @@ def count_trainable(module: nn.Module) -> tuple[int, int]:
     return sum(p.numel() for p in params if p.requires_grad), sum(p.numel() for p in params)
 
 
-def apply_strategy(net: nn.Module, cfg: FinetuneConfig) -> tuple[nn.Module, list[Callback]]:
+def apply_strategy(net: ClimateNet, cfg: FinetuneConfig) -> tuple[ClimateNet, list[Callback]]:
     """Freeze ``net`` as ``cfg.strategy`` says; returns the (maybe wrapped) net and callbacks."""
     set_trainable(net, True)
     if cfg.strategy == "full":

@@ -7,15 +7,15 @@ from contextlib import contextmanager
 from typing import Any
 
 import torch
-from torch import nn
 
 from climatune.data.normalize import Normalizer
 from climatune.data.samples import fit_normalizer, static_channels
 from climatune.data.view import TaskView
 from climatune.errors import ClimatuneError
-from climatune.finetune.artifact import LoadedModel
 from climatune.finetune.settings import NormalizationPolicy
 from climatune.finetune.surgery import SurgeryReport, adapt_network
+from climatune.inference import LoadedModel
+from climatune.models.net import ClimateNet
 
 __all__ = ["adapt_parent", "merged_normalizer", "seeded"]
 
@@ -72,7 +72,7 @@ def adapt_parent(
     policy: NormalizationPolicy,
     seed: int,
     head_options: Mapping[str, Any] | None = None,
-) -> tuple[Normalizer, nn.Module, SurgeryReport]:
+) -> tuple[Normalizer, ClimateNet, SurgeryReport]:
     """``parent``'s network adapted to ``view`` and its statistics merged with this data's.
 
     New weights (head, stem variables, static channels) are drawn from ``seed``; a new

@@ -26,9 +26,9 @@ from climatune.data.samples import fit_normalizer, static_channels
 from climatune.data.settings import DataConfig, TaskConfig
 from climatune.data.view import TaskView
 from climatune.errors import ClimatuneError
-from climatune.finetune.artifact import save_artifact, variable_records
+from climatune.inference import TASK_KEYS, save_artifact, variable_records
 from climatune.models.lora import merge_lora
-from climatune.models.net import build_net
+from climatune.models.net import ClimateNet, build_net
 from climatune.models.settings import ModelConfig
 from climatune.training.callbacks import SampleLedger
 from climatune.training.datamodule import ClimateDataModule
@@ -70,7 +70,8 @@ class TrainingSetup:
     seed
         Seeds the new weights, the sample order and the masks.
     record
-        The resolved config as plain data, stored as the artifact's ``config``.
+        The resolved config as plain data, stored as the artifact's ``config`` (less the
+        task settings that the artifact holds once, :data:`~climatune.inference.TASK_KEYS`).
     """
 
     model: ModelConfig
@@ -112,7 +113,7 @@ class FromArtifact:
         Fold the LoRA adapters into the weights before export.
     """
 
-    net: torch.nn.Module
+    net: ClimateNet
     normalizer: Normalizer
     parent: str
     train: bool = True
@@ -126,7 +127,7 @@ def residual_index(view: TaskView, residual: bool) -> list[int]:
     return [view.inputs.index(t) if residual and t in view.inputs else -1 for t in view.targets]
 
 
-def new_net(model: ModelConfig, view: TaskView, n_static: int, seed: int) -> torch.nn.Module:
+def new_net(model: ModelConfig, view: TaskView, n_static: int, seed: int) -> ClimateNet:
     """A freshly initialised network for ``view``'s task, as ``model`` describes, drawn
     from ``seed``."""
     torch.manual_seed(seed)
@@ -200,14 +201,17 @@ def _trainer(
     )
 
 
-def build_task(setup: TrainingSetup, view: TaskView, net: torch.nn.Module) -> ClimateTask:
-    """The Lightning task that trains ``net`` on ``view`` as ``setup`` says."""
+def build_task(setup: TrainingSetup, view: TaskView, net: ClimateNet) -> ClimateTask:
+    """The Lightning task that trains ``net`` on ``view`` as ``setup`` says.
+
+    Sets the network's residual connection for ``view``'s outputs (``setup.model.residual``).
+    """
     names, static = static_channels(view)
+    net.set_residual(residual_index(view, setup.model.residual))
     task = ClimateTask(
         net,
         torch.from_numpy(static),
         torch.from_numpy(view.weights().values.astype("float32")),
-        residual_index(view, setup.model.residual),
         lr=setup.optim.lr,
         weight_decay=setup.optim.weight_decay,
         warmup_fraction=setup.optim.warmup_fraction,
@@ -334,8 +338,10 @@ def export_model(
             "calendar": str(view.fields.time.dt.calendar),
         },
         "normalization": normalizer.to_dict(),
-        "config": setup.record,
-        "residual_index": task.residual_index,
+        "config": {  # the task settings are stored once, under "task" above
+            **setup.record,
+            "task": {k: v for k, v in setup.record["task"].items() if k not in TASK_KEYS},
+        },
         "provenance": {
             "data": setup.data.path,
             "blocks": {k: list(v) for k, v in view.blocks.items()},

@@ -21,7 +21,7 @@ from climatune.config import Config, config_from_dict
 from climatune.data.view import TaskView, build_view
 from climatune.errors import ClimatuneError
 from climatune.evaluation.evaluate import evaluate_view
-from climatune.finetune.artifact import load_model
+from climatune.inference import load_model
 from climatune.training.workflow import Scratch, run_training
 from climatune.tuning.folds import fold_configs
 from climatune.tuning.space import Param, set_keys, suggest

@@ -14,7 +14,7 @@ from climatune.data.view import build_view
 from climatune.errors import ClimatuneError
 from climatune.evaluation.evaluate import evaluate_view
 from climatune.evaluation.maps import save_figure
-from climatune.finetune.artifact import load_model, model_paths
+from climatune.inference import load_model, model_paths
 from climatune.utils.atomic import atomic_path, prepare_output_dir, releases_outputs
 from climatune.workflows.finetune import finetune
 from climatune.workflows.pretrain import train_scratch

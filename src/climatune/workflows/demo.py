@@ -19,7 +19,7 @@ from climatune.data.view import build_view
 from climatune.evaluation.baselines import baselines_for
 from climatune.evaluation.evaluate import evaluate_view, write_metrics
 from climatune.evaluation.maps import plot_maps
-from climatune.finetune.artifact import load_model
+from climatune.inference import load_model
 from climatune.report.html import write_report
 from climatune.utils.atomic import prepare_output_dir, releases_outputs
 from climatune.workflows.curve import curve_command

@@ -6,13 +6,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from climatune.config import apply_overrides, config_from_dict, config_inputs, load_config
+from climatune.config import config_inputs, load_config, model_config
 from climatune.data.view import build_view
 from climatune.errors import ClimatuneError
 from climatune.evaluation.evaluate import evaluate_view, model_label, parse_baselines, write_metrics
 from climatune.evaluation.maps import plot_maps
-from climatune.evaluation.predict import model_view
-from climatune.finetune.artifact import LoadedModel, load_model, model_paths
+from climatune.inference import LoadedModel, load_model, model_paths, model_view
 from climatune.utils.atomic import prepare_output_dir, releases_outputs
 from climatune.workflows.pretrain import train_scratch
 
@@ -67,9 +66,7 @@ def evaluate_command(
     if config:
         cfg = load_config(config, overrides)
     else:
-        cfg = config_from_dict(
-            apply_overrides(model.meta.data["config"], overrides), "the model's config"
-        )
+        cfg = model_config(model.meta, overrides)
     inputs = [*model_paths(model_path), *config_inputs(cfg), *([config] if config else [])]
     claim: dict[str, Any] = {
         "command": "evaluate",

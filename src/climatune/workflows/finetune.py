@@ -7,18 +7,18 @@ from typing import Any
 
 import torch
 from rich.console import Console
-from torch import nn
 
 from climatune.config import Config, config_inputs
 from climatune.data.normalize import Normalizer
 from climatune.data.samples import static_channels
 from climatune.data.view import TaskView, build_view
 from climatune.errors import ClimatuneError
-from climatune.finetune.artifact import LoadedModel, load_model, model_paths
 from climatune.finetune.freezing import apply_strategy, count_trainable
 from climatune.finetune.probe import fit_ridge_probe
 from climatune.finetune.surgery import SurgeryReport
 from climatune.finetune.transfer import adapt_parent, seeded
+from climatune.inference import LoadedModel, load_model, model_paths
+from climatune.models.net import ClimateNet
 from climatune.training.workflow import FromArtifact, run_training
 from climatune.utils.atomic import prepare_output_dir, releases_outputs
 from climatune.workflows.resume import resume_checkpoint
@@ -29,7 +29,7 @@ __all__ = ["finetune", "prepare_finetune"]
 
 def prepare_finetune(
     cfg: Config, source: str | Path, view: TaskView | None = None
-) -> tuple[LoadedModel, TaskView, Normalizer, nn.Module, SurgeryReport]:
+) -> tuple[LoadedModel, TaskView, Normalizer, ClimateNet, SurgeryReport]:
     """Load the parent, build the view, adapt the network; returns everything to train it.
 
     New weights (head, stem variables, static channels) are drawn from ``cfg.seed``.
