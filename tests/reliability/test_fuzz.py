@@ -52,10 +52,11 @@ MADE_UP = ["", ".", "data..path", "model.nope", "trainer.lr", "a" * 300, "data.v
 ONE_STEP = ["--set", "trainer.max_steps=1", "--set", "trainer.max_epochs=1"]
 
 
-def fuzz(fast: int) -> settings:
-    """``fast`` seeded examples in ``make test``; ``CLIMATUNE_FUZZ_EXAMPLES`` random ones."""
+def fuzz(fast: int, share: float = 1.0) -> settings:
+    """``fast`` seeded examples in ``make test``; else ``share`` of ``CLIMATUNE_FUZZ_EXAMPLES``
+    random ones (a slow target gets a smaller share)."""
     return settings(
-        max_examples=EXAMPLES or fast,
+        max_examples=max(1, int(EXAMPLES * share)) if EXAMPLES else fast,
         derandomize=not EXAMPLES,
         deadline=None,
         database=None,
@@ -306,7 +307,7 @@ def test_fuzz_set_values(data, shared, capsys):
             assert (work / "run" / "model" / "weights.safetensors").is_file()
 
 
-@fuzz(fast=12)
+@fuzz(fast=6, share=0.2)
 @given(case=data_files())
 def test_fuzz_data_files(case, shared, capsys):
     ds, fmt, encoding = case
@@ -322,6 +323,11 @@ def test_fuzz_data_files(case, shared, capsys):
         argv += ["--device", "cpu"]
         if check_contract("data", argv, work, capsys) == 0:
             finite_predictions(out)
+        argv = ["evaluate", str(shared["model"]), "--config", str(shared["config"])]
+        argv += ["--set", f"data.path={path}", "--baselines", "none", "--device", "cpu"]
+        if check_contract("data", [*argv, "--out", str(work / "eval")], work, capsys) == 0:
+            metrics = json.loads((work / "eval" / "metrics.json").read_text())
+            assert "Infinity" not in json.dumps(metrics)
 
 
 @fuzz(fast=10)
