@@ -445,6 +445,7 @@ CASES = [
     Case("pretrain-region-outside-grid", _pretrain("data.region={lat: [80, 89], lon: [0, 10]}"), "outside the grid"),
     Case("pretrain-split-leaves-block-empty", _pretrain("task.history=13"), "the val block 2005-2005 leaves no samples"),
     Case("pretrain-split-outside-years", _pretrain("data.split.test=[2030, 2031]"), "outside the data's years"),
+    Case("pretrain-split-no-train-block", _pretrain("data.split.train=[]"), ("data.split", "train needs at least one block")),  # found by the fuzzer
     Case("pretrain-all-nan-variable", _pretrain_on(_all_nan), "'sst' is entirely NaN"),
     Case("pretrain-infinite-values", _pretrain_on(_with_inf), "infinite values in 'tas'"),
     Case("pretrain-corrupt-zarr-v2-chunk", _pretrain_on(lambda w: _corrupt_zarr(w, 2)), ("cannot read variable 'tas' of ", "v2.zarr at 2003-01-01T00:00:00 to 2003-12-01T00:00:00", "corrupt")),
