@@ -483,6 +483,8 @@ CASES = [
     Case("predict-model-negative-std", _predict_with(lambda w: _doctored(w, meta=_std(-1.0))), ("statistics of 'tas'", "std -1.0", "finite and positive")),
     Case("predict-model-zero-std", _predict_with(lambda w: _doctored(w, meta=_std(0.0))), ("statistics of 'tas'", "std 0.0")),
     Case("predict-model-nan-std", _predict_with(lambda w: _doctored(w, meta=_std(float("nan")))), ("statistics of 'tas'", "std nan")),
+    Case("predict-model-huge-std", _predict_with(lambda w: _doctored(w, meta=_std(1e30))), ("statistics of 'tas'", "std 1e+30", "at most 1e+15")),  # found by the fuzzer
+    Case("predict-model-huge-mean", _predict_with(lambda w: _doctored(w, meta=lambda d: d["normalization"]["mean"].update(tas=1e30))), ("statistics of 'tas'", "mean 1e+30")),  # found by the fuzzer
     Case("predict-model-variable-not-a-name", _predict_with(lambda w: _doctored(w, meta=lambda d: d["architecture"].update(variables=[1]))), "'architecture.variables' must be a list of variable names"),  # found by the fuzzer
     Case("predict-model-missing", lambda w: ["predict", w.p("nope"), "--input", str(w.archive), "--output", w.p("p.nc")], "does not exist"),
     # curve
