@@ -19,7 +19,8 @@ $(STAMP): pyproject.toml
 demo: install
 	$(VENV)/bin/climatune demo --out runs/demo --overwrite
 
-# Two workers, one test file each at a time (files share their runs through fixtures).
+# Two workers, one test file each at a time (files share their runs through fixtures);
+# testpaths in pyproject.toml include src/, so the docstring examples run too.
 test: install
 	$(PY) -m pytest -q -p no:cacheprovider -n 2 --dist loadfile
 
@@ -34,6 +35,7 @@ fuzz: install
 lint: install
 	$(VENV)/bin/ruff check src tests bench
 	$(VENV)/bin/ruff format --check src tests bench
+	$(PY) -m mypy src/climatune
 
 bench: install
 	$(PY) bench/run.py

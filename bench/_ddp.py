@@ -57,7 +57,7 @@ def _child(args: argparse.Namespace) -> None:
         sets.append("trainer.strategy=ddp")
     store = synthetic_store("monthly", sz.train_years, sz.train_grid)
     cfg = bench_config(store, sz, *sets, years=sz.train_years)
-    view = build_view(cfg)
+    view = build_view(cfg.data, cfg.task)
     norm = fit_normalizer(view)
     timer = StepTimer(sz.warmup)
     net = new_net(cfg, view, len(static_channels(view)[0]))

@@ -112,9 +112,10 @@ def loader(sz: Sizes, train_rate: float, flops_per_sample: float) -> list[dict[s
     store = synthetic_store("monthly", sz.loader_years, GRID)
     nc = netcdf_set(store, sz.nc_files)
     cfg = bench_config(store, sz, years=sz.loader_years)
-    view = build_view(cfg)
+    view = build_view(cfg.data, cfg.task)
     norm = fit_normalizer(view)
-    nc_view = build_view(bench_config(str(nc / "*.nc"), sz, years=sz.loader_years))
+    nc_cfg = bench_config(str(nc / "*.nc"), sz, years=sz.loader_years)
+    nc_view = build_view(nc_cfg.data, nc_cfg.task)
     names = [v.removesuffix("500") for v in view.inputs]  # zg500 is level 500 of zg
     steps = view.steps("train")
     got = interleave(

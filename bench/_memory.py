@@ -34,7 +34,7 @@ def _child(args: argparse.Namespace) -> None:
     sets = [f"trainer.max_steps={args.steps}", "trainer.log_every_n_steps=1"]
     sets.append("data.in_memory=never")
     cfg = bench_config(args.store, args.sizes, *sets)
-    view = build_view(cfg)
+    view = build_view(cfg.data, cfg.task)
     t = time.perf_counter()
     norm = fit_normalizer(view)
     norm_s = time.perf_counter() - t

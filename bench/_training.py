@@ -48,7 +48,7 @@ def training_setup(
         *sets,
         years=years,
     )
-    view = build_view(cfg)
+    view = build_view(cfg.data, cfg.task)
     return cfg, view, fit_normalizer(view)
 
 

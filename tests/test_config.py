@@ -70,3 +70,17 @@ def test_dump_round_trips(tmp_path):
     path = tmp_path / "resolved.yaml"
     path.write_text(dump_config(cfg))
     assert load_config(path) == cfg
+
+
+def test_old_task_patch_is_read_as_mask_patch_with_a_warning(tmp_path):
+    path = tmp_path / "old.yaml"
+    path.write_text("task:\n  kind: reconstruct\n  patch: 2\nmodel:\n  backbone: unet\n")
+    with pytest.warns(FutureWarning, match=r"task\.patch is now task\.mask_patch"):
+        cfg = load_config(path)
+    assert cfg.task.mask_patch == 2
+    assert "patch:" not in dump_config(cfg).split("model:")[0].replace("mask_patch:", "")
+
+
+def test_old_and_new_mask_patch_together_are_refused():
+    with pytest.raises(ClimatuneError, match="give only task.mask_patch"):
+        load_config(None, ["task.patch=2", "task.mask_patch=4"])

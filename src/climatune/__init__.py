@@ -2,13 +2,7 @@
 
 from __future__ import annotations
 
-import os
 from typing import TYPE_CHECKING, Any
-
-# OpenMP threads that spin while waiting make PyTorch 10-50x slower on a busy or small CPU
-# (two processes with two threads each on two cores, as in CPU DDP). Passive waiting costs
-# little when the machine is idle. Must be set before torch loads; a user's value wins.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 __version__ = "0.1.0"
 __all__ = ["__version__", "load_model", "ClimatuneError"]

@@ -17,6 +17,7 @@ from collections.abc import Callable
 
 from climatune import __version__
 from climatune.errors import ClimatuneError, Interrupted, os_error
+from climatune.utils.openmp import prefer_passive_openmp
 
 __all__ = ["main", "build_parser"]
 
@@ -53,9 +54,9 @@ def _cmd_synth(args: argparse.Namespace) -> None:
 
 
 def _cmd_samples(args: argparse.Namespace) -> None:
-    from climatune.data.samples_registry import list_samples
+    from climatune.data.bundled import list_bundled
 
-    for row in list_samples():
+    for row in list_bundled():
         print(f"sample://{row['name']:<22} {row['description']}")
 
 
@@ -326,6 +327,7 @@ def _one_line(message: str) -> str:
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; return the exit code (0 ok, 1 bug, 2 user error)."""
     argv = sys.argv[1:] if argv is None else argv
+    prefer_passive_openmp()  # before any command imports torch
     debug = "--debug" in argv  # a global flag, accepted before or after the subcommand
     argv = [a for a in argv if a != "--debug"]
     if not debug:

@@ -21,6 +21,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, Field, ValidationError
 
+from climatune.data.io import source_paths
 from climatune.data.settings import DataConfig, TaskConfig
 from climatune.errors import ClimatuneError, closest
 from climatune.finetune.settings import FinetuneConfig
@@ -41,6 +42,7 @@ __all__ = [
     "load_config",
     "dump_config",
     "apply_overrides",
+    "config_inputs",
 ]
 
 
@@ -64,6 +66,16 @@ class Config(Section):
     trainer: TrainerConfig = Field(default_factory=TrainerConfig)
     finetune: FinetuneConfig = Field(default_factory=FinetuneConfig)
     explain: ExplainConfig = Field(default_factory=ExplainConfig)
+
+
+def config_inputs(cfg: Config) -> list[Path]:
+    """Every file or store ``cfg`` reads: the data, the index series and the static fields."""
+    sources: list = [cfg.data.path]
+    if cfg.task.index is not None and cfg.task.index.path:
+        sources.append(cfg.task.index.path)
+    if cfg.data.static is not None:
+        sources.append(cfg.data.static.path)
+    return [p for s in sources for p in source_paths(s)]
 
 
 _MAX_SET = 10_000  # characters in one --set KEY=VALUE

@@ -14,8 +14,8 @@ from pathlib import Path
 
 from rich.console import Console
 
-from climatune.config import Config, load_config
-from climatune.data.view import build_view, config_inputs
+from climatune.config import Config, config_inputs, load_config
+from climatune.data.view import build_view
 from climatune.evaluation.baselines import baselines_for
 from climatune.evaluation.curve import curve_command
 from climatune.evaluation.evaluate import evaluate_view, write_metrics
@@ -65,7 +65,7 @@ def run_demo(out: str | Path = "runs/demo", fast: bool = False, overwrite: bool 
     step("pre-training a ×4 downscaler on A1B (1860–2059) …")
     pretrain(pre_cfg, out=out / "pretrain")
     step("fine-tuning on E1, western North America, 2000–2049 …")
-    view = build_view(ft_cfg)
+    view = build_view(ft_cfg.data, ft_cfg.task)
     finetune(ft_cfg, out / "pretrain", out=out / "finetune", view=view)
     step("training the same network from scratch, same data and budget …")
     train_scratch(ft_cfg, view, out / "scratch")
@@ -75,7 +75,7 @@ def run_demo(out: str | Path = "runs/demo", fast: bool = False, overwrite: bool 
     write_metrics(rows, out)
     truth = view.truth("test")
     for label in ("finetuned", "scratch", "bilinear_residual"):
-        plot_maps(preds[label], truth, out, label=label)
+        plot_maps(preds[label], truth, out, label=label, weights=view.weights())
     rmse = {r["model"]: r["value"] for r in rows if r["metric"] == "rmse"}
     for model, value in sorted(rmse.items(), key=lambda kv: kv[1]):
         console.print(f"    {model:<18} test RMSE {value:.3f} K")

@@ -78,7 +78,8 @@ class Interrupted(Exception):
                 "no epoch had finished, so there is nothing to resume; start again with --overwrite"
             )
         else:
-            kept = f"{checkpoint} holds the last completed epoch (epochs done: {epoch + 1})"
+            done = "" if epoch is None else f" (epochs done: {epoch + 1})"
+            kept = f"{checkpoint} holds the last completed epoch{done}"
         super().__init__(f"interrupted by {name}; {kept}")
 
     @property

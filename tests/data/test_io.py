@@ -16,8 +16,8 @@ import xarray as xr
 import zarr
 
 from climatune.cli import main
+from climatune.data.bundled import bundled_path, list_bundled
 from climatune.data.io import canonicalize, open_dataset
-from climatune.data.samples_registry import list_samples, resolve_sample
 from climatune.errors import ClimatuneError
 
 
@@ -262,7 +262,7 @@ def test_sample_a1b_north_america():
 
 
 def test_list_samples_has_the_documented_files_and_they_open():
-    samples = {s["name"]: s for s in list_samples()}
+    samples = {s["name"]: s for s in list_bundled()}
     assert {"A1B_north_america", "E1_north_america", "ostia_monthly"} <= set(samples)
     for name, sample in samples.items():
         assert Path(sample["path"]).is_file() and sample["description"]
@@ -271,14 +271,14 @@ def test_list_samples_has_the_documented_files_and_they_open():
             _assert_canonical(ds)
         else:
             assert dict(ds.sizes) == {"time": ds.sizes["time"]}
-    assert resolve_sample("E1_north_america").name == "E1_north_america.nc"
+    assert bundled_path("E1_north_america").name == "E1_north_america.nc"
 
 
 def test_unknown_sample_lists_names():
     with pytest.raises(
         ClimatuneError, match=r"unknown sample 'A1B'.*available samples: A1B_north_america"
     ):
-        resolve_sample("A1B")
+        bundled_path("A1B")
 
 
 def test_missing_sample_package_says_how_to_install(monkeypatch):

@@ -11,6 +11,7 @@ from hypothesis.extra.numpy import arrays
 
 from climatune.data.normalize import Normalizer
 from climatune.errors import ClimatuneError
+from climatune.testing import create_test_data
 
 
 def _ds(values: np.ndarray) -> xr.Dataset:
@@ -60,8 +61,6 @@ def test_all_nan_training_data_is_an_error():
 @pytest.fixture
 def corrupt_store(tmp_path):
     """A Zarr store whose 2003 chunk of ``tas`` does not decompress."""
-    from tests.conftest import create_test_data
-
     store = tmp_path / "c.zarr"
     create_test_data(ntime=96).chunk({"time": 12}).to_zarr(store, zarr_format=2)
     (store / "tas" / "3.0.0").write_bytes(b"garbage" * 8)

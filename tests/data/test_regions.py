@@ -7,7 +7,7 @@ import pytest
 
 from climatune.data.regions import Region, parse_region
 from climatune.errors import ClimatuneError
-from tests.conftest import create_test_data
+from climatune.testing import create_test_data
 
 
 def test_subset_and_mask_inside_the_box():

@@ -14,8 +14,7 @@ from climatune.data.io import canonicalize, open_dataset
 from climatune.data.regions import Region
 from climatune.data.view import build_view
 from climatune.explain.targets import parse_target
-from tests.conftest import create_test_data
-from tests.training.conftest import tiny_config
+from climatune.testing import create_test_data, tiny_config
 
 WEST, EAST, STEP = -80.0, 40.0, 2.5
 LON = np.arange(WEST, EAST + STEP / 2, STEP)  # the canonical axis: -80 ... 40
@@ -42,7 +41,8 @@ def _write(ds: xr.Dataset, path):
     return path
 
 
-def _cfg(path, *sets):
+def _view(path, *sets):
+    """The task view of ``path`` under the base split and ``sets``."""
     base = [
         f"data.path={path}",
         "data.variables=[tas]",
@@ -50,7 +50,8 @@ def _cfg(path, *sets):
         "data.split.val=[2006, 2007]",
         "data.split.test=[2008, 2009]",
     ]
-    return load_config(None, base + list(sets))
+    cfg = load_config(None, base + list(sets))
+    return build_view(cfg.data, cfg.task)
 
 
 @pytest.fixture
@@ -80,14 +81,14 @@ def test_global_grids_stay_ascending_from_0(tmp_path):
 
 
 def test_periodic_padding_only_on_the_global_grid(tmp_path, seam_file):
-    assert not build_view(_cfg(seam_file)).periodic_lon
+    assert not _view(seam_file).periodic_lon
     global_file = _write(create_test_data(ntime=120, nlon=144, lon_180=True), tmp_path / "g.nc")
-    view = build_view(_cfg(global_file))
+    view = _view(global_file)
     assert view.periodic_lon and view.fields.lon.values[0] == 0.0
 
 
 def test_downscale_blocks_never_mix_far_longitudes(seam_file):
-    view = build_view(_cfg(seam_file, "task.kind=downscale", "task.factor=2"))
+    view = _view(seam_file, "task.kind=downscale", "task.factor=2")
     blocks = coarsen(view.fields.tas.isel(time=0), 2)
     np.testing.assert_array_equal(blocks.lon.values, np.arange(WEST + 1.25, EAST - 2.5, 5.0))
     expected = 200.0 + blocks.lat + blocks.lon / 1000.0  # step 0
@@ -143,7 +144,7 @@ def test_static_fields_and_explain_boxes_on_a_grid_across_0(tmp_path, seam_file,
     orog = (src.tas.isel(time=0, drop=True) * 0 + src.lon).rename("orog")  # the file's lon
     static = _write(_past_360(orog.to_dataset()), tmp_path / "orog.nc")
     sets = (f"data.static.path={static}", "data.static.variables=[orog]", *region)
-    view = build_view(_cfg(seam_file, *sets))
+    view = _view(seam_file, *sets)
     np.testing.assert_array_equal(view.fields.lon.values, lon)
     # each cell gets its own static value, read from a file stored as 280 ... 400
     np.testing.assert_allclose(view.static.orog.isel(lat=0).values, view.fields.lon.values)

@@ -15,9 +15,9 @@ from climatune.config import load_config
 from climatune.data.samples import TaskSamples, fit_normalizer, static_channels
 from climatune.data.stream import TaskStream, chunk_starts
 from climatune.data.view import build_view
+from climatune.testing import create_test_data
 from climatune.training.datamodule import ClimateDataModule
 from climatune.training.task import ClimateTask
-from tests.conftest import create_test_data
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +38,8 @@ def _view(path, *sets):
         "data.split.val=[2006, 2007]",
         "data.split.test=[2008, 2009]",
     ]
-    view = build_view(load_config(None, base + list(sets)))
+    cfg = load_config(None, base + list(sets))
+    view = build_view(cfg.data, cfg.task)
     return view, fit_normalizer(view)
 
 

@@ -10,7 +10,7 @@ from climatune.config import load_config
 from climatune.data.samples import TaskSamples, fit_normalizer, static_channels
 from climatune.data.view import build_view
 from climatune.errors import ClimatuneError
-from tests.conftest import create_test_data
+from climatune.testing import create_test_data
 
 
 @pytest.fixture
@@ -24,18 +24,20 @@ def monthly(tmp_path):
     return path
 
 
-def _cfg(path, *sets):
+def _view(path, *sets):
+    """The task view of ``path`` under the base split and ``sets``."""
     base = [
         f"data.path={path}",
         "data.split.train=[2000, 2005]",
         "data.split.val=[2006, 2007]",
         "data.split.test=[2008, 2009]",
     ]
-    return load_config(None, base + list(sets))
+    cfg = load_config(None, base + list(sets))
+    return build_view(cfg.data, cfg.task)
 
 
 def test_forecast_samples_hold_history_and_lead(monthly):
-    view = build_view(_cfg(monthly, "data.variables=[tas]", "task.history=3", "task.lead=2"))
+    view = _view(monthly, "data.variables=[tas]", "task.history=3", "task.lead=2")
     norm = fit_normalizer(view)
     data = TaskSamples(view, "train", norm)
     item = data[0]
@@ -53,7 +55,7 @@ def test_forecast_samples_hold_history_and_lead(monthly):
 
 
 def test_levels_become_variables_and_nan_is_masked(monthly):
-    view = build_view(_cfg(monthly, "data.variables=[tas, z, sst]", "data.levels={z: [850]}"))
+    view = _view(monthly, "data.variables=[tas, z, sst]", "data.levels={z: [850]}")
     assert view.inputs == ["tas", "z850", "sst"]
     norm = fit_normalizer(view)
     item = TaskSamples(view, "val", norm)[0]
@@ -65,7 +67,7 @@ def test_levels_become_variables_and_nan_is_masked(monthly):
 
 
 def test_downscale_inputs_are_coarsened(monthly):
-    view = build_view(_cfg(monthly, "data.variables=[tas]", "task.kind=downscale", "task.factor=2"))
+    view = _view(monthly, "data.variables=[tas]", "task.kind=downscale", "task.factor=2")
     coarse = view.input_fields().tas.isel(time=0).values
     fine = view.fields.tas.isel(time=0).values
     assert coarse.shape == fine.shape and not np.allclose(coarse, fine)
@@ -73,14 +75,12 @@ def test_downscale_inputs_are_coarsened(monthly):
 
 
 def test_index_task_targets_the_series(monthly):
-    view = build_view(
-        _cfg(
-            monthly,
-            "data.variables=[tas]",
-            "task.kind=index",
-            "task.index.variable=nino34",
-            "task.lead=1",
-        )
+    view = _view(
+        monthly,
+        "data.variables=[tas]",
+        "task.kind=index",
+        "task.index.variable=nino34",
+        "task.lead=1",
     )
     data = TaskSamples(view, "test", fit_normalizer(view))
     assert data[0]["target"].shape == (1,)
@@ -88,16 +88,14 @@ def test_index_task_targets_the_series(monthly):
 
 
 def test_reconstruct_masks_patches(monthly):
-    view = build_view(
-        _cfg(
-            monthly,
-            "data.variables=[tas]",
-            "task.kind=reconstruct",
-            "task.patch=4",
-            "task.mask_ratio=0.5",
-        )
+    view = _view(
+        monthly,
+        "data.variables=[tas]",
+        "task.kind=reconstruct",
+        "task.mask_patch=4",
+        "task.mask_ratio=0.5",
     )
-    data = TaskSamples(view, "train", fit_normalizer(view), mask_ratio=0.5, patch=4)
+    data = TaskSamples(view, "train", fit_normalizer(view), mask_ratio=0.5, mask_patch=4)
     item = data[3]
     zeros = (item["fields"] == 0).float().mean()
     assert 0.1 < zeros < 0.9
@@ -105,7 +103,7 @@ def test_reconstruct_masks_patches(monthly):
 
 
 def test_no_sample_touches_another_split(monthly):
-    view = build_view(_cfg(monthly, "data.variables=[tas]", "task.history=4", "task.lead=3"))
+    view = _view(monthly, "data.variables=[tas]", "task.history=4", "task.lead=3")
     touched = {}
     for split, anchors in view.anchors.items():
         steps = set()
@@ -119,20 +117,18 @@ def test_no_sample_touches_another_split(monthly):
 
 def test_split_leaving_a_block_empty_is_an_error(monthly):
     with pytest.raises(ClimatuneError, match="leaves no samples"):
-        build_view(
-            _cfg(
-                monthly,
-                "data.variables=[tas]",
-                "data.split.val=[2006, 2006]",
-                "task.history=12",
-                "task.lead=6",
-            )
+        _view(
+            monthly,
+            "data.variables=[tas]",
+            "data.split.val=[2006, 2006]",
+            "task.history=12",
+            "task.lead=6",
         )
 
 
 def test_train_fraction_keeps_the_latest_samples(monthly):
-    full = build_view(_cfg(monthly, "data.variables=[tas]"))
-    half = build_view(_cfg(monthly, "data.variables=[tas]", "data.train_fraction=0.5"))
+    full = _view(monthly, "data.variables=[tas]")
+    half = _view(monthly, "data.variables=[tas]", "data.train_fraction=0.5")
     assert half.anchors["train"].size == pytest.approx(full.anchors["train"].size / 2, abs=1)
     assert half.anchors["train"][-1] == full.anchors["train"][-1]
 
@@ -140,7 +136,7 @@ def test_train_fraction_keeps_the_latest_samples(monthly):
 def test_statistics_of_a_split_in_several_blocks_never_see_the_block_between(monthly):
     """Cross-validation folds train on blocks around the validation block: the steps the
     training samples read, and the statistics fitted on them, leave that block out."""
-    cfg = _cfg(
+    view = _view(
         monthly,
         "data.variables=[tas]",
         "task.history=2",
@@ -148,7 +144,6 @@ def test_statistics_of_a_split_in_several_blocks_never_see_the_block_between(mon
         "data.split.train=[[2000, 2002], [2005, 2007]]",
         "data.split.val=[2003, 2004]",
     )
-    view = build_view(cfg)
     years = view.fields.time.dt.year.values
     train, val = view.steps("train"), view.steps("val")
     assert set(years[train]) == {2000, 2001, 2002, 2005, 2006, 2007}
@@ -166,7 +161,7 @@ def test_no_sample_spans_a_missing_month(tmp_path):
     ds = create_test_data(ntime=120, nlat=8, nlon=16)
     path = tmp_path / "hole.nc"
     ds.drop_isel(time=[30]).to_netcdf(path)  # July 2002 is missing
-    view = build_view(_cfg(path, "task.history=2", "task.lead=1"))
+    view = _view(path, "task.history=2", "task.lead=1")
     months = view.fields.time.dt.year.values * 12 + view.fields.time.dt.month.values
     for split, anchors in view.anchors.items():
         for anchor in anchors:
@@ -177,11 +172,23 @@ def test_no_sample_spans_a_missing_month(tmp_path):
 
 
 def test_a_whole_globe_region_keeps_every_longitude(monthly):
-    view = build_view(
-        _cfg(monthly, "data.variables=[tas]", "data.region={lat: [-30, 30], lon: [-180, 180]}")
-    )
+    view = _view(monthly, "data.variables=[tas]", "data.region={lat: [-30, 30], lon: [-180, 180]}")
     assert view.fields.lon.size == 16 and view.periodic_lon
     assert int(view.region_mask.sum()) == int((abs(view.fields.lat) <= 30).sum()) * 16
+
+
+def test_the_weights_are_the_scored_region_read_with_its_halo(monthly):
+    """The domain is the region plus its halo; the weights are cos(lat) inside the region
+    (mean 1 over it) and 0 on the halo, the one place where the region is scored."""
+    view = _view(
+        monthly, "data.variables=[tas]", "data.region={lat: [-30, 30], lon: [90, 180], halo: 30}"
+    )
+    inside = view.region_mask.values
+    assert inside.any() and not inside.all()
+    w = view.weights().values
+    assert (w[~inside] == 0).all() and w[inside].mean() == pytest.approx(1.0)
+    cos = np.cos(np.deg2rad(view.fields.lat.values))[:, None] * np.ones(inside.shape)
+    np.testing.assert_allclose(w[inside] / cos[inside], w[inside][0] / cos[inside][0])
 
 
 @pytest.mark.parametrize("fill", [9.96921e36, 1e20, -1e30])
@@ -191,7 +198,7 @@ def test_undeclared_fill_values_are_missing_not_data(tmp_path, fill, caplog):
     ds["tas"][5:8, 2, 3] = fill  # stored as plain numbers: no _FillValue says what they are
     path = tmp_path / "fill.nc"
     ds.to_netcdf(path, encoding={"tas": {"_FillValue": None}})
-    view = build_view(_cfg(path, "data.variables=[tas]"))
+    view = _view(path, "data.variables=[tas]")
     tas = view.fields.tas.values
     assert np.isnan(tas[5:8, 2, 3]).all()
     keep = np.ones(tas.shape, bool)
@@ -208,6 +215,6 @@ def test_fill_values_do_not_leak_into_coarse_downscaling_inputs(tmp_path):
     ds["tas"][:, 2, 3] = 1e20
     path = tmp_path / "fill.nc"
     ds.to_netcdf(path, encoding={"tas": {"_FillValue": None}})
-    view = build_view(_cfg(path, "data.variables=[tas]", "task.kind=downscale", "task.factor=2"))
+    view = _view(path, "data.variables=[tas]", "task.kind=downscale", "task.factor=2")
     coarse = view.input_fields().tas.values
     assert np.nanmax(np.abs(coarse)) < 400

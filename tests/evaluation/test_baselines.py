@@ -8,7 +8,7 @@ import xarray as xr
 
 from climatune.data.grid import coarsen_bilinear
 from climatune.errors import ClimatuneError
-from climatune.evaluation.baselines import BASELINES, baselines_for, make_baseline
+from climatune.evaluation.baselines import BASELINES, Baseline, baselines_for, make_baseline
 from climatune.evaluation.climatology import view_climatology
 from climatune.evaluation.metrics import index_rmse, rmse, score
 
@@ -220,7 +220,7 @@ def test_climatology_baseline_has_zero_skill(annual_view):
         pred,
         view.truth("test"),
         view_climatology(view),
-        view.region_mask,
+        view.weights(),
         model="climatology",
         task="forecast",
     )
@@ -389,3 +389,12 @@ def test_ridge_downscales_a_multiplicative_pattern_that_bcsd_misses(
     assert rmse(ridge, truth) < 0.01 * rmse(residual, truth)
     exact = make_baseline("ridge", alpha=1e-10).fit(view).predict(view, "test").tas
     assert rmse(exact, truth) < 1e-6 < rmse(residual, truth)
+
+
+def test_a_baseline_without_predictions_cannot_be_built():
+    class FitOnly(Baseline):
+        name = "fit_only"
+        kinds = ("forecast",)
+
+    with pytest.raises(TypeError, match="abstract.*_predict"):
+        FitOnly()

@@ -12,8 +12,8 @@ import xarray as xr
 
 from climatune.cli import main
 from climatune.evaluation.evaluate import ROW_KEYS
+from climatune.testing import tiny_archive, tiny_config
 from climatune.training.run import pretrain
-from tests.training.conftest import tiny_archive, tiny_config
 
 
 @pytest.fixture(scope="module")
@@ -149,7 +149,7 @@ def finetuned(trained, tmp_path_factory):
     root = tmp_path_factory.mktemp("ft")
     cfg = tiny_config(archive, "data.targets=[tas]", "trainer.max_epochs=1")
     ft = finetune(cfg, source=run, out=root / "ft", quiet=True)
-    scratch = train_scratch(cfg, build_view(cfg), root / "scratch")
+    scratch = train_scratch(cfg, build_view(cfg.data, cfg.task), root / "scratch")
     return ft, scratch
 
 

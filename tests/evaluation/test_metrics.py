@@ -54,6 +54,12 @@ def region() -> xr.DataArray:
     )
 
 
+@pytest.fixture
+def region_weights(region) -> xr.DataArray:
+    """The cell weights of that region, as a task view gives them: cos(lat) inside, 0 outside."""
+    return lat_weights(region.lat, region)
+
+
 def _by_hand(pred, truth, clim=None, region=None):
     """The DESIGN.md formulas in plain numpy: weights, valid cells, sums."""
     p, y = pred.values, truth.values
@@ -124,22 +130,35 @@ def test_field_metrics_match_numpy_with_nan_cells(case):
     assert skill(pred, truth, clim) == pytest.approx(want["skill"])
 
 
-def test_field_metrics_match_numpy_inside_a_region(case, region):
+def test_field_metrics_match_numpy_inside_a_region(case, region, region_weights):
     pred, truth, clim = case
     want = _by_hand(pred, truth, clim, region)
-    assert rmse(pred, truth, region) == pytest.approx(want["rmse"])
-    assert mae(pred, truth, region) == pytest.approx(want["mae"])
-    assert bias(pred, truth, region) == pytest.approx(want["bias"])
-    assert acc(pred, truth, clim, region) == pytest.approx(want["acc"])
-    assert skill(pred, truth, clim, region) == pytest.approx(want["skill"])
-    assert rmse(pred, truth, region) != pytest.approx(rmse(pred, truth))
+    assert rmse(pred, truth, region_weights) == pytest.approx(want["rmse"])
+    assert mae(pred, truth, region_weights) == pytest.approx(want["mae"])
+    assert bias(pred, truth, region_weights) == pytest.approx(want["bias"])
+    assert acc(pred, truth, clim, region_weights) == pytest.approx(want["acc"])
+    assert skill(pred, truth, clim, region_weights) == pytest.approx(want["skill"])
+    assert rmse(pred, truth, region_weights) != pytest.approx(rmse(pred, truth))
 
 
-def test_cells_outside_the_region_do_not_count(case, region):
+def test_cells_outside_the_region_do_not_count(case, region_weights):
     pred, truth, _ = case
     wrecked = pred.copy()
     wrecked[:, :, 2] = 1e6  # only outside the region
-    assert rmse(wrecked, truth, region) == pytest.approx(rmse(pred, truth, region))
+    assert rmse(wrecked, truth, region_weights) == pytest.approx(rmse(pred, truth, region_weights))
+
+
+def test_metrics_weight_by_the_cell_weights_they_are_given(case, region):
+    """Weights other than cos(latitude) count as given: a cell of weight 3 counts thrice."""
+    pred, truth, _ = case
+    weights = xr.where(region, 1.0, 0.0)
+    weights[0, 0] = 3.0
+    p, y = pred.values, truth.values
+    m = np.isfinite(p) & np.isfinite(y) & region.values[None]
+    w = np.broadcast_to(weights.values[None], p.shape) * m
+    d = np.where(m, p - y, 0.0)
+    assert rmse(pred, truth, weights) == pytest.approx(np.sqrt(np.sum(w * d**2) / np.sum(w)))
+    assert bias(pred, truth, weights) == pytest.approx(np.sum(w * d) / np.sum(w))
 
 
 def test_weighting_changes_the_result(time_axis):
@@ -222,13 +241,13 @@ def test_climatology_at_refuses_a_month_without_training_data(time_axis):
         climatology_at(climatology(ds), time_axis(7, monthly=True, calendar="noleap"))
 
 
-def test_score_rows_for_fields_and_index(case, region, time_axis):
+def test_score_rows_for_fields_and_index(case, region, region_weights, time_axis):
     pred, truth, clim = case
     rows = score(
         xr.Dataset({"tas": pred}),
         xr.Dataset({"tas": truth}),
         xr.Dataset({"tas": clim}),
-        region,
+        region_weights,
         model="unet",
         task="forecast",
     )

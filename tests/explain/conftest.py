@@ -79,7 +79,7 @@ def export_untrained(
     cfg: Config, out: Path, edit: Callable[[ClimateTask], None] | None = None
 ) -> Path:
     """Write ``out/model`` for ``cfg`` with fresh (or ``edit``-ed) weights; return its path."""
-    view = build_view(cfg)
+    view = build_view(cfg.data, cfg.task)
     normalizer = fit_normalizer(view)
     names, static = static_channels(view)
     net = new_net(cfg, view, len(names))

@@ -68,7 +68,7 @@ def test_each_method_writes_every_output(request, tmp_path: Path, method: str) -
     out = tmp_path / "out"
     assert sorted(p.name for p in out.iterdir()) == sorted([*OUTPUTS, STAMP])
     assert json.loads((out / STAMP).read_text())["command"] == "explain"
-    view = build_view(model.config)
+    view = build_view(model.config.data, model.config.task)
     lag = ("lag",) if model.config.task.history > 1 else ()  # dropped for one input step
     with open_attributions(out) as ds:
         da = ds["attribution"]

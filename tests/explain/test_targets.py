@@ -20,7 +20,8 @@ UNITS = {"tas": "K", "sst": "K"}
 
 @pytest.fixture(scope="module")
 def view(small_store: Path, make_config):
-    return build_view(make_config(small_store, "data.variables=[tas, sst]"))
+    cfg = make_config(small_store, "data.variables=[tas, sst]")
+    return build_view(cfg.data, cfg.task)
 
 
 def test_default_is_the_first_output_over_the_scored_region(view) -> None:
@@ -57,7 +58,7 @@ def test_bad_targets_are_user_errors(view, spec: str, match: str) -> None:
 
 def test_index_targets_have_no_region(index_model: Path) -> None:
     model = load_model(index_model)
-    view = build_view(model.config)
+    view = build_view(model.config.data, model.config.task)
     t = parse_target(None, view, model.meta.outputs, model.meta.units("outputs"))
     assert t.label == "nino34" and t.weights is None
     with pytest.raises(ClimatuneError, match="index model predicts one number"):
@@ -66,7 +67,7 @@ def test_index_targets_have_no_region(index_model: Path) -> None:
 
 def test_target_function_is_the_weighted_mean_in_physical_units(forecast_model: Path) -> None:
     model = load_model(forecast_model)
-    view = build_view(model.config)
+    view = build_view(model.config.data, model.config.task)
     t = parse_target(
         "sst@lat=-20:20,lon=150:270", view, model.meta.outputs, model.meta.units("outputs")
     )
@@ -83,7 +84,7 @@ def test_target_function_is_the_weighted_mean_in_physical_units(forecast_model: 
 def test_stored_static_inputs_only_on_the_same_cells(forecast_model: Path) -> None:
     """Same grid shape and latitudes but other longitudes: the static inputs are made anew."""
     model = load_model(forecast_model)
-    view = build_view(model.config)
+    view = build_view(model.config.data, model.config.task)
     assert torch.equal(static_for(model, view), model.static)
     wrapped = view.fields.assign_coords(lon=view.fields.lon - 360.0)  # the same cells
     assert torch.equal(static_for(model, dataclasses.replace(view, fields=wrapped)), model.static)

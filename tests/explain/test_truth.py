@@ -31,7 +31,7 @@ def nino_box(store: Path) -> str:
 @pytest.fixture(scope="module")
 def setup(persistence_model: Path):
     model = load_model(persistence_model)
-    return model, build_view(model.config)
+    return model, build_view(model.config.data, model.config.task)
 
 
 @pytest.fixture(scope="module")

@@ -48,7 +48,13 @@ def test_trained_sst_forecast_reads_the_nino_box(store: Path, make_config, tmp_p
     model = load_model(pretrain(cfg, out=tmp_path / "run"))
     attrs = open_dataset(store).attrs
     box = attrs["nino34_region"]
-    expl = explain(model, build_view(model.config), method="ig", target=f"sst@{box}", samples=8)
+    expl = explain(
+        model,
+        build_view(model.config.data, model.config.task),
+        method="ig",
+        target=f"sst@{box}",
+        samples=8,
+    )
     # The residual path carries the box's SST anomaly A; what the network learned is a
     # correction as large as the month-to-month change, about A * sqrt(2 (1 - rho1)) with
     # rho1 the ENSO lag-1 autocorrelation (0.991 from a 4-year period and 2-year damping).
@@ -119,7 +125,7 @@ def test_trained_nino34_index_reads_the_tropical_pacific(tmp_path: Path) -> None
     model = load_model(run)
     ds = open_dataset(store)
     region = ds.attrs["tropical_pacific_ocean_region"]
-    expl = explain(model, build_view(model.config), method="ig", samples=16)
+    expl = explain(model, build_view(model.config.data, model.config.task), method="ig", samples=16)
     # "Most" of the mass: halfway between a location-blind model (0.11 on this grid) and
     # the matched filter (0.98), i.e. about 0.55.
     uniform, matched = enso_region_shares(ds, region)

@@ -16,9 +16,8 @@ from climatune.data.normalize import Normalizer
 from climatune.data.view import build_view
 from climatune.errors import ClimatuneError
 from climatune.finetune.run import finetune, merged_normalizer, prepare_finetune
+from climatune.testing import create_test_data, tiny_archive, tiny_config
 from climatune.training.run import pretrain
-from tests.conftest import create_test_data
-from tests.training.conftest import tiny_archive, tiny_config
 
 
 @pytest.fixture(scope="module")
@@ -161,7 +160,9 @@ def _tas_file(tmp_path, name: str, mean: float, std: float):
 def test_auto_refits_anomalies_against_absolute_values_and_says_so(pretrained, tmp_path):
     _, run = pretrained
     cfg = tiny_config(_tas_file(tmp_path, "anomalies.nc", 0.0, 1.0))
-    norm, lines = merged_normalizer(_parent_at(run, 287.7, 11.3), build_view(cfg), cfg)
+    norm, lines = merged_normalizer(
+        _parent_at(run, 287.7, 11.3), build_view(cfg.data, cfg.task), cfg
+    )
     mean = norm.mean_["tas"]  # the training years' anomalies, not the 287.7 K stored
     assert abs(mean) < 0.5 and norm.std_["tas"] == pytest.approx(1.0, abs=0.2)
     apart = (287.7 - mean) / 11.3
@@ -176,7 +177,9 @@ def test_auto_refits_anomalies_against_absolute_values_and_says_so(pretrained, t
 def test_auto_keeps_a_small_shift(pretrained, tmp_path):
     _, run = pretrained
     cfg = tiny_config(_tas_file(tmp_path, "warmer.nc", 287.7 + 3.0, 12.0))
-    norm, lines = merged_normalizer(_parent_at(run, 287.7, 11.3), build_view(cfg), cfg)
+    norm, lines = merged_normalizer(
+        _parent_at(run, 287.7, 11.3), build_view(cfg.data, cfg.task), cfg
+    )
     assert norm.mean_["tas"] == 287.7 and norm.std_["tas"] == 11.3
     assert lines == ["statistics:     kept tas, sst; refitted -"]
 
@@ -186,14 +189,14 @@ def test_keep_refuses_shifted_statistics_unless_forced(pretrained, tmp_path):
     parent, path = _parent_at(run, 287.7, 11.3), _tas_file(tmp_path, "anomalies.nc", 0.0, 1.0)
     keep = tiny_config(path, "finetune.normalization.variables={tas: keep}")
     with pytest.raises(ClimatuneError) as err:
-        merged_normalizer(parent, build_view(keep), keep)
+        merged_normalizer(parent, build_view(keep.data, keep.task), keep)
     assert "\n" not in str(err.value)
     assert str(err.value).startswith("'tas' here is not distributed like the pre-trained model's")
     assert "set finetune.normalization.variables.tas=refit (or auto), or force_keep" in str(
         err.value
     )
     forced = tiny_config(path, "finetune.normalization.variables={tas: force_keep}")
-    norm, lines = merged_normalizer(parent, build_view(forced), forced)
+    norm, lines = merged_normalizer(parent, build_view(forced.data, forced.task), forced)
     assert norm.mean_["tas"] == 287.7
     assert lines[0] == "statistics:     kept tas, sst; refitted -"
     assert lines[1].startswith("statistics of tas kept (force_keep): mean ")

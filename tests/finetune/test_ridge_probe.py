@@ -21,7 +21,7 @@ from climatune.finetune.artifact import load_model
 from climatune.finetune.freezing import apply_strategy
 from climatune.finetune.probe import ALPHAS, fit_ridge_probe
 from climatune.finetune.run import finetune, prepare_finetune
-from climatune.models.heads import create_head
+from climatune.models import create_head
 from climatune.training.run import build_task, pretrain
 
 SPLIT = ("data.split.train=[1950, 1963]", "data.split.val=[1964, 1965]")
@@ -89,6 +89,14 @@ def test_the_head_is_the_ridge_solution_on_the_frozen_features(pretrained):
     np.testing.assert_allclose(got, z @ w + y.mean(), atol=2e-3)
 
 
+def test_a_new_scalar_head_takes_the_configs_head_options(pretrained):
+    store, run = pretrained
+    cfg = config(store, *INDEX, "model.head.hidden=12", "model.head.norm=none")
+    _, _, _, net, report = prepare_finetune(cfg, run)
+    assert report.new_head and net.head.kind == "scalar"
+    assert net.head.mlp[0].out_features == 12 and isinstance(net.head.norm, torch.nn.Identity)
+
+
 def test_ridge_probe_end_to_end_matches_the_ridge_baseline(pretrained, tmp_path, capsys):
     store, run = pretrained
     out, yaml = tmp_path / "ft", tmp_path / "ft.yaml"
@@ -152,7 +160,7 @@ def test_ridge_probe_reaches_the_ridge_baseline(tmp_path):
     )
     cfg = config(store, *split, *INDEX, "task.lead=3", "finetune.strategy=ridge_probe")
     model = load_model(finetune(cfg, run, out=tmp_path / "ft", quiet=True))
-    view = build_view(cfg)
+    view = build_view(cfg.data, cfg.task)
     rows, _ = evaluate_view(view, {"finetuned": model}, ["climatology", "ridge"])
     corr = {r["model"]: r["value"] for r in rows if r["metric"] == "corr"}
     rmse = {r["model"]: r["value"] for r in rows if r["metric"] == "rmse"}

@@ -90,7 +90,9 @@ def test_bf16_training_learns_and_exports_float32_weights(run):
     weights = load_file(str(run / "model" / "weights.safetensors"))
     assert {t.dtype for t in weights.values()} == {torch.float32}
     model = load_model(run, "cuda")
-    rows, _ = evaluate_view(build_view(model.config), {"model": model}, ["persistence"])
+    rows, _ = evaluate_view(
+        build_view(model.config.data, model.config.task), {"model": model}, ["persistence"]
+    )
     rmse = {r["model"]: r["value"] for r in rows if r["metric"] == "rmse"}
     # The residual network starts from persistence; six epochs must not make it worse.
     assert rmse["model"] < 1.05 * rmse["persistence"], rmse
@@ -100,7 +102,7 @@ def test_models_load_onto_the_gpu_and_predict_as_on_the_cpu(run):
     cpu, gpu = load_model(run, "cpu"), load_model(run, "auto")
     assert gpu.device.type == "cuda"
     assert all(p.is_cuda for p in gpu.net.parameters()) and gpu.static.device.type == "cpu"
-    view = build_view(cpu.config)
+    view = build_view(cpu.config.data, cpu.config.task)
     with exact_float32():
         a, b = (predict_view(m, view, "test").tas for m in (cpu, gpu))
     assert a.notnull().all() and float(np.abs(a - b).max()) < 1e-3  # kelvin
@@ -108,7 +110,7 @@ def test_models_load_onto_the_gpu_and_predict_as_on_the_cpu(run):
 
 def test_explain_on_the_gpu_matches_the_cpu(run):
     cpu, gpu = load_model(run, "cpu"), load_model(run, "cuda")
-    view = build_view(cpu.config)
+    view = build_view(cpu.config.data, cpu.config.task)
     for method in ("ig", "shap"):
         with exact_float32():
             a, b = (
@@ -132,7 +134,7 @@ def test_finetune_on_the_gpu_from_a_gpu_pretrained_model(run, store, tmp_path):
     assert model.meta.data["parent"]
     val = pd.read_csv(tuned / "logs" / "metrics.csv")["val_loss"].dropna()
     assert len(val) >= 1 and np.isfinite(val).all()
-    pred = predict_view(model, build_view(model.config), "test").tas
+    pred = predict_view(model, build_view(model.config.data, model.config.task), "test").tas
     assert 200 < float(pred.mean()) < 320
 
 

@@ -28,8 +28,8 @@ import xarray as xr
 import yaml
 
 from climatune.cli import main
+from climatune.testing import tiny_archive
 from tests.reliability.conftest import base_config, write_config
-from tests.training.conftest import tiny_archive
 
 #: Scored-region boxes used by the scenarios (lat, lon), degrees.
 BOX = {"lat": [-35.0, 35.0], "lon": [60.0, 160.0]}

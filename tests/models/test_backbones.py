@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from climatune.models import build_net, create_backbone
+from climatune.models.backbones.base import Backbone
 
 from .conftest import TINY, VARIABLES
 
@@ -89,3 +90,12 @@ def test_set_periodic_lon_matches_a_periodic_build(name: str) -> None:
     regional.set_periodic_lon(True)
     assert regional.hparams == periodic.hparams
     torch.testing.assert_close(regional(h), periodic(h))
+
+
+def test_a_backbone_without_its_contract_cannot_be_built() -> None:
+    class NoStages(Backbone):
+        def forward_features(self, h: torch.Tensor) -> torch.Tensor:
+            return h
+
+    with pytest.raises(TypeError, match="abstract.*stages"):
+        NoStages()

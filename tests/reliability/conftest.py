@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from climatune.config import apply_overrides
-from tests.training.conftest import tiny_archive, tiny_config
+from climatune.testing import tiny_archive, tiny_config
 
 ROOT = Path(__file__).resolve().parents[2]
 BASE_SETS = ("trainer.max_epochs=1",)

@@ -28,8 +28,8 @@ from safetensors.torch import load_file, save_file
 
 from climatune.cli import main
 from climatune.report.collect import PNG_SIGNATURE
+from climatune.testing import create_test_data
 from climatune.utils.atomic import LOCK
-from tests.conftest import create_test_data
 from tests.reliability.conftest import base_config, leftovers, tree, write_config
 
 

@@ -15,10 +15,10 @@ from safetensors.torch import load_file
 
 from climatune import load_model
 from climatune.cli import main
+from climatune.testing import tiny_config
 from climatune.training.callbacks import weights_digest
 from climatune.training.run import pretrain
 from tests.reliability.conftest import BASE_SETS, base_config, climatune, write_config
-from tests.training.conftest import tiny_config
 
 pytestmark = pytest.mark.slow
 

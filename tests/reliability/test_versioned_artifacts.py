@@ -18,9 +18,9 @@ import xarray as xr
 from climatune.cli import main
 from climatune.data.io import open_dataset
 from climatune.finetune.artifact import SCHEMA_VERSION, load_model
+from climatune.testing import tiny_archive
 from climatune.training.callbacks import weights_digest
 from tests.fixtures.make_fixtures import direct_prediction, prediction_summary
-from tests.training.conftest import tiny_archive
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 V1, V0 = FIXTURES / "artifact_v1" / "model", FIXTURES / "artifact_v0" / "model"

@@ -12,10 +12,10 @@ from safetensors.torch import load_file
 from climatune import load_model
 from climatune.cli import main
 from climatune.data.io import open_dataset
+from climatune.testing import tiny_config
 from climatune.training.callbacks import weights_digest
 from climatune.training.losses import weighted_mse
 from climatune.training.run import pretrain
-from tests.training.conftest import tiny_config
 
 
 def test_pretrain_writes_a_complete_artifact(archive, tmp_path):

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from climatune import load_model
+from climatune.testing import tiny_archive
 from climatune.training.callbacks import weights_digest
-from tests.training.conftest import tiny_archive
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -56,7 +56,7 @@ def test_index_validation_loss_has_no_jumps(small_index_run):
 
 def test_exported_head_statistics_are_those_of_the_training_set(small_index_run):
     model = load_model(small_index_run)
-    view = build_view(model.config)
+    view = build_view(model.config.data, model.config.task)
     samples = TaskSamples(view, "train", model.normalizer)
     fields = torch.stack([samples[i]["fields"] for i in range(len(samples))])
     static = model.static.expand(fields.shape[0], *model.static.shape)

@@ -10,9 +10,10 @@ import pytest
 from climatune.config import config_from_dict
 from climatune.data.view import TaskView, build_view
 from climatune.errors import ClimatuneError
+from climatune.testing import tiny_annual_archive, tiny_config
 from climatune.tuning.folds import cv_years, fold_configs, fold_splits
 
-from .conftest import SPLIT, tiny_config, write_tiny
+from .conftest import ANNUAL, SPLIT
 
 
 def _read_steps(view: TaskView, split: str) -> set[int]:
@@ -43,13 +44,13 @@ def test_fold_splits_cover_the_non_test_years() -> None:
 def test_no_fold_trains_on_its_validation_or_test_years(
     tiny_nc: Path, task: dict, folds: int
 ) -> None:
-    cfg = config_from_dict(tiny_config(tiny_nc, **task))
-    base = build_view(cfg)
+    cfg = tiny_config(tiny_nc, *ANNUAL, *(f"task.{k}={v}" for k, v in task.items()))
+    base = build_view(cfg.data, cfg.task)
     years, test = cv_years(base)
     assert years == (1990, 2013) and test == (2014, 2019)
     test_steps = _read_steps(base, "test")
     for k, fold_cfg in enumerate(fold_configs(cfg, fold_splits(years, folds, test))):
-        view = build_view(fold_cfg)
+        view = build_view(fold_cfg.data, fold_cfg.task)
         train, val = _read_steps(view, "train"), _read_steps(view, "val")
         assert train and val
         assert not train & val, f"fold {k}: training reads validation steps"
@@ -67,41 +68,46 @@ def test_no_fold_trains_on_its_validation_or_test_years(
 
 
 def test_split_without_test_uses_every_year(tiny_nc: Path) -> None:
-    raw = tiny_config(tiny_nc)
+    raw = tiny_config(tiny_nc, *ANNUAL).model_dump(mode="json")
     raw["data"]["split"] = {"train": [1990, 2009], "val": [2010, 2019]}
-    years, test = cv_years(build_view(config_from_dict(raw)))
+    cfg = config_from_dict(raw)
+    years, test = cv_years(build_view(cfg.data, cfg.task))
     assert years == (1990, 2019) and test is None
 
 
 def test_default_split_is_used_when_none_is_given(tiny_nc: Path) -> None:
-    raw = tiny_config(tiny_nc)
+    raw = tiny_config(tiny_nc, *ANNUAL).model_dump(mode="json")
     del raw["data"]["split"]
-    years, test = cv_years(build_view(config_from_dict(raw)))
+    cfg = config_from_dict(raw)
+    years, test = cv_years(build_view(cfg.data, cfg.task))
     assert test is not None and years[1] < test[0] and years[0] == 1990
 
 
 def test_test_block_between_folds_is_refused(tiny_nc: Path) -> None:
-    raw = tiny_config(tiny_nc)
+    raw = tiny_config(tiny_nc, *ANNUAL).model_dump(mode="json")
     raw["data"]["split"] = {"train": [1990, 2004], "test": [2006, 2010], "val": [2012, 2019]}
+    cfg = config_from_dict(raw)
     with pytest.raises(ClimatuneError, match="move data.split.test"):
-        cv_years(build_view(config_from_dict(raw)))
+        cv_years(build_view(cfg.data, cfg.task))
 
 
 def test_split_is_left_alone_in_the_base(tiny_nc: Path) -> None:
-    cfg = config_from_dict(tiny_config(tiny_nc))
+    cfg = tiny_config(tiny_nc, *ANNUAL)
     fold_configs(cfg, fold_splits((1990, 2013), 2, (2014, 2019)))
     assert cfg.data.split.model_dump() == {k: tuple(v) for k, v in SPLIT.items()}
 
 
 def test_history_1_lead_0_samples_every_year_of_every_block(tiny_nc: Path) -> None:
     # a downscaling task reads one step and predicts it: history 1, lead 0
-    view = build_view(config_from_dict(tiny_config(tiny_nc, kind="downscale", factor=2)))
+    cfg = tiny_config(tiny_nc, *ANNUAL, "task.kind=downscale", "task.factor=2")
+    view = build_view(cfg.data, cfg.task)
     for name, (y0, y1) in view.blocks.items():
         assert list(view.target_times(name).dt.year.values) == list(range(y0, y1 + 1)), name
 
 
 def test_history_3_lead_2_samples_read_only_their_block(tiny_nc: Path) -> None:
-    view = build_view(config_from_dict(tiny_config(tiny_nc, history=3, lead=2)))
+    cfg = tiny_config(tiny_nc, *ANNUAL, "task.history=3", "task.lead=2")
+    view = build_view(cfg.data, cfg.task)
     year = view.fields.time.dt.year.values
     read = {name: _read_steps(view, name) for name in ("train", "val", "test")}
     for name, (y0, y1) in view.blocks.items():
@@ -113,10 +119,13 @@ def test_history_3_lead_2_samples_read_only_their_block(tiny_nc: Path) -> None:
 
 
 def test_five_folds_over_50_years_keep_10_year_blocks(tmp_path: Path) -> None:
-    raw = tiny_config(write_tiny(tmp_path / "fifty.nc", years=50), kind="downscale", factor=2)
+    fifty = tiny_annual_archive(tmp_path / "fifty.nc", years=50)
+    raw = tiny_config(fifty, *ANNUAL, "task.kind=downscale", "task.factor=2").model_dump(
+        mode="json"
+    )
     raw["data"]["split"] = {"train": [1990, 2029], "val": [2030, 2039]}
     cfg = config_from_dict(raw)
-    years, test = cv_years(build_view(cfg))
+    years, test = cv_years(build_view(cfg.data, cfg.task))
     assert years == (1990, 2039) and test is None
     for fold_cfg in fold_configs(cfg, fold_splits(years, 5, test)):
-        assert build_view(fold_cfg).n_samples() == {"train": 40, "val": 10}
+        assert build_view(fold_cfg.data, fold_cfg.task).n_samples() == {"train": 40, "val": 10}

@@ -14,12 +14,13 @@ import yaml
 
 import climatune
 from climatune.cli import main
-from climatune.config import config_from_dict, load_config
+from climatune.config import load_config
 from climatune.errors import ClimatuneError
+from climatune.testing import tiny_config
 from climatune.tuning import objective as objective_module
 from climatune.tuning.search import load_space_for, tune_command
 
-from .conftest import SPACE, tiny_config
+from .conftest import ANNUAL, SPACE
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -69,7 +70,7 @@ def test_tune_from_a_pretrained_model_writes_a_runnable_best_config(
     from climatune.finetune.run import finetune
     from climatune.training.run import pretrain
 
-    base = config_from_dict(tiny_config(tiny_nc))
+    base = tiny_config(tiny_nc, *ANNUAL)
     pretrain(base, out=tmp_path / "pre")
     tuned = {k: v for k, v in SPACE.items() if not k.startswith("model.")}
     tuned["finetune.strategy"] = {"type": "categorical", "choices": ["full", "linear_probe"]}
@@ -261,6 +262,17 @@ def test_space_must_suit_training_with_or_without_from(
         load_space_for(cfg, ft, None)
     with pytest.raises(ClimatuneError, match="'model.dropout' has no effect with --from"):
         load_space_for(cfg, space, "runs/pre")
+
+
+def test_head_options_may_be_tuned_with_from(tiny_files: tuple[Path, Path], tmp_path: Path) -> None:
+    cfg = load_config(tiny_files[0])
+    head = tmp_path / "head.yaml"
+    head.write_text("model.head.hidden: {type: int, low: 8, high: 32}\n")
+    assert list(load_space_for(cfg, head, "runs/pre")) == ["model.head.hidden"]
+    edges = tmp_path / "edges.yaml"
+    edges.write_text("model.edge_padding: {type: categorical, choices: [zeros, replicate]}\n")
+    with pytest.raises(ClimatuneError, match="'model.edge_padding' has no effect with --from"):
+        load_space_for(cfg, edges, "runs/pre")
 
 
 @pytest.mark.parametrize("example", ["a1b", "synthetic"])

@@ -23,6 +23,15 @@ def test_config_keys_are_leaves() -> None:
         "finetune.normalization.default",
     } <= set(keys)
     assert "optim" not in keys and "data.region" not in keys
+    assert {"model.mults", "model.blocks", "model.patch", "model.head.hidden"} <= set(keys)
+
+
+def test_backbone_options_are_checked_against_the_base_backbone() -> None:
+    vit = Config.model_validate({"model": {"backbone": "vit"}}).model_dump(mode="json")
+    space = parse_space({"model.patch": {"type": "int", "low": 2, "high": 8}}, base=vit)
+    assert space["model.patch"].high == 8
+    with pytest.raises(ClimatuneError, match="'patch' is an option of backbone 'vit', not of"):
+        parse_space({"model.patch": {"type": "int", "low": 2, "high": 8}})
 
 
 def test_parse_space_reads_every_kind() -> None:

@@ -14,6 +14,7 @@ __all__ = [
     "contiguous_lon",
     "is_global",
     "lat_weights",
+    "normalised_weights",
 ]
 
 
@@ -118,9 +119,22 @@ def lat_weights(lat: xr.DataArray, valid: xr.DataArray | None = None) -> xr.Data
         Boolean mask broadcastable against ``lat`` (e.g. ``(time, lat, lon)``); all
         cells are valid when omitted.
     """
-    cos = np.cos(np.deg2rad(lat)).clip(min=0.0)
-    valid = xr.ones_like(lat, dtype=bool) if valid is None else valid.astype(bool)
-    w = xr.where(valid, cos, 0.0)
+    cos = np.cos(np.deg2rad(lat))  # a DataArray: numpy's stubs say ndarray
+    return normalised_weights(cos.clip(min=0.0), valid)  # type: ignore[arg-type]
+
+
+def normalised_weights(weights: xr.DataArray, valid: xr.DataArray | None = None) -> xr.DataArray:
+    """``weights`` on the ``valid`` cells, 0 elsewhere, scaled to mean 1 over the valid cells.
+
+    Parameters
+    ----------
+    weights
+        Non-negative cell weights, such as cos(latitude) or a task view's weights.
+    valid
+        Boolean mask broadcastable against ``weights``; all cells are valid when omitted.
+    """
+    valid = xr.ones_like(weights, dtype=bool) if valid is None else valid.astype(bool)
+    w = xr.where(valid, weights, 0.0)
     n_valid = int(valid.broadcast_like(w).sum())
     total = float(w.sum())
     if n_valid == 0 or total <= 0.0:

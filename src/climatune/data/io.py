@@ -30,8 +30,8 @@ from typing import Any, BinaryIO
 import numpy as np
 import xarray as xr
 
+from climatune.data.bundled import bundled_name, bundled_path
 from climatune.data.grid import contiguous_lon
-from climatune.data.samples_registry import resolve_sample, sample_name
 from climatune.errors import ClimatuneError
 
 __all__ = ["SourceLike", "open_dataset", "canonicalize", "source_paths", "reading"]
@@ -207,9 +207,9 @@ def _expand(source: SourceLike) -> list[tuple[str, Path]]:
     items: list[tuple[str, Path]] = []
     for entry in entries:
         text = os.fspath(entry)
-        sample = sample_name(text)
+        sample = bundled_name(text)
         if sample is not None:
-            items.append((text, resolve_sample(sample)))
+            items.append((text, bundled_path(sample)))
             continue
         text = os.path.expanduser(text)
         if any(c in text for c in "*?["):

@@ -170,11 +170,11 @@ def _read_into(out: np.ndarray, da_: xr.DataArray, window: slice, mean: float, s
         region = tuple(slice(e[j], e[j + 1]) for e, j in zip(edges[1:], index))
         merged = _merged_read(graph, [(name, i, *index) for i in whole])
         if merged is not None:
-            _normalise_into(out[(rows, *region)], merged, mean, std)
+            _normalise_into(out[(rows,) + region], merged, mean, std)
             continue
         for i in whole:
             block = slice(int(edges[0][i]) - t0, int(edges[0][i + 1]) - t0)
-            _normalise_into(out[(block, *region)], _block(name, graph, (i, *index)), mean, std)
+            _normalise_into(out[(block,) + region], _block(name, graph, (i, *index)), mean, std)
 
 
 def _read(ds: xr.Dataset, names: list[str], window: slice, norm: Normalizer) -> np.ndarray:
@@ -218,13 +218,17 @@ def read_window(
 
 
 def patch_mask(
-    seed: int, anchor: int, shape: tuple[int, int], patch: int, ratio: float
+    seed: int, anchor: int, shape: tuple[int, int], mask_patch: int, ratio: float
 ) -> np.ndarray:
-    """The ``reconstruct`` task's keep-mask of one sample: seeded by ``(seed, anchor)``."""
+    """The ``reconstruct`` task's keep-mask of one sample: seeded by ``(seed, anchor)``.
+
+    Squares of ``mask_patch`` x ``mask_patch`` cells are hidden with probability ``ratio``.
+    """
     rng = np.random.default_rng((seed, anchor))
-    ph, pw = -(-shape[0] // patch), -(-shape[1] // patch)
+    ph, pw = -(-shape[0] // mask_patch), -(-shape[1] // mask_patch)
     keep = rng.random((ph, pw)) >= ratio
-    return np.kron(keep, np.ones((patch, patch), dtype=bool))[: shape[0], : shape[1]]
+    square = np.ones((mask_patch, mask_patch), dtype=bool)
+    return np.kron(keep, square)[: shape[0], : shape[1]]
 
 
 def block_nbytes(view: TaskView, split: str) -> int:
@@ -248,7 +252,7 @@ class TaskSamples(Dataset):
         The task and the split whose block is read.
     normalizer
         Fitted statistics for every input and target variable.
-    mask_ratio, patch, seed
+    mask_ratio, mask_patch, seed
         Random patch masking of the inputs, for ``reconstruct`` tasks only.
     """
 
@@ -259,7 +263,7 @@ class TaskSamples(Dataset):
         normalizer: Normalizer,
         *,
         mask_ratio: float = 0.5,
-        patch: int = 4,
+        mask_patch: int = 4,
         seed: int = 0,
     ) -> None:
         self.view, self.split = view, split
@@ -273,13 +277,13 @@ class TaskSamples(Dataset):
         self.fields = np.nan_to_num(inputs, nan=0.0, copy=True)
         del inputs
         self.mask_ratio = mask_ratio if view.kind == "reconstruct" else 0.0
-        self.patch, self.seed = patch, seed
+        self.mask_patch, self.seed = mask_patch, seed
 
     def __len__(self) -> int:
         return int(self.anchors.size)
 
     def _mask(self, anchor: int, shape: tuple[int, int]) -> np.ndarray:
-        return patch_mask(self.seed, anchor, shape, self.patch, self.mask_ratio)
+        return patch_mask(self.seed, anchor, shape, self.mask_patch, self.mask_ratio)
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
         anchor = int(self.anchors[i])

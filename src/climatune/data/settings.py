@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Literal
+import warnings
+from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
@@ -90,10 +91,33 @@ class IndexTargetConfig(Section):
 
 
 class TaskConfig(Section):
+    """What the network learns; ``mask_ratio`` and ``mask_patch`` (the side, in cells, of
+    the hidden squares) apply to ``reconstruct`` only.
+
+    ``patch``, this key's name before ``mask_patch`` (it is not the ViT's ``model.patch``),
+    is read as ``mask_patch`` with a warning, so older configs and artifacts still load.
+    """
+
     kind: Literal["forecast", "downscale", "index", "reconstruct"] = "forecast"
     history: int = Field(1, gt=0)
     lead: int = Field(1, ge=0)
     factor: int = Field(4, gt=1)
     mask_ratio: float = Field(0.5, gt=0, lt=1)
-    patch: int = Field(4, gt=0)
+    mask_patch: int = Field(4, gt=0)
     index: IndexTargetConfig | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed_patch(cls, raw: Any) -> Any:
+        if not isinstance(raw, dict) or "patch" not in raw:
+            return raw
+        if "mask_patch" in raw:
+            raise ValueError("'patch' is the old name of 'mask_patch': give only task.mask_patch")
+        warnings.warn(
+            "config key task.patch is now task.mask_patch (the masked squares of reconstruct); "
+            "read as task.mask_patch",
+            FutureWarning,
+            stacklevel=2,
+        )
+        out = {k: v for k, v in raw.items() if k != "patch"}
+        return {**out, "mask_patch": raw["patch"]}

@@ -16,9 +16,18 @@ from collections.abc import Mapping
 import numpy as np
 import xarray as xr
 
+from climatune.data.settings import SplitConfig
 from climatune.errors import ClimatuneError
 
-__all__ = ["default_blocks", "block_indices", "sample_anchors", "fold_blocks", "time_runs"]
+__all__ = [
+    "default_blocks",
+    "block_indices",
+    "sample_anchors",
+    "fold_blocks",
+    "time_runs",
+    "split_blocks",
+    "split_anchors",
+]
 
 Block = tuple[int, int]
 
@@ -124,3 +133,65 @@ def fold_blocks(first: int, last: int, folds: int) -> list[Block]:
         raise ClimatuneError(f"--folds {folds} must be between 2 and the {n} non-test years")
     edges = np.linspace(first, last + 1, folds + 1).round().astype(int)
     return [(int(edges[i]), int(edges[i + 1] - 1)) for i in range(folds)]
+
+
+def split_blocks(split: SplitConfig | None, first: int, last: int) -> dict[str, Block]:
+    """The year blocks of ``split`` (or the default split), checked against the data's years.
+
+    A training set made of several blocks (as in cross-validation folds) gets keys
+    ``train#0``, ``train#1``, ...
+    """
+    raw = split.model_dump() if split else default_blocks(first, last)
+    blocks: dict[str, Block] = {}
+    for name, value in raw.items():
+        if value is None:
+            continue
+        many = isinstance(value[0], (list, tuple))
+        for i, block in enumerate(value if many else [value]):
+            key = f"{name}#{i}" if many else name
+            if block[1] < first or block[0] > last:
+                raise ClimatuneError(
+                    f"{name} block {block[0]}-{block[1]} lies outside the data's years {first}-{last}"
+                )
+            blocks[key] = (int(block[0]), int(block[1]))
+    return blocks
+
+
+def split_anchors(
+    time: xr.DataArray,
+    split: SplitConfig | None,
+    history: int,
+    lead: int,
+    *,
+    train_fraction: float = 1.0,
+) -> tuple[dict[str, np.ndarray], dict[str, Block]]:
+    """The anchors of the train, val and test samples on ``time``, and the blocks they lie in.
+
+    Each split's samples keep every step they read inside one of its blocks and one run of
+    regular steps (:func:`time_runs`). ``train_fraction`` < 1 keeps the latest share of
+    the training samples.
+    """
+    years = time.dt.year.values
+    runs = time_runs(time)
+    blocks = split_blocks(split, int(years[0]), int(years[-1]))
+    steps = block_indices(years, blocks)
+    anchors: dict[str, np.ndarray] = {}
+    for name in ("train", "val", "test"):
+        keys = [k for k in steps if k.split("#")[0] == name]
+        if not keys:
+            continue
+        anchors[name] = np.concatenate(
+            [sample_anchors(steps[k], history, lead, runs) for k in keys]
+        )
+        if anchors[name].size == 0:
+            shown = ", ".join(
+                f"{b[0]}-{b[1]}" for k, b in blocks.items() if k.split("#")[0] == name
+            )
+            raise ClimatuneError(
+                f"the {name} block {shown} leaves no samples (each needs {history + lead} steps "
+                f"inside it: history={history}, lead={lead}); widen it in data.split"
+            )
+    if train_fraction < 1.0:
+        keep = max(1, int(np.ceil(train_fraction * anchors["train"].size)))
+        anchors["train"] = anchors["train"][-keep:]
+    return anchors, blocks

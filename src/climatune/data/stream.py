@@ -97,7 +97,7 @@ class TaskStream(IterableDataset):
         Steps per chunk; by default whole store chunks of about :data:`CHUNK_BYTES`.
     num_workers
         The DataLoader's workers, for ``len()`` (sharding follows the real workers).
-    seed, mask_ratio, patch
+    seed, mask_ratio, mask_patch
         As for :class:`~climatune.data.samples.TaskSamples`.
 
     Examples
@@ -119,14 +119,14 @@ class TaskStream(IterableDataset):
         num_workers: int = 0,
         seed: int = 0,
         mask_ratio: float = 0.5,
-        patch: int = 4,
+        mask_patch: int = 4,
     ) -> None:
         super().__init__()
         if buffer_chunks < 1 or (batch_size is not None and batch_size < 1):
             raise ValueError(f"bad stream sizes: {buffer_chunks=}, {batch_size=}")
         self.view, self.split, self.normalizer = view, split, normalizer
         self.batch_size, self.shuffle, self.buffer_chunks = batch_size, shuffle, buffer_chunks
-        self.num_workers, self.seed, self.patch = num_workers, seed, patch
+        self.num_workers, self.seed, self.mask_patch = num_workers, seed, mask_patch
         self.mask_ratio = mask_ratio if view.kind == "reconstruct" else 0.0
         self.anchors = np.asarray(view.anchors[split])
         self.chunks = self._cut(chunk_starts(view, chunk_steps))
@@ -216,7 +216,7 @@ class TaskStream(IterableDataset):
         if self.mask_ratio:
             for i, a in enumerate(anchors):
                 fields[i] *= patch_mask(
-                    self.seed, a, fields.shape[-2:], self.patch, self.mask_ratio
+                    self.seed, a, fields.shape[-2:], self.mask_patch, self.mask_ratio
                 )
         return {
             "fields": torch.from_numpy(fields),

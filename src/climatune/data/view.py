@@ -2,19 +2,21 @@
 
 :class:`TaskView` is the one description of a task that the torch datasets, the baselines
 and the evaluation share, so that networks and baselines see exactly the same samples.
+:func:`build_view` makes it in steps, one function each: choose the variables
+(:func:`select_variables`), read them (:func:`~climatune.data.selection.select`), give each
+level its own variable (:func:`flatten_levels`), cut the region (:func:`cut_region`) and
+split the time axis (:func:`~climatune.data.splits.split_anchors`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import xarray as xr
 
-from climatune.config import Config
 from climatune.data.grid import coarsen_bilinear, is_global, lat_weights
-from climatune.data.io import open_dataset, source_paths
+from climatune.data.io import open_dataset
 from climatune.data.regions import Region
 from climatune.data.selection import (
     check_finite,
@@ -24,20 +26,25 @@ from climatune.data.selection import (
     select,
     without_fill,
 )
-from climatune.data.splits import block_indices, default_blocks, sample_anchors, time_runs
+from climatune.data.settings import (
+    DataConfig,
+    IndexTargetConfig,
+    RegionConfig,
+    StaticConfig,
+    TaskConfig,
+)
+from climatune.data.splits import sample_anchors, split_anchors, time_runs
 from climatune.errors import ClimatuneError
 
-__all__ = ["TaskView", "build_view", "flatten_levels", "field_variables", "config_inputs"]
-
-
-def config_inputs(cfg: Config) -> list[Path]:
-    """Every file or store ``cfg`` reads: the data, the index series and the static fields."""
-    sources: list = [cfg.data.path]
-    if cfg.task.index is not None and cfg.task.index.path:
-        sources.append(cfg.task.index.path)
-    if cfg.data.static is not None:
-        sources.append(cfg.data.static.path)
-    return [p for s in sources for p in source_paths(s)]
+__all__ = [
+    "TaskView",
+    "build_view",
+    "select_variables",
+    "flatten_levels",
+    "level_variables",
+    "cut_region",
+    "field_variables",
+]
 
 
 def field_variables(ds: xr.Dataset) -> list[str]:
@@ -132,7 +139,9 @@ class TaskView:
         return self.target_data().isel(time=self.target_index(self.anchors[split]))
 
     def weights(self) -> xr.DataArray:
-        """Latitude weights inside the scored region, mean 1 over its cells."""
+        """The cell weights of the scored region: cos(latitude) inside it, 0 outside it,
+        mean 1 over its cells. The loss and the metrics weight by them; nothing on the way
+        to a metric masks the region again."""
         return lat_weights(self.fields.lat, self.region_mask).transpose("lat", "lon")
 
     def n_samples(self) -> dict[str, int]:
@@ -151,8 +160,8 @@ def _is_level_of(da: xr.DataArray, key: str, name: str) -> bool:
     return "level" in da.attrs and key == level_name(name, da.attrs["level"])
 
 
-def _index_series(cfg: Config, ds: xr.Dataset) -> xr.DataArray:
-    spec = cfg.task.index
+def _index_series(spec: IndexTargetConfig | None, ds: xr.Dataset) -> xr.DataArray:
+    """The ``(time,)`` target series of an index task at the times of ``ds``."""
     if spec is None:
         raise ClimatuneError(
             "an index task needs task.index.variable (and optionally task.index.path)"
@@ -196,9 +205,8 @@ def _index_series(cfg: Config, ds: xr.Dataset) -> xr.DataArray:
     return series.sel(time=ds.time).rename(spec.variable)
 
 
-def _refuse_identity(cfg: Config, inputs: list[str], targets: list[str]) -> None:
+def _refuse_identity(task: TaskConfig, inputs: list[str], targets: list[str]) -> None:
     """A forecast or index at lead 0 whose target is also an input asks to copy the input."""
-    task = cfg.task
     if task.kind not in ("forecast", "index") or task.lead > 0:
         return
     if task.kind == "index":
@@ -211,16 +219,17 @@ def _refuse_identity(cfg: Config, inputs: list[str], targets: list[str]) -> None
         )
 
 
-def _static(cfg: Config, domain: xr.Dataset) -> xr.Dataset | None:
-    if cfg.data.static is None:
+def _static(static: StaticConfig | None, domain: xr.Dataset) -> xr.Dataset | None:
+    """The user's static fields on the cells of ``domain``, or None when there are none."""
+    if static is None:
         return None
-    src = open_dataset(cfg.data.static.path)
-    missing = [v for v in cfg.data.static.variables if v not in src]
+    src = open_dataset(static.path)
+    missing = [v for v in static.variables if v not in src]
     if missing:
         raise ClimatuneError(
-            f"static variable(s) {missing} missing in {cfg.data.static.path}; it has: {', '.join(map(str, src.data_vars))}"
+            f"static variable(s) {missing} missing in {static.path}; it has: {', '.join(map(str, src.data_vars))}"
         )
-    out = src[cfg.data.static.variables]
+    out = src[static.variables]
     out = out.isel(time=0, drop=True) if "time" in out.dims else out
     out = out.assign_coords(lon=np.mod(out.lon, 360.0)).sortby("lon")  # match modulo 360
     try:
@@ -229,134 +238,122 @@ def _static(cfg: Config, domain: xr.Dataset) -> xr.Dataset | None:
         )
     except KeyError:
         raise ClimatuneError(
-            f"static fields in {cfg.data.static.path} are on another grid than the data; regrid them first"
+            f"static fields in {static.path} are on another grid than the data; regrid them first"
         ) from None
     return out.assign_coords(lat=domain.lat, lon=domain.lon).load()
 
 
-def build_view(cfg: Config, ds: xr.Dataset | None = None, *, whole: bool = False) -> TaskView:
-    """Open, select, cut the region and split the data for ``cfg``'s task.
+def select_variables(
+    data: DataConfig, task: TaskConfig, ds: xr.Dataset
+) -> tuple[list[str], list[str]]:
+    """The task's input and field-target variables of ``ds``, checked.
+
+    Inputs default to every field of ``ds`` and targets to the inputs; an index task has
+    no field target. Refuses a missing variable, a downscaling or reconstruction target
+    that is not an input, and a lead-0 target that is also an input.
+    """
+    inputs = list(data.variables or field_variables(ds))
+    if not inputs:
+        raise ClimatuneError(f"{data.path} holds no (time, lat, lon) fields to learn from")
+    targets = [] if task.kind == "index" else list(data.targets or inputs)
+    require_variables(ds, inputs + targets)
+    if task.kind in ("downscale", "reconstruct") and set(targets) - set(inputs):
+        raise ClimatuneError(
+            f"a {task.kind} task predicts its own inputs; targets {sorted(set(targets) - set(inputs))} are not inputs"
+        )
+    _refuse_identity(task, inputs, targets)
+    return inputs, targets
+
+
+def level_variables(flat: xr.Dataset, names: list[str]) -> list[str]:
+    """The variables of ``flat`` (:func:`flatten_levels`) that ``names`` became, in order:
+    each name itself, or one variable per selected level."""
+    return [k for n in names for k in flat.data_vars if k == n or _is_level_of(flat[k], k, n)]
+
+
+def cut_region(
+    flat: xr.Dataset, region: RegionConfig | None, coarse: xr.Dataset | None = None
+) -> tuple[xr.Dataset, xr.Dataset | None, xr.DataArray]:
+    """The domain read (the region plus its halo), ``coarse`` cut alike, and the scored cells.
+
+    Returns
+    -------
+    domain, coarse, region_mask
+        The boolean ``(lat, lon)`` mask marks the region inside the domain; without a
+        region the whole grid is read and scored.
+    """
+    if region is None:
+        return flat, coarse, xr.ones_like(flat.lat * flat.lon, dtype=bool).rename("region_mask")
+    box = Region(*region.lat, *region.lon)
+    domain = box.subset(flat, halo=region.halo)
+    if coarse is not None:
+        coarse = box.subset(coarse, halo=region.halo)
+    return domain, coarse, box.mask(domain)
+
+
+def _every_anchor(time: xr.DataArray, history: int, lead: int) -> np.ndarray:
+    """The anchors of every sample on ``time`` that spans no hole: a prediction's samples."""
+    anchors = sample_anchors(np.arange(time.size), history, lead, time_runs(time))
+    if anchors.size == 0:
+        raise ClimatuneError(
+            f"the data has {time.size} steps; this model needs at least {history + lead}"
+        )
+    return anchors
+
+
+def build_view(
+    data: DataConfig, task: TaskConfig, ds: xr.Dataset | None = None, *, whole: bool = False
+) -> TaskView:
+    """Select the variables, flatten the levels, cut the region and split the data of a task.
 
     Parameters
     ----------
-    cfg
-        The run config (data, task).
+    data
+        What to read: the source, variables, levels, years, region, split and static fields.
+    task
+        The task kind, its steps (history, lead, factor) and its index target.
     ds
-        An already opened, canonical dataset to use instead of ``cfg.data.path``.
+        An already opened, canonical dataset to use instead of ``data.path``.
     whole
-        Ignore the split: one ``"predict"`` block over every step (for prediction).
+        Ignore the split and the years: one ``"predict"`` block over every step.
     """
-    ds = open_dataset(cfg.data.path) if ds is None else ds
-    kind = cfg.task.kind
-    inputs = list(cfg.data.variables or field_variables(ds))
-    if not inputs:
-        raise ClimatuneError(f"{cfg.data.path} holds no (time, lat, lon) fields to learn from")
-    targets = [] if kind == "index" else list(cfg.data.targets or inputs)
-    require_variables(ds, inputs + targets)
-    if kind in ("downscale", "reconstruct") and set(targets) - set(inputs):
-        raise ClimatuneError(
-            f"a {kind} task predicts its own inputs; targets {sorted(set(targets) - set(inputs))} are not inputs"
-        )
-    _refuse_identity(cfg, inputs, targets)
-    index = _index_series(cfg, ds) if kind == "index" and not whole else None
+    ds = open_dataset(data.path) if ds is None else ds
+    inputs, targets = select_variables(data, task, ds)
+    index = _index_series(task.index, ds) if task.kind == "index" and not whole else None
     chosen = list(dict.fromkeys(inputs + targets))
-    ds = select(
-        ds, variables=chosen, levels=cfg.data.levels, years=None if whole else cfg.data.years
-    )
-    if index is not None:
-        index = index.sel(time=ds.time)
+    ds = select(ds, variables=chosen, levels=data.levels, years=None if whole else data.years)
     flat = flatten_levels(ds)
-    expand = {
-        n: [k for k in flat.data_vars if k == n or _is_level_of(flat[k], k, n)] for n in chosen
-    }
-    inputs = [k for n in inputs for k in expand[n]]
-    targets = (
-        [k for n in targets for k in expand[n]] if kind != "index" else [cfg.task.index.variable]
-    )
+    inputs = level_variables(flat, inputs)
+    targets = [task.index.variable] if task.kind == "index" else level_variables(flat, targets)
     coarse = (  # no fill value may leak into the coarse cells around it
-        coarsen_bilinear(without_fill(flat[inputs]), cfg.task.factor)
-        if kind == "downscale"
+        coarsen_bilinear(without_fill(flat[inputs]), task.factor)
+        if task.kind == "downscale"
         else None
     )
-    if cfg.data.region is not None:
-        region = Region(*cfg.data.region.lat, *cfg.data.region.lon)
-        domain = region.subset(flat, halo=cfg.data.region.halo)
-        coarse = region.subset(coarse, halo=cfg.data.region.halo) if coarse is not None else None
-        mask = region.mask(domain)
-    else:
-        domain = flat
-        mask = xr.ones_like(domain.lat * domain.lon, dtype=bool).rename("region_mask")
+    domain, coarse, mask = cut_region(flat, data.region, coarse)
     domain = check_finite(domain)  # undeclared fill values become NaN, with a note
     check_not_all_nan(domain)
-
-    years = domain.time.dt.year.values
-    runs = time_runs(domain.time)  # a sample never spans a hole in the time axis
-    history, lead = _lag(kind, cfg.task.history, cfg.task.lead)
-    common = dict(
-        kind=kind,
+    static = _static(data.static, domain)
+    history, lead = _lag(task.kind, task.history, task.lead)
+    if whole:
+        anchors, blocks = {"predict": _every_anchor(domain.time, history, lead)}, {}
+    else:
+        anchors, blocks = split_anchors(
+            domain.time, data.split, history, lead, train_fraction=data.train_fraction
+        )
+    return TaskView(
+        kind=task.kind,
         fields=domain,
         inputs=inputs,
         targets=targets,
         history=history,
         lead=lead,
-        factor=cfg.task.factor,
+        factor=task.factor,
+        anchors=anchors,
         region_mask=mask,
-        index=index,
-        static=_static(cfg, domain),
+        index=None if index is None else index.sel(time=domain.time),
+        static=static,
+        blocks=blocks,
         periodic_lon=is_global(domain.lon),
         coarse=coarse,
     )
-    if whole:
-        anchors = sample_anchors(np.arange(domain.time.size), history, lead, runs)
-        if anchors.size == 0:
-            raise ClimatuneError(
-                f"the data has {domain.time.size} steps; this model needs at least {history + lead}"
-            )
-        return TaskView(anchors={"predict": anchors}, **common)
-    blocks = split_blocks(cfg, int(years[0]), int(years[-1]))
-    steps = block_indices(years, blocks)
-    anchors: dict[str, np.ndarray] = {}
-    for name in ("train", "val", "test"):
-        pieces = [
-            sample_anchors(idx, history, lead, runs)
-            for key, idx in steps.items()
-            if key.split("#")[0] == name
-        ]
-        if not pieces:
-            continue
-        anchors[name] = np.concatenate(pieces)
-        if anchors[name].size == 0:
-            shown = ", ".join(
-                f"{b[0]}-{b[1]}" for k, b in blocks.items() if k.split("#")[0] == name
-            )
-            raise ClimatuneError(
-                f"the {name} block {shown} leaves no samples (each needs {history + lead} steps "
-                f"inside it: history={history}, lead={lead}); widen it in data.split"
-            )
-    if cfg.data.train_fraction < 1.0:
-        keep = max(1, int(np.ceil(cfg.data.train_fraction * anchors["train"].size)))
-        anchors["train"] = anchors["train"][-keep:]
-    return TaskView(anchors=anchors, blocks=blocks, **common)
-
-
-def split_blocks(cfg: Config, first: int, last: int) -> dict[str, tuple[int, int]]:
-    """The config's year blocks (or the default split), checked against the data's years.
-
-    A training set made of several blocks (as in cross-validation folds) gets keys
-    ``train#0``, ``train#1``, ...
-    """
-    split = cfg.data.split
-    raw = split.model_dump() if split else default_blocks(first, last)
-    blocks: dict[str, tuple[int, int]] = {}
-    for name, value in raw.items():
-        if value is None:
-            continue
-        many = isinstance(value[0], (list, tuple))
-        for i, block in enumerate(value if many else [value]):
-            key = f"{name}#{i}" if many else name
-            if block[1] < first or block[0] > last:
-                raise ClimatuneError(
-                    f"{name} block {block[0]}-{block[1]} lies outside the data's years {first}-{last}"
-                )
-            blocks[key] = (int(block[0]), int(block[1]))
-    return blocks

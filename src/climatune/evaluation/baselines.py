@@ -82,8 +82,9 @@ def make_baseline(name: str, **kwargs: object) -> Baseline:
     return BASELINES[name](**kwargs)
 
 
-class Baseline:
-    """Base class: subclasses set ``name`` and ``kinds`` and fill in ``_fit`` and ``_predict``."""
+class Baseline(ABC):
+    """Abstract base: subclasses set ``name`` and ``kinds``, implement ``_predict`` and, when
+    they learn anything, ``_fit``."""
 
     name: ClassVar[str] = ""
     kinds: ClassVar[tuple[str, ...]] = ()
@@ -142,11 +143,11 @@ class Baseline:
     def _fit(self, view: TaskView) -> None:  # stateless baselines need nothing
         return None
 
+    @abstractmethod
     def _predict(
         self, view: TaskView, anchors: np.ndarray, truth: xr.Dataset
     ) -> dict[str, np.ndarray]:
         """Arrays per target, time first, the other dims in the truth's order."""
-        raise NotImplementedError
 
 
 def _values(ds: xr.Dataset | xr.DataArray, name: str, truth: xr.Dataset) -> np.ndarray:
@@ -184,7 +185,7 @@ def _calendar_groups(times: xr.DataArray, sub_annual: bool) -> np.ndarray:
     return np.asarray(times.dt.month) if sub_annual else np.zeros(times.size, dtype=int)
 
 
-class _AnomalyPersistence(Baseline, ABC):
+class _AnomalyPersistence(Baseline):
     """Base of the persistence family: the target's climatology plus a forecast of its anomaly.
 
     The anomaly of a step is its value minus the training climatology of its calendar

@@ -64,12 +64,13 @@ def climatology_at(clim: T, times: xr.DataArray | np.ndarray) -> T:
     Raises a ClimatuneError if a calendar month of ``times`` had no training data, rather
     than leaving it NaN.
     """
-    if not isinstance(times, xr.DataArray):
+    if isinstance(times, xr.DataArray):
+        axis = times.rename("time")
+    else:
         values = np.asarray(times)
-        times = xr.DataArray(values, dims="time", coords={"time": values})
-    times = times.rename("time")
+        axis = xr.DataArray(values, dims="time", coords={"time": values}, name="time")
     if "month" in clim.dims:
-        months = times.dt.month
+        months = axis.dt.month
         missing = sorted(set(np.asarray(months).tolist()) - set(clim.month.values.tolist()))
         if missing:
             raise ClimatuneError(
@@ -78,9 +79,9 @@ def climatology_at(clim: T, times: xr.DataArray | np.ndarray) -> T:
             )
         out = clim.sel(month=months.drop_vars("time")).drop_vars("month")
     else:
-        out = clim.expand_dims(time=times.size)
-    out = out.assign_coords(time=times.values)
-    out["time"].attrs = times.attrs
+        out = clim.expand_dims(time=axis.size)
+    out = out.assign_coords(time=axis.values)
+    out["time"].attrs = axis.attrs
     return out.transpose("time", ...)
 
 

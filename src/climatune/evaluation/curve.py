@@ -7,20 +7,17 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import matplotlib
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-
-from climatune.config import Config  # noqa: E402
-from climatune.data.view import build_view, config_inputs  # noqa: E402
-from climatune.errors import ClimatuneError  # noqa: E402
-from climatune.evaluation.evaluate import evaluate_view  # noqa: E402
-from climatune.evaluation.maps import save_figure  # noqa: E402
-from climatune.finetune.artifact import load_model, model_paths  # noqa: E402
-from climatune.finetune.run import finetune  # noqa: E402
-from climatune.training.run import train_scratch  # noqa: E402
-from climatune.utils.atomic import atomic_path, prepare_output_dir, releases_outputs  # noqa: E402
+from climatune.config import Config, config_inputs
+from climatune.data.view import build_view
+from climatune.errors import ClimatuneError
+from climatune.evaluation.evaluate import evaluate_view
+from climatune.evaluation.maps import save_figure
+from climatune.finetune.artifact import load_model, model_paths
+from climatune.finetune.run import finetune
+from climatune.training.run import train_scratch
+from climatune.utils.atomic import atomic_path, prepare_output_dir, releases_outputs
 
 __all__ = ["parse_fractions", "curve_command", "plot_curve"]
 
@@ -66,7 +63,7 @@ def curve_command(
     for frac in fractions:
         sub = cfg.model_copy(deep=True)
         sub.data.train_fraction = frac
-        view = build_view(sub)
+        view = build_view(sub.data, sub.task)
         prepare_output_dir(out, **claim)  # created only once the data is known to be good
         n_train = int(view.anchors["train"].size)
         run = out / f"fraction-{frac:g}"
@@ -100,7 +97,8 @@ def plot_curve(
     rows: list[dict[str, Any]], path: Path, *, baselines: dict[str, float] | None = None
 ) -> Path:
     """Test RMSE against the number of training samples, one line per model."""
-    fig, ax = plt.subplots(figsize=(6, 4), constrained_layout=True)
+    fig = Figure(figsize=(6, 4), layout="constrained")
+    ax = fig.add_subplot()
     rmse = [r for r in rows if r["metric"] == "rmse"]
     for model in sorted({r["model"] for r in rmse}):
         pts = sorted((r["n_train"], r["value"]) for r in rmse if r["model"] == model)

@@ -17,8 +17,8 @@ from typing import Any
 
 import xarray as xr
 
-from climatune.config import apply_overrides, config_from_dict, load_config
-from climatune.data.view import TaskView, build_view, config_inputs
+from climatune.config import apply_overrides, config_from_dict, config_inputs, load_config
+from climatune.data.view import TaskView, build_view
 from climatune.errors import ClimatuneError
 from climatune.evaluation.baselines import BASELINES, baselines_for, make_baseline
 from climatune.evaluation.climatology import climatology_at, view_climatology
@@ -106,7 +106,7 @@ def evaluate_view(
     """
     truth = view.truth(split).load()
     clim = climatology_at(view_climatology(view), view.target_times(split)).load()
-    mask = None if view.is_scalar else view.region_mask
+    weights = None if view.is_scalar else view.weights()
     preds: dict[str, xr.Dataset] = {}
     for name, model in models.items():
         preds[name] = predict_view(model, view, split)
@@ -114,19 +114,16 @@ def evaluate_view(
         if name == "scratch":
             continue
         preds[name] = make_baseline(name).fit(view).predict(view, split)
-    if not view.is_scalar:
-        preds = {k: v.where(view.region_mask) for k, v in preds.items()}
     truth = _common_cells(truth, preds)
     rows: list[dict[str, Any]] = []
     for name, pred in preds.items():
-        rows += score(
-            pred.where(truth.notnull()), truth, clim, mask, model=name, task=view.kind, split=split
-        )
+        rows += score(pred, truth, clim, weights, model=name, task=view.kind, split=split)
     return rows, preds
 
 
 def _common_cells(truth: xr.Dataset, preds: dict[str, xr.Dataset]) -> xr.Dataset:
-    """Truth masked to the cells where every model predicts, so all are scored alike."""
+    """Truth masked to the cells where every model and baseline predicts, so all are scored
+    on the same cells (the region itself is the metrics' weights)."""
     valid = truth.notnull()
     for pred in preds.values():
         valid = valid & pred.notnull()
@@ -177,7 +174,7 @@ def evaluate_command(
         "overwrite": overwrite,
     }
     out = prepare_output_dir(out, create=False, **claim)
-    view = build_view(cfg)
+    view = build_view(cfg.data, cfg.task)
     if "test" not in view.anchors:
         raise ClimatuneError("the config's split has no test block; add data.split.test")
     model_view(model, view)  # the same task, inputs and units: checked before any output
@@ -204,5 +201,5 @@ def evaluate_command(
     write_metrics(rows, out)
     truth = view.truth("test")
     for label in models:
-        plot_maps(preds[label], truth, out, label=label)
+        plot_maps(preds[label], truth, out, label=label, weights=view.weights())
     return out

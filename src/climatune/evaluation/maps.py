@@ -4,27 +4,28 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+import xarray as xr
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import xarray as xr  # noqa: E402
-
-from climatune.utils.atomic import atomic_path  # noqa: E402
+from climatune.utils.atomic import atomic_path
 
 __all__ = ["plot_maps", "save_figure"]
 
 
-def save_figure(fig: plt.Figure, path: Path) -> Path:
-    """Save ``fig`` atomically as PNG and close it."""
+def save_figure(fig: Figure, path: Path) -> Path:
+    """Save ``fig`` atomically as PNG.
+
+    Figures are plain :class:`~matplotlib.figure.Figure` objects (no pyplot), so drawing
+    never touches the user's matplotlib backend or pyplot's figure list.
+    """
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
-    plt.close(fig)
     return path
 
 
-def _panel(ax: plt.Axes, da: xr.DataArray, title: str, cmap: str, center: bool = False) -> None:
+def _panel(ax: Axes, da: xr.DataArray, title: str, cmap: str, center: bool = False) -> None:
     values = da.values
     finite = values[np.isfinite(values)]
     kw = {}
@@ -43,17 +44,27 @@ def _panel(ax: plt.Axes, da: xr.DataArray, title: str, cmap: str, center: bool =
 
 
 def plot_maps(
-    pred: xr.Dataset, truth: xr.Dataset, out: Path, *, label: str = "model"
+    pred: xr.Dataset,
+    truth: xr.Dataset,
+    out: Path,
+    *,
+    label: str = "model",
+    weights: xr.DataArray | None = None,
 ) -> list[Path]:
-    """One PNG per variable: last test step's truth and prediction, mean error, per-cell RMSE."""
+    """One PNG per variable: last test step's truth and prediction, mean error, per-cell RMSE.
+
+    Cells whose ``weights`` are 0 (outside the scored region) are left blank.
+    """
     paths = []
     for name in pred.data_vars:
         if "lat" not in pred[name].dims:
             continue
-        p, t = pred[name], truth[name].where(pred[name].notnull())
+        p = pred[name] if weights is None else pred[name].where(weights > 0)
+        t = truth[name].where(p.notnull())
         units = t.attrs.get("units", "")
         last = str(t.time.values[-1])[:10]
-        fig, axes = plt.subplots(1, 4, figsize=(16, 3.4), constrained_layout=True)
+        fig = Figure(figsize=(16, 3.4), layout="constrained")
+        axes = fig.subplots(1, 4)
         _panel(
             axes[0], t.isel(time=-1).assign_attrs(units=units), f"truth {name} ({last})", "RdYlBu_r"
         )

@@ -1,8 +1,10 @@
 """Climate metrics over xarray, exactly as DESIGN.md defines them.
 
-Every field metric uses one weighting, :func:`lat_weights`: cos(latitude) on the valid
-cells (prediction and truth finite, inside the optional region mask), normalised to mean
-1 over them. Sums run over the whole test set at once, never per batch.
+Every field metric uses one weighting: the cell weights of the scored region (a task
+view's :meth:`~climatune.data.view.TaskView.weights`, cos(latitude) inside the region and
+0 outside it; :func:`lat_weights` everywhere when none are given) on the valid cells
+(prediction and truth finite, weight above 0), normalised to mean 1 over them. Sums run
+over the whole test set at once, never per batch.
 
 Examples
 --------
@@ -17,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
-from climatune.data.grid import lat_weights
+from climatune.data.grid import lat_weights, normalised_weights
 from climatune.errors import ClimatuneError
 from climatune.evaluation.climatology import climatology, climatology_at
 
@@ -47,22 +49,27 @@ def _aligned(*arrays: xr.DataArray) -> tuple[xr.DataArray, ...]:
         return xr.align(*arrays, join="exact")
     except ValueError as err:
         raise ValueError(
-            f"prediction, truth, climatology and mask must share coordinates: {err}"
+            f"prediction, truth, climatology and weights must share coordinates: {err}"
         ) from None
 
 
 def _prepare(
-    pred: xr.DataArray, truth: xr.DataArray, mask: xr.DataArray | None, *extra: xr.DataArray
+    pred: xr.DataArray, truth: xr.DataArray, weights: xr.DataArray | None, *extra: xr.DataArray
 ) -> tuple[list[xr.DataArray], xr.DataArray, xr.DataArray]:
-    """Aligned arrays, the valid-cell mask m and the weights w of a field metric."""
+    """Aligned arrays, the valid-cell mask m and the weights w of a field metric.
+
+    ``weights`` are the ``(lat, lon)`` cell weights of the scored region, 0 outside it;
+    cos(latitude) on every cell when None.
+    """
     arrays = list(_aligned(pred, truth, *extra))
     valid = np.isfinite(arrays[0])
     for a in arrays[1:]:
         valid = valid & np.isfinite(a)
-    if mask is not None:
-        valid, mask = _aligned(valid, mask.astype(bool))
-        valid = valid & mask
-    return arrays, valid, lat_weights(arrays[1].lat, valid)
+    if weights is None:
+        return arrays, valid, lat_weights(arrays[1].lat, valid)
+    valid, weights = _aligned(valid, weights)
+    valid = valid & (weights > 0)
+    return arrays, valid, normalised_weights(weights, valid)
 
 
 def _weighted_mean(x: xr.DataArray, w: xr.DataArray, valid: xr.DataArray) -> np.float64:
@@ -70,26 +77,29 @@ def _weighted_mean(x: xr.DataArray, w: xr.DataArray, valid: xr.DataArray) -> np.
     return np.float64((w * x.where(valid, 0.0)).sum() / w.sum())
 
 
-def rmse(pred: xr.DataArray, truth: xr.DataArray, mask: xr.DataArray | None = None) -> float:
+def rmse(pred: xr.DataArray, truth: xr.DataArray, weights: xr.DataArray | None = None) -> float:
     """sqrt(Σ_t Σ_ij w m (ŷ − y)² / Σ_t Σ_ij w m)."""
-    (p, y), valid, w = _prepare(pred, truth, mask)
+    (p, y), valid, w = _prepare(pred, truth, weights)
     return float(np.sqrt(_weighted_mean((p - y) ** 2, w, valid)))
 
 
-def mae(pred: xr.DataArray, truth: xr.DataArray, mask: xr.DataArray | None = None) -> float:
+def mae(pred: xr.DataArray, truth: xr.DataArray, weights: xr.DataArray | None = None) -> float:
     """Σ_t Σ_ij w m |ŷ − y| / Σ_t Σ_ij w m."""
-    (p, y), valid, w = _prepare(pred, truth, mask)
+    (p, y), valid, w = _prepare(pred, truth, weights)
     return float(_weighted_mean(abs(p - y), w, valid))
 
 
-def bias(pred: xr.DataArray, truth: xr.DataArray, mask: xr.DataArray | None = None) -> float:
+def bias(pred: xr.DataArray, truth: xr.DataArray, weights: xr.DataArray | None = None) -> float:
     """Weighted mean of ŷ − y: positive means the prediction is too warm or too high."""
-    (p, y), valid, w = _prepare(pred, truth, mask)
+    (p, y), valid, w = _prepare(pred, truth, weights)
     return float(_weighted_mean(p - y, w, valid))
 
 
 def acc(
-    pred: xr.DataArray, truth: xr.DataArray, clim: xr.DataArray, mask: xr.DataArray | None = None
+    pred: xr.DataArray,
+    truth: xr.DataArray,
+    clim: xr.DataArray,
+    weights: xr.DataArray | None = None,
 ) -> float:
     """Anomaly correlation: the mean over t of Σ w a f / sqrt(Σ w f² Σ w a²) (uncentred).
 
@@ -98,7 +108,7 @@ def acc(
     observed anomalies are all zero has no ACC and makes the result NaN (so the
     climatology itself has no ACC).
     """
-    (p, y, c), valid, w = _prepare(pred, truth, mask, clim)
+    (p, y, c), valid, w = _prepare(pred, truth, weights, clim)
     f = (p - c).where(valid, 0.0)
     a = (y - c).where(valid, 0.0)
     space = [d for d in w.dims if d != "time"]
@@ -110,10 +120,13 @@ def acc(
 
 
 def skill(
-    pred: xr.DataArray, truth: xr.DataArray, clim: xr.DataArray, mask: xr.DataArray | None = None
+    pred: xr.DataArray,
+    truth: xr.DataArray,
+    clim: xr.DataArray,
+    weights: xr.DataArray | None = None,
 ) -> float:
     """1 − MSE_model / MSE_climatology, over the same cells with the same weights."""
-    (p, y, c), valid, w = _prepare(pred, truth, mask, clim)
+    (p, y, c), valid, w = _prepare(pred, truth, weights, clim)
     with np.errstate(invalid="ignore", divide="ignore"):
         return float(
             1.0 - _weighted_mean((p - y) ** 2, w, valid) / _weighted_mean((c - y) ** 2, w, valid)
@@ -158,7 +171,7 @@ def score(
     pred: xr.Dataset,
     truth: xr.Dataset,
     clim: xr.Dataset | None = None,
-    mask: xr.DataArray | None = None,
+    weights: xr.DataArray | None = None,
     *,
     model: str,
     task: str,
@@ -168,7 +181,8 @@ def score(
 
     Fields get rmse, mae, bias and, given ``clim``, acc and skill; ``(time,)`` index
     series get rmse and corr. ``clim`` is a :func:`climatology` (or one already at the
-    times of ``truth``); ``mask`` the ``(lat, lon)`` scored region.
+    times of ``truth``); ``weights`` the ``(lat, lon)`` cell weights of the scored region
+    (:meth:`~climatune.data.view.TaskView.weights`).
 
     Returns
     -------
@@ -185,13 +199,13 @@ def score(
             values = {"rmse": index_rmse(yhat, y), "corr": correlation(yhat, y)}
         else:
             values = {
-                "rmse": rmse(yhat, y, mask),
-                "mae": mae(yhat, y, mask),
-                "bias": bias(yhat, y, mask),
+                "rmse": rmse(yhat, y, weights),
+                "mae": mae(yhat, y, weights),
+                "bias": bias(yhat, y, weights),
             }
             if clim is not None:
                 c = _clim_for(clim, str(name), y.time)
-                values |= {"acc": acc(yhat, y, c, mask), "skill": skill(yhat, y, c, mask)}
+                values |= {"acc": acc(yhat, y, c, weights), "skill": skill(yhat, y, c, weights)}
         rows += [
             {
                 "model": model,

@@ -81,7 +81,8 @@ def predict_view(
 ) -> xr.Dataset:
     """Predictions for every sample of ``split``, denormalised and shaped like ``view.truth``.
 
-    Cells that are NaN in the input (or outside the scored region) are NaN in the output.
+    Cells that are NaN in the input are NaN in the output. The cells of the halo around a
+    region are predicted too; the metrics weight them 0 (:meth:`TaskView.weights`).
     """
     view = model_view(model, view)
     samples = TaskSamples(view, split, model.normalizer, mask_ratio=0.0)
@@ -109,10 +110,9 @@ def predict_view(
             dims=["time", "lat", "lon"],
             attrs=attrs,
         )
-        valid = view.region_mask
-        if name in view.fields:
-            valid = valid & view.fields[name].isel(time=0).notnull()
-        data[name] = da.where(valid)
+        data[name] = (
+            da.where(view.fields[name].isel(time=0).notnull()) if name in view.fields else da
+        )
     return xr.Dataset(data)
 
 

@@ -37,7 +37,7 @@ def _curve(
     x: torch.Tensor,
     base: torch.Tensor,
     orders: list[np.ndarray],
-    fractions: Sequence[float],
+    fractions: np.ndarray,
     ref: torch.Tensor,
 ) -> np.ndarray:
     """Mean |f(x with the first k cells of each order deleted) - f(x)| per fraction."""

@@ -1,8 +1,9 @@
-"""The samples to explain, their climatology baseline and a background set, as tensors.
+"""The samples to explain, their reference inputs and a background set, as tensors.
 
-Baselines are the training-period climatology of each input cell at the calendar month of
-each input step (one mean for annual data), normalised like the inputs. That is the
-"nothing unusual happened" state, so attributions explain anomalies. Zero in normalised
+The reference inputs (Captum's ``baselines``; not the forecast baselines of
+:mod:`climatune.evaluation.baselines`) are the training-period climatology of each input
+cell at the calendar month of each input step (one mean for annual data), normalised like
+the inputs. That is the "nothing unusual happened" state, so attributions explain anomalies. Zero in normalised
 space is *not* that: the normaliser is per variable, so zero is the variable's global
 mean, a spatially uniform field, and attributions against it would mostly describe the
 mean meridional gradient.
@@ -24,15 +25,16 @@ from climatune.evaluation.climatology import climatology, climatology_at
 
 __all__ = [
     "ExplainInputs",
-    "BASELINES",
-    "Baseline",
+    "REFERENCE_INPUTS",
+    "ReferenceInput",
     "load_inputs",
     "background",
     "baseline_description",
 ]
 
-BASELINES = ("climatology", "zero")
-Baseline = Literal["climatology", "zero"]
+#: What attributions can be measured against (the ``baseline`` argument of Captum's methods).
+REFERENCE_INPUTS = ("climatology", "zero")
+ReferenceInput = Literal["climatology", "zero"]
 
 
 @dataclass
@@ -88,7 +90,7 @@ def load_inputs(
     n: int,
     normalizer: Normalizer,
     *,
-    baseline: Baseline = "climatology",
+    baseline: ReferenceInput = "climatology",
 ) -> ExplainInputs:
     """The first ``n`` samples of ``split`` with their baselines."""
     anchors = view.anchors[split][:n]
@@ -117,7 +119,7 @@ def background(view: TaskView, normalizer: Normalizer, n: int = 8) -> torch.Tens
     return torch.cat([_stack(view, "train", np.array([a]), normalizer) for a in picks])
 
 
-def baseline_description(method: str, baseline: Baseline) -> str:
+def baseline_description(method: str, baseline: ReferenceInput) -> str:
     """One sentence for the output's attributes: what the attribution is measured against."""
     if method == "saliency":
         return "none: saliency is the local gradient of the target with respect to each normalised input"

@@ -5,26 +5,25 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import matplotlib
+import numpy as np
+import xarray as xr
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import xarray as xr  # noqa: E402
-
-from climatune.explain.interactions import Interactions  # noqa: E402
-from climatune.utils.atomic import atomic_path  # noqa: E402
+from climatune.explain.interactions import Interactions
+from climatune.utils.atomic import atomic_path
 
 __all__ = ["plot_attribution_maps", "plot_interactions", "plot_faithfulness"]
 
 
-def save_figure(fig: plt.Figure, path: Path) -> Path:
-    """Save ``fig`` atomically as PNG (its constrained layout already fits it) and close it."""
-    try:
-        with atomic_path(path) as tmp:
-            fig.savefig(tmp, format="png", dpi=100)
-    finally:
-        plt.close(fig)
+def save_figure(fig: Figure, path: Path) -> Path:
+    """Save ``fig`` atomically as PNG (its constrained layout already fits it).
+
+    Figures are plain :class:`~matplotlib.figure.Figure` objects (no pyplot), so drawing
+    never touches the user's matplotlib backend or pyplot's figure list.
+    """
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
     return path
 
 
@@ -35,7 +34,7 @@ def _edges(centres: np.ndarray, k: int) -> np.ndarray:
     return (centres[:, None] + frac[None, :] * step[:, None]).ravel()
 
 
-def _outline(ax: plt.Axes, region: xr.DataArray, k: int = 8) -> None:
+def _outline(ax: Axes, region: xr.DataArray, k: int = 8) -> None:
     """Draw the boundary of a boolean ``(lat, lon)`` mask along cell edges."""
     fine = np.kron(region.transpose("lat", "lon").values.astype(float), np.ones((k, k)))
     ax.contour(
@@ -55,18 +54,13 @@ def plot_attribution_maps(
 
     ``region`` (a boolean ``(lat, lon)`` mask) is outlined on every panel.
     """
-    mean = np.abs(attribution).mean([d for d in ("sample", "lag") if d in attribution.dims])
+    mean = abs(attribution).mean([d for d in ("sample", "lag") if d in attribution.dims])
     names = [str(v) for v in mean["variable"].values]
     ncol = min(len(names), 3)
     nrow = -(-len(names) // ncol)
     aspect = mean.lon.size / max(mean.lat.size, 1)
-    fig, axes = plt.subplots(
-        nrow,
-        ncol,
-        figsize=(4.2 * ncol, 4.2 * nrow / aspect + 0.9),
-        squeeze=False,
-        constrained_layout=True,
-    )
+    fig = Figure(figsize=(4.2 * ncol, 4.2 * nrow / aspect + 0.9), layout="constrained")
+    axes = fig.subplots(nrow, ncol, squeeze=False)
     vmax = float(np.nanmax(mean.values)) if np.isfinite(mean.values).any() else 1.0
     for ax, name in zip(axes.flat, names):
         panel = mean.sel(variable=name)
@@ -102,7 +96,7 @@ def plot_attribution_maps(
     return save_figure(fig, path)
 
 
-def _heat(ax: plt.Axes, values: np.ndarray, rows: list[str], cols: list[str], title: str) -> Any:
+def _heat(ax: Axes, values: np.ndarray, rows: list[str], cols: list[str], title: str) -> Any:
     image = ax.imshow(values, cmap="viridis", vmin=0.0, vmax=1.0, aspect="auto")
     ax.set_xticks(range(len(cols)), cols, rotation=30, ha="right", fontsize=8)
     ax.set_yticks(range(len(rows)), rows, fontsize=8)
@@ -128,13 +122,8 @@ def plot_interactions(table: Interactions, path: Path) -> Path:
     by_var = np.array([[table.rows[t][v] for v in table.variables] for t in targets])
     by_comp = np.array([[table.component_shares(t)[c] for c in comps] for t in targets])
     width = 2.0 + 0.7 * (len(table.variables) + len(comps))
-    fig, axes = plt.subplots(
-        1,
-        2,
-        figsize=(width, 1.6 + 0.45 * len(targets)),
-        constrained_layout=True,
-        gridspec_kw={"width_ratios": [len(table.variables), len(comps)]},
-    )
+    fig = Figure(figsize=(width, 1.6 + 0.45 * len(targets)), layout="constrained")
+    axes = fig.subplots(1, 2, gridspec_kw={"width_ratios": [len(table.variables), len(comps)]})
     _heat(axes[0], by_var, targets, table.variables, "share by input variable")
     image = _heat(axes[1], by_comp, targets, comps, "share by component")
     axes[1].set_yticks([])
@@ -146,7 +135,8 @@ def plot_interactions(table: Interactions, path: Path) -> Path:
 def plot_faithfulness(result: dict[str, Any], path: Path, *, title: str) -> Path:
     """The deletion curves by attribution and at random."""
     frac = 100 * np.asarray(result["fractions"])
-    fig, ax = plt.subplots(figsize=(5, 3.6), constrained_layout=True)
+    fig = Figure(figsize=(5, 3.6), layout="constrained")
+    ax = fig.add_subplot()
     ax.plot(
         frac,
         result["attribution"],

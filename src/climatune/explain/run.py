@@ -19,16 +19,16 @@ import xarray as xr
 from torch import Tensor
 
 from climatune import __version__
-from climatune.config import Config, apply_overrides, config_from_dict, load_config
-from climatune.data.view import TaskView, build_view, config_inputs
+from climatune.config import Config, apply_overrides, config_from_dict, config_inputs, load_config
+from climatune.data.view import TaskView, build_view
 from climatune.errors import ClimatuneError
 from climatune.evaluation.predict import model_view, static_for
 from climatune.explain.attribution import Settings, attribute, check_method
 from climatune.explain.faithfulness import deletion_curves, write_faithfulness
 from climatune.explain.inputs import (
-    BASELINES,
-    Baseline,
+    REFERENCE_INPUTS,
     ExplainInputs,
+    ReferenceInput,
     background,
     baseline_description,
     load_inputs,
@@ -170,7 +170,7 @@ def explain(
     target: str | None = None,
     samples: int = 16,
     split: str | None = None,
-    baseline: Baseline = "climatology",
+    baseline: ReferenceInput = "climatology",
     settings: Settings | None = None,
     components: dict[str, str] | None = None,
 ) -> Explanation:
@@ -180,9 +180,9 @@ def explain(
     interaction matrix, from an attribution pass over fewer samples.
     """
     check_method(method)
-    if baseline not in BASELINES:
+    if baseline not in REFERENCE_INPUTS:
         raise ClimatuneError(
-            f"unknown baseline '{baseline}'; choose one of: {', '.join(BASELINES)}"
+            f"unknown baseline '{baseline}'; choose one of: {', '.join(REFERENCE_INPUTS)}"
         )
     if samples < 1:
         raise ClimatuneError(f"--samples must be at least 1, got {samples}")
@@ -327,13 +327,13 @@ def explain_command(
     check_method(method)
     loaded = load_model(model, device)
     cfg = resolve_config(loaded, config, overrides)
-    claim = {
+    claim: dict[str, Any] = {
         "command": "explain",
         "inputs": [*model_paths(model), *config_inputs(cfg), *([config] if config else [])],
         "overwrite": overwrite,
     }
     prepare_output_dir(out, create=False, **claim)
-    view = build_view(cfg)
+    view = build_view(cfg.data, cfg.task)
     expl = explain(
         loaded,
         view,

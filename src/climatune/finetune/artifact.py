@@ -341,13 +341,17 @@ class LoadedModel:
         return out.to(fields.device)
 
     def predict(self, ds: xr.Dataset, *, batch_size: int = 32) -> xr.Dataset:
-        """Predict every step of ``ds`` that has enough history; physical units, with coords."""
+        """Predict every step of ``ds`` that has enough history; physical units, with coords.
+
+        Field predictions hold the scored region only: the halo read around it is NaN.
+        """
         from climatune.data.io import canonicalize
         from climatune.data.view import build_view
         from climatune.evaluation.predict import predict_view
 
-        view = build_view(self.config, canonicalize(ds), whole=True)
-        return predict_view(self, view, "predict", batch_size=batch_size)
+        view = build_view(self.config.data, self.config.task, canonicalize(ds), whole=True)
+        pred = predict_view(self, view, "predict", batch_size=batch_size)
+        return pred if view.is_scalar else pred.where(view.region_mask)
 
 
 def load_model(path: str | Path, device: str | torch.device = "cpu") -> LoadedModel:

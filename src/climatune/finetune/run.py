@@ -9,10 +9,10 @@ from pathlib import Path
 import torch
 from rich.console import Console
 
-from climatune.config import Config
+from climatune.config import Config, config_inputs
 from climatune.data.normalize import Normalizer
 from climatune.data.samples import fit_normalizer, static_channels
-from climatune.data.view import TaskView, build_view, config_inputs
+from climatune.data.view import TaskView, build_view
 from climatune.errors import ClimatuneError
 from climatune.finetune.artifact import LoadedModel, load_model, model_paths
 from climatune.finetune.freezing import apply_strategy, count_trainable
@@ -82,12 +82,12 @@ def prepare_finetune(cfg: Config, source: str | Path, view: TaskView | None = No
     New weights (head, stem variables, static channels) are drawn from ``cfg.seed``.
     """
     parent = load_model(source)
-    view = view if view is not None else build_view(cfg)
+    view = view if view is not None else build_view(cfg.data, cfg.task)
     names, _ = static_channels(view)
     net = parent.net.train()
     units = {n: str(view.fields[n].attrs.get("units", "")) for n in view.inputs}
     with _seeded(cfg.seed):
-        report = adapt_network(net, parent.meta, view, len(names), units)
+        report = adapt_network(net, parent.meta, view, len(names), units, cfg.model.head)
     normalizer, lines = merged_normalizer(parent, view, cfg)
     report.notes.extend(lines)
     return parent, view, normalizer, net, report

@@ -6,7 +6,9 @@ nothing is ever silently skipped.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from torch import nn
 
@@ -47,12 +49,18 @@ class SurgeryReport:
 
 
 def adapt_network(
-    net: nn.Module, meta: ArtifactMeta, view: TaskView, n_static: int, input_units: dict[str, str]
+    net: nn.Module,
+    meta: ArtifactMeta,
+    view: TaskView,
+    n_static: int,
+    input_units: dict[str, str],
+    head_options: Mapping[str, Any] | None = None,
 ) -> SurgeryReport:
     """Modify ``net`` in place for ``view``'s task and return what changed.
 
     Sharing no input variable is allowed: the stem is then all new, but the backbone (and
-    the head, if the outputs are the same) still transfer, and the report says so.
+    the head, if the outputs are the same) still transfer, and the report says so. A new
+    head is built with ``head_options`` (``model.head`` in the config).
 
     Raises
     ------
@@ -95,7 +103,7 @@ def adapt_network(
     kind = "scalar" if view.is_scalar else "field"
     head_changed = kind != net.head.kind or list(view.targets) != meta.outputs
     if head_changed:
-        net.reset_head(len(view.targets), kind)
+        net.reset_head(len(view.targets), kind, **(head_options or {}))
         report.new_head = f"new {kind} head for {view.targets} (was {meta.outputs})"
     if not report.kept:
         report.notes.append(

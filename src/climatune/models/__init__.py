@@ -13,14 +13,19 @@ torch.Size([3, 1, 20, 36])
 """
 
 from climatune.models.backbones import Backbone, ResNet, UNet, ViT
-from climatune.models.heads import FieldHead, Head, ScalarHead, create_head
+from climatune.models.heads import FieldHead, Head, ReadoutHead, ScalarHead
 from climatune.models.lora import apply_lora, has_lora, lora_targets, merge_lora
 from climatune.models.net import SPEC_VERSION, ClimateNet, build_net
 from climatune.models.registry import (
     backbone_class,
     create_backbone,
+    create_head,
+    head_class,
     list_backbones,
+    list_heads,
+    options,
     register_backbone,
+    register_head,
 )
 from climatune.models.stem import VariableStem
 
@@ -29,6 +34,7 @@ __all__ = [
     "ClimateNet",
     "FieldHead",
     "Head",
+    "ReadoutHead",
     "ResNet",
     "SPEC_VERSION",
     "ScalarHead",
@@ -41,8 +47,12 @@ __all__ = [
     "create_backbone",
     "create_head",
     "has_lora",
+    "head_class",
     "list_backbones",
+    "list_heads",
     "lora_targets",
     "merge_lora",
+    "options",
     "register_backbone",
+    "register_head",
 ]

@@ -5,30 +5,36 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 import torch.nn.functional as F
+from pydantic import PositiveInt
 from torch import Tensor, nn
 
 from climatune.errors import ClimatuneError, closest
+from climatune.models.backbones.base import Dropout
+from climatune.models.registry import register_head
 
-__all__ = ["Head", "FieldHead", "ScalarHead", "ReadoutHead", "create_head", "HEADS"]
+__all__ = ["Head", "FieldHead", "ScalarHead", "ReadoutHead"]
 
 
 class Head(nn.Module):
     """Base class: ``forward(feats, mask=None)``; ``kind`` and ``hparams`` rebuild it.
 
+    Subclasses register with ``@register_head(kind)``. Their constructor takes
+    ``(in_ch, n_out, **options)``; ``data_options`` are the arguments that come from the
+    backbone and the data, the rest are the user's options (``model.head`` in the config).
     ``legacy_hparams`` are the values of hyperparameters added since a saved head was
     written: what that head did before they existed.
     """
 
     kind: ClassVar[str] = ""
+    data_options: ClassVar[frozenset[str]] = frozenset({"in_ch", "n_out"})
     legacy_hparams: ClassVar[dict[str, Any]] = {}
     n_out: int
     hparams: dict[str, Any]
 
 
+@register_head("field")
 class FieldHead(Head):
     """A 1x1 convolution: ``[B, in_ch, H, W] -> [B, n_out, H, W]``; ``mask`` is ignored."""
-
-    kind = "field"
 
     def __init__(self, in_ch: int, n_out: int) -> None:
         super().__init__()
@@ -40,6 +46,7 @@ class FieldHead(Head):
         return self.proj(feats)
 
 
+@register_head("scalar")
 class ScalarHead(Head):
     """Masked mean pooling over grid cells, then an MLP: ``-> [B, n_out]``.
 
@@ -60,12 +67,16 @@ class ScalarHead(Head):
         ``"none"`` feeds the pooled features as they are (heads saved before this option).
     """
 
-    kind = "scalar"
     legacy_hparams: ClassVar[dict[str, Any]] = {"norm": "none"}
     norms: ClassVar[tuple[str, ...]] = ("batch", "none")
 
     def __init__(
-        self, in_ch: int, n_out: int, hidden: int = 64, dropout: float = 0.0, norm: str = "batch"
+        self,
+        in_ch: int,
+        n_out: int,
+        hidden: PositiveInt = 64,
+        dropout: Dropout = 0.0,
+        norm: str = "batch",
     ) -> None:
         super().__init__()
         if norm not in self.norms:
@@ -102,6 +113,7 @@ class PooledBatchNorm(nn.BatchNorm1d):
         return super().forward(x)
 
 
+@register_head("readout")
 class ReadoutHead(Head):
     """A linear map from every feature at every cell to scalars: ``-> [B, n_out]``.
 
@@ -111,7 +123,7 @@ class ReadoutHead(Head):
     ``mask`` is ignored (every cell has its own weight).
     """
 
-    kind = "readout"
+    data_options = Head.data_options | {"grid"}
 
     def __init__(self, in_ch: int, n_out: int, grid: tuple[int, int] = (1, 1)) -> None:
         super().__init__()
@@ -127,22 +139,3 @@ class ReadoutHead(Head):
                 f"not {feats.shape[-2]}x{feats.shape[-1]}; give it data on its own grid"
             )
         return self.proj(feats.flatten(1))
-
-
-HEADS: dict[str, type[Head]] = {cls.kind: cls for cls in (FieldHead, ScalarHead, ReadoutHead)}
-
-
-def create_head(kind: str, in_ch: int, n_out: int, **kwargs: Any) -> Head:
-    """Build a head of ``kind`` (``"field"``, ``"scalar"`` or ``"readout"``).
-
-    Examples
-    --------
-    >>> import torch
-    >>> create_head("scalar", 32, 1, hidden=16)(torch.zeros(2, 32, 5, 7)).shape
-    torch.Size([2, 1])
-    """
-    if kind not in HEADS:
-        raise ClimatuneError(
-            f"unknown head '{kind}'{closest(kind, HEADS)}; choose one of: {', '.join(HEADS)}"
-        )
-    return HEADS[kind](in_ch, n_out, **kwargs)

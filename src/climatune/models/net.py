@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fnmatch
+import inspect
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -10,8 +11,14 @@ from torch import Tensor, nn
 
 from climatune.errors import ClimatuneError, closest
 from climatune.models.backbones.base import Backbone
-from climatune.models.heads import HEADS, Head, create_head
-from climatune.models.registry import create_backbone
+from climatune.models.heads import Head
+from climatune.models.registry import (
+    backbone_class,
+    create_backbone,
+    create_head,
+    head_class,
+    list_heads,
+)
 from climatune.models.stem import VariableStem
 
 __all__ = ["ClimateNet", "build_net", "SPEC_VERSION"]
@@ -186,7 +193,7 @@ class ClimateNet(nn.Module):
         kwargs = dict(spec["backbone_kwargs"])
         backbone = create_backbone(spec["backbone"], **kwargs)
         stem = VariableStem(spec["variables"], spec["history"], spec["n_static"], kwargs["width"])
-        legacy = HEADS[spec["head"]].legacy_hparams if spec["head"] in HEADS else {}
+        legacy = head_class(spec["head"]).legacy_hparams if spec["head"] in list_heads() else {}
         head_kwargs = {**legacy, **spec.get("head_kwargs", {})}
         head = create_head(spec["head"], backbone.out_channels, spec["n_out"], **head_kwargs)
         return cls(stem, backbone, head)
@@ -199,15 +206,25 @@ def build_net(
     n_static: int = 0,
     n_out: int = 1,
     head: str = "field",
-    width: int = 32,
-    depth: int = 3,
-    dropout: float = 0.0,
-    periodic_lon: bool = False,
     *,
+    periodic_lon: bool = False,
+    grid_shape: Sequence[int] | None = None,
     head_kwargs: Mapping[str, Any] | None = None,
     **backbone_kw: Any,
 ) -> ClimateNet:
-    """Build a :class:`ClimateNet` from a registered backbone name.
+    """Build a :class:`ClimateNet` from a registered backbone name and its options.
+
+    Parameters
+    ----------
+    backbone, backbone_kw
+        The registered backbone and its options (``width``, ``depth``, ...).
+    variables, history, n_static
+        The stem's inputs: variable names, steps per variable, static channels.
+    n_out, head, head_kwargs
+        Outputs, the kind of head and its options.
+    periodic_lon, grid_shape
+        The data context: whether the grid is global in longitude, and its (lat, lon)
+        size. Each is handed to the backbones whose constructor takes it by that name.
 
     Examples
     --------
@@ -216,13 +233,9 @@ def build_net(
     >>> net(torch.zeros(1, 2, 2, 24, 48), torch.zeros(3, 24, 48)).shape
     torch.Size([1, 1, 24, 48])
     """
-    bb = create_backbone(
-        backbone,
-        width=width,
-        depth=depth,
-        dropout=dropout,
-        periodic_lon=periodic_lon,
-        **backbone_kw,
-    )
-    stem = VariableStem(variables, history, n_static, width)
+    context = {"periodic_lon": periodic_lon, "grid_shape": grid_shape}
+    takes = inspect.signature(backbone_class(backbone)).parameters
+    data = {k: v for k, v in context.items() if k in takes and v is not None}
+    bb = create_backbone(backbone, **data, **backbone_kw)
+    stem = VariableStem(variables, history, n_static, bb.hparams["width"])
     return ClimateNet(stem, bb, create_head(head, bb.out_channels, n_out, **(head_kwargs or {})))

@@ -184,8 +184,8 @@ def _summary(found: Found) -> str:
     text = ""
     if primary.config is not None:
         text = (primary.path / "config.yaml").read_text(encoding="utf-8", errors="replace")
-    elif isinstance(_get(primary.meta, "config"), dict):
-        text = yaml.safe_dump(primary.meta["config"], sort_keys=False)
+    elif isinstance(config := _get(primary.meta, "config"), dict):
+        text = yaml.safe_dump(config, sort_keys=False)
     if text:
         out.append(
             f"<details><summary>resolved config of {_e(primary.name)}</summary><pre>{_e(text)}</pre></details>"
@@ -339,7 +339,7 @@ def _curve(found: Found) -> str:
                 f"<p><b>{_e(var)}</b>: fine-tuning beats scratch at {better} of {scored} fractions "
                 "(gap = scratch − fine-tuned RMSE; positive means pre-training helps).</p>"
             )
-            table_rows = [
+            table_rows: list[list[Cell]] = [
                 [
                     f"{c['fraction']:g}",
                     tables.fmt(c["n_train"], 6),

@@ -187,7 +187,7 @@ def verdict(table: MetricTable, variable: str, units: str = "") -> tuple[str, bo
     parts = []
     clim = baselines.get("climatology")
     useless = clim is not None and own >= clim
-    if useless:
+    if useless and clim is not None:
         parts.append(
             f"no skill: worse than the climatology ({fmt(clim, d)}), whatever else it beats"
         )

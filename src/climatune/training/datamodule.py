@@ -6,7 +6,7 @@ A split whose block fits in memory is read once into :class:`TaskSamples`; a lar
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 import lightning.pytorch as pl
 from torch.utils.data import DataLoader
@@ -30,7 +30,7 @@ class ClimateDataModule(pl.LightningDataModule):
         The task and its fitted statistics.
     batch_size, num_workers, seed
         Loader settings; the shuffle order depends only on ``(seed, epoch)``.
-    mask_ratio, patch
+    mask_ratio, mask_patch
         Patch masking of ``reconstruct`` tasks.
     in_memory
         ``"always"``: read each split once into memory; ``"never"``: stream it;
@@ -48,14 +48,14 @@ class ClimateDataModule(pl.LightningDataModule):
         num_workers: int = 0,
         seed: int = 0,
         mask_ratio: float = 0.5,
-        patch: int = 4,
+        mask_patch: int = 4,
         in_memory: Literal["auto", "always", "never"] = "auto",
         shuffle_buffer_chunks: int = 4,
     ) -> None:
         super().__init__()
         self.view, self.normalizer = view, normalizer
         self.batch_size, self.num_workers, self.seed = batch_size, num_workers, seed
-        self.mask_ratio, self.patch = mask_ratio, patch
+        self.mask_ratio, self.mask_patch = mask_ratio, mask_patch
         self.in_memory, self.shuffle_buffer_chunks = in_memory, shuffle_buffer_chunks
         self._splits: dict[str, TaskSamples | TaskStream] = {}
 
@@ -68,7 +68,9 @@ class ClimateDataModule(pl.LightningDataModule):
     def samples(self, split: str) -> TaskSamples | TaskStream:
         """The (cached) dataset of ``split``: in memory, or a batched stream."""
         if split not in self._splits:
-            common = dict(mask_ratio=self.mask_ratio, patch=self.patch, seed=self.seed)
+            common: dict[str, Any] = dict(
+                mask_ratio=self.mask_ratio, mask_patch=self.mask_patch, seed=self.seed
+            )
             if self.streams(split):
                 self._splits[split] = TaskStream(
                     self.view,

@@ -27,6 +27,7 @@ import yaml
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.plugins.environments import SLURMEnvironment
+from pydantic import ValidationError
 
 from climatune.config import Config
 from climatune.errors import ClimatuneError, Interrupted
@@ -67,6 +68,16 @@ def _flat(tree: Any, prefix: str = "") -> dict[str, Any]:
     return {k.rstrip("."): v for k, v in out.items()}
 
 
+def _as_read_now(saved: Any) -> dict[str, Any]:
+    """A saved config as this version resolves it (older keys migrated), else as written."""
+    if not isinstance(saved, dict):
+        return {}
+    try:
+        return Config.model_validate(saved).model_dump(mode="json")
+    except ValidationError:
+        return saved
+
+
 def check_resume_config(run: Path, cfg: Config) -> None:
     """Refuse to resume ``run`` with a config that trains something else than it did.
 
@@ -86,7 +97,7 @@ def check_resume_config(run: Path, cfg: Config) -> None:
         saved = yaml.safe_load(path.read_text())
     except (OSError, yaml.YAMLError) as exc:
         raise ClimatuneError(f"cannot resume {run}: {path} does not read ({exc})") from exc
-    old = _flat(saved if isinstance(saved, dict) else {})
+    old = _flat(_as_read_now(saved))
     new = _flat(cfg.model_dump(mode="json"))
     differ = sorted(
         k for k in old.keys() | new.keys() if k not in BUDGET_KEYS and old.get(k) != new.get(k)

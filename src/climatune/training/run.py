@@ -18,10 +18,10 @@ import torch.utils.deterministic
 from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint, RichProgressBar
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
-from climatune.config import Config, dump_config
+from climatune.config import Config, config_inputs, dump_config
 from climatune.data.normalize import Normalizer
 from climatune.data.samples import fit_normalizer, static_channels
-from climatune.data.view import TaskView, build_view, config_inputs
+from climatune.data.view import TaskView, build_view
 from climatune.errors import ClimatuneError
 from climatune.finetune.artifact import save_artifact, variable_records
 from climatune.training.callbacks import SampleLedger
@@ -40,6 +40,7 @@ from climatune.utils.atomic import (
     prepare_output_dir,
     releases_outputs,
 )
+from climatune.utils.openmp import prefer_passive_openmp
 
 __all__ = [
     "pretrain",
@@ -77,19 +78,10 @@ def new_net(cfg: Config, view: TaskView, n_static: int) -> torch.nn.Module:
         n_static=n_static,
         n_out=len(view.targets),
         head="scalar" if view.is_scalar else "field",
-        width=m.width,
-        depth=m.depth,
-        dropout=m.dropout,
         periodic_lon=view.periodic_lon,
-        **(
-            {
-                "patch": m.patch,
-                "heads": m.heads,
-                "grid_shape": tuple(view.fields.lat.shape + view.fields.lon.shape),
-            }
-            if m.backbone == "vit"
-            else {}
-        ),
+        grid_shape=(view.fields.lat.size, view.fields.lon.size),
+        head_kwargs=m.head,
+        **m.options,
     )
 
 
@@ -127,6 +119,7 @@ def _trainer(
             TensorBoardLogger(out, name="logs", version="tb", purge_step=resumed_step),
         ]
     cpu = t.accelerator == "cpu" or (t.accelerator == "auto" and not torch.cuda.is_available())
+    prefer_passive_openmp()  # inherited by the DDP worker processes the trainer starts
     return pl.Trainer(
         max_epochs=t.max_epochs,
         max_steps=t.max_steps,
@@ -209,7 +202,7 @@ def fit_task(
         num_workers=cfg.data.num_workers,
         seed=cfg.seed,
         mask_ratio=cfg.task.mask_ratio,
-        patch=cfg.task.patch,
+        mask_patch=cfg.task.mask_patch,
         in_memory=cfg.data.in_memory,
         shuffle_buffer_chunks=cfg.data.shuffle_buffer_chunks,
     )
@@ -385,7 +378,7 @@ def pretrain(
     resume_checkpoint(resume, cfg)
     return train_scratch(
         cfg,
-        build_view(cfg),
+        build_view(cfg.data, cfg.task),
         out,
         resume=Path(resume) if resume else None,
         origin="pretrain",

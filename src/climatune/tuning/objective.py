@@ -114,7 +114,7 @@ class Objective:
         for k, fold_cfg in enumerate(fold_configs(cfg, self.splits)):
             run = self.out / "trials" / str(trial.number) / f"fold-{k}"
             shutil.rmtree(run, ignore_errors=True)  # left by another study in the same --out
-            view = build_view(fold_cfg)
+            view = build_view(fold_cfg.data, fold_cfg.task)
             try:
                 value = score_fold(view, train_fold(fold_cfg, view, self.source, run), self.metric)
             finally:

@@ -99,7 +99,7 @@ def write_best(
     summary = {
         "study": study.study_name,
         "trial": best.number,
-        "value": best.value if math.isfinite(best.value) else None,
+        "value": best.value if best.value is not None and math.isfinite(best.value) else None,
         "metric": metric,
         "direction": study.direction.name.lower(),
         "folds": folds,

@@ -17,11 +17,12 @@ import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import optuna
 
-from climatune.config import Config
-from climatune.data.view import build_view, config_inputs
+from climatune.config import Config, config_inputs
+from climatune.data.view import build_view
 from climatune.errors import ClimatuneError
 from climatune.finetune.artifact import load_model, model_paths
 from climatune.tuning.folds import cv_years, fold_configs, fold_splits
@@ -36,7 +37,7 @@ __all__ = ["tune_command", "load_space_for", "write_outputs"]
 
 _WRITE_LOCK = threading.Lock()
 #: The model.* settings that fine-tuning reads; the rest come from the pre-trained model.
-_FINETUNE_MODEL_KEYS = ("model.residual",)
+_FINETUNE_MODEL_KEYS = ("model.residual", "model.head")
 
 
 @releases_outputs
@@ -83,7 +84,7 @@ def tune_command(
         raise ClimatuneError(f"--trials must be >= 0 and --jobs >= 1; got {trials} and {jobs}")
     if metric not in METRICS:
         raise ClimatuneError(f"unknown metric '{metric}'; choose from {', '.join(METRICS)}")
-    claim = {
+    claim: dict[str, Any] = {
         "command": "tune",
         "inputs": [space, *(model_paths(source) if source else []), *config_inputs(cfg)],
         "resume": True,  # the same command again adds trials to the study
@@ -93,11 +94,13 @@ def tune_command(
     params = load_space_for(cfg, space, source)
     if source is not None:
         load_model(source)  # fail early on a bad artifact
-    years, test = cv_years(build_view(cfg))
+    years, test = cv_years(build_view(cfg.data, cfg.task))
     splits = fold_splits(years, folds, test)
     for k, fold_cfg in enumerate(fold_configs(cfg, splits)):
         try:
-            build_view(fold_cfg)  # fail early on a fold too short for the samples
+            build_view(
+                fold_cfg.data, fold_cfg.task
+            )  # fail early on a fold too short for the samples
         except ClimatuneError as exc:
             raise ClimatuneError(f"fold {k} of {folds}: {exc}; use fewer --folds") from None
     db = open_storage(storage) if storage else None  # a bad URL fails before --out exists
@@ -133,7 +136,12 @@ def load_space_for(cfg: Config, space: str | Path, source: str | Path | None) ->
             f"space key '{idle[0]}' only matters when fine-tuning; give --from PRETRAINED "
             "or remove it"
         )
-    fixed = [k for k in params if k.startswith("model.") and k not in _FINETUNE_MODEL_KEYS]
+    fixed = [
+        k
+        for k in params
+        if k.startswith("model.")
+        and not any(k == f or k.startswith(f + ".") for f in _FINETUNE_MODEL_KEYS)
+    ]
     if source is not None and fixed:
         raise ClimatuneError(
             f"space key '{fixed[0]}' has no effect with --from: the fine-tuned network keeps "

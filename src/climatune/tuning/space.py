@@ -54,8 +54,12 @@ class Param:
 
 
 def config_keys(model: type[BaseModel] = Config, prefix: str = "") -> list[str]:
-    """Every dotted key of a leaf setting (``optim.lr``, ``data.region.halo``, ...)."""
-    keys = []
+    """Every dotted key of a leaf setting (``optim.lr``, ``data.region.halo``, ...).
+
+    A section whose keys depend on another (``model``: the options of each backbone)
+    lists them with an ``option_keys`` class method.
+    """
+    keys = [prefix + k for k in getattr(model, "option_keys", list)()]
     for name, field in model.model_fields.items():
         annotation = field.annotation
         subs = [

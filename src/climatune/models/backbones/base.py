@@ -2,40 +2,51 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from abc import ABC, abstractmethod
+from typing import Annotated, Any, ClassVar
 
+from pydantic import Field
 from torch import Tensor, nn
 
 from climatune.errors import ClimatuneError
 from climatune.models.padding import GeoConv2d
 
-__all__ = ["Backbone", "ConvBlock", "CellNorm", "cell_norm", "check_sizes"]
+__all__ = ["Backbone", "ConvBlock", "CellNorm", "cell_norm", "check_sizes", "Dropout"]
+
+#: A dropout rate, as a constructor annotation the config validates against.
+Dropout = Annotated[float, Field(ge=0, lt=1)]
 
 
-class Backbone(nn.Module):
-    """Base class of the registered backbones.
+class Backbone(nn.Module, ABC):
+    """Abstract base class of the registered backbones.
 
     A backbone maps stem features ``[B, width, H, W]`` to ``[B, out_channels, H, W]`` at
     the full input resolution, for any H and W. Subclasses set :attr:`out_channels` and
     :attr:`hparams` (their resolved constructor arguments, JSON-able, enough to rebuild
     them) and implement :meth:`forward_features` and :meth:`stages`.
+
+    Constructor keywords are the backbone's options (``model.*`` in the config), and
+    their annotations are checked when a config is read. ``width`` is required: it is
+    the stem's output. Keywords named in :attr:`data_options` are not options: they are
+    filled from the data by :func:`~climatune.models.net.build_net`.
     """
 
     backbone_name: ClassVar[str] = ""
+    data_options: ClassVar[frozenset[str]] = frozenset({"periodic_lon", "grid_shape"})
     out_channels: int
     hparams: dict[str, Any]
     periodic_lon: bool
 
+    @abstractmethod
     def forward_features(self, h: Tensor) -> Tensor:
         """``[B, width, H, W] -> [B, out_channels, H, W]``."""
-        raise NotImplementedError
 
+    @abstractmethod
     def stages(self) -> list[nn.Module]:
         """Modules from input to output that together hold every parameter once.
 
         Used to freeze the first N stages, unfreeze gradually and set layer-wise rates.
         """
-        raise NotImplementedError
 
     def forward(self, h: Tensor) -> Tensor:
         return self.forward_features(h)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from pydantic import PositiveInt
 from torch import Tensor, nn
 
-from climatune.models.backbones.base import Backbone, cell_norm, check_sizes
+from climatune.models.backbones.base import Backbone, Dropout, cell_norm, check_sizes
 from climatune.models.padding import GeoConv2d, check_edge_padding
 from climatune.models.registry import register_backbone
 
@@ -57,12 +58,12 @@ class ResNet(Backbone):
 
     def __init__(
         self,
-        width: int = 32,
-        depth: int = 3,
-        dropout: float = 0.0,
+        width: PositiveInt = 32,
+        depth: PositiveInt = 3,
+        dropout: Dropout = 0.0,
         periodic_lon: bool = False,
         edge_padding: str = "zeros",
-        blocks: int = 2,
+        blocks: PositiveInt = 2,
     ) -> None:
         super().__init__()
         check_sizes(width, depth, dropout)

@@ -6,10 +6,11 @@ from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
+from pydantic import PositiveInt
 from torch import Tensor, nn
 
 from climatune.errors import ClimatuneError
-from climatune.models.backbones.base import Backbone, ConvBlock, check_sizes
+from climatune.models.backbones.base import Backbone, ConvBlock, Dropout, check_sizes
 from climatune.models.padding import check_edge_padding, crop, pad_to_multiple
 from climatune.models.registry import register_backbone
 
@@ -47,12 +48,12 @@ class UNet(Backbone):
 
     def __init__(
         self,
-        width: int = 32,
-        depth: int = 3,
-        dropout: float = 0.0,
+        width: PositiveInt = 32,
+        depth: PositiveInt = 3,
+        dropout: Dropout = 0.0,
         periodic_lon: bool = False,
         edge_padding: str = "zeros",
-        mults: Sequence[int] | None = None,
+        mults: Sequence[PositiveInt] | None = None,
     ) -> None:
         super().__init__()
         check_sizes(width, depth, dropout)

@@ -6,9 +6,10 @@ from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
+from pydantic import PositiveFloat, PositiveInt
 from torch import Tensor, nn
 
-from climatune.models.backbones.base import Backbone, check_sizes
+from climatune.models.backbones.base import Backbone, Dropout, check_sizes
 from climatune.models.padding import check_edge_padding, crop, pad_to_multiple
 from climatune.models.registry import register_backbone
 
@@ -123,15 +124,15 @@ class ViT(Backbone):
 
     def __init__(
         self,
-        width: int = 32,
-        depth: int = 3,
-        dropout: float = 0.0,
+        width: PositiveInt = 32,
+        depth: PositiveInt = 3,
+        dropout: Dropout = 0.0,
         periodic_lon: bool = False,
         edge_padding: str = "zeros",
-        patch: int = 4,
-        dim: int | None = None,
-        heads: int = 4,
-        mlp_ratio: float = 2.0,
+        patch: PositiveInt = 4,
+        dim: PositiveInt | None = None,
+        heads: PositiveInt = 4,
+        mlp_ratio: PositiveFloat = 2.0,
         grid_shape: Sequence[int] = (64, 128),
     ) -> None:
         super().__init__()

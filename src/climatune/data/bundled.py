@@ -1,13 +1,15 @@
 """Bundled real datasets: the Met Office sample files shipped by ``iris-sample-data``.
 
+(Not to be confused with :mod:`climatune.data.samples`, the torch samples of a task.)
+
 They are real model output and observations that install offline from PyPI, so the examples,
 the demo and the tests can run on genuine climate data. Refer to them as ``sample://NAME``
 wherever a data path is accepted.
 
 Examples
 --------
->>> from climatune.data.samples_registry import resolve_sample
->>> resolve_sample("A1B_north_america").name
+>>> from climatune.data.bundled import bundled_path
+>>> bundled_path("A1B_north_america").name
 'A1B_north_america.nc'
 """
 
@@ -17,12 +19,12 @@ from pathlib import Path
 
 from climatune.errors import ClimatuneError, closest
 
-__all__ = ["SAMPLE_PREFIX", "list_samples", "resolve_sample", "sample_name"]
+__all__ = ["BUNDLED_PREFIX", "list_bundled", "bundled_path", "bundled_name"]
 
-SAMPLE_PREFIX = "sample://"
+BUNDLED_PREFIX = "sample://"
 
 # name -> (file inside iris_sample_data.path, kind, description)
-_SAMPLES: dict[str, tuple[str, str, str]] = {
+_BUNDLED: dict[str, tuple[str, str, str]] = {
     "A1B_north_america": (
         "A1B_north_america.nc",
         "grid",
@@ -61,14 +63,14 @@ def _root() -> Path:
     return Path(iris_sample_data.path)
 
 
-def sample_name(source: str) -> str | None:
+def bundled_name(source: str) -> str | None:
     """Return ``NAME`` for a ``sample://NAME`` string, or ``None`` for anything else."""
-    if isinstance(source, str) and source.startswith(SAMPLE_PREFIX):
-        return source[len(SAMPLE_PREFIX) :]
+    if isinstance(source, str) and source.startswith(BUNDLED_PREFIX):
+        return source[len(BUNDLED_PREFIX) :]
     return None
 
 
-def list_samples() -> list[dict[str, str]]:
+def list_bundled() -> list[dict[str, str]]:
     """List the bundled datasets: ``name``, ``description``, ``path`` and ``kind``.
 
     ``kind`` is ``"grid"`` for gridded fields and ``"index"`` for 1-D index series.
@@ -76,19 +78,19 @@ def list_samples() -> list[dict[str, str]]:
     root = _root()
     return [
         {"name": name, "description": desc, "path": str(root / fname), "kind": kind}
-        for name, (fname, kind, desc) in _SAMPLES.items()
+        for name, (fname, kind, desc) in _BUNDLED.items()
     ]
 
 
-def resolve_sample(name: str) -> Path:
+def bundled_path(name: str) -> Path:
     """Return the local path of the bundled dataset ``name`` (``sample://`` prefix optional)."""
-    name = sample_name(name) or name
-    if name not in _SAMPLES:
+    name = bundled_name(name) or name
+    if name not in _BUNDLED:
         raise ClimatuneError(
-            f"unknown sample '{name}'{closest(name, _SAMPLES)}; "
-            f"available samples: {', '.join(_SAMPLES)}"
+            f"unknown sample '{name}'{closest(name, _BUNDLED)}; "
+            f"available samples: {', '.join(_BUNDLED)}"
         )
-    path = _root() / _SAMPLES[name][0]
+    path = _root() / _BUNDLED[name][0]
     if not path.is_file():
         raise ClimatuneError(
             f"sample file {path} is missing from the iris-sample-data install; "
