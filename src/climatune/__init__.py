@@ -10,11 +10,11 @@ __all__ = ["__version__", "load_model", "ClimatuneError"]
 from climatune.errors import ClimatuneError
 
 if TYPE_CHECKING:
-    from climatune.finetune.artifact import LoadedModel
+    from climatune.inference import LoadedModel
 
 
 def load_model(path: Any) -> LoadedModel:
     """Load a model artifact (``RUN/`` or ``RUN/model/``) without unpickling anything."""
-    from climatune.finetune.artifact import load_model as _load
+    from climatune.inference import load_model as _load
 
     return _load(path)

@@ -97,7 +97,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> None:
 
 
 def _cmd_predict(args: argparse.Namespace) -> None:
-    from climatune.evaluation.predict import predict_file
+    from climatune.inference.netcdf import predict_file
 
     print(f"wrote {predict_file(args.model, args.input, args.output, device=args.device)}")
 

@@ -15,8 +15,9 @@ Examples
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
 from pydantic import BaseModel, Field, ValidationError
@@ -30,6 +31,9 @@ from climatune.training.settings import OptimConfig, TrainerConfig
 from climatune.utils.bounded import check_small, load_yaml, read_text
 from climatune.utils.settings import Section
 
+if TYPE_CHECKING:  # data.view still imports Config
+    from climatune.inference import ArtifactMeta
+
 __all__ = [
     "Config",
     "DataConfig",
@@ -42,6 +46,7 @@ __all__ = [
     "load_config",
     "dump_config",
     "apply_overrides",
+    "model_config",
     "config_inputs",
 ]
 
@@ -159,6 +164,13 @@ def config_from_dict(raw: dict[str, Any], source: str = "config") -> Config:
         return Config.model_validate(raw)
     except ValidationError as exc:
         raise _explain(exc, source) from exc
+
+
+def model_config(meta: ArtifactMeta, overrides: list[str] | None = None) -> Config:
+    """The config a model was trained with (:attr:`ArtifactMeta.task` as its task), plus
+    ``--set`` overrides."""
+    raw = copy.deepcopy({**meta.data["config"], "task": meta.task})
+    return config_from_dict(apply_overrides(raw, overrides), "the model's config")
 
 
 def load_config(path: str | Path | None, overrides: list[str] | None = None) -> Config:

@@ -20,8 +20,8 @@ from climatune.evaluation.baselines import baselines_for
 from climatune.evaluation.curve import curve_command
 from climatune.evaluation.evaluate import evaluate_view, write_metrics
 from climatune.evaluation.maps import plot_maps
-from climatune.finetune.artifact import load_model
 from climatune.finetune.run import finetune
+from climatune.inference import load_model
 from climatune.training.run import pretrain, train_scratch
 from climatune.utils.atomic import prepare_output_dir, releases_outputs
 

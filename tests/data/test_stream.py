@@ -166,7 +166,8 @@ def _task(view, norm):
     cfg = load_config(None, ["model.width=4", "model.depth=1"])
     net = new_net(cfg, view, len(names))
     weight = torch.from_numpy(view.weights().values.astype("float32"))
-    return ClimateTask(net, torch.from_numpy(static), weight, residual_index(view, True))
+    net.set_residual(residual_index(view, True))
+    return ClimateTask(net, torch.from_numpy(static), weight)
 
 
 def test_datamodule_streams_when_asked_and_lightning_sets_the_epoch(archive, tmp_path):

@@ -12,7 +12,7 @@ from climatune.errors import ClimatuneError
 from climatune.evaluation.baselines import baselines_for, make_baseline
 from climatune.evaluation.evaluate import evaluate_view, parse_baselines
 from climatune.evaluation.metrics import correlation, index_rmse, rmse
-from climatune.finetune.artifact import load_model
+from climatune.inference import load_model
 from climatune.testing import create_test_data, tiny_config
 from climatune.training.run import pretrain
 
@@ -56,7 +56,7 @@ def test_predict_of_an_index_model_through_the_cli(index_run, tmp_path, with_ind
     # the same numbers as evaluate predicts for the test years
     model = load_model(run)
     _, preds = evaluate_view(
-        build_view(model.config.data, model.config.task), {"pretrained": model}, []
+        build_view(model.meta.data_config, model.meta.task_config), {"pretrained": model}, []
     )
     test = preds["pretrained"].nino34
     np.testing.assert_allclose(pred.nino34.sel(time=test.time).values, test.values, rtol=1e-5)

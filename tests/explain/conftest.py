@@ -84,9 +84,8 @@ def export_untrained(
     names, static = static_channels(view)
     net = new_net(cfg, view, len(names))
     weight = torch.from_numpy(view.weights().values.astype(np.float32))
-    task = ClimateTask(
-        net, torch.from_numpy(static), weight, residual_index(view, cfg.model.residual)
-    )
+    net.set_residual(residual_index(view, cfg.model.residual))
+    task = ClimateTask(net, torch.from_numpy(static), weight)
     task.static_names = names
     if edit is not None:
         edit(task)

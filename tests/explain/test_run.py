@@ -10,10 +10,10 @@ import pytest
 import xarray as xr
 
 from climatune.cli import main
-from climatune.config import dump_config
+from climatune.config import dump_config, model_config
 from climatune.data.view import build_view
 from climatune.explain.attribution import METHODS
-from climatune.finetune.artifact import load_model
+from climatune.inference import load_model
 from climatune.utils.atomic import STAMP
 
 OUTPUTS = (
@@ -62,14 +62,14 @@ def test_each_method_writes_every_output(request, tmp_path: Path, method: str) -
     args = ["--method", method, "--samples", "2", "--out", str(tmp_path / "out")]
     args += ["--target", target] if target else []
     if with_config:
-        (tmp_path / "run.yaml").write_text(dump_config(model.config))
+        (tmp_path / "run.yaml").write_text(dump_config(model_config(model.meta)))
         args += ["--config", str(tmp_path / "run.yaml"), "--set", "explain.components.tas=ocean"]
     assert run(str(model_dir), *args) == 0
     out = tmp_path / "out"
     assert sorted(p.name for p in out.iterdir()) == sorted([*OUTPUTS, STAMP])
     assert json.loads((out / STAMP).read_text())["command"] == "explain"
-    view = build_view(model.config.data, model.config.task)
-    lag = ("lag",) if model.config.task.history > 1 else ()  # dropped for one input step
+    view = build_view(model.meta.data_config, model.meta.task_config)
+    lag = ("lag",) if model.meta.task_config.history > 1 else ()  # dropped for one input step
     with open_attributions(out) as ds:
         da = ds["attribution"]
         assert da.dims == ("sample", "variable", *lag, "lat", "lon")

@@ -11,9 +11,8 @@ import torch
 
 from climatune.data.view import build_view
 from climatune.errors import ClimatuneError
-from climatune.evaluation.predict import static_for
 from climatune.explain.targets import TargetFunction, parse_target
-from climatune.finetune.artifact import load_model
+from climatune.inference import load_model, static_for
 
 UNITS = {"tas": "K", "sst": "K"}
 
@@ -58,7 +57,7 @@ def test_bad_targets_are_user_errors(view, spec: str, match: str) -> None:
 
 def test_index_targets_have_no_region(index_model: Path) -> None:
     model = load_model(index_model)
-    view = build_view(model.config.data, model.config.task)
+    view = build_view(model.meta.data_config, model.meta.task_config)
     t = parse_target(None, view, model.meta.outputs, model.meta.units("outputs"))
     assert t.label == "nino34" and t.weights is None
     with pytest.raises(ClimatuneError, match="index model predicts one number"):
@@ -67,7 +66,7 @@ def test_index_targets_have_no_region(index_model: Path) -> None:
 
 def test_target_function_is_the_weighted_mean_in_physical_units(forecast_model: Path) -> None:
     model = load_model(forecast_model)
-    view = build_view(model.config.data, model.config.task)
+    view = build_view(model.meta.data_config, model.meta.task_config)
     t = parse_target(
         "sst@lat=-20:20,lon=150:270", view, model.meta.outputs, model.meta.units("outputs")
     )
@@ -84,7 +83,7 @@ def test_target_function_is_the_weighted_mean_in_physical_units(forecast_model: 
 def test_stored_static_inputs_only_on_the_same_cells(forecast_model: Path) -> None:
     """Same grid shape and latitudes but other longitudes: the static inputs are made anew."""
     model = load_model(forecast_model)
-    view = build_view(model.config.data, model.config.task)
+    view = build_view(model.meta.data_config, model.meta.task_config)
     assert torch.equal(static_for(model, view), model.static)
     wrapped = view.fields.assign_coords(lon=view.fields.lon - 360.0)  # the same cells
     assert torch.equal(static_for(model, dataclasses.replace(view, fields=wrapped)), model.static)

@@ -20,7 +20,7 @@ from climatune.data.regions import parse_region
 from climatune.data.view import build_view
 from climatune.evaluation.climatology import climatology, climatology_at
 from climatune.explain.run import Explanation, explain
-from climatune.finetune.artifact import load_model
+from climatune.inference import load_model
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +31,7 @@ def nino_box(store: Path) -> str:
 @pytest.fixture(scope="module")
 def setup(persistence_model: Path):
     model = load_model(persistence_model)
-    return model, build_view(model.config.data, model.config.task)
+    return model, build_view(model.meta.data_config, model.meta.task_config)
 
 
 @pytest.fixture(scope="module")

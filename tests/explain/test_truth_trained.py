@@ -16,7 +16,7 @@ from climatune.data.io import open_dataset
 from climatune.data.regions import parse_region
 from climatune.data.view import build_view
 from climatune.explain.run import explain
-from climatune.finetune.artifact import load_model
+from climatune.inference import load_model
 from climatune.training.run import pretrain
 
 
@@ -50,7 +50,7 @@ def test_trained_sst_forecast_reads_the_nino_box(store: Path, make_config, tmp_p
     box = attrs["nino34_region"]
     expl = explain(
         model,
-        build_view(model.config.data, model.config.task),
+        build_view(model.meta.data_config, model.meta.task_config),
         method="ig",
         target=f"sst@{box}",
         samples=8,
@@ -125,7 +125,9 @@ def test_trained_nino34_index_reads_the_tropical_pacific(tmp_path: Path) -> None
     model = load_model(run)
     ds = open_dataset(store)
     region = ds.attrs["tropical_pacific_ocean_region"]
-    expl = explain(model, build_view(model.config.data, model.config.task), method="ig", samples=16)
+    expl = explain(
+        model, build_view(model.meta.data_config, model.meta.task_config), method="ig", samples=16
+    )
     # "Most" of the mass: halfway between a location-blind model (0.11 on this grid) and
     # the matched filter (0.98), i.e. about 0.55.
     uniform, matched = enso_region_shares(ds, region)

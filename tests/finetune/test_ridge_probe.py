@@ -17,10 +17,10 @@ from climatune.data.synthetic import write_synthetic
 from climatune.data.view import build_view
 from climatune.errors import ClimatuneError
 from climatune.evaluation.evaluate import evaluate_view
-from climatune.finetune.artifact import load_model
 from climatune.finetune.freezing import apply_strategy
 from climatune.finetune.probe import ALPHAS, fit_ridge_probe
 from climatune.finetune.run import finetune, prepare_finetune
+from climatune.inference import load_model
 from climatune.models import create_head
 from climatune.training.run import build_task, pretrain
 

@@ -19,10 +19,9 @@ from climatune.config import load_config
 from climatune.data.synthetic import write_synthetic
 from climatune.data.view import build_view
 from climatune.evaluation.evaluate import evaluate_view
-from climatune.evaluation.predict import predict_view
 from climatune.explain.run import explain
-from climatune.finetune.artifact import load_model
 from climatune.finetune.run import finetune
+from climatune.inference import load_model, predict_view
 from climatune.training.run import pretrain
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
@@ -91,7 +90,9 @@ def test_bf16_training_learns_and_exports_float32_weights(run):
     assert {t.dtype for t in weights.values()} == {torch.float32}
     model = load_model(run, "cuda")
     rows, _ = evaluate_view(
-        build_view(model.config.data, model.config.task), {"model": model}, ["persistence"]
+        build_view(model.meta.data_config, model.meta.task_config),
+        {"model": model},
+        ["persistence"],
     )
     rmse = {r["model"]: r["value"] for r in rows if r["metric"] == "rmse"}
     # The residual network starts from persistence; six epochs must not make it worse.
@@ -102,7 +103,7 @@ def test_models_load_onto_the_gpu_and_predict_as_on_the_cpu(run):
     cpu, gpu = load_model(run, "cpu"), load_model(run, "auto")
     assert gpu.device.type == "cuda"
     assert all(p.is_cuda for p in gpu.net.parameters()) and gpu.static.device.type == "cpu"
-    view = build_view(cpu.config.data, cpu.config.task)
+    view = build_view(cpu.meta.data_config, cpu.meta.task_config)
     with exact_float32():
         a, b = (predict_view(m, view, "test").tas for m in (cpu, gpu))
     assert a.notnull().all() and float(np.abs(a - b).max()) < 1e-3  # kelvin
@@ -110,7 +111,7 @@ def test_models_load_onto_the_gpu_and_predict_as_on_the_cpu(run):
 
 def test_explain_on_the_gpu_matches_the_cpu(run):
     cpu, gpu = load_model(run, "cpu"), load_model(run, "cuda")
-    view = build_view(cpu.config.data, cpu.config.task)
+    view = build_view(cpu.meta.data_config, cpu.meta.task_config)
     for method in ("ig", "shap"):
         with exact_float32():
             a, b = (
@@ -134,7 +135,9 @@ def test_finetune_on_the_gpu_from_a_gpu_pretrained_model(run, store, tmp_path):
     assert model.meta.data["parent"]
     val = pd.read_csv(tuned / "logs" / "metrics.csv")["val_loss"].dropna()
     assert len(val) >= 1 and np.isfinite(val).all()
-    pred = predict_view(model, build_view(model.config.data, model.config.task), "test").tas
+    pred = predict_view(
+        model, build_view(model.meta.data_config, model.meta.task_config), "test"
+    ).tas
     assert 200 < float(pred.mean()) < 320
 
 

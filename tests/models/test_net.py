@@ -117,3 +117,28 @@ def test_build_net_errors() -> None:
         build_net("unet", VARIABLES, depth=0)
     with pytest.raises(ClimatuneError, match="dropout=1.0"):
         build_net("resnet", VARIABLES, dropout=1.0)
+
+
+def test_the_residual_base_is_part_of_the_network_and_its_spec(make_inputs) -> None:
+    net = _net(residual_index=[1, -1]).eval()  # output 0 over input 1, output 1 bare
+    fields, static = make_inputs(12, 20)
+    bare = net.forward_head(net.forward_features(fields, static))
+    out = net(fields, static)
+    torch.testing.assert_close(out[:, 0], bare[:, 0] + fields[:, 1, -1], rtol=0, atol=0)
+    torch.testing.assert_close(out[:, 1], bare[:, 1], rtol=0, atol=0)
+    reordered = [VARIABLES[1], VARIABLES[0], *VARIABLES[2:]]  # the base is found by name
+    swapped = fields[:, [1, 0, *range(2, len(VARIABLES))]]
+    torch.testing.assert_close(net(swapped, static, names=reordered), out)
+    assert ClimateNet.from_spec(net.spec()).residual_index == [1, -1]
+    net.reset_head(3)
+    assert net.residual_index == [-1, -1, -1]
+
+
+def test_a_version_1_spec_has_no_residual_and_bad_indices_are_refused() -> None:
+    spec = _net(residual_index=[0, 1]).spec()
+    old = {k: v for k, v in spec.items() if k != "residual_index"}
+    assert ClimateNet.from_spec({**old, "spec_version": 1}).residual_index == [-1, -1]
+    with pytest.raises(ValueError, match="residual_index"):
+        _net(residual_index=[0, len(VARIABLES)])
+    with pytest.raises(ValueError, match="scalar head has no residual"):
+        build_net("unet", VARIABLES, 2, 3, 1, "scalar", residual_index=[0], **TINY)

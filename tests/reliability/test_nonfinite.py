@@ -12,7 +12,7 @@ import torch
 
 from climatune.cli import main
 from climatune.errors import ClimatuneError
-from climatune.finetune.artifact import save_artifact
+from climatune.inference import save_artifact
 from climatune.models.net import build_net
 from climatune.training.task import ClimateTask
 from tests.reliability.conftest import base_config, leftovers, write_config

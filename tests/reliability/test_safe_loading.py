@@ -123,7 +123,7 @@ _HOSTILE = {
     "task-kind": (lambda m: m["task"].update(kind="rm -rf"), "field 'task'"),
     "grid-values": (lambda m: m["grid"].update(lat="0..90"), "field 'grid'"),
     "residual-out-of-range": (
-        lambda m: m.update(residual_index=[99, 99]),
+        lambda m: m["architecture"].update(residual_index=[99, 99]),
         "field 'residual_index'",
     ),
     "normalization": (lambda m: m.update(normalization={"x": 1}), "normalisation statistics"),

@@ -17,7 +17,7 @@ import xarray as xr
 
 from climatune.cli import main
 from climatune.data.io import open_dataset
-from climatune.finetune.artifact import SCHEMA_VERSION, load_model
+from climatune.inference import SCHEMA_VERSION, load_model
 from climatune.testing import tiny_archive
 from climatune.training.callbacks import weights_digest
 from tests.fixtures.make_fixtures import direct_prediction, prediction_summary
@@ -81,3 +81,25 @@ def test_new_artifacts_carry_the_current_schema_and_provenance(shared):
     assert raw["schema_version"] == SCHEMA_VERSION
     assert raw["provenance"]["data"] == str(shared["archive"])
     assert set(raw["provenance"]) >= {"blocks", "n_samples", "time_range"}
+
+
+# Computed on main before schema 2 (the residual in the net spec, each task setting once):
+# per variable, the NaN-aware sum and the cells [t, lat, lon] of model.predict on tiny_archive.
+_BEFORE_SCHEMA_2 = {
+    "tas": (3339681.480545044, [193.00784301757812, 198.644287109375, 291.261474609375]),
+    "sst": (2091996.1884536743, [174.62332153320312, 179.7056121826172, 263.72021484375]),
+}
+_CELLS = ([0, 5, -1], 2, 3)
+
+
+def test_migrated_schema_1_artifact_predicts_exactly_what_it_did(data):
+    model = load_model(V1)
+    assert model.meta.data["architecture"]["residual_index"] == [0, 1]
+    stored = {"mask_ratio": 0.5, "mask_patch": 4, "index": None}  # task.patch renamed
+    assert model.meta.data["config"]["task"] == stored
+    assert model.meta.task == {**model.meta.data["config"]["task"], **_raw(V1)["task"]}
+    pred = model.predict(open_dataset(data))
+    for name, (total, cells) in _BEFORE_SCHEMA_2.items():
+        values = pred[name].values
+        np.testing.assert_array_equal(values[_CELLS], np.float32(cells), err_msg=name)
+        np.testing.assert_allclose(np.nansum(values.astype("float64")), total, rtol=1e-12)

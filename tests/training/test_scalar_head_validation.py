@@ -11,7 +11,7 @@ from climatune.config import load_config
 from climatune.data.samples import TaskSamples
 from climatune.data.synthetic import write_synthetic
 from climatune.data.view import build_view
-from climatune.finetune.artifact import load_model
+from climatune.inference import load_model
 from climatune.training.run import pretrain
 
 
@@ -56,7 +56,7 @@ def test_index_validation_loss_has_no_jumps(small_index_run):
 
 def test_exported_head_statistics_are_those_of_the_training_set(small_index_run):
     model = load_model(small_index_run)
-    view = build_view(model.config.data, model.config.task)
+    view = build_view(model.meta.data_config, model.meta.task_config)
     samples = TaskSamples(view, "train", model.normalizer)
     fields = torch.stack([samples[i]["fields"] for i in range(len(samples))])
     static = model.static.expand(fields.shape[0], *model.static.shape)

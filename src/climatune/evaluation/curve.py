@@ -14,8 +14,8 @@ from climatune.data.view import build_view
 from climatune.errors import ClimatuneError
 from climatune.evaluation.evaluate import evaluate_view
 from climatune.evaluation.maps import save_figure
-from climatune.finetune.artifact import load_model, model_paths
 from climatune.finetune.run import finetune
+from climatune.inference import load_model, model_paths
 from climatune.training.run import train_scratch
 from climatune.utils.atomic import atomic_path, prepare_output_dir, releases_outputs
 

@@ -17,15 +17,14 @@ from typing import Any
 
 import xarray as xr
 
-from climatune.config import apply_overrides, config_from_dict, config_inputs, load_config
+from climatune.config import config_inputs, load_config, model_config
 from climatune.data.view import TaskView, build_view
 from climatune.errors import ClimatuneError
 from climatune.evaluation.baselines import BASELINES, baselines_for, make_baseline
 from climatune.evaluation.climatology import climatology_at, view_climatology
 from climatune.evaluation.maps import plot_maps
 from climatune.evaluation.metrics import score
-from climatune.evaluation.predict import model_view, predict_view
-from climatune.finetune.artifact import LoadedModel, load_model, model_paths
+from climatune.inference import LoadedModel, load_model, model_paths, model_view, predict_view
 from climatune.utils.atomic import atomic_path, prepare_output_dir, releases_outputs
 
 __all__ = ["evaluate_view", "evaluate_command", "write_metrics", "parse_baselines", "model_label"]
@@ -164,9 +163,7 @@ def evaluate_command(
     if config:
         cfg = load_config(config, overrides)
     else:
-        cfg = config_from_dict(
-            apply_overrides(model.meta.data["config"], overrides), "the model's config"
-        )
+        cfg = model_config(model.meta, overrides)
     inputs = [*model_paths(model_path), *config_inputs(cfg), *([config] if config else [])]
     claim = {
         "command": "evaluate",

@@ -7,7 +7,6 @@ both for the command line.
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -19,10 +18,9 @@ import xarray as xr
 from torch import Tensor
 
 from climatune import __version__
-from climatune.config import Config, apply_overrides, config_from_dict, config_inputs, load_config
+from climatune.config import Config, config_inputs, load_config, model_config
 from climatune.data.view import TaskView, build_view
 from climatune.errors import ClimatuneError
-from climatune.evaluation.predict import model_view, static_for
 from climatune.explain.attribution import Settings, attribute, check_method
 from climatune.explain.faithfulness import deletion_curves, write_faithfulness
 from climatune.explain.inputs import (
@@ -41,7 +39,7 @@ from climatune.explain.interactions import (
 )
 from climatune.explain.plots import plot_attribution_maps, plot_faithfulness, plot_interactions
 from climatune.explain.targets import Target, TargetFunction, parse_target
-from climatune.finetune.artifact import LoadedModel, load_model, model_paths
+from climatune.inference import LoadedModel, load_model, model_paths, model_view, static_for
 from climatune.utils.atomic import atomic_path, prepare_output_dir, releases_outputs
 
 __all__ = ["Explanation", "explain", "explain_command", "write_explanation", "resolve_config"]
@@ -73,8 +71,7 @@ def resolve_config(
     """The run config: ``config`` if given, else the model's own, with ``--set`` overrides."""
     if config:
         return load_config(config, overrides)
-    raw = copy.deepcopy(model.meta.data["config"])
-    return config_from_dict(apply_overrides(raw, overrides), "the model's config")
+    return model_config(model.meta, overrides)
 
 
 def _components(model: LoadedModel, view: TaskView, overrides: dict[str, str]) -> dict[str, str]:

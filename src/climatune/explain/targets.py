@@ -22,7 +22,7 @@ from climatune.data.view import TaskView
 from climatune.errors import ClimatuneError, closest
 
 if TYPE_CHECKING:
-    from climatune.finetune.artifact import LoadedModel
+    from climatune.inference import LoadedModel
 
 __all__ = ["Target", "parse_target", "TargetFunction"]
 

@@ -14,10 +14,10 @@ from climatune.data.normalize import Normalizer
 from climatune.data.samples import fit_normalizer, static_channels
 from climatune.data.view import TaskView, build_view
 from climatune.errors import ClimatuneError
-from climatune.finetune.artifact import LoadedModel, load_model, model_paths
 from climatune.finetune.freezing import apply_strategy, count_trainable
 from climatune.finetune.probe import fit_ridge_probe
 from climatune.finetune.surgery import SurgeryReport, adapt_network
+from climatune.inference import LoadedModel, load_model, model_paths
 from climatune.training.run import (
     build_task,
     default_run_dir,

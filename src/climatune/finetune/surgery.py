@@ -14,7 +14,7 @@ from torch import nn
 
 from climatune.data.view import TaskView
 from climatune.errors import ClimatuneError
-from climatune.finetune.artifact import ArtifactMeta
+from climatune.inference import ArtifactMeta
 
 __all__ = ["SurgeryReport", "adapt_network"]
 
@@ -95,6 +95,8 @@ def adapt_network(
         stem.drop_variables(report.dropped)
     if report.added:
         stem.add_variables(report.added)
+    if report.dropped or report.added:  # the indices name old inputs; training sets them anew
+        net.set_residual(None)
     if stem.n_static != n_static:
         stem.reset_static(n_static)
         report.notes.append(

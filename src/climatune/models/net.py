@@ -7,6 +7,7 @@ import inspect
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+import torch
 from torch import Tensor, nn
 
 from climatune.errors import ClimatuneError, closest
@@ -23,20 +24,28 @@ from climatune.models.stem import VariableStem
 
 __all__ = ["ClimateNet", "build_net", "SPEC_VERSION"]
 
-SPEC_VERSION = 1
+SPEC_VERSION = 2  # 2: the residual connection is part of the spec
 _SPEC_KEYS = ("backbone", "backbone_kwargs", "variables", "history", "n_static", "head", "n_out")
 
 
 class ClimateNet(nn.Module):
     """Stem keyed by variable name, a registered backbone, and a task head.
 
-    ``forward = forward_head(forward_features(...))``. Parameters are grouped as
+    ``forward = forward_head(forward_features(...))``, plus, for each output field with a
+    residual base, the last history step of that input (see :meth:`set_residual`).
+    Parameters are grouped as
     ``stem``, ``backbone.stage0`` .. ``backbone.stageN`` (input to output) and ``head``,
     for freezing and layer-wise learning rates. Build one with :func:`build_net`, or from
     a saved :meth:`spec` with :meth:`from_spec`.
     """
 
-    def __init__(self, stem: VariableStem, backbone: Backbone, head: Head) -> None:
+    def __init__(
+        self,
+        stem: VariableStem,
+        backbone: Backbone,
+        head: Head,
+        residual_index: Sequence[int] | None = None,
+    ) -> None:
         super().__init__()
         if stem.width != backbone.hparams["width"]:
             raise ValueError(
@@ -45,6 +54,7 @@ class ClimateNet(nn.Module):
         self.stem = stem
         self.backbone = backbone
         self.head = head
+        self.set_residual(residual_index)
 
     # -- shape of the network ----------------------------------------------------------
     @property
@@ -71,6 +81,35 @@ class ClimateNet(nn.Module):
         See :meth:`VariableStem.forward` for ``static`` and ``names``.
         """
         return self.backbone.forward_features(self.stem(fields, static, names))
+
+    def set_residual(self, residual_index: Sequence[int] | None) -> None:
+        """Per output, the input variable (index into :attr:`variables`) whose last history
+        step is added to the prediction, or -1 for none; ``None`` turns the residual off.
+
+        With a base, a forecast learns the change from persistence and a downscaler what
+        the bilinear field misses. A scalar head has no residual.
+        """
+        index = [-1] * self.n_out if residual_index is None else [int(i) for i in residual_index]
+        if len(index) != self.n_out or not all(-1 <= i < len(self.variables) for i in index):
+            raise ValueError(
+                f"residual_index {index} must list, per output ({self.n_out}), an index into "
+                f"the {len(self.variables)} input variables or -1"
+            )
+        if self.head_kind != "field" and any(i >= 0 for i in index):
+            raise ValueError(f"a {self.head_kind} head has no residual base; got {index}")
+        self.residual_index = index
+
+    def _add_residual(self, out: Tensor, fields: Tensor, names: Sequence[str] | None) -> Tensor:
+        """``out`` plus, per output, the last step of its base input (``-1``: none)."""
+        if not any(i >= 0 for i in self.residual_index):
+            return out
+        order = list(self.variables if names is None else names)
+        zeros = torch.zeros_like(fields[:, 0, -1])
+        base = [
+            fields[:, order.index(self.variables[i]), -1] if i >= 0 else zeros
+            for i in self.residual_index
+        ]
+        return out + torch.stack(base, 1)
 
     def forward_head(self, feats: Tensor, mask: Tensor | None = None) -> Tensor:
         """Head: ``[B, C, H, W]`` -> ``[B, n_out, H, W]`` (field) or ``[B, n_out]`` (scalar)."""
@@ -99,15 +138,21 @@ class ClimateNet(nn.Module):
         Returns
         -------
         Tensor
-            ``[B, n_out, H, W]`` for a field head, ``[B, n_out]`` for a scalar head.
+            ``[B, n_out, H, W]`` for a field head, ``[B, n_out]`` for a scalar head, with
+            the residual base added.
         """
-        return self.forward_head(self.forward_features(fields, static, names), mask)
+        out = self.forward_head(self.forward_features(fields, static, names), mask)
+        return self._add_residual(out, fields, names)
 
     def reset_head(self, n_out: int, kind: str | None = None, **head_kwargs: Any) -> None:
-        """Replace the head with a fresh one (same kind unless ``kind`` is given)."""
+        """Replace the head with a fresh one (same kind unless ``kind`` is given).
+
+        The residual is turned off; :meth:`set_residual` sets it for the new outputs.
+        """
         ref = next(self.backbone.parameters())
         head = create_head(kind or self.head.kind, self.backbone.out_channels, n_out, **head_kwargs)
         self.head = head.to(device=ref.device, dtype=ref.dtype)
+        self.set_residual(None)
 
     def set_periodic_lon(self, periodic_lon: bool) -> None:
         """Switch circular longitude padding (global grid or not); weights are unchanged."""
@@ -176,13 +221,17 @@ class ClimateNet(nn.Module):
             "head": self.head.kind,
             "n_out": self.head.n_out,
             "head_kwargs": dict(self.head.hparams),
+            "residual_index": list(self.residual_index),
         }
 
     @classmethod
     def from_spec(cls, spec: Mapping[str, Any]) -> ClimateNet:
-        """Rebuild a network, with fresh weights, from :meth:`spec`."""
+        """Rebuild a network, with fresh weights, from :meth:`spec`.
+
+        A version-1 spec (before the residual was part of it) has no residual.
+        """
         version = spec.get("spec_version", SPEC_VERSION)
-        if version != SPEC_VERSION:
+        if version not in (1, SPEC_VERSION):
             raise ClimatuneError(
                 f"model spec version {version} is not supported (this ClimaTune reads "
                 f"{SPEC_VERSION}); upgrade climatune to load this model"
@@ -196,7 +245,7 @@ class ClimateNet(nn.Module):
         legacy = head_class(spec["head"]).legacy_hparams if spec["head"] in list_heads() else {}
         head_kwargs = {**legacy, **spec.get("head_kwargs", {})}
         head = create_head(spec["head"], backbone.out_channels, spec["n_out"], **head_kwargs)
-        return cls(stem, backbone, head)
+        return cls(stem, backbone, head, spec.get("residual_index"))
 
 
 def build_net(
@@ -210,6 +259,7 @@ def build_net(
     periodic_lon: bool = False,
     grid_shape: Sequence[int] | None = None,
     head_kwargs: Mapping[str, Any] | None = None,
+    residual_index: Sequence[int] | None = None,
     **backbone_kw: Any,
 ) -> ClimateNet:
     """Build a :class:`ClimateNet` from a registered backbone name and its options.
@@ -226,6 +276,8 @@ def build_net(
         The data context: whether the grid is global in longitude, and its (lat, lon)
         size. Each is handed to the backbones whose constructor takes it by that name.
 
+    ``residual_index`` is described in :meth:`ClimateNet.set_residual` (none by default).
+
     Examples
     --------
     >>> import torch
@@ -238,4 +290,5 @@ def build_net(
     data = {k: v for k, v in context.items() if k in takes and v is not None}
     bb = create_backbone(backbone, **data, **backbone_kw)
     stem = VariableStem(variables, history, n_static, bb.hparams["width"])
-    return ClimateNet(stem, bb, create_head(head, bb.out_channels, n_out, **(head_kwargs or {})))
+    head_module = create_head(head, bb.out_channels, n_out, **(head_kwargs or {}))
+    return ClimateNet(stem, bb, head_module, residual_index)

@@ -184,8 +184,9 @@ def _summary(found: Found) -> str:
     text = ""
     if primary.config is not None:
         text = (primary.path / "config.yaml").read_text(encoding="utf-8", errors="replace")
-    elif isinstance(config := _get(primary.meta, "config"), dict):
-        text = yaml.safe_dump(config, sort_keys=False)
+    elif isinstance(config := _get(primary.meta, "config"), dict):  # kind, history, ... in "task"
+        task = {**_dict(config.get("task")), **_dict(_get(primary.meta, "task"))}
+        text = yaml.safe_dump({**config, "task": task}, sort_keys=False)
     if text:
         out.append(
             f"<details><summary>resolved config of {_e(primary.name)}</summary><pre>{_e(text)}</pre></details>"

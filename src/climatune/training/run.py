@@ -23,7 +23,8 @@ from climatune.data.normalize import Normalizer
 from climatune.data.samples import fit_normalizer, static_channels
 from climatune.data.view import TaskView, build_view
 from climatune.errors import ClimatuneError
-from climatune.finetune.artifact import save_artifact, variable_records
+from climatune.inference import TASK_KEYS, save_artifact, variable_records
+from climatune.models.net import ClimateNet
 from climatune.training.callbacks import SampleLedger
 from climatune.training.datamodule import ClimateDataModule
 from climatune.training.resume import (
@@ -141,14 +142,17 @@ def _trainer(
     )
 
 
-def build_task(cfg: Config, view: TaskView, net: torch.nn.Module) -> ClimateTask:
-    """The Lightning task that trains ``net`` on ``view`` as ``cfg`` says."""
+def build_task(cfg: Config, view: TaskView, net: ClimateNet) -> ClimateTask:
+    """The Lightning task that trains ``net`` on ``view`` as ``cfg`` says.
+
+    Sets the network's residual connection for ``view``'s outputs (``cfg.model.residual``).
+    """
     names, static = static_channels(view)
+    net.set_residual(residual_index(view, cfg.model.residual))
     task = ClimateTask(
         net,
         torch.from_numpy(static),
         torch.from_numpy(view.weights().values.astype("float32")),
-        residual_index(view, cfg.model.residual),
         lr=cfg.optim.lr,
         weight_decay=cfg.optim.weight_decay,
         warmup_fraction=cfg.optim.warmup_fraction,
@@ -274,8 +278,7 @@ def export_model(
             "calendar": str(view.fields.time.dt.calendar),
         },
         "normalization": normalizer.to_dict(),
-        "config": cfg.model_dump(mode="json"),
-        "residual_index": task.residual_index,
+        "config": cfg.model_dump(mode="json", exclude={"task": set(TASK_KEYS)}),
         "provenance": {
             "data": cfg.data.path,
             "blocks": {k: list(v) for k, v in view.blocks.items()},

@@ -1,8 +1,8 @@
 """The Lightning task: a :class:`~climatune.models.net.ClimateNet` plus loss and optimiser.
 
-Training, validation and test share one ``_step``. Fields are predicted as a residual over
-the matching input at step t when ``residual`` is on (persistence for forecasts, the
-bilinear field for downscaling), so the network learns what the simple answer misses.
+Training, validation and test share one ``_step``. The residual over the matching input at
+step t (persistence for forecasts, the bilinear field for downscaling) is part of the
+network: see :meth:`~climatune.models.net.ClimateNet.set_residual`.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from climatune.errors import ClimatuneError
 from climatune.models.heads import PooledBatchNorm
 from climatune.training.losses import weighted_mse
 
-__all__ = ["ClimateTask", "NonFiniteLoss", "add_residual"]
+__all__ = ["ClimateTask", "NonFiniteLoss"]
 
 
 class NonFiniteLoss(ClimatuneError):
@@ -27,30 +27,17 @@ class NonFiniteLoss(ClimatuneError):
 PRECISE_BATCHES = 64  # training batches that the pooled statistics are recomputed from
 
 
-def add_residual(
-    out: torch.Tensor, fields: torch.Tensor, residual_index: list[int]
-) -> torch.Tensor:
-    """Add to each output field the last step of its base input (``-1``: no base)."""
-    if out.dim() != 4 or not any(i >= 0 for i in residual_index):
-        return out
-    zeros = torch.zeros_like(fields[:, 0, -1])
-    return out + torch.stack([fields[:, i, -1] if i >= 0 else zeros for i in residual_index], 1)
-
-
 class ClimateTask(pl.LightningModule):
     """Train a ClimateNet with a latitude-weighted, NaN-masked MSE.
 
     Parameters
     ----------
     net
-        The network; called as ``net(fields, static)``.
+        The network (with its residual connection); called as ``net(fields, static)``.
     static
         ``[S, H, W]`` static inputs shared by every sample.
     weight
         ``[H, W]`` loss weights (cos-latitude inside the scored region).
-    residual_index
-        For each output channel, the input variable whose last step is the base of a
-        residual prediction, or -1 for none.
     lr, weight_decay, warmup_fraction, backbone_lr_scale
         AdamW with linear warm-up then cosine decay; the backbone's learning rate is
         scaled by ``backbone_lr_scale`` (discriminative fine-tuning).
@@ -61,7 +48,6 @@ class ClimateTask(pl.LightningModule):
         net: nn.Module,
         static: torch.Tensor,
         weight: torch.Tensor,
-        residual_index: list[int],
         *,
         lr: float = 1e-3,
         weight_decay: float = 1e-4,
@@ -73,7 +59,6 @@ class ClimateTask(pl.LightningModule):
         self.net = net
         self.register_buffer("static", static.float(), persistent=False)
         self.register_buffer("weight", weight.float(), persistent=False)
-        self.residual_index = list(residual_index)
         self.lr, self.weight_decay = lr, weight_decay
         self.warmup_fraction, self.backbone_lr_scale = warmup_fraction, backbone_lr_scale
         self.seed = seed
@@ -85,7 +70,7 @@ class ClimateTask(pl.LightningModule):
 
     def forward(self, fields: torch.Tensor) -> torch.Tensor:
         static = self.static.expand(fields.shape[0], *self.static.shape)
-        return add_residual(self.net(fields, static), fields, self.residual_index)
+        return self.net(fields, static)
 
     def _step(self, batch: dict[str, torch.Tensor], stage: str) -> torch.Tensor:
         pred = self(batch["fields"])

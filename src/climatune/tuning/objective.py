@@ -57,7 +57,7 @@ def train_fold(cfg: Config, view: TaskView, source: str | Path | None, run: Path
 def score_fold(view: TaskView, model_dir: Path, metric: str = "rmse") -> float:
     """``metric`` of the model on the view's validation block, averaged over target variables."""
     from climatune.evaluation.evaluate import evaluate_view
-    from climatune.finetune.artifact import load_model
+    from climatune.inference import load_model
 
     rows, _ = evaluate_view(view, {"model": load_model(model_dir)}, [], split="val")
     values = [float(r["value"]) for r in rows if r["metric"] == metric]

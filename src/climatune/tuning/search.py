@@ -24,7 +24,7 @@ import optuna
 from climatune.config import Config, config_inputs
 from climatune.data.view import build_view
 from climatune.errors import ClimatuneError
-from climatune.finetune.artifact import load_model, model_paths
+from climatune.inference import load_model, model_paths
 from climatune.tuning.folds import cv_years, fold_configs, fold_splits
 from climatune.tuning.objective import METRICS, Objective
 from climatune.tuning.plots import plot_history, plot_importance, save_figure

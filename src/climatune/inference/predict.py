@@ -1,10 +1,8 @@
-"""Apply a model to a task view or a file, and write CF-compliant NetCDF."""
+"""Apply a model to a task view: task, variable and unit checks, static inputs, predictions."""
 
 from __future__ import annotations
 
 import dataclasses
-from datetime import datetime, timezone
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -12,16 +10,14 @@ import torch
 import xarray as xr
 from torch.utils.data import DataLoader
 
-from climatune import __version__
-from climatune.data.samples import TaskSamples
+from climatune.data.samples import TaskSamples, static_channels
 from climatune.data.view import TaskView
 from climatune.errors import ClimatuneError
-from climatune.utils.atomic import atomic_path, check_new_path, check_not_input
 
-if TYPE_CHECKING:
-    from climatune.finetune.artifact import LoadedModel
+if TYPE_CHECKING:  # LoadedModel.predict calls predict_view
+    from climatune.inference.model import LoadedModel
 
-__all__ = ["predict_view", "predict_file", "check_units", "check_task", "model_view", "static_for"]
+__all__ = ["predict_view", "check_units", "check_task", "model_view", "static_for"]
 
 
 def check_units(model: LoadedModel, ds: xr.Dataset, names: list[str]) -> None:
@@ -128,8 +124,6 @@ def _same_axis(a: np.ndarray, b: np.ndarray, *, periodic: bool) -> bool:
 
 def static_for(model: LoadedModel, view: TaskView) -> torch.Tensor:
     """The model's stored static inputs, or fresh ones when the grid differs."""
-    from climatune.data.samples import static_channels
-
     names, fresh = static_channels(view)
     stored = model.static
     if tuple(stored.shape[-2:]) == fresh.shape[-2:] and stored.shape[0] == fresh.shape[0]:
@@ -145,42 +139,3 @@ def static_for(model: LoadedModel, view: TaskView) -> torch.Tensor:
             "the model was trained with user static fields that this data does not provide; set data.static"
         )
     return torch.from_numpy(fresh)
-
-
-def predict_file(
-    model_path: str | Path, input_path: str | Path, output: str | Path, *, device: str = "cpu"
-) -> Path:
-    """``climatune predict``: read ``input_path``, predict on ``device``, write CF NetCDF."""
-    from climatune.data.io import open_dataset, source_paths
-    from climatune.finetune.artifact import load_model, model_paths
-
-    output = Path(output)
-    if output.exists() and output.is_dir():
-        raise ClimatuneError(f"--output {output} is a directory; give a .nc file path")
-    check_not_input(output, [*model_paths(model_path), *source_paths(input_path)], flag="--output")
-    check_new_path(output, flag="--output")
-    model = load_model(model_path, device)
-    ds = open_dataset(input_path)
-    pred = model.predict(ds)
-    calendar = ds.time.encoding.get("calendar") or pred.time.dt.calendar
-    pred.attrs = {
-        "Conventions": "CF-1.8",
-        "title": f"ClimaTune {model.meta.data['task']['kind']} predictions",
-        "source": f"climatune {__version__}, model {model.model_dir.resolve()}",
-        "history": f"{datetime.now(timezone.utc).isoformat(timespec='seconds')}: climatune predict "
-        f"{model_path} --input {input_path} --output {output}",
-    }
-    for coord, attrs in (
-        ("lat", {"units": "degrees_north", "standard_name": "latitude", "axis": "Y"}),
-        ("lon", {"units": "degrees_east", "standard_name": "longitude", "axis": "X"}),
-    ):
-        if coord in pred.coords:
-            pred[coord].attrs.update(attrs)
-    pred.time.attrs.update({"standard_name": "time", "axis": "T"})
-    encoding = {"time": {"units": "days since 1850-01-01", "calendar": calendar}}
-    encoding.update(
-        {v: {"_FillValue": np.float32(np.nan), "dtype": "float32"} for v in pred.data_vars}
-    )
-    with atomic_path(output, overwrite=False) as tmp:
-        pred.to_netcdf(tmp, encoding=encoding, engine="netcdf4")
-    return output

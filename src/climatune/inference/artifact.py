@@ -1,7 +1,8 @@
 """Model artifacts: ``model/weights.safetensors`` plus ``model/climatune.json``.
 
-Loading never unpickles: weights come from safetensors and everything else from JSON,
-validated field by field. Older schema versions are migrated on load.
+This module owns the files: writing, reading, validating and migrating them. Loading never
+unpickles: weights come from safetensors and everything else from JSON, validated field by
+field. Older schema versions are migrated on load.
 """
 
 from __future__ import annotations
@@ -10,35 +11,44 @@ import json
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
 import xarray as xr
+from pydantic import ValidationError
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from climatune import __version__
-from climatune.config import Config, config_from_dict
-from climatune.data.normalize import Normalizer
-from climatune.errors import ClimatuneError
+from climatune.data.settings import DataConfig, TaskConfig
+from climatune.errors import ClimatuneError, closest
+from climatune.models.net import ClimateNet
 from climatune.utils.atomic import atomic_path
 from climatune.utils.bounded import load_json, read_text
+from climatune.utils.settings import Section
 
 __all__ = [
     "SCHEMA_VERSION",
+    "TASK_KEYS",
     "ArtifactMeta",
-    "LoadedModel",
-    "save_artifact",
-    "load_model",
-    "resolve_model_dir",
     "model_paths",
+    "read_artifact",
+    "read_meta",
     "resolve_device",
+    "resolve_model_dir",
+    "save_artifact",
+    "variable_records",
 ]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 1: provenance; 2: the residual in the net spec, the task stored once
 WEIGHTS, META = "weights.safetensors", "climatune.json"
 _STATIC_KEY = "__static__"
+# Task settings stored once, in ``task`` (the stored config's task section holds the rest)
+TASK_KEYS = ("kind", "history", "lead", "factor")
+# Top-level sections of the stored config
+CONFIG_SECTIONS = ("seed", "data", "task", "model", "optim", "trainer", "finetune", "explain")
+S = TypeVar("S", bound=Section)
 _META_BYTES = 256 * 2**20  # climatune.json: the grid and the normalisation statistics
 _REQUIRED = (
     "schema_version",
@@ -59,10 +69,6 @@ class ArtifactMeta:
     data: dict[str, Any]
 
     @property
-    def config(self) -> Config:
-        return config_from_dict(self.data["config"], "the artifact's config")
-
-    @property
     def inputs(self) -> list[str]:
         return [v["name"] for v in self.data["inputs"]]
 
@@ -70,8 +76,34 @@ class ArtifactMeta:
     def outputs(self) -> list[str]:
         return [v["name"] for v in self.data["outputs"]]
 
+    @property
+    def task(self) -> dict[str, Any]:
+        """Every task setting: ``task`` (:data:`TASK_KEYS`) plus the rest of the config's."""
+        return {**self.data["config"].get("task", {}), **self.data["task"]}
+
+    @property
+    def data_config(self) -> DataConfig:
+        """The data section the model was trained with."""
+        return _section(DataConfig, self.data["config"].get("data", {}), "data")
+
+    @property
+    def task_config(self) -> TaskConfig:
+        """The model's task as a section (from :attr:`task`)."""
+        return _section(TaskConfig, self.task, "task")
+
     def units(self, which: str = "inputs") -> dict[str, str]:
         return {v["name"]: v.get("units", "") for v in self.data[which]}
+
+
+def _section(cls: type[S], raw: Any, name: str) -> S:
+    try:
+        return cls.model_validate(raw)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        where = ".".join(map(str, (name, *error["loc"])))
+        raise ClimatuneError(
+            f"the artifact's config key '{where}': {error['msg']}; refusing to use it"
+        ) from None
 
 
 def variable_records(
@@ -120,8 +152,6 @@ def save_artifact(
     model_dir: str | Path, net: torch.nn.Module, meta: dict[str, Any], static: torch.Tensor
 ) -> Path:
     """Write weights and metadata atomically; returns the model directory."""
-    from climatune.models.net import ClimateNet
-
     assert isinstance(net, ClimateNet)
     meta = {
         "schema_version": SCHEMA_VERSION,
@@ -174,6 +204,25 @@ def _migrate(data: dict[str, Any]) -> dict[str, Any]:
     version = data.get("schema_version", 0)
     if version == 0:  # pre-release artifacts had no version and no provenance
         data = {**data, "schema_version": 1, "provenance": data.get("provenance", {})}
+    if data["schema_version"] == 1:
+        data = _one_copy(data)
+    return data
+
+
+def _one_copy(data: dict[str, Any]) -> dict[str, Any]:
+    """Schema 1 to 2: ``task`` becomes the only copy of :data:`TASK_KEYS` (the config's task
+    section keeps the other settings, ``patch`` under its new name ``mask_patch``) and
+    ``residual_index`` moves into the net spec."""
+    data = dict(data)
+    config, arch = data.get("config"), data.get("architecture")
+    if isinstance(config, dict) and isinstance(config.get("task"), dict):
+        renamed = {"patch": "mask_patch"}
+        task = {renamed.get(k, k): v for k, v in config["task"].items() if k not in TASK_KEYS}
+        data["config"] = {**config, "task": task}
+    residual = data.pop("residual_index", None)
+    if isinstance(arch, dict) and arch.get("spec_version", 1) == 1:
+        data["architecture"] = {**arch, "spec_version": 2, "residual_index": residual}
+    data["schema_version"] = 2
     return data
 
 
@@ -199,7 +248,6 @@ def read_meta(model_dir: Path) -> ArtifactMeta:
         "provenance",
         "parent",
         "origin",
-        "residual_index",
         "static",
         "region",
         "history",
@@ -254,7 +302,7 @@ def _malformed(data: dict[str, Any]) -> str | None:
         for k in ("lat", "lon")
     ):
         return "field 'grid' must hold lat and lon as lists of numbers"
-    residual = data.get("residual_index")
+    residual = data["architecture"].get("residual_index")
     n_in = len(data["inputs"])
     if residual is not None and not (
         isinstance(residual, list)
@@ -262,6 +310,12 @@ def _malformed(data: dict[str, Any]) -> str | None:
         and all(type(i) is int and -1 <= i < n_in for i in residual)
     ):
         return "field 'residual_index' must list, per output, an input index or -1"
+    unknown = sorted(set(data["config"]) - set(CONFIG_SECTIONS))
+    if unknown:
+        return f"unknown config key '{unknown[0]}'{closest(unknown[0], CONFIG_SECTIONS)}"
+    stored = data["config"].get("task", {})
+    if not isinstance(stored, dict) or set(stored) & set(TASK_KEYS):
+        return f"config key 'task' must be an object without {list(TASK_KEYS)} (see 'task')"
     static = data.get("static")
     if static is not None and not (
         isinstance(static, list) and all(isinstance(n, str) for n in static)
@@ -300,70 +354,13 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     return resolved
 
 
-class LoadedModel:
-    """A trained network with everything needed to apply it to new data.
+def read_artifact(model_dir: Path) -> tuple[ArtifactMeta, ClimateNet, torch.Tensor]:
+    """The validated metadata, the network with its weights, and the static inputs.
 
-    Use :func:`load_model` to make one; :meth:`predict` maps an ``xr.Dataset`` to
-    denormalised predictions with coordinates. The network runs on :attr:`device`;
-    tensors go in and come out on the caller's device.
+    Anything that does not match (weights against the architecture, static inputs against
+    the grid) is refused with a :class:`~climatune.errors.ClimatuneError`.
     """
-
-    def __init__(
-        self,
-        model_dir: Path,
-        net: torch.nn.Module,
-        meta: ArtifactMeta,
-        static: torch.Tensor,
-        device: str | torch.device = "cpu",
-        normalizer: Normalizer | None = None,
-    ) -> None:
-        self.model_dir, self.meta, self.static = model_dir, meta, static
-        self.device = resolve_device(device)
-        self.net = net.to(self.device).eval()
-        self.normalizer = normalizer or Normalizer.from_dict(meta.data["normalization"])
-
-    @property
-    def config(self) -> Config:
-        return self.meta.config
-
-    def forward(self, fields: torch.Tensor, static: torch.Tensor | None = None) -> torch.Tensor:
-        """Normalised prediction for normalised ``fields`` ``[B, V, history, H, W]``.
-
-        Adds the residual base (the matching input at step t) the model was trained with;
-        ``static`` defaults to the stored static inputs. Differentiable, for attribution.
-        """
-        static = self.static if static is None else static
-        from climatune.training.task import add_residual
-
-        x = fields.to(self.device)
-        s = static.to(self.device).expand(fields.shape[0], *static.shape[-3:])
-        out = add_residual(self.net(x, s), x, self.meta.data.get("residual_index") or [])
-        return out.to(fields.device)
-
-    def predict(self, ds: xr.Dataset, *, batch_size: int = 32) -> xr.Dataset:
-        """Predict every step of ``ds`` that has enough history; physical units, with coords.
-
-        Field predictions hold the scored region only: the halo read around it is NaN.
-        """
-        from climatune.data.io import canonicalize
-        from climatune.data.view import build_view
-        from climatune.evaluation.predict import predict_view
-
-        view = build_view(self.config.data, self.config.task, canonicalize(ds), whole=True)
-        pred = predict_view(self, view, "predict", batch_size=batch_size)
-        return pred if view.is_scalar else pred.where(view.region_mask)
-
-
-def load_model(path: str | Path, device: str | torch.device = "cpu") -> LoadedModel:
-    """Load an artifact from a run directory or a ``model/`` directory onto ``device``.
-
-    ``device`` is ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"auto"`` (a GPU when there is one).
-    """
-    from climatune.models.net import ClimateNet
-
-    model_dir = resolve_model_dir(path)
     meta = read_meta(model_dir)
-    normalizer = Normalizer.from_dict(meta.data["normalization"])
     tensors = read_weights(model_dir)
     static = tensors.pop(_STATIC_KEY, None)
     if static is None:
@@ -387,4 +384,4 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> LoadedMo
             f"{model_dir / WEIGHTS}: the static inputs are {list(static.shape)}, but the "
             f"artifact's static names and grid say {list(shape)}; refusing to load it"
         )
-    return LoadedModel(model_dir, net, meta, static, device, normalizer)
+    return meta, net, static
