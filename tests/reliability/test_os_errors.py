@@ -21,7 +21,7 @@ from lightning.fabric.loggers.csv_logs import _ExperimentWriter
 from lightning.fabric.loggers.tensorboard import TensorBoardLogger
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
-import climatune.finetune.artifact
+import climatune.inference.artifact
 import climatune.utils.atomic
 from climatune.cli import main
 from climatune.utils.atomic import LOCK
@@ -59,7 +59,7 @@ def _train_args(shared, out) -> list[str]:
 def test_pretrain_that_cannot_write_leaves_no_run(site, shared, tmp_path, capsys, monkeypatch):
     targets = {
         "checkpoint": (TorchCheckpointIO, "save_checkpoint"),
-        "weights": (climatune.finetune.artifact, "save_file"),
+        "weights": (climatune.inference.artifact, "save_file"),
         "csv": (_ExperimentWriter, "save"),
         "tensorboard": (TensorBoardLogger, "log_metrics"),
         "atomic": (climatune.utils.atomic.os, "replace"),
@@ -91,7 +91,7 @@ def test_a_resumed_run_keeps_what_it_had(shared, tmp_path, capsys, monkeypatch):
 
 
 def test_finetune_on_a_full_disk(shared, tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(climatune.finetune.artifact, "save_file", _no_space)
+    monkeypatch.setattr(climatune.inference.artifact, "save_file", _no_space)
     out = tmp_path / "ft"
     argv = ["finetune", "--config", str(shared["config"]), "--from", str(shared["model"])]
     _fails([*argv, "--out", str(out)], capsys, str(out))
