@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-fast lint bench bench-quick clean
+.PHONY: install demo test test-fast fuzz lint bench bench-quick clean
 
 install: $(STAMP)
 
@@ -23,6 +23,14 @@ demo: install
 # testpaths in pyproject.toml include src/, so the docstring examples run too.
 test: install
 	$(PY) -m pytest -q -p no:cacheprovider -n 2 --dist loadfile
+
+# The CLI fuzzer, long (its seeded slice runs in `make test`): FUZZ_EXAMPLES cases per
+# target with a random seed, printed so that a failure replays with FUZZ_SEED=N.
+FUZZ_EXAMPLES ?= 2000
+fuzz: install
+	@seed=$${FUZZ_SEED:-$$(date +%s)}; echo "fuzz: --hypothesis-seed=$$seed"; \
+	CLIMATUNE_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(PY) -m pytest -q -p no:cacheprovider \
+		tests/reliability/test_fuzz.py --timeout=0 --hypothesis-seed=$$seed --hypothesis-show-statistics
 
 lint: install
 	$(VENV)/bin/ruff check src tests bench

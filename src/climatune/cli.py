@@ -16,7 +16,7 @@ import warnings
 from collections.abc import Callable
 
 from climatune import __version__
-from climatune.errors import ClimatuneError, Interrupted
+from climatune.errors import ClimatuneError, Interrupted, os_error
 from climatune.utils.openmp import prefer_passive_openmp
 
 __all__ = ["main", "build_parser"]
@@ -340,10 +340,13 @@ def main(argv: list[str] | None = None) -> int:
             return 0 if not argv else 2
         func(args)
         return 0
-    except ClimatuneError as exc:
+    except (ClimatuneError, OSError) as exc:  # an OSError: a full disk, a read-only path, ...
+        error = exc if isinstance(exc, ClimatuneError) else os_error(exc)
+        if error is None:
+            raise
         if debug:
             traceback.print_exc()
-        print(f"climatune: error: {_one_line(str(exc))}", file=sys.stderr)
+        print(f"climatune: error: {_one_line(str(error))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("climatune: interrupted", file=sys.stderr)

@@ -445,6 +445,7 @@ CASES = [
     Case("pretrain-region-outside-grid", _pretrain("data.region={lat: [80, 89], lon: [0, 10]}"), "outside the grid"),
     Case("pretrain-split-leaves-block-empty", _pretrain("task.history=13"), "the val block 2005-2005 leaves no samples"),
     Case("pretrain-split-outside-years", _pretrain("data.split.test=[2030, 2031]"), "outside the data's years"),
+    Case("pretrain-split-no-train-block", _pretrain("data.split.train=[]"), ("data.split", "train needs at least one block")),  # found by the fuzzer
     Case("pretrain-all-nan-variable", _pretrain_on(_all_nan), "'sst' is entirely NaN"),
     Case("pretrain-infinite-values", _pretrain_on(_with_inf), "infinite values in 'tas'"),
     Case("pretrain-corrupt-zarr-v2-chunk", _pretrain_on(lambda w: _corrupt_zarr(w, 2)), ("cannot read variable 'tas' of ", "v2.zarr at 2003-01-01T00:00:00 to 2003-12-01T00:00:00", "corrupt")),
@@ -482,6 +483,9 @@ CASES = [
     Case("predict-model-negative-std", _predict_with(lambda w: _doctored(w, meta=_std(-1.0))), ("statistics of 'tas'", "std -1.0", "finite and positive")),
     Case("predict-model-zero-std", _predict_with(lambda w: _doctored(w, meta=_std(0.0))), ("statistics of 'tas'", "std 0.0")),
     Case("predict-model-nan-std", _predict_with(lambda w: _doctored(w, meta=_std(float("nan")))), ("statistics of 'tas'", "std nan")),
+    Case("predict-model-huge-std", _predict_with(lambda w: _doctored(w, meta=_std(1e30))), ("statistics of 'tas'", "std 1e+30", "at most 1e+15")),  # found by the fuzzer
+    Case("predict-model-huge-mean", _predict_with(lambda w: _doctored(w, meta=lambda d: d["normalization"]["mean"].update(tas=1e30))), ("statistics of 'tas'", "mean 1e+30")),  # found by the fuzzer
+    Case("predict-model-variable-not-a-name", _predict_with(lambda w: _doctored(w, meta=lambda d: d["architecture"].update(variables=[1]))), "'architecture.variables' must be a list of variable names"),  # found by the fuzzer
     Case("predict-model-missing", lambda w: ["predict", w.p("nope"), "--input", str(w.archive), "--output", w.p("p.nc")], "does not exist"),
     # curve
     Case("curve-fraction-zero", lambda w: ["curve", "--config", w.cfg(), "--from", str(w.model), "--fractions", "0,0.5", "--out", w.p("c")], "(0, 1]"),

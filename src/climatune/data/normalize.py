@@ -20,6 +20,8 @@ from climatune.errors import ClimatuneError
 __all__ = ["Normalizer"]
 
 _MIN_STD = 1e-6
+# Statistics beyond this size are no physical field's (in any units): a broken artifact
+_LARGEST = 1e15
 
 #: New data have clearly shifted from stored statistics when their mean lies more than
 #: ``SHIFT_LIMIT`` stored standard deviations from the stored mean: a region or period of
@@ -173,10 +175,10 @@ class Normalizer:
             )
         for name in out.mean_:
             mean, std = out.mean_[name], out.std_[name]
-            if not (np.isfinite(mean) and np.isfinite(std) and std > 0):
+            if not (0 < std <= _LARGEST and abs(mean) <= _LARGEST):  # NaN fails too
                 raise ClimatuneError(
                     f"normalisation statistics of '{name}' in the artifact cannot be right "
                     f"(mean {mean}, std {std}); a mean must be finite and a std finite and "
-                    "positive: re-export the model"
+                    f"positive, both at most {_LARGEST:g} in size: re-export the model"
                 )
         return out

@@ -48,6 +48,8 @@ class SplitConfig(Section):
 
     @model_validator(mode="after")
     def _ordered(self) -> SplitConfig:
+        if self.train == []:
+            raise ValueError("train needs at least one block of years, e.g. [2000, 2004]")
         for name in ("train", "val", "test"):
             value = getattr(self, name)
             blocks = value if isinstance(value, list) else [value]

@@ -288,6 +288,9 @@ def _malformed(data: dict[str, Any]) -> str | None:
             return (
                 f"field '{key}' must be a non-empty list of {{name, units, ...}} objects of strings"
             )
+    variables = data["architecture"].get("variables")
+    if not (isinstance(variables, list) and all(isinstance(v, str) for v in variables)):
+        return "field 'architecture.variables' must be a list of variable names"
     task = data["task"]
     if task.get("kind") not in ("forecast", "downscale", "index", "reconstruct") or not all(
         type(task.get(k)) is int for k in ("history", "lead", "factor")

@@ -30,7 +30,7 @@ from climatune.tuning.objective import METRICS, Objective
 from climatune.tuning.plots import plot_history, plot_importance, save_figure
 from climatune.tuning.results import write_best, write_trials
 from climatune.tuning.space import Param, load_space
-from climatune.tuning.study import default_storage, open_storage, open_study
+from climatune.tuning.study import default_storage, open_storage, open_study, storage_errors
 from climatune.utils.atomic import prepare_output_dir, releases_outputs
 
 __all__ = ["tune_command", "load_space_for", "write_outputs"]
@@ -105,15 +105,16 @@ def tune_command(
             raise ClimatuneError(f"fold {k} of {folds}: {exc}; use fewer --folds") from None
     db = open_storage(storage) if storage else None  # a bad URL fails before --out exists
     out = prepare_output_dir(out, **claim)
-    db = db or open_storage(default_storage(out))
-    run = open_study(db, study, direction=METRICS[metric], folds=folds, metric=metric)
+    url = storage or default_storage(out)
     objective = Objective(cfg, params, splits, out, source, metric)
 
     def _after_trial(study_: optuna.Study, _trial: optuna.trial.FrozenTrial) -> None:
         # Tables after every trial (cheap); the figures once at the end, or with --trials 0.
         write_outputs(study_, cfg, out, folds=folds, metric=metric, figures=False)
 
-    with _quiet_training():
+    with storage_errors(url), _quiet_training():
+        db = db or open_storage(url)
+        run = open_study(db, study, direction=METRICS[metric], folds=folds, metric=metric)
         run.optimize(objective, n_trials=trials, n_jobs=jobs, callbacks=[_after_trial])
     if objective.error is not None:
         raise objective.error

@@ -6,19 +6,29 @@ running a command again, or on several machines at once, adds trials to one stud
 
 from __future__ import annotations
 
+import errno
+import os
 import time
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import optuna
 import sqlalchemy.exc
 from sqlalchemy.engine import make_url
 
-from climatune.errors import ClimatuneError
+from climatune.errors import ClimatuneError, os_error
 
-__all__ = ["default_storage", "open_storage", "open_study"]
+__all__ = ["default_storage", "open_storage", "open_study", "storage_errors"]
 
 _RETRIES = 5
+# What SQLite says when the machine refuses a write, as the matching OS error
+_SQLITE_ERRORS = {
+    "database or disk is full": errno.ENOSPC,
+    "attempt to write a readonly database": errno.EROFS,
+    "unable to open database file": errno.EACCES,
+}
 
 
 def default_storage(out: Path) -> str:
@@ -107,3 +117,24 @@ def open_study(
                 "use the same value to resume it, or another --study"
             )
     return study
+
+
+@contextmanager
+def storage_errors(url: str) -> Iterator[None]:
+    """Turn SQLite's full disk, read-only or forbidden file into one error line naming it.
+
+    SQLite reports these as ``OperationalError`` (which Optuna may wrap), not as OSError.
+    """
+    try:
+        yield
+    except Exception as exc:
+        seen: BaseException | None = exc
+        for _ in range(16):  # the chain, with a bound in case it loops
+            if seen is None:
+                break
+            code = next((c for text, c in _SQLITE_ERRORS.items() if text in str(seen)), None)
+            if code is not None:
+                where = make_url(url).database or url
+                raise os_error(OSError(code, os.strerror(code)), path=where) or exc from exc
+            seen = seen.__cause__ or seen.__context__
+        raise

@@ -8,7 +8,9 @@ inside an input; an existing non-empty folder is refused unless it is continued
 (``resume``) or replaced (``overwrite``), and both need the stamp (``.climatune-run.json``)
 that says the same command wrote it. While a command writes, the folder holds a lock file
 (PID and host), so a second process is refused; a lock whose process is gone is taken over.
-Command functions wrapped in :func:`releases_outputs` drop their locks when they return.
+Command functions wrapped in :func:`releases_outputs` drop their locks when they return;
+when they fail for a reason of the machine (a full disk, a read-only folder, a name too
+long) they also remove the folders they started, so nothing half-written is left.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, TypeVar
 
-from climatune.errors import ClimatuneError
+from climatune.errors import ClimatuneError, OutputError, os_error
 
 __all__ = [
     "atomic_path",
@@ -49,6 +51,7 @@ _SMALL = 4096  # stamps and locks are tiny; never read more of them
 
 _held: set[Path] = set()  # folders whose lock this process holds
 _held_guard = threading.Lock()
+_started: dict[Path, bool] = {}  # locked folders this process started: {folder: it created it}
 _taken: ContextVar[list[Path] | None] = ContextVar("climatune_taken", default=None)
 _F = TypeVar("_F", bound=Callable[..., Any])
 
@@ -81,8 +84,8 @@ def atomic_path(final: str | Path, *, overwrite: bool = True) -> Iterator[Path]:
     """Yield a temporary path to write; rename it to ``final`` if the block succeeds.
 
     Works for files and directories (a Zarr store, a model directory). On any error the
-    temporary path is removed and ``final`` is left as it was. A full disk becomes a
-    :class:`ClimatuneError`.
+    temporary path is removed and ``final`` is left as it was. A full disk, a read-only or
+    forbidden folder and a name too long become an :class:`OutputError`.
     """
     final = Path(final)
     parent = final.parent
@@ -91,11 +94,8 @@ def atomic_path(final: str | Path, *, overwrite: bool = True) -> Iterator[Path]:
     try:
         parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise ClimatuneError(
-            f"cannot create {parent}: {exc.strerror}; choose another path"
-        ) from exc
-    if not os.access(parent, os.W_OK):
-        raise ClimatuneError(f"cannot write to {parent}: permission denied; choose another path")
+        raise OutputError(f"cannot create {parent}: {exc.strerror}; choose another path") from exc
+    _check_writable(parent, final)
     if final.exists() and not overwrite:
         raise ClimatuneError(f"{final} exists; remove it or choose another path")
     clean_stale(final)
@@ -106,37 +106,43 @@ def atomic_path(final: str | Path, *, overwrite: bool = True) -> Iterator[Path]:
             _remove(final)  # os.replace swaps a file in atomically, but not a directory
         os.replace(tmp, final)
     except BaseException as exc:
-        full = isinstance(exc, Exception) and _disk_full(exc, parent)  # before tmp frees space
+        error = _write_error(exc, final)  # before tmp frees space
         _remove(tmp)
-        if full:
-            raise ClimatuneError(
-                f"no space left on the device while writing {final}; free space or choose another path"
-            ) from exc
-        raise
+        if error is None or error is exc:
+            raise
+        raise error from exc
 
 
-def _disk_full(exc: BaseException, parent: Path) -> bool:
-    """Whether a failed write ran out of space.
+def _check_writable(folder: Path, path: Path) -> None:
+    """Refuse to write ``path`` when ``folder`` (its parent) is read-only or forbidden."""
+    if os.access(folder, os.W_OK):
+        return
+    code = errno.EROFS if os.statvfs(folder).f_flag & os.ST_RDONLY else errno.EACCES
+    error = os_error(OSError(code, os.strerror(code)), path=path)
+    raise error if error is not None else ClimatuneError(f"cannot write {path}")
 
-    ENOSPC anywhere in the exception chain, or an I/O library error with the device now
-    (almost) full: netCDF4 reports a full disk only as ``RuntimeError: NetCDF: HDF error``.
+
+def _write_error(exc: BaseException, final: Path) -> OutputError | None:
+    """The :class:`OutputError` for a write of ``final`` that failed for a reason of the
+    machine, or None.
+
+    An I/O library error with the device now (almost) full is taken as a full disk:
+    netCDF4 reports one only as ``RuntimeError: NetCDF: HDF error``.
     """
-    if isinstance(exc, ClimatuneError):
-        return False
-    seen: BaseException | None = exc
-    for _ in range(16):  # the chain, with a bound in case it loops
-        if seen is None:
-            break
-        if isinstance(seen, OSError) and seen.errno in (errno.ENOSPC, errno.EDQUOT):
-            return True
-        seen = seen.__cause__ or seen.__context__
+    if not isinstance(exc, Exception):
+        return None
+    error = os_error(exc, path=final)
+    if error is not None or isinstance(exc, ClimatuneError):
+        return error
     if not isinstance(exc, (OSError, RuntimeError)):
-        return False
+        return None
     try:
-        st = os.statvfs(parent)
+        st = os.statvfs(final.parent)
     except OSError:
-        return False
-    return st.f_bavail * st.f_frsize < _FULL_BYTES
+        return None
+    if st.f_bavail * st.f_frsize >= _FULL_BYTES:
+        return None
+    return os_error(OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)), path=final)
 
 
 def _real(path: str | os.PathLike) -> Path:
@@ -267,23 +273,47 @@ def _acquire(out: Path) -> None:
         key = _real(out)
         with _held_guard:
             _held.add(key)
-        taken = _taken.get()
-        if taken is None:
+        if not _claimed(key):
             atexit.register(_release, key)
-        else:
-            taken.append(key)
         return
     raise _busy(out)
+
+
+def _claimed(key: Path) -> bool:
+    """Record ``key`` as claimed by the running :func:`releases_outputs` command, if any."""
+    taken = _taken.get()
+    if taken is not None:
+        taken.append(key)
+    return taken is not None
 
 
 def _release(key: Path) -> None:
     with _held_guard:
         _held.discard(key)
+        _started.pop(key, None)
     (key / LOCK).unlink(missing_ok=True)
 
 
+def _discard_started(key: Path) -> None:
+    """Empty a folder this process started (remove it if it created it); keep its lock."""
+    with _held_guard:
+        created = _started.get(key)
+    if created is None:
+        return
+    for entry in key.iterdir():
+        if entry.name != LOCK:
+            _remove(entry)
+    if created:
+        shutil.rmtree(key, ignore_errors=True)
+
+
 def releases_outputs(func: _F) -> _F:
-    """Wrap a command so that the output folders it locked are unlocked when it returns."""
+    """Wrap a command so that the output folders it locked are unlocked when it returns.
+
+    A full disk, a read-only or forbidden path or a name too long becomes an
+    :class:`OutputError`, and the folders the command started (not those it resumed) are
+    removed: they hold only its own, half-written outputs.
+    """
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -291,10 +321,20 @@ def releases_outputs(func: _F) -> _F:
         token = _taken.set(taken)
         try:
             return func(*args, **kwargs)
+        except Exception as exc:
+            error = os_error(exc, default=taken[0] if taken else "the output")
+            if error is None:
+                raise
+            for key in taken:
+                _discard_started(key)
+            if error is exc:
+                raise
+            raise error from exc
         finally:
             _taken.reset(token)
             for key in taken:
-                _release(key)
+                if key in _held:
+                    _release(key)
 
     return wrapper  # type: ignore[return-value]
 
@@ -376,20 +416,19 @@ def prepare_output_dir(
             raise ClimatuneError(
                 f"cannot create --out {out}: {base} is a file; choose another path"
             )
-        if not os.access(base, os.W_OK):
-            raise ClimatuneError(
-                f"cannot write to --out {out}: permission denied; choose another path"
-            )
+        _check_writable(base, out)
         return out
+    created = not out.exists()
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ClimatuneError(
             f"cannot create --out {out}: {exc.strerror}; choose another path"
         ) from exc
-    if not os.access(out, os.W_OK):
-        raise ClimatuneError(f"cannot write to --out {out}: permission denied; choose another path")
-    if not shared:
+    _check_writable(out, out)
+    if shared:
+        _claimed(key)
+    else:
         _acquire(out)
     try:
         _check_reuse(out, command, overwrite=overwrite, resume=resume)  # again, now locked
@@ -397,9 +436,14 @@ def prepare_output_dir(
             for entry in out.iterdir():
                 if entry.name != LOCK:
                     _remove(entry)
+        if not (shared or resume):  # everything in it will be this command's
+            with _held_guard:
+                _started[key] = created
         if _made_by(out) is None:
             _write_stamp(out, command)
     except BaseException:
+        if created:
+            shutil.rmtree(out, ignore_errors=True)  # only the lock or a half stamp in it
         if not shared:
             _release(key)
         raise
