@@ -61,14 +61,14 @@ def _cmd_samples(args: argparse.Namespace) -> None:
 
 
 def _cmd_pretrain(args: argparse.Namespace) -> None:
-    from climatune.workflows.pretrain import pretrain
+    from climatune.workflows.pretraining import pretrain
 
     run = pretrain(_config(args), out=args.out, resume=args.resume, overwrite=args.overwrite)
     print(f"model written to {run / 'model'}")
 
 
 def _cmd_finetune(args: argparse.Namespace) -> None:
-    from climatune.workflows.finetune import finetune
+    from climatune.workflows.finetuning import finetune
 
     run = finetune(
         _config(args),

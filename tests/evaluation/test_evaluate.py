@@ -13,7 +13,7 @@ import xarray as xr
 from climatune.cli import main
 from climatune.evaluation.evaluate import ROW_KEYS
 from climatune.testing import tiny_archive, tiny_config
-from climatune.workflows.pretrain import pretrain
+from climatune.workflows.pretraining import pretrain
 
 
 @pytest.fixture(scope="module")
@@ -142,8 +142,8 @@ def test_predict_rejects_a_device_torch_cannot_use(trained, tmp_path, capsys, de
 def finetuned(trained, tmp_path_factory):
     """A fine-tune of ``trained`` and a network trained from scratch on the same task."""
     from climatune.data.view import build_view
-    from climatune.workflows.finetune import finetune
-    from climatune.workflows.pretrain import train_scratch
+    from climatune.workflows.finetuning import finetune
+    from climatune.workflows.pretraining import train_scratch
 
     archive, run = trained
     root = tmp_path_factory.mktemp("ft")

@@ -14,7 +14,7 @@ from climatune.evaluation.evaluate import evaluate_view, parse_baselines
 from climatune.evaluation.metrics import correlation, index_rmse, rmse
 from climatune.inference import load_model
 from climatune.testing import create_test_data, tiny_config
-from climatune.workflows.pretrain import pretrain
+from climatune.workflows.pretraining import pretrain
 
 INDEX = ("task.kind=index", "task.index.variable=nino34", "data.variables=[tas, pr]")
 

@@ -17,7 +17,7 @@ from climatune.data.regions import parse_region
 from climatune.data.view import build_view
 from climatune.explain.run import explain
 from climatune.inference import load_model
-from climatune.workflows.pretrain import pretrain
+from climatune.workflows.pretraining import pretrain
 
 
 def share_inside(attr: xr.DataArray, box: str) -> float:

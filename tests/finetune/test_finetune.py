@@ -17,8 +17,8 @@ from climatune.data.view import build_view
 from climatune.errors import ClimatuneError
 from climatune.finetune.transfer import merged_normalizer
 from climatune.testing import create_test_data, tiny_archive, tiny_config
-from climatune.workflows.finetune import finetune, prepare_finetune
-from climatune.workflows.pretrain import pretrain
+from climatune.workflows.finetuning import finetune, prepare_finetune
+from climatune.workflows.pretraining import pretrain
 
 
 @pytest.fixture(scope="module")

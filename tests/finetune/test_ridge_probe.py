@@ -22,8 +22,8 @@ from climatune.finetune.probe import ALPHAS, fit_ridge_probe
 from climatune.inference import load_model
 from climatune.models import create_head
 from climatune.training.workflow import build_task
-from climatune.workflows.finetune import finetune, prepare_finetune
-from climatune.workflows.pretrain import pretrain
+from climatune.workflows.finetuning import finetune, prepare_finetune
+from climatune.workflows.pretraining import pretrain
 from climatune.workflows.runs import training_setup
 
 SPLIT = ("data.split.train=[1950, 1963]", "data.split.val=[1964, 1965]")
@@ -108,6 +108,7 @@ def test_ridge_probe_end_to_end_matches_the_ridge_baseline(pretrained, tmp_path,
     assert "ridge readout fitted in closed form" in capsys.readouterr().err
     model = load_model(out)
     assert model.net.head.kind == "readout" and model.meta.data["parent"]
+    assert model.meta.data["origin"] == "finetune"  # not a pretrained model to start from
     saved, parent = (
         load_file(str(out / "model" / "weights.safetensors")),
         load_file(str(run / "model" / "weights.safetensors")),

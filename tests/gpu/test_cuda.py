@@ -21,8 +21,8 @@ from climatune.data.view import build_view
 from climatune.evaluation.evaluate import evaluate_view
 from climatune.explain.run import explain
 from climatune.inference import load_model, predict_view
-from climatune.workflows.finetune import finetune
-from climatune.workflows.pretrain import pretrain
+from climatune.workflows.finetuning import finetune
+from climatune.workflows.pretraining import pretrain
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 

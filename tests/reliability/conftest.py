@@ -38,7 +38,7 @@ def shared(tmp_path_factory) -> dict[str, Path]:
     """``archive`` (tiny.nc), ``model`` (a pretrained run dir) and ``config`` (its YAML)."""
     root = tmp_path_factory.mktemp("reliability")
     archive = tiny_archive(root / "tiny.nc")
-    from climatune.workflows.pretrain import pretrain
+    from climatune.workflows.pretraining import pretrain
 
     run = pretrain(tiny_config(archive, *BASE_SETS), out=root / "pretrained")
     shutil.rmtree(run / "logs")  # keep the shared run small; checkpoints stay for --resume copies

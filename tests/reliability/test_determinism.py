@@ -17,7 +17,7 @@ from climatune import load_model
 from climatune.cli import main
 from climatune.testing import tiny_config
 from climatune.training.callbacks import weights_digest
-from climatune.workflows.pretrain import pretrain
+from climatune.workflows.pretraining import pretrain
 from tests.reliability.conftest import BASE_SETS, base_config, climatune, write_config
 
 pytestmark = pytest.mark.slow

@@ -15,7 +15,7 @@ from climatune.data.io import open_dataset
 from climatune.testing import tiny_config
 from climatune.training.callbacks import weights_digest
 from climatune.training.losses import weighted_mse
-from climatune.workflows.pretrain import pretrain
+from climatune.workflows.pretraining import pretrain
 
 
 def test_pretrain_writes_a_complete_artifact(archive, tmp_path):

@@ -12,7 +12,7 @@ from climatune.data.samples import TaskSamples
 from climatune.data.synthetic import write_synthetic
 from climatune.data.view import build_view
 from climatune.inference import load_model
-from climatune.workflows.pretrain import pretrain
+from climatune.workflows.pretraining import pretrain
 
 
 @pytest.fixture(scope="module")

@@ -67,8 +67,8 @@ def fake_folds(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int]]:
 def test_tune_from_a_pretrained_model_writes_a_runnable_best_config(
     tiny_nc: Path, tmp_path: Path
 ) -> None:
-    from climatune.workflows.finetune import finetune
-    from climatune.workflows.pretrain import pretrain
+    from climatune.workflows.finetuning import finetune
+    from climatune.workflows.pretraining import pretrain
 
     base = tiny_config(tiny_nc, *ANNUAL)
     pretrain(base, out=tmp_path / "pre")

@@ -1,1 +1,134 @@
-"""data."""
+"""Data: open and canonicalise archives, select, cut regions, split years, build task views, normalise, stream samples."""
+
+from climatune.data.bundled import BUNDLED_PREFIX, bundled_name, bundled_path, list_bundled
+from climatune.data.grid import (
+    bilinear_to,
+    coarsen,
+    coarsen_bilinear,
+    contiguous_lon,
+    is_global,
+    lat_weights,
+    normalised_weights,
+)
+from climatune.data.inspect import format_table, inspect_dataset, inspect_paths
+from climatune.data.io import SourceLike, canonicalize, open_dataset, reading, source_paths
+from climatune.data.normalize import Normalizer
+from climatune.data.regions import Region, parse_region
+from climatune.data.samples import (
+    EpochShuffleSampler,
+    TaskSamples,
+    block_nbytes,
+    fit_normalizer,
+    patch_mask,
+    read_window,
+    static_channels,
+)
+from climatune.data.selection import (
+    FILL_THRESHOLD,
+    check_finite,
+    check_not_all_nan,
+    level_name,
+    require_variables,
+    select,
+    without_fill,
+)
+from climatune.data.settings import (
+    DataConfig,
+    IndexTargetConfig,
+    RegionConfig,
+    SplitConfig,
+    StaticConfig,
+    TaskConfig,
+)
+from climatune.data.splits import (
+    block_indices,
+    default_blocks,
+    fold_blocks,
+    sample_anchors,
+    split_anchors,
+    split_blocks,
+    time_runs,
+)
+from climatune.data.stream import TaskStream, chunk_starts
+from climatune.data.synthetic import (
+    COEFFICIENTS,
+    Coefficients,
+    parse_grid,
+    synthetic_dataset,
+    write_synthetic,
+)
+from climatune.data.view import (
+    TaskView,
+    build_view,
+    cut_region,
+    field_variables,
+    flatten_levels,
+    level_variables,
+    select_variables,
+)
+
+__all__ = [
+    "bilinear_to",
+    "block_indices",
+    "block_nbytes",
+    "build_view",
+    "bundled_name",
+    "bundled_path",
+    "BUNDLED_PREFIX",
+    "canonicalize",
+    "check_finite",
+    "check_not_all_nan",
+    "chunk_starts",
+    "coarsen",
+    "coarsen_bilinear",
+    "Coefficients",
+    "COEFFICIENTS",
+    "contiguous_lon",
+    "cut_region",
+    "DataConfig",
+    "default_blocks",
+    "EpochShuffleSampler",
+    "field_variables",
+    "FILL_THRESHOLD",
+    "fit_normalizer",
+    "flatten_levels",
+    "fold_blocks",
+    "format_table",
+    "IndexTargetConfig",
+    "inspect_dataset",
+    "inspect_paths",
+    "is_global",
+    "lat_weights",
+    "level_name",
+    "level_variables",
+    "list_bundled",
+    "normalised_weights",
+    "Normalizer",
+    "open_dataset",
+    "parse_grid",
+    "parse_region",
+    "patch_mask",
+    "read_window",
+    "reading",
+    "Region",
+    "RegionConfig",
+    "require_variables",
+    "sample_anchors",
+    "select",
+    "select_variables",
+    "source_paths",
+    "SourceLike",
+    "split_anchors",
+    "split_blocks",
+    "SplitConfig",
+    "static_channels",
+    "StaticConfig",
+    "synthetic_dataset",
+    "TaskConfig",
+    "TaskSamples",
+    "TaskStream",
+    "TaskView",
+    "time_runs",
+    "without_fill",
+    "write_synthetic",
+]

@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
+from climatune.data.regions import Region  # the one owner of what a box may be
 from climatune.errors import ClimatuneError
 from climatune.utils.settings import Section
 
@@ -29,8 +30,6 @@ class RegionConfig(Section):
 
     @model_validator(mode="after")
     def _a_box(self) -> RegionConfig:
-        from climatune.data.regions import Region  # the one owner of what a box may be
-
         try:
             Region(*self.lat, *self.lon)
         except ClimatuneError as exc:

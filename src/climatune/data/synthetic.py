@@ -62,6 +62,7 @@ import numpy as np
 import xarray as xr
 from scipy.ndimage import gaussian_filter1d
 
+from climatune import __version__
 from climatune.errors import ClimatuneError
 from climatune.utils.atomic import atomic_path, check_new_path
 
@@ -487,8 +488,6 @@ def _var_attrs(name: str) -> dict[str, str]:
 
 
 def _global_attrs(years: int, grid: tuple[int, int], freq: str, seed: int, start_year: int) -> dict:
-    from climatune import __version__
-
     coeffs = COEFFICIENTS.to_dict()
     attrs: dict = {
         "Conventions": "CF-1.8",

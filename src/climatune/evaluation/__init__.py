@@ -1,1 +1,72 @@
-"""evaluation."""
+"""Evaluation: climate metrics, baselines and the scoring of models and baselines on one task view."""
+
+from climatune.evaluation.baselines import (
+    BASELINES,
+    Baseline,
+    Bilinear,
+    BilinearResidual,
+    Climatology,
+    DampedPersistence,
+    LinearTrend,
+    Persistence,
+    RecentMean,
+    Ridge,
+    baselines_for,
+    make_baseline,
+    register_baseline,
+)
+from climatune.evaluation.climatology import is_sub_annual, view_climatology
+from climatune.evaluation.evaluate import evaluate_view, model_label, parse_baselines, write_metrics
+from climatune.evaluation.maps import plot_maps, save_figure
+from climatune.evaluation.metrics import (
+    FIELD_METRICS,
+    INDEX_METRICS,
+    acc,
+    bias,
+    climatology,
+    climatology_at,
+    correlation,
+    index_rmse,
+    lat_weights,
+    mae,
+    rmse,
+    score,
+    skill,
+)
+
+__all__ = [
+    "acc",
+    "Baseline",
+    "BASELINES",
+    "baselines_for",
+    "bias",
+    "Bilinear",
+    "BilinearResidual",
+    "climatology",
+    "Climatology",
+    "climatology_at",
+    "correlation",
+    "DampedPersistence",
+    "evaluate_view",
+    "FIELD_METRICS",
+    "INDEX_METRICS",
+    "index_rmse",
+    "is_sub_annual",
+    "lat_weights",
+    "LinearTrend",
+    "mae",
+    "make_baseline",
+    "model_label",
+    "parse_baselines",
+    "Persistence",
+    "plot_maps",
+    "RecentMean",
+    "register_baseline",
+    "Ridge",
+    "rmse",
+    "save_figure",
+    "score",
+    "skill",
+    "view_climatology",
+    "write_metrics",
+]

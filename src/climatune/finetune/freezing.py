@@ -14,6 +14,7 @@ from torch import nn
 
 from climatune.errors import ClimatuneError
 from climatune.finetune.settings import FinetuneConfig
+from climatune.models.lora import apply_lora
 from climatune.models.net import ClimateNet
 
 __all__ = ["apply_strategy", "set_trainable", "count_trainable", "GradualUnfreezing"]
@@ -87,7 +88,5 @@ def apply_strategy(net: ClimateNet, cfg: FinetuneConfig) -> tuple[ClimateNet, li
             )
         ]
     if cfg.strategy == "lora":
-        from climatune.models.lora import apply_lora
-
         return apply_lora(net, rank=cfg.lora_rank, alpha=cfg.lora_alpha), []
     raise ClimatuneError(f"unknown fine-tuning strategy {cfg.strategy!r}")

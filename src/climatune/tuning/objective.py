@@ -25,7 +25,7 @@ from climatune.inference import load_model
 from climatune.training.workflow import Scratch, run_training
 from climatune.tuning.folds import fold_configs
 from climatune.tuning.space import Param, set_keys, suggest
-from climatune.workflows.finetune import finetune
+from climatune.workflows.finetuning import finetune
 from climatune.workflows.runs import training_setup, write_config
 
 __all__ = ["METRICS", "Objective", "train_fold", "score_fold"]

@@ -29,6 +29,7 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, TypeVar
 
+from climatune import __version__
 from climatune.errors import ClimatuneError, OutputError, os_error
 
 __all__ = [
@@ -340,8 +341,6 @@ def releases_outputs(func: _F) -> _F:
 
 
 def _write_stamp(out: Path, command: str) -> None:
-    from climatune import __version__
-
     stamp = out / STAMP
     tmp = _tmp_name(stamp)  # not atomic_path: a second tune worker may write it at once
     tmp.write_text(json.dumps({"command": command, "climatune": __version__}) + "\n")

@@ -16,8 +16,8 @@ from climatune.evaluation.evaluate import evaluate_view
 from climatune.evaluation.maps import save_figure
 from climatune.inference import load_model, model_paths
 from climatune.utils.atomic import atomic_path, prepare_output_dir, releases_outputs
-from climatune.workflows.finetune import finetune
-from climatune.workflows.pretrain import train_scratch
+from climatune.workflows.finetuning import finetune
+from climatune.workflows.pretraining import train_scratch
 
 __all__ = ["parse_fractions", "curve_command", "plot_curve"]
 

@@ -23,8 +23,8 @@ from climatune.inference import load_model
 from climatune.report.html import write_report
 from climatune.utils.atomic import prepare_output_dir, releases_outputs
 from climatune.workflows.curve import curve_command
-from climatune.workflows.finetune import finetune
-from climatune.workflows.pretrain import pretrain, train_scratch
+from climatune.workflows.finetuning import finetune
+from climatune.workflows.pretraining import pretrain, train_scratch
 
 __all__ = ["run_demo", "demo_configs"]
 

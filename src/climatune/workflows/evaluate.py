@@ -13,7 +13,7 @@ from climatune.evaluation.evaluate import evaluate_view, model_label, parse_base
 from climatune.evaluation.maps import plot_maps
 from climatune.inference import LoadedModel, load_model, model_paths, model_view
 from climatune.utils.atomic import prepare_output_dir, releases_outputs
-from climatune.workflows.pretrain import train_scratch
+from climatune.workflows.pretraining import train_scratch
 
 __all__ = ["evaluate_command"]
 

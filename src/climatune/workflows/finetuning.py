@@ -101,7 +101,7 @@ def finetune(
         out,
         training_setup(cfg),
         init=init,
-        origin="pretrain" if ridge else "finetune",  # what a ridge_probe artifact has recorded
+        origin="finetune",
         start=start,
         resume=Path(resume) if resume else None,
         callbacks=callbacks,
