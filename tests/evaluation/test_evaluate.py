@@ -135,6 +135,16 @@ def test_curve_compares_finetuned_and_scratch(trained, tmp_path):
     }
     n = {r["fraction"]: r["n_train"] for r in rmse}
     assert n[0.5] < n[1.0]
+    value = {(r["fraction"], r["model"]): r["value"] for r in rmse}
+    diffs = [r for r in rows if r["metric"] == "rmse_diff"]
+    assert [(r["fraction"], r["model"], r["reference"]) for r in diffs] == [
+        (f, "finetuned", "scratch") for f in (0.5, 1.0)
+    ]
+    for r in diffs:
+        gap = value[(r["fraction"], "finetuned")] - value[(r["fraction"], "scratch")]
+        assert r["value"] == pytest.approx(gap) and r["ci_low"] <= gap <= r["ci_high"]
+        # Two monthly test years less the first month (lead 1); blocks of 2 to n // 2 months.
+        assert r["n_times"] == 23 and 2 <= r["block_length"] <= 11
     assert (out / "curve.png").exists()
 
 

@@ -81,7 +81,7 @@ def run_demo(out: str | Path = "runs/demo", fast: bool = False, overwrite: bool 
         console.print(f"    {model:<18} test RMSE {value:.3f} K")
     units = {v: str(view.fields[v].attrs.get("units", "")) for v in view.targets}
     for line in verdicts(rows, units):
-        console.print(f"    {line}", markup=False)
+        console.print(f"    {line}", markup=False, soft_wrap=True)
     step("data-efficiency curve …")
     curve_command(
         ft_cfg,
