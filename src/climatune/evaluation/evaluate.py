@@ -123,6 +123,8 @@ def write_metrics(rows: list[dict[str, Any]], out: Path) -> None:
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=ROW_KEYS + INTERVAL_KEYS, restval="")
     writer.writeheader()
-    writer.writerows({k: r[k] for k in ROW_KEYS + INTERVAL_KEYS if k in r} for r in rows)
+    writer.writerows(
+        {k: r[k] for k in ROW_KEYS} | {k: r[k] for k in INTERVAL_KEYS if k in r} for r in rows
+    )
     with atomic_path(out / "metrics.csv") as tmp:
         tmp.write_text(buf.getvalue())
