@@ -100,8 +100,8 @@ def test_squared_errors_are_region_weighted_like_rmse() -> None:
     [
         (np.tile([1.0, -1.0], 15), 3),  # no positive autocorrelation: floor(30 ** (1/3))
         (np.repeat([1.0, -1.0], 15), 15),  # rho = 0.9: capped at n // 2
-        (np.sin(np.arange(64) / 3.0), 21),  # rho 0.94 -> 0.9: (6*0.81/0.19**2)**(1/3) * 4 = 20.5
-        (np.sin(np.arange(60) / 1.5), 12),  # rho 0.774: 2.817 * 60 ** (1/3) = 11.03
+        (np.sin(np.arange(60) / 0.8), 7),  # rho 0.309: 2 * 0.8872 * 60 ** (1/3) = 6.95
+        (np.sin(np.arange(60) / 1.5), 23),  # rho 0.774: 2 * 2.817 * 60 ** (1/3) = 22.06
     ],
 )
 def test_block_length_follows_the_lag1_autocorrelation(diff: np.ndarray, expected: int) -> None:

@@ -7,13 +7,14 @@ time and their correlation between the two models. The block length follows the 
 autocorrelation of the paired loss differences (:func:`block_length`). The interval is
 the difference ± a Student-t quantile (on the number of blocks less one) times the
 bootstrap standard error, which is scaled by ``sqrt(n / (n − b))`` for the variance a
-block bootstrap misses on a short series: on 30 to 100 AR(1) test times it covers the true
-difference at close to its nominal rate, where the plain percentile interval covers only
-86-91 % of the time (``tests/evaluation/test_bootstrap.py``).
+block bootstrap misses on a short series. In a simulation (AR(1) errors, 30 to 100 test
+times, ρ up to 0.7, 400 repetitions) it covered the true difference 93-95 % of the time,
+where the plain percentile interval with half these blocks covered 86-91 %; ``tests/evaluation/test_bootstrap.py``
+checks its coverage.
 
-This is a short numpy implementation rather than ``scores.processing.block_bootstrap`` or
-``xskillscore.resample_iterations``: those resample whole fields for each draw and take
-the block length as given, whereas the RMSE difference only needs, per test time, the
+This is a short numpy implementation rather than ``scores.processing.block_bootstrap``
+(which resamples whole fields for each draw and takes the block length as given) or
+``xskillscore.resample_iterations`` (single steps, no blocks), whereas the RMSE difference only needs, per test time, the
 weighted sums of squared errors (:func:`~climatune.evaluation.metrics.squared_errors`),
 so a draw costs a few array lookups and the block length is chosen from the data.
 """
@@ -63,11 +64,14 @@ class Interval:
 def block_length(diff: np.ndarray) -> int:
     """Circular-bootstrap block length for a series of paired loss differences.
 
-    The Politis-White (2004; corrected by Patton, Politis and White, 2009) optimal length
-    for the circular block bootstrap of a mean, evaluated for an AR(1) fit of the series:
-    ``b = (6 ρ² / (1 − ρ²)²)^(1/3) n^(1/3)``, with ``ρ`` the lag-1 autocorrelation
-    clipped to [0, 0.9]. It is rounded up and kept between ``⌊n^(1/3)⌋`` (a floor, as a
-    short series underestimates ρ) and ``n // 2``.
+    Twice the Politis-White (2004; corrected by Patton, Politis and White, 2009) optimal
+    length for the circular block bootstrap of a mean, evaluated for an AR(1) fit of the
+    series: ``b = 2 (6 ρ² / (1 − ρ²)²)^(1/3) n^(1/3)``, with ``ρ`` the lag-1
+    autocorrelation clipped to [0, 0.9]. That optimum balances the bias and the variance
+    of the variance estimate; an interval suffers more from the bias (blocks too short
+    for the autocorrelation), which doubling halves, while the Student-t quantile of
+    :func:`paired_interval` pays for the fewer blocks. It is rounded up and kept between
+    ``⌊n^(1/3)⌋`` (a floor, as a short series underestimates ρ) and ``n // 2``.
 
     Examples
     --------
@@ -81,7 +85,7 @@ def block_length(diff: np.ndarray) -> int:
     denom = float(np.sum(d * d))
     rho = float(np.sum(d[1:] * d[:-1]) / denom) if denom > 0 and n > 2 else 0.0
     rho = min(max(rho, 0.0), 0.9)
-    ar1 = (6 * rho**2 / (1 - rho**2) ** 2) ** (1 / 3) * n ** (1 / 3)
+    ar1 = 2 * (6 * rho**2 / (1 - rho**2) ** 2) ** (1 / 3) * n ** (1 / 3)
     floor = math.floor(n ** (1 / 3) + 1e-9)
     return int(max(1, min(max(floor, math.ceil(ar1)), n // 2)))
 
