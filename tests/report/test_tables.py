@@ -53,6 +53,19 @@ def test_verdict_names_each_interval_and_a_doubtful_win_is_no_win() -> None:
     assert "block 3)" in text and "not significant" not in text and wins is True
 
 
+def test_verdict_says_which_other_gain_is_not_significant() -> None:
+    ci = {"scratch": (-0.03, -0.006, 3), "climatology": (-0.7, 0.05, 3)}
+    table = tables.metric_table(_rows(CI | ci))
+    assert table is not None
+    text, wins = tables.verdict(table, "tas", "K")
+    assert "; the gain on climatology is not significant;" in text and wins is False
+    pair = [r for r in _rows({"scratch": (-0.04, 0.01, 3)}) if "scratch" in r.values()]
+    only_scratch = tables.metric_table([_rows()[0], *pair])
+    assert only_scratch is not None
+    text, wins = tables.verdict(only_scratch, "tas", "K")
+    assert "block 3, not significant); no baselines were scored" in text and wins is False
+
+
 def test_verdict_gives_the_interval_of_a_loss() -> None:
     rows = _rows({"scratch": (0.01, 0.05, 2)})
     rows[1]["value"] = 0.3  # scratch now wins

@@ -119,10 +119,7 @@ def metric_table(rows: Sequence[dict[str, Any]], split: str = "test") -> MetricT
         table.best[col] = best_of({m: table.value(m, col) for m in table.models}, col[1])
     for r in pairs:
         key = (str(r["model"]), str(r["reference"]), str(r["variable"]))
-        table.intervals[key] = {k: r.get(k) for k in ("value", "ci_low", "ci_high", "level")} | {
-            "block_length": r.get("block_length"),
-            "n_times": r.get("n_times"),
-        }
+        table.intervals[key] = dict(r)
     return table
 
 
@@ -186,9 +183,8 @@ def verdict(table: MetricTable, variable: str, units: str = "") -> tuple[str, bo
     (``1 - MSE / MSE_reference``, on the cells every model is scored on) closes the line.
 
     Where the rows hold comparisons (``evaluate`` writes them), each named competitor
-    carries the 95 % interval of the RMSE difference (:func:`interval_text`); a win over
-    scratch or the closest beaten baseline whose interval covers zero is said to be not
-    significant and is no outright win.
+    carries the 95 % interval of the RMSE difference (:func:`interval_text`); a win whose
+    interval covers zero is said to be not significant and is no outright win.
 
     Returns
     -------
@@ -236,8 +232,7 @@ def verdict(table: MetricTable, variable: str, units: str = "") -> tuple[str, bo
             count = f"all {n_beaten}" if every else f"{n_beaten} of {len(baselines)}"
             closer = f" (closest: {closest} {fmt(value, d)}{extra})" if extra else ""
             wins.append(f"{count} baselines{closer}")
-    shown = ["scratch"] * ("scratch" in dict(beaten)) + [m for m, _ in beaten_baselines[:1]]
-    doubtful = any(m in intervals and _covers_zero(intervals[m]) for m in shown)
+    doubtful = [m for m, _ in beaten if m in intervals and _covers_zero(intervals[m])]
     if not others:
         return (
             f"{head} — nothing to compare with: no scratch run and no baselines were scored",
@@ -257,6 +252,10 @@ def verdict(table: MetricTable, variable: str, units: str = "") -> tuple[str, bo
         parts.append(
             f"beats neither scratch nor {n}" if "scratch" in others else f"does not beat {n}"
         )
+    named = {"scratch", *(m for m, _ in beaten_baselines[:1])}
+    unnamed = [m for m in doubtful if m not in named]
+    if unnamed:
+        parts.append(f"the gain on {', '.join(unnamed)} is not significant")
     if lost:
         parts.append("loses to " + _names(lost, d, note=note))
     if tied:
