@@ -121,6 +121,11 @@ def test_report_shows_the_intervals_and_the_curve_gap_interval(tmp_path: Path) -
     assert '<td class="bad">[-0.004, +0.041] not significant</td>' in text
 
 
+def test_interval_text_uses_the_digits_that_tell_the_bounds_apart() -> None:
+    tight = {"value": -1.12, "ci_low": -1.14, "ci_high": -1.1, "level": 0.95, "block_length": 3}
+    assert tables.interval_text(tight, "K") == "Δ -1.12 K, 95 % CI [-1.14, -1.1], block 3"
+
+
 @pytest.mark.parametrize("value", [None, "x"])
 def test_an_unreadable_interval_is_left_out(value: object) -> None:
     assert tables.interval_text({"value": -0.1, "ci_low": value, "ci_high": 0.2}) == ""

@@ -282,7 +282,7 @@ def _intervals_html(table: tables.MetricTable, variable: str, units: str) -> str
             [
                 _e(ref),
                 tables.fmt(to_float(iv.get("value")), 3),
-                f"[{low:+.2g}, {high:+.2g}]" if math.isfinite(low + high) else "–",
+                _e(_bounds(low, high)) if math.isfinite(low + high) else "–",
                 _e(str(iv.get("block_length"))),
                 sure if math.isfinite(low + high) else "–",
             ]
@@ -399,11 +399,17 @@ def _curve(found: Found) -> str:
     return "".join(out)
 
 
+def _bounds(low: float, high: float) -> str:
+    """``[-0.031, -0.0052]``: two significant digits, more where they would print alike."""
+    d = tables.digits_to_separate((low, high), 2, 4)
+    return f"[{low:+.{d}g}, {high:+.{d}g}]"
+
+
 def _gap_interval(cell: dict[str, float]) -> list[Cell]:
     """The interval of a curve gap and its block length; "not significant" when it covers 0."""
     if "gap_low" not in cell or not math.isfinite(cell["gap_low"] + cell["gap_high"]):
         return ["–", "–"]
-    text = f"[{cell['gap_low']:+.2g}, {cell['gap_high']:+.2g}]"
+    text = _bounds(cell["gap_low"], cell["gap_high"])
     if cell["gap_low"] <= 0 <= cell["gap_high"]:
         return [(f"{text} not significant", "bad"), f"{cell['block']:g}"]
     return [text, f"{cell['block']:g}"]

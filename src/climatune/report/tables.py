@@ -144,14 +144,18 @@ def fmt(value: float, digits: int = 3) -> str:
 
 def interval_text(interval: dict[str, Any], units: str = "") -> str:
     """``Δ -0.018 K, 95 % CI [-0.031, -0.0052], block 3`` and, when the interval covers
-    zero, ``, not significant``; empty for an interval that could not be computed."""
+    zero, ``, not significant``; empty for an interval that could not be computed.
+
+    Two significant digits, or up to four where fewer would print the bounds alike.
+    """
     diff, low, high = (to_float(interval.get(k)) for k in ("value", "ci_low", "ci_high"))
     if not all(map(math.isfinite, (diff, low, high))):
         return ""
     unit = f" {units}" if units else ""
     level = to_float(interval.get("level"))
+    d = digits_to_separate((diff, low, high), 2, 4)
     text = (
-        f"Δ {diff:+.2g}{unit}, {100 * level:g} % CI [{low:+.2g}, {high:+.2g}], "
+        f"Δ {diff:+.{d}g}{unit}, {100 * level:g} % CI [{low:+.{d}g}, {high:+.{d}g}], "
         f"block {interval.get('block_length')}"
     )
     return text + (", not significant" if _covers_zero(interval) else "")
