@@ -15,7 +15,9 @@ from climatune.errors import ClimatuneError
 
 def _field(values, units: str, dtype: str = "f4") -> xr.DataArray:
     data = da.from_array(np.asarray(values, dtype=dtype), chunks=1)
-    return xr.DataArray(data, dims="x", coords={"x": np.arange(len(values))}, attrs={"units": units})
+    return xr.DataArray(
+        data, dims="x", coords={"x": np.arange(len(values))}, attrs={"units": units}
+    )
 
 
 def test_celsius_to_kelvin_is_exact_and_lazy():
@@ -72,7 +74,11 @@ def test_same_units_and_unknown_variables_are_left_alone():
         ),
         # water-equivalent depth rates need a density, which the CF registry does not assume
         ("mm day-1", "kg m-2 s-1", "'mm day-1', which cannot be converted to the 'kg m-2 s-1'"),
-        ("furlongs per bogon", "K", "'tas' has units 'furlongs per bogon', which are not understood"),
+        (
+            "furlongs per bogon",
+            "K",
+            "'tas' has units 'furlongs per bogon', which are not understood",
+        ),
         ("", "K", "variable 'tas' has no units attribute but the model uses 'K'"),
     ],
 )
