@@ -88,6 +88,16 @@ def test_incompatible_unknown_or_missing_units_are_refused(have, want, message):
         to_units(ds, {"tas": want}, "the model")
 
 
+@pytest.mark.parametrize("text", ["~", "{", "(K", "K*(", "1/0", "\x00", "{}", "null"])
+def test_malformed_units_are_not_understood_not_a_crash(text):
+    """pint's parser raises AssertionError, TokenError or ZeroDivisionError on these."""
+    ds = xr.Dataset({"tas": _field([1.0], text)})
+    with pytest.raises(ClimatuneError, match="which are not understood"):
+        to_units(ds, {"tas": "K"}, "the model")
+    level = xr.Dataset(coords={"level": ("level", [1.0], {"units": text})})
+    assert levels_in_hpa(level) is level
+
+
 def test_pressure_levels_are_converted_to_hpa(caplog):
     ds = xr.Dataset(
         {"z": (("level",), [1.0, 2.0])},
