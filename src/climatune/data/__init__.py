@@ -57,6 +57,7 @@ from climatune.data.synthetic import (
     synthetic_dataset,
     write_synthetic,
 )
+from climatune.data.units import LEVEL_UNITS, convert, levels_in_hpa, to_units
 from climatune.data.view import (
     TaskView,
     build_view,
@@ -84,6 +85,7 @@ __all__ = [
     "Coefficients",
     "COEFFICIENTS",
     "contiguous_lon",
+    "convert",
     "cut_region",
     "DataConfig",
     "default_blocks",
@@ -99,6 +101,8 @@ __all__ = [
     "inspect_paths",
     "is_global",
     "lat_weights",
+    "levels_in_hpa",
+    "LEVEL_UNITS",
     "level_name",
     "level_variables",
     "list_bundled",
@@ -129,6 +133,7 @@ __all__ = [
     "TaskStream",
     "TaskView",
     "time_runs",
+    "to_units",
     "without_fill",
     "write_synthetic",
 ]
