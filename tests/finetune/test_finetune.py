@@ -23,9 +23,10 @@ from climatune.workflows.pretraining import pretrain
 
 @pytest.fixture(scope="module")
 def pretrained(tmp_path_factory):
+    """A parent normalised globally: the policies' tests read its per-variable means."""
     root = tmp_path_factory.mktemp("pre")
     archive = tiny_archive(root / "tiny.nc")
-    return archive, pretrain(tiny_config(archive), out=root / "run")
+    return archive, pretrain(tiny_config(archive, "data.normalization=global"), out=root / "run")
 
 
 def test_pretrained_weights_are_really_loaded(pretrained):
