@@ -174,13 +174,18 @@ def test_anomaly_statistics_round_trip_and_refuse_another_grid_or_missing_months
     ds = _seasonal_ar1().isel(time=slice(0, 36))
     norm = Normalizer().fit(ds.isel(time=slice(0, 24)), anomaly=True)
     back = Normalizer.from_dict(norm.to_dict(), norm.climatology_)
-    assert norm.to_dict()["climatology"] == ["tas"]
+    assert norm.to_dict()["climatology"] == {"tas": list(range(1, 13))}
     restored = back.inverse_transform(back.transform(ds))
     np.testing.assert_allclose(restored.tas.values, ds.tas.values, atol=1e-3)
     with pytest.raises(
         ClimatuneError, match=r"names climatologies of \['tas'\] but holds arrays of \[\]"
     ):
         Normalizer.from_dict(norm.to_dict())
+    nan = {"tas": np.full((12, 4, 5), np.nan, np.float32)}
+    with pytest.raises(
+        ClimatuneError, match=r"\(\[12, 4, 5\], months \[1, .*, 12\]\) is not 12 finite"
+    ):
+        Normalizer.from_dict(norm.to_dict(), nan)
     with pytest.raises(ClimatuneError) as err:
         norm.centre("tas", np.array([1, 2]), (3, 5))
     assert str(err.value) == (
@@ -188,5 +193,6 @@ def test_anomaly_statistics_round_trip_and_refuse_another_grid_or_missing_months
         "[3, 5]; fine-tune on these data to refit it"
     )
     spring = Normalizer().fit(ds.isel(time=slice(2, 5)), anomaly=True)  # March to May
+    assert spring.months_ == {"tas": [3, 4, 5]} and np.isfinite(spring.climatology_["tas"]).all()
     with pytest.raises(ClimatuneError, match=r"no data for calendar month\(s\) \[1, 6\] of 'tas'"):
         spring.centre("tas", np.array([1, 3, 6]), (4, 5))

@@ -58,9 +58,11 @@ class Normalizer:
     units_ : dict[str, str]
         Units of each variable when it was fitted.
     climatology_ : dict[str, numpy.ndarray]
-        ``anomaly`` mode only: the training mean of each calendar month, a float32
-        ``(12, *spatial)`` array per variable (NaN for a month without training data);
-        empty in ``global`` mode.
+        ``anomaly`` mode only: the training mean of each calendar month, a finite float32
+        ``(12, *spatial)`` array per variable (0 where the training data are NaN: land
+        cells, which stay NaN, and months without training data); empty in ``global`` mode.
+    months_ : dict[str, list[int]]
+        The calendar months each climatology was fitted on.
 
     Examples
     --------
@@ -77,6 +79,7 @@ class Normalizer:
     def __init__(self, variables: Iterable[str] | None = None) -> None:
         self.variables = list(variables) if variables is not None else None
         self.climatology_: dict[str, np.ndarray] = {}
+        self.months_: dict[str, list[int]] = {}
 
     def fit(self, ds: xr.Dataset, *, anomaly: bool = False) -> Normalizer:
         """Fit on ``ds`` (already restricted to the training steps); returns ``self``.
@@ -98,10 +101,12 @@ class Normalizer:
             )
         with reading(ds[names]):
             (computed,) = dask.compute(lazy)
-        self.mean_, self.std_, self.units_, self.climatology_ = {}, {}, {}, {}
+        self.mean_, self.std_, self.units_, self.climatology_, self.months_ = {}, {}, {}, {}, {}
         for name, (m, m2, clim) in computed.items():
             if clim is not None:
-                self.climatology_[name] = np.asarray(clim, dtype=np.float32)
+                fitted = np.isfinite(clim).reshape(12, -1).any(axis=1)
+                self.months_[name] = [int(i) + 1 for i in np.flatnonzero(fitted)]
+                self.climatology_[name] = np.nan_to_num(clim, nan=0.0).astype(np.float32)
             m, m2 = float(m), float(m2)
             if not np.isfinite(m):
                 raise ClimatuneError(
@@ -124,7 +129,7 @@ class Normalizer:
                 f"the climatology of '{name}' was fitted on a grid of {list(clim.shape[1:])} "
                 f"cells, but these data have {list(shape)}; fine-tune on these data to refit it"
             )
-        empty = [int(m) for m in np.unique(months) if np.isnan(clim[int(m) - 1]).all()]
+        empty = sorted(set(np.unique(months).tolist()) - set(self.months_[name]))
         if empty:
             raise ClimatuneError(
                 f"the training years have no data for calendar month(s) {empty} of '{name}'; "
@@ -216,7 +221,7 @@ class Normalizer:
         """
         out = Normalizer()
         out.mean_, out.std_, out.units_ = dict(self.mean_), dict(self.std_), dict(self.units_)
-        out.climatology_ = dict(other.climatology_)
+        out.climatology_, out.months_ = dict(other.climatology_), dict(other.months_)
         for name in other.mean_:
             if name in set(refit) or name not in self.mean_:
                 out.mean_[name] = other.mean_[name]
@@ -226,10 +231,10 @@ class Normalizer:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able statistics for the artifact; the climatology arrays go with the weights
-        (:attr:`climatology_`), the JSON names their variables."""
+        (:attr:`climatology_`), the JSON gives their variables' fitted months."""
         out: dict[str, Any] = {"mean": self.mean_, "std": self.std_, "units": self.units_}
         if self.climatology_:
-            out["climatology"] = sorted(self.climatology_)
+            out["climatology"] = self.months_
         return out
 
     @classmethod
@@ -242,7 +247,9 @@ class Normalizer:
             out.mean_ = {k: float(v) for k, v in data["mean"].items()}
             out.std_ = {k: float(v) for k, v in data["std"].items()}
             out.units_ = {k: str(v) for k, v in data.get("units", {}).items()}
-            named = sorted(str(k) for k in data.get("climatology", []))
+            out.months_ = {
+                str(k): [int(m) for m in v] for k, v in data.get("climatology", {}).items()
+            }
         except (KeyError, AttributeError, TypeError, ValueError) as exc:
             raise ClimatuneError(
                 f"normalisation statistics in the artifact are malformed: {exc}"
@@ -250,16 +257,23 @@ class Normalizer:
         out.climatology_ = {
             k: np.asarray(v, dtype=np.float32) for k, v in (climatology or {}).items()
         }
+        named = sorted(out.months_)
         if named != sorted(out.climatology_) or not set(named) <= set(out.mean_):
             raise ClimatuneError(
                 f"the artifact names climatologies of {named} but holds arrays of "
                 f"{sorted(out.climatology_)} (statistics of {sorted(out.mean_)}): re-export the model"
             )
         for name, clim in out.climatology_.items():
-            if clim.ndim < 1 or clim.shape[0] != 12 or np.isinf(clim).any():
+            months = set(out.months_[name])
+            if (
+                clim.ndim < 1
+                or clim.shape[0] != 12
+                or not np.isfinite(clim).all()
+                or not (months and months <= set(range(1, 13)))
+            ):
                 raise ClimatuneError(
-                    f"the climatology of '{name}' in the artifact is {list(clim.shape)} with "
-                    "infinite values or not 12 months: re-export the model"
+                    f"the climatology of '{name}' in the artifact ({list(clim.shape)}, months "
+                    f"{sorted(months)}) is not 12 finite calendar months: re-export the model"
                 )
         if set(out.mean_) != set(out.std_):
             raise ClimatuneError(

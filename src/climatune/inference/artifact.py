@@ -158,8 +158,8 @@ def save_artifact(
 ) -> Path:
     """Write weights and metadata atomically; returns the model directory.
 
-    ``climatology`` (anomaly normalisation's per-variable ``(12, ...)`` arrays, NaN over
-    land) is stored with the weights, not in the JSON.
+    ``climatology`` (anomaly normalisation's per-variable ``(12, ...)`` arrays) is stored
+    with the weights, not in the JSON.
     """
     assert isinstance(net, ClimateNet)
     meta = {
@@ -171,11 +171,11 @@ def save_artifact(
     }
     tensors = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
     tensors[_STATIC_KEY] = static.detach().cpu().float().contiguous()
+    for name, clim in (climatology or {}).items():
+        tensors[_CLIMATOLOGY + name] = torch.from_numpy(np.ascontiguousarray(clim, np.float32))
     problem = _bad_tensor(tensors)
     if problem:
         raise ClimatuneError(f"refusing to write the model to {model_dir}: {problem}")
-    for name, clim in (climatology or {}).items():
-        tensors[_CLIMATOLOGY + name] = torch.from_numpy(np.ascontiguousarray(clim, np.float32))
     with atomic_path(model_dir) as tmp:
         tmp.mkdir(parents=True)
         save_file(tensors, str(tmp / WEIGHTS), metadata={"format": "pt", "climatune": __version__})
