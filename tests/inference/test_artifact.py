@@ -82,3 +82,18 @@ def test_predict_adds_the_climatology_back(anomaly_run):
     assert float(pred.tas.mean()) == pytest.approx(
         float(ds.tas.isel(time=slice(1, None)).mean()), abs=2.0
     )
+
+
+def test_an_annual_forecast_keeps_the_global_statistics(tmp_path):
+    ds = xr.open_dataset(tiny_archive(tmp_path / "monthly.nc")).load()
+    annual = ds.resample(time="YS").mean(keep_attrs=True)
+    annual.to_netcdf(tmp_path / "annual.nc")
+    blocks = ("data.split.train=[2000, 2003]", "data.split.val=[2004, 2005]")
+    cfg = tiny_config(tmp_path / "annual.nc", "trainer.max_epochs=1", *blocks)
+    run = pretrain(cfg, out=tmp_path / "run")
+    raw = json.loads((run / "model" / "climatune.json").read_text())["normalization"]
+    tensors = load_file(str(run / "model" / "weights.safetensors"))
+    assert "climatology" not in raw and not any(k.startswith("__clim") for k in tensors)
+    train = annual.sel(time=slice("2000", "2003"))
+    assert raw["mean"]["tas"] == pytest.approx(float(train.tas.astype("f8").mean()), rel=1e-12)
+    assert raw["std"]["tas"] == pytest.approx(float(train.tas.astype("f8").std()), rel=1e-9)
