@@ -99,7 +99,10 @@ def _cmd_evaluate(args: argparse.Namespace) -> None:
 def _cmd_predict(args: argparse.Namespace) -> None:
     from climatune.inference.netcdf import predict_file
 
-    print(f"wrote {predict_file(args.model, args.input, args.output, device=args.device)}")
+    written = predict_file(
+        args.model, args.input, args.output, device=args.device, units=args.units
+    )
+    print(f"wrote {written}")
 
 
 def _cmd_curve(args: argparse.Namespace) -> None:
@@ -251,6 +254,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model", metavar="MODEL")
     p.add_argument("--input", required=True)
     p.add_argument("--output", required=True, help="a new .nc file (never replaced)")
+    p.add_argument(
+        "--units",
+        choices=("input", "model"),
+        default="input",
+        help="units of the predictions: the input's (default; converted back when the "
+        "input was converted to the model's units) or the model's",
+    )
     _add_device(p)
     p.set_defaults(func=_cmd_predict)
 

@@ -73,6 +73,21 @@ def test_level_errors(ds):
         select(ds, levels={"z": 500})
 
 
+@pytest.mark.parametrize(("units", "factor"), [("Pa", 100.0), ("mbar", 1.0)])
+def test_pressure_levels_in_other_units_select_the_hpa_level(ds, units, factor, caplog):
+    """A file whose levels are in Pa (or mbar) serves a config that asks for hPa."""
+    other = ds.assign_coords(level=("level", ds.level.values * factor, {"units": units}))
+    with caplog.at_level("WARNING", logger="climatune"):
+        out = select(other, variables=["tas", "z"], levels={"z": [850, 500]})
+    assert list(out.data_vars) == ["tas", "z850", "z500"]
+    np.testing.assert_array_equal(out.z500.values, ds.z.sel(level=500).values)
+    np.testing.assert_array_equal(out.z850.isel(time=0, lon=0).values, 850 + ds.lat.values)
+    assert out.z500.attrs["level"] == 500.0 and out.z500.attrs["level_units"] == "hPa"
+    assert f"level: {units} -> hPa" in caplog.text
+    with pytest.raises(ClimatuneError, match=r"level 300 of 'z' .* levels: 1000, 850, 500 hPa"):
+        select(other, levels={"z": [300]})
+
+
 def test_level_name():
     assert level_name("z", 500.0) == "z500"
     assert level_name("t", 0.5) == "t0.5"

@@ -244,3 +244,29 @@ def test_predict_refuses_inputs_without_units(trained, tmp_path, capsys):
     err = capsys.readouterr().err
     assert rc == 2 and "'tas' has no units attribute" in err and "'K'" in err, err
     assert not (tmp_path / "p.nc").exists()
+
+
+def test_evaluate_scores_data_in_other_units_in_the_models(trained, tmp_path, caplog):
+    """sst in mK (1000 per K) is scored in the model's K: the same metrics as the K file."""
+    archive, run = trained
+    ds = xr.open_dataset(archive).load()
+    ds["sst"] = (ds.sst * 1000).assign_attrs(ds.sst.attrs, units="mK")
+    ds.to_netcdf(tmp_path / "mk.nc")
+    assert (
+        main(["evaluate", str(run), "--baselines", "persistence", "--out", str(tmp_path / "k")])
+        == 0
+    )
+    argv = ["evaluate", str(run), "--baselines", "persistence", "--out", str(tmp_path / "mk")]
+    with caplog.at_level("WARNING", logger="climatune"):
+        assert main([*argv, "--set", f"data.path={tmp_path / 'mk.nc'}"]) == 0
+    assert caplog.text.count("note: units converted to the model's: sst: mK -> K") == 1
+    rows = {
+        d: {
+            (r["model"], r["variable"], r["metric"]): r["value"]
+            for r in json.loads((tmp_path / d / "metrics.json").read_text())
+        }
+        for d in ("k", "mk")
+    }
+    assert rows["k"].keys() == rows["mk"].keys()
+    for key, value in rows["k"].items():
+        assert rows["mk"][key] == pytest.approx(value, rel=1e-4, abs=1e-4), key

@@ -19,6 +19,7 @@ from climatune.finetune.transfer import merged_normalizer
 from climatune.testing import create_test_data, tiny_archive, tiny_config
 from climatune.workflows.finetuning import finetune, prepare_finetune
 from climatune.workflows.pretraining import pretrain
+from climatune.workflows.runs import write_config
 
 
 @pytest.fixture(scope="module")
@@ -63,20 +64,64 @@ def test_new_head_when_outputs_change(pretrained):
     assert report.new_head and net.head.n_out == 1
 
 
-def test_unit_mismatch_is_exit_2(pretrained, tmp_path, capsys):
+def test_incompatible_units_are_exit_2(pretrained, tmp_path, capsys):
     archive, run = pretrained
     ds = create_test_data(ntime=96, nlat=8, nlon=16)
-    ds["tas"] = (ds.tas - 273.15).assign_attrs(units="degC")
-    ds["sst"] = ds.tas.where(ds.lat < 40)
-    celsius = tmp_path / "celsius.nc"
-    ds.to_netcdf(celsius)
+    ds["tas"] = ds.tas.assign_attrs(units="m")
+    ds["sst"] = ds.tas.where(ds.lat < 40).assign_attrs(units="K")
+    metres = tmp_path / "metres.nc"
+    ds.to_netcdf(metres)
     cfg = tmp_path / "c.yaml"
-    cfg.write_text(f"data:\n  path: {celsius}\n  variables: [tas, sst]\n")
+    cfg.write_text(f"data:\n  path: {metres}\n  variables: [tas, sst]\n")
     rc = main(["finetune", "--config", str(cfg), "--from", str(run), "--out", str(tmp_path / "ft")])
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and len(err) == 1
-    assert err[0].startswith("climatune: error: variable 'tas' is in 'degC'")
+    assert err[0].startswith(
+        "climatune: error: variable 'tas' is in 'm', which cannot be converted to the 'K' of "
+        "the pre-trained model"
+    )
     assert not (tmp_path / "ft" / "model").exists()
+
+
+def _in_celsius(archive, path):
+    ds = xr.open_dataset(archive).load()
+    for name in ("tas", "sst"):
+        ds[name] = (ds[name] - 273.15).assign_attrs(ds[name].attrs, units="degC")
+    ds.to_netcdf(path)
+    return path
+
+
+def test_celsius_data_is_converted_to_the_parents_kelvin_and_reported(pretrained, tmp_path):
+    archive, run = pretrained
+    celsius = _in_celsius(archive, tmp_path / "celsius.nc")
+    _, view, normalizer, _, report = prepare_finetune(tiny_config(celsius), run)
+    assert "units converted to the pre-trained model's: tas: degC -> K, sst: degC -> K" in (
+        report.lines()
+    )
+    assert "statistics:     kept tas, sst; refitted -" in report.lines()  # no shift: same K
+    with xr.open_dataset(celsius) as c, xr.open_dataset(archive) as k:
+        assert view.fields.tas.attrs["units"] == "K" and view.fields.tas.dtype == np.float64
+        np.testing.assert_array_equal(view.fields.tas.values, c.tas.values.astype("f8") + 273.15)
+        np.testing.assert_allclose(view.fields.sst.values, k.sst.values, rtol=0, atol=1e-4)
+    assert normalizer.mean_["tas"] == load_model(run).normalizer.mean_["tas"]
+
+
+def test_finetune_on_celsius_learns_what_kelvin_does(pretrained, tmp_path, capsys):
+    """The CLI fine-tune on a °C copy reports the conversion; its model is the K one's."""
+    archive, run = pretrained
+    sets = ("trainer.max_epochs=1", "seed=3")
+    in_k = finetune(tiny_config(archive, *sets), run, out=tmp_path / "k", quiet=True)
+    (tmp_path / "c").mkdir()
+    write_config(tmp_path / "c", tiny_config(_in_celsius(archive, tmp_path / "c.nc"), *sets))
+    argv = ["finetune", "--config", str(tmp_path / "c" / "config.yaml"), "--from", str(run)]
+    assert main([*argv, "--out", str(tmp_path / "ft")]) == 0
+    err = capsys.readouterr().err
+    assert "units converted to the pre-trained model's: tas: degC -> K, sst: degC -> K" in err
+    a, b = load_model(in_k), load_model(tmp_path / "ft")
+    assert b.meta.units("inputs") == {"tas": "K", "sst": "K"}
+    pa, pb = (m.predict(xr.open_dataset(archive)) for m in (a, b))
+    for name in ("tas", "sst"):
+        np.testing.assert_allclose(pb[name].values, pa[name].values, rtol=0, atol=1e-3)
 
 
 def test_a_different_grid_works(pretrained, tmp_path):

@@ -208,9 +208,10 @@ def _index_other_calendar(w: Workspace) -> list[str]:
     return ["task.kind=index", f"task.index={{variable: nino34, path: {w.nc('nino.nc', series)}}}"]
 
 
-def _in_celsius(w: Workspace, name: str) -> str:
+def _in_celsius(w: Workspace, name: str, units: str = "degC") -> str:
+    """``tas`` in °C, labelled ``units`` (degC, or an incompatible unit such as m)."""
     ds = dataset()
-    ds["tas"] = (ds.tas - 273.15).assign_attrs(units="degC", standard_name="air_temperature")
+    ds["tas"] = (ds.tas - 273.15).assign_attrs(units=units, standard_name="air_temperature")
     return w.nc(name, ds)
 
 
@@ -461,7 +462,7 @@ CASES = [
     Case("pretrain-resume-without-checkpoint", lambda w: ["pretrain", "--config", w.cfg(), "--resume", _resume_dir(w)], "cannot resume"),
     # finetune: a task the pretrained artifact cannot serve
     Case("finetune-target-not-in-data", _finetune("data.targets=[zos]"), "variable 'zos' missing"),
-    Case("finetune-unit-mismatch", _finetune(data=lambda w: _in_celsius(w, "degc.nc")), "'degC' here but the pre-trained model used 'K'"),
+    Case("finetune-unit-incompatible", _finetune(data=lambda w: _in_celsius(w, "m.nc", units="m")), "'tas' is in 'm', which cannot be converted to the 'K' of the pre-trained model"),
     Case("finetune-history-mismatch", _finetune("task.history=2"), "set task.history=1"),
     Case("finetune-keep-shifted-statistics", _finetune("finetune.normalization.default=keep", data=lambda w: _mislabelled(w, "shifted.nc")), "set finetune.normalization.variables.tas=refit (or auto)"),
     Case("finetune-resume-without-checkpoint", lambda w: ["finetune", "--config", w.cfg(), "--from", str(w.model), "--resume", _resume_dir(w)], "cannot resume"),
@@ -473,7 +474,7 @@ CASES = [
     Case("evaluate-out-is-a-file", lambda w: ["evaluate", str(w.model), "--config", w.cfg(), "--out", w.file("ev")], "is a file"),
     # predict: input the model cannot read, outputs that cannot be written
     Case("predict-input-lacks-model-variable", lambda w: ["predict", str(w.model), "--input", w.nc("nosst.nc", dataset()[["tas", "pr"]]), "--output", w.p("p.nc")], "'sst' missing"),
-    Case("predict-unit-mismatch", lambda w: ["predict", str(w.model), "--input", _in_celsius(w, "degc.nc"), "--output", w.p("p.nc")], "'degC' but the model expects 'K'"),
+    Case("predict-unit-incompatible", lambda w: ["predict", str(w.model), "--input", _in_celsius(w, "m.nc", units="m"), "--output", w.p("p.nc")], "'tas' is in 'm', which cannot be converted to the 'K' of the model"),
     Case("predict-too-few-steps", lambda w: ["predict", str(w.model), "--input", w.nc("one.nc", dataset(ntime=1)), "--output", w.p("p.nc")], "needs at least"),
     Case("predict-output-is-a-directory", lambda w: ["predict", str(w.model), "--input", str(w.archive), "--output", w.dir("p.nc")], "is a directory"),
     Case("predict-output-not-writable", lambda w: ["predict", str(w.model), "--input", str(w.archive), "--output", w.file("f") + "/p.nc"], "is a file, not a directory"),
@@ -587,6 +588,45 @@ def test_bad_input_is_one_clear_line_and_writes_nothing(
     assert leftovers(ws.tmp) == [] and leftovers(shared["root"]) == []
     assert tree(ws.tmp) == before[0], "the command changed its output directory"
     assert tree(shared["root"]) == before[1], "the command changed the shared inputs"
+
+
+# Compatible units were refused once (predict-unit-mismatch, finetune-unit-mismatch);
+# they are converted now, and the conversion is reported.
+CONVERTED = {
+    "predict-unit-converted": (
+        lambda w: [
+            "predict",
+            str(w.model),
+            "--input",
+            _in_celsius(w, "c.nc"),
+            "--output",
+            w.p("p.nc"),
+        ],
+        "note: units converted to the model's: tas: degC -> K",
+    ),
+    "finetune-unit-converted": (
+        _finetune(data=lambda w: _in_celsius(w, "c.nc")),
+        "units converted to the pre-trained model's: tas: degC -> K",
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CONVERTED))
+def test_compatible_units_are_converted_and_reported(name, shared, tmp_path, capsys, caplog):
+    ws = Workspace(tmp_path / "case", shared["archive"], shared["model"], shared["config"])
+    ws.tmp.mkdir()
+    build, note = CONVERTED[name]
+    with caplog.at_level("WARNING", logger="climatune"):  # notes reach stderr in a terminal
+        rc = main(build(ws))
+    err = capsys.readouterr().err
+    assert rc == 0, err
+    assert note in err + caplog.text
+    if name.startswith("predict"):
+        with xr.open_dataset(ws.p("p.nc")) as pred:
+            assert pred.tas.attrs["units"] == "degC" and pred.sst.attrs["units"] == "K"
+    else:
+        meta = json.loads((ws.tmp / "ft" / "model" / "climatune.json").read_text())
+        assert {r["name"]: r["units"] for r in meta["inputs"]} == {"tas": "K", "sst": "K"}
 
 
 COMMANDS = (

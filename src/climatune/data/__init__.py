@@ -59,6 +59,7 @@ from climatune.data.synthetic import (
     synthetic_dataset,
     write_synthetic,
 )
+from climatune.data.units import LEVEL_UNITS, convert, levels_in_hpa, to_units
 from climatune.data.view import (
     TaskView,
     build_view,
@@ -88,6 +89,7 @@ __all__ = [
     "Coefficients",
     "COEFFICIENTS",
     "contiguous_lon",
+    "convert",
     "cut_region",
     "DataConfig",
     "default_blocks",
@@ -104,6 +106,8 @@ __all__ = [
     "is_global",
     "is_sub_annual",
     "lat_weights",
+    "levels_in_hpa",
+    "LEVEL_UNITS",
     "level_name",
     "level_variables",
     "list_bundled",
@@ -135,6 +139,7 @@ __all__ = [
     "TaskStream",
     "TaskView",
     "time_runs",
+    "to_units",
     "without_fill",
     "write_synthetic",
 ]

@@ -22,6 +22,7 @@ import numpy as np
 import xarray as xr
 
 from climatune.data.io import reading
+from climatune.data.units import levels_in_hpa
 from climatune.errors import ClimatuneError, closest
 
 _log = logging.getLogger("climatune")
@@ -157,7 +158,9 @@ def select(
     variables
         Variables to keep (default: all).
     levels
-        ``{var: [500, 850]}``: each listed variable becomes one 2-D field per level, named
+        ``{var: [500, 850]}``, in hPa for pressure levels (a pressure ``level``
+        coordinate in Pa or mbar is always converted to hPa, with a note): each listed
+        variable becomes one 2-D field per level, named
         like WeatherBench (``z500``, ``z850``), so that variables may use different levels.
         Variables not listed keep their ``level`` dim.
     years
@@ -170,6 +173,7 @@ def select(
         ds = ds[list(dict.fromkeys(variables))]
     if years is not None:
         ds = _select_years(ds, years)
+    ds = levels_in_hpa(ds)
     if levels:
         ds = _select_levels(ds, levels)
     return ds

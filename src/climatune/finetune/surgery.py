@@ -53,7 +53,6 @@ def adapt_network(
     meta: ArtifactMeta,
     view: TaskView,
     n_static: int,
-    input_units: dict[str, str],
     head_options: Mapping[str, Any] | None = None,
 ) -> SurgeryReport:
     """Modify ``net`` in place for ``view``'s task and return what changed.
@@ -65,26 +64,14 @@ def adapt_network(
     Raises
     ------
     ClimatuneError
-        On a unit mismatch for a kept variable, or a different history length.
+        On a different history length. Units are the caller's:
+        :func:`~climatune.inference.predict.model_units` converts the data first.
     """
     report = SurgeryReport()
     old_inputs = meta.inputs
-    old_units = meta.units("inputs")
     report.kept = [v for v in view.inputs if v in old_inputs]
     report.added = [v for v in view.inputs if v not in old_inputs]
     report.dropped = [v for v in old_inputs if v not in view.inputs]
-    for name in report.kept:
-        have, want = input_units.get(name, ""), old_units.get(name, "")
-        if want and not have:
-            raise ClimatuneError(
-                f"variable '{name}' has no units attribute here but the pre-trained model used "
-                f"{want!r}; set the attribute to the data's units"
-            )
-        if have and want and have != want:
-            raise ClimatuneError(
-                f"variable '{name}' is in {have!r} here but the pre-trained model used {want!r}; "
-                "convert the data (or rename the variable if it is a different quantity)"
-            )
     stem = net.stem
     if stem.history != view.history:
         raise ClimatuneError(

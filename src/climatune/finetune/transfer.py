@@ -14,7 +14,7 @@ from climatune.data.view import TaskView
 from climatune.errors import ClimatuneError
 from climatune.finetune.settings import NormalizationPolicy
 from climatune.finetune.surgery import SurgeryReport, adapt_network
-from climatune.inference import LoadedModel
+from climatune.inference import LoadedModel, model_units
 from climatune.models.net import ClimateNet
 
 __all__ = ["adapt_parent", "merged_normalizer", "seeded"]
@@ -77,17 +77,21 @@ def adapt_parent(
     policy: NormalizationPolicy,
     seed: int,
     head_options: Mapping[str, Any] | None = None,
-) -> tuple[Normalizer, ClimateNet, SurgeryReport]:
+) -> tuple[TaskView, Normalizer, ClimateNet, SurgeryReport]:
     """``parent``'s network adapted to ``view`` and its statistics merged with this data's.
 
-    New weights (head, stem variables, static channels) are drawn from ``seed``; a new
-    head is built with ``head_options`` (``model.head``). The report lists every change.
+    ``view`` comes back in the parent's units (``sst: degC -> K``, :func:`model_units`),
+    which the training uses. New weights (head, stem variables, static channels) are
+    drawn from ``seed``; a new head is built with ``head_options`` (``model.head``). The
+    report lists every change, unit conversions included.
     """
+    view, converted = model_units(parent, view, "the pre-trained model")
     names, _ = static_channels(view)
     net = parent.net.train()
-    units = {n: str(view.fields[n].attrs.get("units", "")) for n in view.inputs}
     with seeded(seed):
-        report = adapt_network(net, parent.meta, view, len(names), units, head_options)
+        report = adapt_network(net, parent.meta, view, len(names), head_options)
+    if converted:
+        report.notes.append(f"units converted to the pre-trained model's: {', '.join(converted)}")
     normalizer, lines = merged_normalizer(parent, view, policy)
     report.notes.extend(lines)
-    return normalizer, net, report
+    return view, normalizer, net, report

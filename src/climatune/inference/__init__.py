@@ -24,7 +24,7 @@ from climatune.inference.model import LoadedModel, load_model
 from climatune.inference.netcdf import predict_file
 from climatune.inference.predict import (
     check_task,
-    check_units,
+    model_units,
     model_view,
     predict_view,
     static_for,
@@ -36,7 +36,7 @@ __all__ = [
     "ArtifactMeta",
     "LoadedModel",
     "check_task",
-    "check_units",
+    "model_units",
     "load_model",
     "model_paths",
     "model_view",

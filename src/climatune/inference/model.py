@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 import torch
 import xarray as xr
@@ -61,13 +62,22 @@ class LoadedModel:
             self.meta.data_config, self.meta.task_config, canonicalize(ds), whole=True
         )
 
-    def predict(self, ds: xr.Dataset, *, batch_size: int = 32) -> xr.Dataset:
+    def predict(
+        self,
+        ds: xr.Dataset,
+        *,
+        batch_size: int = 32,
+        units: Literal["input", "model"] = "input",
+    ) -> xr.Dataset:
         """Predict every step of ``ds`` that has enough history; physical units, with coords.
 
         Field predictions hold the scored region only: the halo read around it is NaN.
+        They are in the units of ``ds`` (``units="input"``; data in other units than the
+        model's is converted for the network and the predictions converted back) or in
+        the model's (``units="model"``).
         """
         view = self.view(ds)
-        pred = predict_view(self, view, "predict", batch_size=batch_size)
+        pred = predict_view(self, view, "predict", batch_size=batch_size, units=units)
         return pred if view.is_scalar else pred.where(view.region_mask)
 
 

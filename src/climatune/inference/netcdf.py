@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
@@ -18,9 +19,18 @@ __all__ = ["predict_file"]
 
 
 def predict_file(
-    model_path: str | Path, input_path: str | Path, output: str | Path, *, device: str = "cpu"
+    model_path: str | Path,
+    input_path: str | Path,
+    output: str | Path,
+    *,
+    device: str = "cpu",
+    units: Literal["input", "model"] = "input",
 ) -> Path:
-    """``climatune predict``: read ``input_path``, predict on ``device``, write CF NetCDF."""
+    """``climatune predict``: read ``input_path``, predict on ``device``, write CF NetCDF.
+
+    The predictions are in the input's units, or the model's with ``units="model"``
+    (:meth:`~climatune.inference.model.LoadedModel.predict`).
+    """
     output = Path(output)
     if output.exists() and output.is_dir():
         raise ClimatuneError(f"--output {output} is a directory; give a .nc file path")
@@ -28,7 +38,7 @@ def predict_file(
     check_new_path(output, flag="--output")
     model = load_model(model_path, device)
     ds = open_dataset(input_path)
-    pred = model.predict(ds)
+    pred = model.predict(ds, units=units)
     calendar = ds.time.encoding.get("calendar") or pred.time.dt.calendar
     pred.attrs = {
         "Conventions": "CF-1.8",

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import TYPE_CHECKING
+import logging
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import torch
@@ -11,30 +12,33 @@ import xarray as xr
 from torch.utils.data import DataLoader
 
 from climatune.data.samples import TaskSamples, static_channels
+from climatune.data.units import convert, to_units
 from climatune.data.view import TaskView
 from climatune.errors import ClimatuneError
 
 if TYPE_CHECKING:  # LoadedModel.predict calls predict_view
     from climatune.inference.model import LoadedModel
 
-__all__ = ["predict_view", "check_units", "check_task", "model_view", "static_for"]
+_log = logging.getLogger("climatune")
+
+__all__ = ["predict_view", "model_units", "check_task", "model_view", "static_for"]
 
 
-def check_units(model: LoadedModel, ds: xr.Dataset, names: list[str]) -> None:
-    """Refuse inputs whose units differ from, or are missing against, the model's."""
-    trained = model.meta.units("inputs")
-    for name in names:
-        have = str(ds[name].attrs.get("units", ""))
-        want = trained.get(name, "")
-        if want and not have:
-            raise ClimatuneError(
-                f"variable '{name}' has no units attribute but the model was trained on "
-                f"{want!r}; set the attribute to the data's units (e.g. with ncatted)"
-            )
-        if have and want and have != want:
-            raise ClimatuneError(
-                f"variable '{name}' is in {have!r} but the model expects {want!r}; convert it first"
-            )
+def model_units(
+    model: LoadedModel, view: TaskView, owner: str = "the model"
+) -> tuple[TaskView, list[str]]:
+    """``view`` with its inputs and targets converted to the model's units, and the changes.
+
+    Compatible units are converted (``sst: degC -> K``), lazily. Missing or incompatible
+    units are refused (:func:`~climatune.data.units.to_units`); ``owner`` names the model
+    in the message.
+    """
+    wanted = {**model.meta.units("inputs"), **model.meta.units("outputs")}
+    fields, changes = to_units(view.fields, wanted, owner)
+    if not changes:
+        return view, []
+    coarse = view.coarse if view.coarse is None else to_units(view.coarse, wanted, owner)[0]
+    return dataclasses.replace(view, fields=fields, coarse=coarse), changes
 
 
 def check_task(model: LoadedModel, view: TaskView) -> None:
@@ -60,20 +64,28 @@ def check_task(model: LoadedModel, view: TaskView) -> None:
 
 
 def model_view(model: LoadedModel, view: TaskView) -> TaskView:
-    """``view`` checked against the model (task, input variables, units), in its input order."""
+    """``view`` checked against the model (task, input variables), in its input order and
+    in the model's units (:func:`model_units`)."""
     check_task(model, view)
     missing = [n for n in model.meta.inputs if n not in view.inputs]
     if missing:
         raise ClimatuneError(
             f"the data lacks input variable(s) {missing} that the model needs; it has {view.inputs}"
         )
-    check_units(model, view.fields, model.meta.inputs)
+    view, converted = model_units(model, view)
+    if converted:
+        _log.warning("note: units converted to the model's: %s", ", ".join(converted))
     return dataclasses.replace(view, inputs=list(model.meta.inputs))
 
 
 @torch.no_grad()
 def predict_view(
-    model: LoadedModel, view: TaskView, split: str, *, batch_size: int = 32
+    model: LoadedModel,
+    view: TaskView,
+    split: str,
+    *,
+    batch_size: int = 32,
+    units: Literal["input", "model"] = "input",
 ) -> xr.Dataset:
     """Predictions for every sample of ``split``, denormalised and shaped like ``view.truth``.
 
@@ -82,7 +94,11 @@ def predict_view(
 
     Cells that are NaN in the input are NaN in the output. The cells of the halo around a
     region are predicted too; the metrics weight them 0 (:meth:`TaskView.weights`).
+    ``units="input"`` gives each field in the units ``view`` has it in (converted back
+    from the model's when the data was converted, :func:`model_units`); ``"model"`` in the
+    model's.
     """
+    given = view.fields
     view = model_view(model, view)
     samples = TaskSamples(view, split, model.normalizer, mask_ratio=0.0)
     static = static_for(model, view)
@@ -110,9 +126,12 @@ def predict_view(
             dims=["time", "lat", "lon"],
             attrs=attrs,
         )
-        data[name] = (
-            da.where(view.fields[name].isel(time=0).notnull()) if name in view.fields else da
-        )
+        if name in given:
+            back = given[name].attrs.get("units", "")
+            if units == "input" and back and back != attrs.get("units", back):
+                da = convert(da, back)
+            da = da.where(given[name].isel(time=0).notnull())
+        data[name] = da
     return xr.Dataset(data)
 
 

@@ -11,7 +11,7 @@ from climatune.data.view import build_view
 from climatune.errors import ClimatuneError
 from climatune.evaluation.evaluate import evaluate_view, model_label, parse_baselines, write_metrics
 from climatune.evaluation.maps import plot_maps
-from climatune.inference import LoadedModel, load_model, model_paths, model_view
+from climatune.inference import LoadedModel, load_model, model_paths, model_units, model_view
 from climatune.utils.atomic import prepare_output_dir, releases_outputs
 from climatune.workflows.pretraining import train_scratch
 
@@ -78,6 +78,7 @@ def evaluate_command(
     if "test" not in view.anchors:
         raise ClimatuneError("the config's split has no test block; add data.split.test")
     model_view(model, view)  # the same task, inputs and units: checked before any output
+    view, _ = model_units(model, view)  # scored in the model's units, which label the metrics
     label = model_label(model)
     names = parse_baselines(baselines, view.kind, lead=view.lead, scratch=label == "finetuned")
     models = {label: model}

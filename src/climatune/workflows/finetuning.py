@@ -36,7 +36,7 @@ def prepare_finetune(
     """
     parent = load_model(source)
     view = view if view is not None else build_view(cfg.data, cfg.task)
-    normalizer, net, report = adapt_parent(
+    view, normalizer, net, report = adapt_parent(
         parent, view, cfg.finetune.normalization, cfg.seed, cfg.model.head
     )
     return parent, view, normalizer, net, report
