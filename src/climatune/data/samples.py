@@ -218,13 +218,15 @@ def _read_into(
             _normalise_into(out[block], _block(name, graph, (i, *index)), centre, std, block)
 
 
-def _read(ds: xr.Dataset, names: list[str], window: slice, norm: Normalizer) -> np.ndarray:
-    """``[T, V, ...]`` float32 array of the normalised ``names`` over ``window`` (NaN kept)."""
+def _read(
+    ds: xr.Dataset, names: list[str], window: slice, norm: Normalizer, months: np.ndarray
+) -> np.ndarray:
+    """``[T, V, ...]`` float32 array of the normalised ``names`` over ``window`` (NaN kept);
+    ``months``: the calendar month of each step of the window."""
     first = ds[names[0]]
     shape = [window.stop - window.start, len(names)]
     shape += [first.sizes[d] for d in first.dims if d != "time"]
     out = np.empty(shape, dtype=np.float32)
-    months = _months(ds, window, norm, names)
     for i, name in enumerate(names):
         centre: Centre = norm.scale(name)[0]
         if name in norm.climatology_:
@@ -232,13 +234,6 @@ def _read(ds: xr.Dataset, names: list[str], window: slice, norm: Normalizer) -> 
         with reading(ds[name]):
             _read_into(out[:, i], ds[name], window, centre, norm.std_[name])
     return out
-
-
-def _months(ds: xr.Dataset, window: slice, norm: Normalizer, names: list[str]) -> np.ndarray:
-    """Calendar months of steps ``window``, read only when a climatology needs them."""
-    if not any(n in norm.climatology_ for n in names):
-        return np.empty(0, dtype=int)
-    return ds.time.isel(time=window).dt.month.values
 
 
 def read_window(
@@ -254,19 +249,21 @@ def read_window(
     downscale = view.kind == "downscale"  # its inputs are coarsened, its targets are not
     own = [] if view.is_scalar or downscale else [n for n in view.targets if n not in view.inputs]
     names = view.inputs + own
-    block = _read(view.input_fields() if downscale else view.fields, names, window, normalizer)
+    months = view.months[window] if normalizer.climatology_ else np.empty(0, dtype=int)
+    fields = view.input_fields() if downscale else view.fields
+    block = _read(fields, names, window, normalizer, months)
     inputs = block[:, : len(view.inputs)]
     if view.is_scalar:
         if view.index is None:  # a view for prediction has no target to read
             return inputs, np.full((inputs.shape[0], 1), np.nan, dtype=np.float32)
         name = view.targets[0]
         series = view.index.isel(time=window)
-        centre = normalizer.centre(name, _months(view.fields, window, normalizer, [name]))
+        centre = normalizer.centre(name, months)
         return inputs, ((series.values - centre) / normalizer.std_[name]).astype(np.float32)[
             :, None
         ]
     if downscale:
-        return inputs, _read(view.fields, view.targets, window, normalizer)
+        return inputs, _read(view.fields, view.targets, window, normalizer, months)
     if view.targets == names[: len(view.targets)]:
         return inputs, block[:, : len(view.targets)]
     return inputs, block[:, [names.index(n) for n in view.targets]]
