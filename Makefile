@@ -24,13 +24,25 @@ demo: install
 test: install
 	$(PY) -m pytest -q -p no:cacheprovider -n 2 --dist loadfile
 
-# The CLI fuzzer, long (its seeded slice runs in `make test`): FUZZ_EXAMPLES cases per
-# target with a random seed, printed so that a failure replays with FUZZ_SEED=N.
-FUZZ_EXAMPLES ?= 2000
+# The CLI fuzzer, long (its seeded slice runs in `make test`): rounds of FUZZ_EXAMPLES
+# cases per target, seeds FUZZ_SEED, FUZZ_SEED+1, ... (printed, so that a failure replays
+# with FUZZ_SEED=N FUZZ_MINUTES=0), until FUZZ_MINUTES have passed; then the total.
+FUZZ_EXAMPLES ?= 500
+FUZZ_MINUTES ?= 30
 fuzz: install
-	@seed=$${FUZZ_SEED:-$$(date +%s)}; echo "fuzz: --hypothesis-seed=$$seed"; \
-	CLIMATUNE_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(PY) -m pytest -q -p no:cacheprovider \
-		tests/reliability/test_fuzz.py --timeout=0 --hypothesis-seed=$$seed --hypothesis-show-statistics
+	@seed=$${FUZZ_SEED:-$$(date +%s)}; start=$$(date +%s); log=$$(mktemp); round=0; \
+	while :; do \
+		echo "fuzz: round $$round, --hypothesis-seed=$$((seed + round))"; \
+		{ CLIMATUNE_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(PY) -m pytest -q -p no:cacheprovider \
+			tests/reliability/test_fuzz.py --timeout=0 --hypothesis-seed=$$((seed + round)); \
+			echo $$? > $$log.rc; } | tee -a $$log; \
+		[ "$$(cat $$log.rc)" = 0 ] || { rm -f $$log $$log.rc; exit 1; }; \
+		round=$$((round + 1)); \
+		[ $$(( $$(date +%s) - start )) -ge $$((60 * $(FUZZ_MINUTES))) ] && break; \
+	done; \
+	awk -v s=$$(( $$(date +%s) - start )) '/cases tried/ {n += $$2; r++} \
+		END {printf "fuzz: %d cases in %d rounds, %.1f min, no contract failure\n", n, r, s / 60}' \
+		$$log; rm -f $$log $$log.rc
 
 lint: install
 	$(VENV)/bin/ruff check src tests bench

@@ -14,18 +14,27 @@ from climatune.evaluation.baselines import baselines_for
 def test_fast_demo_writes_every_output(tmp_path, capsys):
     out = tmp_path / "demo"
     assert main(["demo", "--out", str(out), "--fast"]) == 0
-    assert str(out / "report.html") in capsys.readouterr().out
     for run in ("pretrain", "finetune", "scratch"):
         assert (out / run / "model" / "weights.safetensors").exists()
     rows = json.loads((out / "metrics.json").read_text())
     rmse = {r["model"]: r["value"] for r in rows if r["metric"] == "rmse" and r["split"] == "test"}
     assert {"finetuned", "scratch", *baselines_for("downscale")} <= set(rmse)
     assert all(0 < v < 5 for v in rmse.values())  # kelvin
+    diff = next(r for r in rows if r["metric"] == "rmse_diff" and r["reference"] == "scratch")
+    assert diff["model"] == "finetuned" and diff["n_times"] == 30  # test years 2070-2099
+    assert diff["value"] == pytest.approx(rmse["finetuned"] - rmse["scratch"])
+    assert diff["ci_low"] <= diff["value"] <= diff["ci_high"] and diff["block_length"] >= 3
+    printed = capsys.readouterr()
+    line = f"vs scratch: Δ {diff['value']:+.2g} K, 95 % CI [{diff['ci_low']:+.2g}, "
+    assert line in printed.err and f"block {diff['block_length']}" in printed.err
+    assert str(out / "report.html") in printed.out
     curve = json.loads((out / "curve.json").read_text())
     fractions = {r["fraction"] for r in curve}
     assert len(fractions) >= 2 and {r["model"] for r in curve} == {"finetuned", "scratch"}
     html = (out / "report.html").read_text()
     assert "data:image/png;base64," in html and "bilinear_residual" in html
+    assert "RMSE minus theirs, with its interval from a paired circular block" in html
+    assert "95 % interval of the gap by a paired block bootstrap" in html
     capsys.readouterr()
     assert main(["demo", "--out", str(out), "--fast"]) == 2  # a second run replaces nothing
     assert "pass --overwrite to replace it" in capsys.readouterr().err

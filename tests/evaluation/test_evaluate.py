@@ -11,7 +11,9 @@ import pytest
 import xarray as xr
 
 from climatune.cli import main
+from climatune.evaluation.bootstrap import INTERVAL_KEYS
 from climatune.evaluation.evaluate import ROW_KEYS
+from climatune.report.tables import interval_text
 from climatune.testing import tiny_archive, tiny_config
 from climatune.workflows.pretraining import pretrain
 
@@ -24,12 +26,17 @@ def trained(tmp_path_factory):
     return archive, run
 
 
-def test_evaluate_writes_rows_and_maps(trained, tmp_path):
+def test_evaluate_writes_rows_and_maps(trained, tmp_path, capsys):
     _, run = trained
     out = tmp_path / "eval"
     assert main(["evaluate", str(run), "--baselines", "all", "--out", str(out)]) == 0
     rows = json.loads((out / "metrics.json").read_text())
+    pairs = [r for r in rows if r["metric"] == "rmse_diff"]
+    rows = [r for r in rows if r["metric"] != "rmse_diff"]
     assert all(set(r) == set(ROW_KEYS) for r in rows)
+    assert all(set(r) == {*ROW_KEYS, *INTERVAL_KEYS} for r in pairs)
+    assert len(pairs) == 6 and {r["model"] for r in pairs} == {"pretrained"}
+    _check_pairs(pairs, rows, capsys.readouterr().out)
     rmse = {r["model"]: r["value"] for r in rows if r["metric"] == "rmse" and r["split"] == "test"}
     assert set(rmse) == {
         "pretrained",
@@ -42,8 +49,27 @@ def test_evaluate_writes_rows_and_maps(trained, tmp_path):
     }
     assert all(v > 0 for v in rmse.values())
     with open(out / "metrics.csv") as fh:
-        assert len(list(csv.DictReader(fh))) == len(rows)
+        table = list(csv.DictReader(fh))
+    assert len(table) == len(rows) + len(pairs)
+    assert list(table[0])[: len(ROW_KEYS)] == list(ROW_KEYS)  # the old columns come first
+    assert table[0]["reference"] == "" and table[-1]["reference"] == pairs[-1]["reference"]
     assert (out / "map_pretrained_tas.png").stat().st_size > 1000
+
+
+def _check_pairs(pairs: list[dict], rows: list[dict], printed: str) -> None:
+    """Each interval row is the RMSE difference, holds it, and is printed with its block."""
+    rmse = {r["model"]: r["value"] for r in rows if r["metric"] == "rmse"}
+    for r in pairs:
+        assert r["value"] == pytest.approx(rmse["pretrained"] - rmse[r["reference"]])
+        assert r["ci_low"] <= r["value"] <= r["ci_high"]
+        assert r["level"] == 0.95 and r["seed"] == 0 and 2 <= r["block_length"] <= r["n_times"] // 2
+        text = f"  vs {r['reference']}: "
+        assert text in printed
+        line = printed[printed.index(text) :].split("\n", 1)[0]
+        assert line == f"  vs {r['reference']}: {interval_text(r, 'K')}"
+        assert f"block {r['block_length']}" in line and "95 % CI [" in line
+        assert ("not significant" in line) == (r["ci_low"] <= 0 <= r["ci_high"])
+    assert "paired circular block bootstrap over" in printed
 
 
 def test_evaluate_rejects_a_baseline_that_does_not_apply(trained, tmp_path, capsys):
@@ -110,6 +136,16 @@ def test_curve_compares_finetuned_and_scratch(trained, tmp_path):
     }
     n = {r["fraction"]: r["n_train"] for r in rmse}
     assert n[0.5] < n[1.0]
+    value = {(r["fraction"], r["model"]): r["value"] for r in rmse}
+    diffs = [r for r in rows if r["metric"] == "rmse_diff"]
+    assert [(r["fraction"], r["model"], r["reference"]) for r in diffs] == [
+        (f, "finetuned", "scratch") for f in (0.5, 1.0)
+    ]
+    for r in diffs:
+        gap = value[(r["fraction"], "finetuned")] - value[(r["fraction"], "scratch")]
+        assert r["value"] == pytest.approx(gap) and r["ci_low"] <= gap <= r["ci_high"]
+        # Two monthly test years less the first month (lead 1); blocks of 2 to n // 2 months.
+        assert r["n_times"] == 23 and 2 <= r["block_length"] <= 11
     assert (out / "curve.png").exists()
 
 

@@ -15,6 +15,13 @@ from climatune.evaluation.baselines import (
     make_baseline,
     register_baseline,
 )
+from climatune.evaluation.bootstrap import (
+    INTERVAL_KEYS,
+    Interval,
+    block_length,
+    comparison_rows,
+    paired_interval,
+)
 from climatune.evaluation.climatology import is_sub_annual, view_climatology
 from climatune.evaluation.evaluate import evaluate_view, model_label, parse_baselines, write_metrics
 from climatune.evaluation.maps import plot_maps, save_figure
@@ -32,6 +39,7 @@ from climatune.evaluation.metrics import (
     rmse,
     score,
     skill,
+    squared_errors,
 )
 
 __all__ = [
@@ -40,16 +48,20 @@ __all__ = [
     "BASELINES",
     "baselines_for",
     "bias",
+    "block_length",
     "Bilinear",
     "BilinearResidual",
     "climatology",
     "Climatology",
     "climatology_at",
+    "comparison_rows",
     "correlation",
     "DampedPersistence",
     "evaluate_view",
     "FIELD_METRICS",
     "INDEX_METRICS",
+    "Interval",
+    "INTERVAL_KEYS",
     "index_rmse",
     "is_sub_annual",
     "lat_weights",
@@ -57,6 +69,7 @@ __all__ = [
     "mae",
     "make_baseline",
     "model_label",
+    "paired_interval",
     "parse_baselines",
     "Persistence",
     "plot_maps",
@@ -67,6 +80,7 @@ __all__ = [
     "save_figure",
     "score",
     "skill",
+    "squared_errors",
     "view_climatology",
     "write_metrics",
 ]

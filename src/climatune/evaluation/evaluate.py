@@ -1,7 +1,9 @@
 """Honest evaluation: the model and every applicable baseline, same data, same metrics.
 
 Networks and baselines produce predictions shaped like ``view.truth(split)`` and go
-through one scoring path (:func:`climatune.evaluation.metrics.score`).
+through one scoring path (:func:`climatune.evaluation.metrics.score`). Each network is
+compared with every other prediction by the paired block-bootstrap interval of its RMSE
+difference (:func:`climatune.evaluation.bootstrap.comparison_rows`).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import xarray as xr
 from climatune.data.view import TaskView
 from climatune.errors import ClimatuneError
 from climatune.evaluation.baselines import BASELINES, baselines_for, make_baseline
+from climatune.evaluation.bootstrap import INTERVAL_KEYS, comparison_rows
 from climatune.evaluation.climatology import climatology_at, view_climatology
 from climatune.evaluation.metrics import score
 from climatune.inference import LoadedModel, predict_view
@@ -68,10 +71,13 @@ def evaluate_view(
     baselines: Sequence[str],
     *,
     split: str = "test",
+    seed: int = 0,
 ) -> tuple[list[dict[str, Any]], dict[str, xr.Dataset]]:
     """Score each network in ``models`` and each named baseline on ``split``.
 
-    Returns the metric rows and the predictions by name.
+    Returns the metric rows, then one ``rmse_diff`` row per network, variable and other
+    prediction with its 95 % interval (bootstrap draws seeded by ``seed``), and the
+    predictions by name.
     """
     truth = view.truth(split).load()
     clim = climatology_at(view_climatology(view), view.target_times(split)).load()
@@ -87,6 +93,9 @@ def evaluate_view(
     rows: list[dict[str, Any]] = []
     for name, pred in preds.items():
         rows += score(pred, truth, clim, weights, model=name, task=view.kind, split=split)
+    rows += comparison_rows(
+        preds, truth, weights, list(models), task=view.kind, split=split, seed=seed
+    )
     return rows, preds
 
 
@@ -100,13 +109,22 @@ def _common_cells(truth: xr.Dataset, preds: dict[str, xr.Dataset]) -> xr.Dataset
 
 
 def write_metrics(rows: list[dict[str, Any]], out: Path) -> None:
-    """``metrics.json`` and ``metrics.csv``: lists of ``{model, task, variable, metric, value, split}``."""
-    clean = [{**r, "value": r["value"] if math.isfinite(r["value"]) else None} for r in rows]
+    """``metrics.json`` and ``metrics.csv``: lists of ``{model, task, variable, metric, value, split}``.
+
+    Comparison rows add :data:`~climatune.evaluation.bootstrap.INTERVAL_KEYS`, the last
+    columns of the CSV (empty on metric rows). Non-finite numbers are written as null.
+    """
+    clean = [
+        {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in r.items()}
+        for r in rows
+    ]
     with atomic_path(out / "metrics.json") as tmp:
         tmp.write_text(json.dumps(clean, indent=2))
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=ROW_KEYS)
+    writer = csv.DictWriter(buf, fieldnames=ROW_KEYS + INTERVAL_KEYS, restval="")
     writer.writeheader()
-    writer.writerows({k: r[k] for k in ROW_KEYS} for r in rows)
+    writer.writerows(
+        {k: r[k] for k in ROW_KEYS} | {k: r[k] for k in INTERVAL_KEYS if k in r} for r in rows
+    )
     with atomic_path(out / "metrics.csv") as tmp:
         tmp.write_text(buf.getvalue())

@@ -33,6 +33,7 @@ __all__ = [
     "index_rmse",
     "correlation",
     "score",
+    "squared_errors",
     "climatology",
     "climatology_at",
     "FIELD_METRICS",
@@ -131,6 +132,32 @@ def skill(
         return float(
             1.0 - _weighted_mean((p - y) ** 2, w, valid) / _weighted_mean((c - y) ** 2, w, valid)
         )
+
+
+def squared_errors(
+    pred: xr.DataArray, truth: xr.DataArray, weights: xr.DataArray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per time, Σ_ij w m (ŷ − y)² and Σ_ij w m: the terms of :func:`rmse`, one per step.
+
+    RMSE is ``sqrt(sum(errors) / sum(norms))`` over any set of times, which is what a
+    bootstrap over times resamples. A ``(time,)`` index series gets ``(ŷ − y)²`` and 1 on
+    the times where both are finite, as :func:`index_rmse` weighs them.
+
+    Examples
+    --------
+    >>> y = xr.DataArray(np.zeros((2, 2, 1)), coords={"lat": [0.0, 60.0]}, dims=("time", "lat", "lon"))
+    >>> errors, norms = squared_errors(y + 1.0, y)
+    >>> np.sqrt(errors.sum() / norms.sum())
+    np.float64(1.0)
+    """
+    if truth.dims == ("time",):
+        p, y = _aligned(pred, truth)
+        valid = np.isfinite(p.values) & np.isfinite(y.values)
+        return np.where(valid, (p.values - y.values) ** 2, 0.0), valid.astype(float)
+    (p, y), valid, w = _prepare(pred, truth, weights)
+    space = [d for d in w.dims if d != "time"]
+    errors = (w * ((p - y) ** 2).where(valid, 0.0)).sum(space)
+    return errors.values.astype(float), w.sum(space).broadcast_like(errors).values.astype(float)
 
 
 def _series(pred: xr.DataArray, truth: xr.DataArray) -> tuple[np.ndarray, np.ndarray]:

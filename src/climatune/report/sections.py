@@ -263,6 +263,41 @@ def _metric_table_html(table: tables.MetricTable, units: dict[str, str]) -> str:
     )
 
 
+def _intervals_html(table: tables.MetricTable, variable: str, units: str) -> str:
+    """The judged network's RMSE difference with each other model, with its interval."""
+    main = tables.main_model(table.models)
+    pairs = [
+        (ref, iv)
+        for (m, ref, var), iv in table.intervals.items()
+        if m == main and var == variable and ref != "pretrained"
+    ]
+    if not pairs:
+        return ""
+    unit = f" [{_e(units)}]" if units else ""
+    rows: list[list[Cell]] = []
+    for ref, iv in sorted(pairs, key=lambda p: to_float(p[1].get("value"))):
+        low, high = to_float(iv.get("ci_low")), to_float(iv.get("ci_high"))
+        sure = "yes" if not low <= 0 <= high else ("not significant", "bad")
+        rows.append(
+            [
+                _e(ref),
+                tables.fmt(to_float(iv.get("value")), 3),
+                _e(_bounds(low, high)) if math.isfinite(low + high) else "–",
+                _e(str(iv.get("block_length"))),
+                sure if math.isfinite(low + high) else "–",
+            ]
+        )
+    return (
+        f'<p class="note">{_e(variable)}: {_e(str(main))} RMSE minus each other model\'s '
+        f"(negative: {_e(str(main))} is better), paired circular block bootstrap over "
+        f"{_e(str(pairs[0][1].get('n_times')))} test times, block length from the lag-1 "
+        "autocorrelation of the paired errors.</p>"
+        + markup.table(
+            ["compared with", f"Δ RMSE{unit}", "95 % interval", "block", "significant"], rows
+        )
+    )
+
+
 def _metrics(found: Found) -> str:
     units = _units(found)
     out = []
@@ -281,6 +316,7 @@ def _metrics(found: Found) -> str:
                 out.append(
                     f'<p class="verdict {"win" if result[1] else "loss"}">{_e(result[0])}.</p>'
                 )
+            out.append(_intervals_html(table, var, units.get(var, "")))
         out.append(
             f'<p class="note">{_e(table.split)} split ({_e(found.rel(path))}); best value per column highlighted: '
             "lowest rmse and mae, lowest |bias|, highest acc, skill and corr.</p>"
@@ -336,27 +372,47 @@ def _curve(found: Found) -> str:
         for var, cells in gaps.items():
             better = sum(c["gap"] > 0 for c in cells if math.isfinite(c["gap"]))
             scored = sum(math.isfinite(c["gap"]) for c in cells)
+            ci = [c for c in cells if "gap_low" in c]
+            sure = sum(c["gap_low"] > 0 for c in ci)
+            how = "; 95 % interval of the gap by a paired block bootstrap over test times"
             out.append(
-                f"<p><b>{_e(var)}</b>: fine-tuning beats scratch at {better} of {scored} fractions "
-                "(gap = scratch − fine-tuned RMSE; positive means pre-training helps).</p>"
+                f"<p><b>{_e(var)}</b>: fine-tuning beats scratch at {better} of {scored} fractions"
+                + (f", significantly at {sure} of {len(ci)}" if ci else "")
+                + " (gap = scratch − fine-tuned RMSE; positive means pre-training helps"
+                + (how if ci else "")
+                + ").</p>"
             )
-            table_rows: list[list[Cell]] = [
-                [
+            header = ["fraction", "training samples", "fine-tuned RMSE", "scratch RMSE", "gap"]
+            table_rows: list[list[Cell]] = []
+            for c in cells:
+                row: list[Cell] = [
                     f"{c['fraction']:g}",
                     tables.fmt(c["n_train"], 6),
                     tables.fmt(c.get("finetuned", math.nan), 4),
                     tables.fmt(c.get("scratch", math.nan), 4),
                     (tables.fmt(c["gap"], 3), "bad" if c["gap"] < 0 else ""),
                 ]
-                for c in cells
-            ]
+                table_rows.append(row + (_gap_interval(c) if ci else []))
             out.append(
-                markup.table(
-                    ["fraction", "training samples", "fine-tuned RMSE", "scratch RMSE", "gap"],
-                    table_rows,
-                )
+                markup.table(header + (["95 % interval", "block"] if ci else []), table_rows)
             )
     return "".join(out)
+
+
+def _bounds(low: float, high: float) -> str:
+    """``[-0.031, -0.0052]``: two significant digits, more where they would print alike."""
+    d = tables.digits_to_separate((low, high), 2, 4)
+    return f"[{low:+.{d}g}, {high:+.{d}g}]"
+
+
+def _gap_interval(cell: dict[str, float]) -> list[Cell]:
+    """The interval of a curve gap and its block length; "not significant" when it covers 0."""
+    if "gap_low" not in cell or not math.isfinite(cell["gap_low"] + cell["gap_high"]):
+        return ["–", "–"]
+    text = _bounds(cell["gap_low"], cell["gap_high"])
+    if cell["gap_low"] <= 0 <= cell["gap_high"]:
+        return [(f"{text} not significant", "bad"), f"{cell['block']:g}"]
+    return [text, f"{cell['block']:g}"]
 
 
 # --------------------------------------------------------------------------- 6. attribution

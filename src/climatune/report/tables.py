@@ -7,7 +7,7 @@ HTML so that the claims the report makes can be tested directly.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,6 +21,8 @@ __all__ = [
     "best_of",
     "main_model",
     "verdict",
+    "verdicts",
+    "interval_text",
     "curve_gaps",
     "fmt",
     "digits_to_separate",
@@ -35,17 +37,23 @@ NETWORKS = ("finetuned", "pretrained", "scratch")
 _REFERENCES = ("climatology", "damped_persistence")
 
 Column = tuple[str, str]  # (variable, metric)
+Pair = tuple[str, str, str]  # (model, reference, variable)
 
 
 @dataclass
 class MetricTable:
-    """Models × (variable, metric) values of one split, with the best models per column."""
+    """Models × (variable, metric) values of one split, with the best models per column.
+
+    ``intervals`` holds the comparison rows (those with a ``reference``): the RMSE
+    difference of a model and a reference with its bootstrap interval.
+    """
 
     split: str
     models: list[str]
     columns: list[Column]
     values: dict[tuple[str, Column], float] = field(default_factory=dict)
     best: dict[Column, set[str]] = field(default_factory=dict)
+    intervals: dict[Pair, dict[str, Any]] = field(default_factory=dict)
 
     def value(self, model: str, column: Column) -> float:
         """The value of a cell (NaN when missing)."""
@@ -91,6 +99,8 @@ def metric_table(rows: Sequence[dict[str, Any]], split: str = "test") -> MetricT
     if split not in splits:
         split = splits[0]
     rows = [r for r in rows if str(r.get("split", "test")) == split]
+    pairs = [r for r in rows if "reference" in r]
+    rows = [r for r in rows if "reference" not in r]
     variables = list(dict.fromkeys(str(r["variable"]) for r in rows))
     metrics = {str(r["metric"]) for r in rows}
     order = [m for m in METRIC_ORDER if m in metrics] + sorted(metrics - set(METRIC_ORDER))
@@ -107,6 +117,9 @@ def metric_table(rows: Sequence[dict[str, Any]], split: str = "test") -> MetricT
         )
     for col in columns:
         table.best[col] = best_of({m: table.value(m, col) for m in table.models}, col[1])
+    for r in pairs:
+        key = (str(r["model"]), str(r["reference"]), str(r["variable"]))
+        table.intervals[key] = dict(r)
     return table
 
 
@@ -129,8 +142,36 @@ def fmt(value: float, digits: int = 3) -> str:
     return "–" if not math.isfinite(value) else f"{value:.{digits}g}"
 
 
-def _names(items: list[tuple[str, float]], d: int, limit: int = 4) -> str:
-    parts = [f"{name} ({fmt(v, d)})" for name, v in items[:limit]]
+def interval_text(interval: dict[str, Any], units: str = "") -> str:
+    """``Δ -0.018 K, 95 % CI [-0.031, -0.0052], block 3`` and, when the interval covers
+    zero, ``, not significant``; empty for an interval that could not be computed.
+
+    Two significant digits, or up to four where fewer would print the bounds alike.
+    """
+    diff, low, high = (to_float(interval.get(k)) for k in ("value", "ci_low", "ci_high"))
+    if not all(map(math.isfinite, (diff, low, high))):
+        return ""
+    unit = f" {units}" if units else ""
+    level = to_float(interval.get("level"))
+    d = digits_to_separate((diff, low, high), 2, 4)
+    text = (
+        f"Δ {diff:+.{d}g}{unit}, {100 * level:g} % CI [{low:+.{d}g}, {high:+.{d}g}], "
+        f"block {interval.get('block_length')}"
+    )
+    return text + (", not significant" if _covers_zero(interval) else "")
+
+
+def _covers_zero(interval: dict[str, Any]) -> bool:
+    return to_float(interval.get("ci_low")) <= 0.0 <= to_float(interval.get("ci_high"))
+
+
+def _names(
+    items: list[tuple[str, float]],
+    d: int,
+    limit: int = 4,
+    note: Callable[[str], str] = lambda name: "",
+) -> str:
+    parts = [f"{name} ({fmt(v, d)}{note(name)})" for name, v in items[:limit]]
     if len(items) > limit:
         parts.append(f"{len(items) - limit} more")
     return ", ".join(parts[:-1]) + " and " + parts[-1] if len(parts) > 1 else parts[0]
@@ -144,6 +185,10 @@ def verdict(table: MetricTable, variable: str, units: str = "") -> tuple[str, bo
     said, not hidden. A network no better than the climatology is said to have no skill,
     whatever else it beats, and its skill against the climatology and damped persistence
     (``1 - MSE / MSE_reference``, on the cells every model is scored on) closes the line.
+
+    Where the rows hold comparisons (``evaluate`` writes them), each named competitor
+    carries the 95 % interval of the RMSE difference (:func:`interval_text`); a win whose
+    interval covers zero is said to be not significant and is no outright win.
 
     Returns
     -------
@@ -168,17 +213,30 @@ def verdict(table: MetricTable, variable: str, units: str = "") -> tuple[str, bo
         ((m, v) for m, v in others.items() if v < own), key=lambda mv: (mv[0] != "scratch", mv[1])
     )
     tied = [(m, v) for m, v in others.items() if v == own]
+    intervals = {
+        ref: iv for (m, ref, var), iv in table.intervals.items() if m == main and var == variable
+    }
+
+    def note(name: str) -> str:
+        text = interval_text(intervals.get(name, {}), units)
+        return f"; {text}" if text else ""
+
     wins = []
     if "scratch" in dict(beaten):
-        wins.append(f"scratch ({fmt(others['scratch'], d)})")
-    n_beaten = sum(m != "scratch" for m, _ in beaten)
+        wins.append(f"scratch ({fmt(others['scratch'], d)}{note('scratch')})")
+    beaten_baselines = [(m, v) for m, v in beaten if m != "scratch"]
+    n_beaten = len(beaten_baselines)
     if baselines and n_beaten:
+        closest, value = beaten_baselines[0]
+        extra = note(closest)
         if len(baselines) == 1:
-            wins.append(f"the {next(iter(baselines))} baseline")
-        elif n_beaten == len(baselines):
-            wins.append(f"all {len(baselines)} baselines")
+            wins.append(f"the {closest} baseline" + (f" ({extra[2:]})" if extra else ""))
         else:
-            wins.append(f"{n_beaten} of {len(baselines)} baselines")
+            every = n_beaten == len(baselines)
+            count = f"all {n_beaten}" if every else f"{n_beaten} of {len(baselines)}"
+            closer = f" (closest: {closest} {fmt(value, d)}{extra})" if extra else ""
+            wins.append(f"{count} baselines{closer}")
+    doubtful = [m for m, _ in beaten if m in intervals and _covers_zero(intervals[m])]
     if not others:
         return (
             f"{head} — nothing to compare with: no scratch run and no baselines were scored",
@@ -198,10 +256,14 @@ def verdict(table: MetricTable, variable: str, units: str = "") -> tuple[str, bo
         parts.append(
             f"beats neither scratch nor {n}" if "scratch" in others else f"does not beat {n}"
         )
+    named = {"scratch", *(m for m, _ in beaten_baselines[:1])}
+    unnamed = [m for m in doubtful if m not in named]
+    if unnamed:
+        parts.append(f"the gain on {', '.join(unnamed)} is not significant")
     if lost:
-        parts.append("loses to " + _names(lost, d))
+        parts.append("loses to " + _names(lost, d, note=note))
     if tied:
-        parts.append("ties " + _names(tied, d))
+        parts.append("ties " + _names(tied, d, note=note))
     if "scratch" not in others and main != "scratch":
         parts.append("no scratch run to compare with")
     if not baselines:
@@ -216,22 +278,54 @@ def verdict(table: MetricTable, variable: str, units: str = "") -> tuple[str, bo
     ]
     if skills:
         parts.append("skill " + ", ".join(skills))
-    return f"{head} — " + "; ".join(parts), not lost and not tied and not useless
+    used = [intervals[m] for m in others if m in intervals]
+    if used:
+        parts.append(
+            f"Δ = {main} RMSE minus theirs, with its interval from a paired circular block "
+            f"bootstrap over {used[0].get('n_times')} test times"
+        )
+    outright = not lost and not tied and not useless and not doubtful
+    return f"{head} — " + "; ".join(parts), outright
+
+
+def verdicts(rows: Sequence[dict[str, Any]], units: dict[str, str]) -> list[str]:
+    """The :func:`verdict` line of each variable of the metric rows (``units`` by variable),
+    each followed by one ``  vs NAME: Δ ...`` line per comparison of the judged network."""
+    table = metric_table(rows)
+    if table is None:
+        return []
+    main = main_model(table.models)
+    lines = []
+    for var in dict.fromkeys(v for v, _ in table.columns):
+        result = verdict(table, var, units.get(var, ""))
+        if result:
+            lines.append(result[0])
+        pairs = [(ref, iv) for (m, ref, v), iv in table.intervals.items() if (m, v) == (main, var)]
+        for ref, iv in sorted(pairs, key=lambda p: to_float(p[1].get("value"))):
+            lines.append(f"  vs {ref}: {interval_text(iv, units.get(var, '')) or 'no interval'}")
+    return lines
 
 
 def curve_gaps(rows: Sequence[dict[str, Any]]) -> dict[str, list[dict[str, float]]]:
     """Per variable, fine-tuned vs scratch test RMSE at each fraction.
 
-    ``gap`` is scratch minus fine-tuned: positive means pre-training helps.
+    ``gap`` is scratch minus fine-tuned: positive means pre-training helps. Where the
+    rows hold the fine-tuned minus scratch ``rmse_diff`` with its interval, ``gap_low``,
+    ``gap_high`` and ``block`` give the interval of the gap and its block length.
     """
     out: dict[str, list[dict[str, float]]] = {}
     cells: dict[tuple[str, float], dict[str, float]] = {}
     for r in rows:
-        if not isinstance(r, dict) or r.get("metric") != "rmse":
+        if not isinstance(r, dict) or r.get("metric") not in ("rmse", "rmse_diff"):
             continue
         key = (str(r.get("variable", "")), to_float(r.get("fraction")))
         cell = cells.setdefault(key, {"fraction": key[1], "n_train": to_float(r.get("n_train"))})
-        cell[str(r.get("model"))] = to_float(r.get("value"))
+        if r["metric"] == "rmse":
+            cell[str(r.get("model"))] = to_float(r.get("value"))
+        elif r.get("model") == "finetuned" and r.get("reference") == "scratch":
+            cell["gap_low"] = -to_float(r.get("ci_high"))
+            cell["gap_high"] = -to_float(r.get("ci_low"))
+            cell["block"] = to_float(r.get("block_length"))
     for (var, _), cell in sorted(cells.items(), key=lambda kv: (kv[0][0], kv[0][1])):
         cell["gap"] = cell.get("scratch", math.nan) - cell.get("finetuned", math.nan)
         out.setdefault(var, []).append(cell)

@@ -12,6 +12,7 @@ from matplotlib.figure import Figure
 from climatune.config import Config, config_inputs
 from climatune.data.view import build_view
 from climatune.errors import ClimatuneError
+from climatune.evaluation.bootstrap import INTERVAL_KEYS
 from climatune.evaluation.evaluate import evaluate_view
 from climatune.evaluation.maps import save_figure
 from climatune.inference import load_model, model_paths
@@ -47,6 +48,10 @@ def curve_command(
     overwrite: bool = False,
 ) -> Path:
     """``climatune curve``: for each fraction, fine-tune and train from scratch, then score both.
+
+    ``curve.json`` holds the rmse, skill, acc and corr rows of both networks and, per
+    fraction, the fine-tuned minus scratch RMSE difference with its 95 % interval
+    (``metric: rmse_diff``, :data:`~climatune.evaluation.bootstrap.INTERVAL_KEYS`).
 
     ``done`` maps a fraction to already trained ``(finetuned, scratch)`` runs to reuse;
     ``overwrite`` replaces an earlier curve at ``out``.
@@ -86,6 +91,11 @@ def curve_command(
                         "metric": row["metric"],
                         "value": row["value"],
                     }
+                )
+            elif row["metric"] == "rmse_diff" and row["model"] == "finetuned":
+                rows.append(
+                    {"fraction": frac, "n_train": n_train}
+                    | {k: row[k] for k in ("model", "variable", "metric", "value", *INTERVAL_KEYS)}
                 )
     with atomic_path(out / "curve.json") as tmp:
         tmp.write_text(json.dumps(rows, indent=2))

@@ -12,6 +12,7 @@ from climatune.errors import ClimatuneError
 from climatune.evaluation.evaluate import evaluate_view, model_label, parse_baselines, write_metrics
 from climatune.evaluation.maps import plot_maps
 from climatune.inference import LoadedModel, load_model, model_paths, model_units, model_view
+from climatune.report.tables import verdicts
 from climatune.utils.atomic import prepare_output_dir, releases_outputs
 from climatune.workflows.pretraining import train_scratch
 
@@ -59,6 +60,8 @@ def evaluate_command(
 ) -> Path:
     """``climatune evaluate``: metrics of a model and its baselines on the test years, plus maps.
 
+    Prints the verdict of each target variable, every comparison with its 95 % interval.
+
     The models predict on ``device``; a scratch network for ``--baselines`` trains as the
     config's ``trainer`` says. ``overwrite`` replaces an earlier evaluation at ``out``.
     """
@@ -98,6 +101,11 @@ def evaluate_command(
         models["scratch"] = load_model(train_scratch(cfg, view, out / "scratch"), device)
     rows, preds = evaluate_view(view, models, names)
     write_metrics(rows, out)
+    units = {
+        v: str(view.fields[v].attrs.get("units", "")) for v in view.targets if v in view.fields
+    }
+    for line in verdicts(rows, units):
+        print(line)
     truth = view.truth("test")
     for label in models:
         plot_maps(preds[label], truth, out, label=label, weights=view.weights())
