@@ -35,6 +35,7 @@ from hypothesis import strategies as st
 from safetensors.torch import load_file, save_file
 
 from climatune.cli import main
+from climatune.tuning.space import set_keys
 from tests.reliability.conftest import base_config, leftovers, tree
 from tests.reliability.test_bad_inputs import dataset
 
@@ -148,16 +149,6 @@ def _leaves(tree_: dict, prefix: str = "") -> list[str]:
     return keys
 
 
-def _assign(raw: dict, dotted: str, value) -> None:
-    node = raw
-    *parents, last = dotted.split(".")
-    for part in parents:
-        if not isinstance(node.get(part), dict):
-            node[part] = {}
-        node = node[part]
-    node[last] = value
-
-
 @st.composite
 def configs(draw, base: dict) -> str:
     """The base config's YAML with one to three keys (known or made up) set to hostile values."""
@@ -165,7 +156,7 @@ def configs(draw, base: dict) -> str:
     known = [k for k in _leaves(raw) if k not in BUDGET | PROCESSES]
     for _ in range(draw(st.integers(1, 3))):
         key = draw(st.sampled_from([*known, *MADE_UP]))
-        _assign(raw, key, draw(values))
+        raw = set_keys(raw, {key: draw(values)})
     return yaml.safe_dump(raw, allow_unicode=True)
 
 
@@ -266,7 +257,7 @@ def _break_artifact(model: Path, draw) -> None:
         draw(st.sampled_from(sorted(model.iterdir()))).unlink()
     elif change == "json-value":
         raw = json.loads(meta.read_text())
-        _assign(raw, draw(st.sampled_from(_leaves(raw))), draw(values))
+        raw = set_keys(raw, {draw(st.sampled_from(_leaves(raw))): draw(values)})
         meta.write_text(json.dumps(raw))
     else:
         tensors = load_file(weights)
