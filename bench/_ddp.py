@@ -40,7 +40,7 @@ class GlobalLoss(pl.Callback):
 def _child(args: argparse.Namespace) -> None:
     import torch.distributed as dist
 
-    from climatune.data.samples import fit_normalizer
+    from climatune.data.samples import fit_normalizer, normalization_mode
     from climatune.data.view import build_view
     from climatune.training.workflow import Scratch, run_training
     from climatune.workflows.runs import training_setup
@@ -59,7 +59,7 @@ def _child(args: argparse.Namespace) -> None:
     store = synthetic_store("monthly", sz.train_years, sz.train_grid)
     cfg = bench_config(store, sz, *sets, years=sz.train_years)
     view = build_view(cfg.data, cfg.task)
-    norm = fit_normalizer(view)
+    norm = fit_normalizer(view, normalization_mode(view, cfg.data.normalization))
     timer = StepTimer(sz.warmup)
     _, trainer = run_training(
         view,

@@ -19,7 +19,7 @@ from _common import DATA, Sizes, bench_config, interleave, median, row, syntheti
 
 from climatune.config import Config
 from climatune.data.normalize import Normalizer
-from climatune.data.samples import fit_normalizer
+from climatune.data.samples import fit_normalizer, normalization_mode
 from climatune.data.view import TaskView, build_view
 from climatune.training.datamodule import ClimateDataModule
 
@@ -113,7 +113,7 @@ def loader(sz: Sizes, train_rate: float, flops_per_sample: float) -> list[dict[s
     nc = netcdf_set(store, sz.nc_files)
     cfg = bench_config(store, sz, years=sz.loader_years)
     view = build_view(cfg.data, cfg.task)
-    norm = fit_normalizer(view)
+    norm = fit_normalizer(view, normalization_mode(view, cfg.data.normalization))
     nc_cfg = bench_config(str(nc / "*.nc"), sz, years=sz.loader_years)
     nc_view = build_view(nc_cfg.data, nc_cfg.task)
     names = [v.removesuffix("500") for v in view.inputs]  # zg500 is level 500 of zg

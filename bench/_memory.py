@@ -26,7 +26,7 @@ MIN_FREE_BYTES = 12 << 30  # the 6 GB store takes about 2.5 GB of disk, compress
 
 
 def _child(args: argparse.Namespace) -> None:
-    from climatune.data.samples import block_nbytes, fit_normalizer
+    from climatune.data.samples import block_nbytes, fit_normalizer, normalization_mode
     from climatune.data.view import build_view
     from climatune.training.datamodule import ClimateDataModule
     from climatune.training.workflow import Scratch, run_training
@@ -37,7 +37,7 @@ def _child(args: argparse.Namespace) -> None:
     cfg = bench_config(args.store, args.sizes, *sets)
     view = build_view(cfg.data, cfg.task)
     t = time.perf_counter()
-    norm = fit_normalizer(view)
+    norm = fit_normalizer(view, normalization_mode(view, cfg.data.normalization))
     norm_s = time.perf_counter() - t
     with tempfile.TemporaryDirectory(dir=DATA) as tmp:
         run_training(view, Path(tmp), training_setup(cfg), init=Scratch(norm), origin="pretrain")

@@ -25,7 +25,7 @@ from _common import (
 
 from climatune.config import Config
 from climatune.data.normalize import Normalizer
-from climatune.data.samples import fit_normalizer
+from climatune.data.samples import fit_normalizer, normalization_mode
 from climatune.data.view import TaskView, build_view
 from climatune.training.datamodule import ClimateDataModule
 from climatune.training.losses import weighted_mse
@@ -50,7 +50,7 @@ def training_setup(
         years=years,
     )
     view = build_view(cfg.data, cfg.task)
-    return cfg, view, fit_normalizer(view)
+    return cfg, view, fit_normalizer(view, normalization_mode(view, cfg.data.normalization))
 
 
 def lightning_rate(cfg: Config, view: TaskView, norm: Normalizer, warmup: int) -> float:

@@ -10,6 +10,9 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from climatune.data.normalize import Normalizer
+from climatune.data.samples import TaskSamples, fit_normalizer, normalization_mode
+from climatune.data.settings import DataConfig, TaskConfig
+from climatune.data.view import build_view
 from climatune.errors import ClimatuneError
 from climatune.testing import create_test_data
 
@@ -94,3 +97,102 @@ def test_a_corrupt_chunk_met_while_loading_samples_names_it(corrupt_store):
         ClimatuneError, match="cannot read variable 'tas' of .*c.zarr at 2003-01-01"
     ):
         read_window(view, norm, slice(24, 60))
+
+
+RHO, SIGMA = 0.6, 0.5  # the AR(1) anomaly: lag-1 correlation and innovation std (K)
+
+
+def _seasonal_ar1(years: int = 16, seed: int = 0) -> xr.Dataset:
+    """Monthly ``tas`` = per-cell mean + seasonal cycle + an AR(1) anomaly, Dask-chunked."""
+    rng = np.random.default_rng(seed)
+    ntime, nlat, nlon = 12 * years, 4, 5
+    time = xr.date_range("2000-01-01", periods=ntime, freq="MS", calendar="noleap", use_cftime=True)
+    lat, lon = np.linspace(-60, 60, nlat), np.arange(nlon) * 72.0
+    base = 280.0 + 0.3 * lat[:, None] + 0.01 * lon[None, :]
+    amplitude = 2.0 + 0.2 * np.abs(lat)[:, None] * np.ones(nlon)
+    season = amplitude * np.cos(2 * np.pi * np.arange(12) / 12)[:, None, None]
+    anomaly = np.zeros((ntime, nlat, nlon))
+    for t in range(1, ntime):
+        anomaly[t] = RHO * anomaly[t - 1] + rng.normal(0, SIGMA, (nlat, nlon))
+    tas = base + season[np.arange(ntime) % 12] + anomaly
+    ds = xr.Dataset(
+        {"tas": (("time", "lat", "lon"), tas.astype("f4"), {"units": "K"})},
+        coords={"time": time, "lat": lat, "lon": lon},
+    )
+    return ds.chunk(time=24)
+
+
+def _view(ds: xr.Dataset, kind: str = "forecast"):
+    data = DataConfig(
+        path="unused",
+        variables=["tas"],
+        split={"train": (2000, 2009), "val": (2010, 2011), "test": (2012, 2015)},
+    )
+    return build_view(data, TaskConfig(kind=kind), ds)
+
+
+def test_anomaly_samples_have_zero_mean_and_unit_std_in_every_month():
+    ds = _seasonal_ar1()
+    view = _view(ds)
+    assert normalization_mode(view) == "anomaly"
+    norm = fit_normalizer(view, "anomaly")
+    samples = TaskSamples(view, "train", norm)
+    steps = view.steps("train")
+    months = ds.time.dt.month.values[steps]
+    block = samples.targets[:, 0]  # every training step, normalised
+    for m in range(1, 13):
+        assert abs(block[months == m].mean()) < 1e-4, m
+        assert block[months == m].std() == pytest.approx(1.0, abs=0.12), m
+    # the values: (x - training mean of the step's month - mean_) / std_, cell by cell
+    train = ds.tas.isel(time=steps).load()
+    clim = train.groupby("time.month").mean("time")
+    want = (train.groupby("time.month") - clim - norm.mean_["tas"]) / norm.std_["tas"]
+    np.testing.assert_allclose(block, want.values, atol=1e-4)
+    np.testing.assert_allclose(norm.climatology_["tas"], clim.values, atol=1e-4)
+    assert norm.std_["tas"] == pytest.approx(SIGMA / np.sqrt(1 - RHO**2), rel=0.1)
+    # globally normalised, the seasonal cycle dominates every month's mean
+    glob = TaskSamples(view, "train", fit_normalizer(view)).targets[:, 0]
+    assert max(abs(glob[months == m].mean()) for m in range(1, 13)) > 0.3
+
+
+def test_the_normalisation_mode_follows_the_task_and_the_time_step():
+    monthly, annual = _seasonal_ar1(), _seasonal_ar1().resample(time="YS").mean()
+    assert normalization_mode(_view(monthly), "global") == "global"
+    assert normalization_mode(_view(monthly, "reconstruct")) == "global"
+    annual_view = _view(annual)
+    assert normalization_mode(annual_view) == "global"
+    assert fit_normalizer(annual_view).climatology_ == {}
+    with pytest.raises(ClimatuneError) as err:
+        normalization_mode(_view(monthly, "downscale"), "anomaly")
+    assert str(err.value) == (
+        "data.normalization=anomaly is for forecast and index tasks, not downscale; "
+        "set data.normalization to global or auto"
+    )
+
+
+def test_anomaly_statistics_round_trip_and_refuse_another_grid_or_missing_months():
+    ds = _seasonal_ar1().isel(time=slice(0, 36))
+    norm = Normalizer().fit(ds.isel(time=slice(0, 24)), anomaly=True)
+    back = Normalizer.from_dict(norm.to_dict(), norm.climatology_)
+    assert norm.to_dict()["climatology"] == {"tas": list(range(1, 13))}
+    restored = back.inverse_transform(back.transform(ds))
+    np.testing.assert_allclose(restored.tas.values, ds.tas.values, atol=1e-3)
+    with pytest.raises(
+        ClimatuneError, match=r"names climatologies of \['tas'\] but holds arrays of \[\]"
+    ):
+        Normalizer.from_dict(norm.to_dict())
+    nan = {"tas": np.full((12, 4, 5), np.nan, np.float32)}
+    with pytest.raises(
+        ClimatuneError, match=r"\(\[12, 4, 5\], months \[1, .*, 12\]\) is not 12 finite"
+    ):
+        Normalizer.from_dict(norm.to_dict(), nan)
+    with pytest.raises(ClimatuneError) as err:
+        norm.centre("tas", np.array([1, 2]), (3, 5))
+    assert str(err.value) == (
+        "the climatology of 'tas' was fitted on a grid of [4, 5] cells, but these data have "
+        "[3, 5]; fine-tune on these data to refit it"
+    )
+    spring = Normalizer().fit(ds.isel(time=slice(2, 5)), anomaly=True)  # March to May
+    assert spring.months_ == {"tas": [3, 4, 5]} and np.isfinite(spring.climatology_["tas"]).all()
+    with pytest.raises(ClimatuneError, match=r"no data for calendar month\(s\) \[1, 6\] of 'tas'"):
+        spring.centre("tas", np.array([1, 3, 6]), (4, 5))

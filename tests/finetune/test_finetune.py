@@ -24,9 +24,10 @@ from climatune.workflows.runs import write_config
 
 @pytest.fixture(scope="module")
 def pretrained(tmp_path_factory):
+    """A parent normalised globally: the policies' tests read its per-variable means."""
     root = tmp_path_factory.mktemp("pre")
     archive = tiny_archive(root / "tiny.nc")
-    return archive, pretrain(tiny_config(archive), out=root / "run")
+    return archive, pretrain(tiny_config(archive, "data.normalization=global"), out=root / "run")
 
 
 def test_pretrained_weights_are_really_loaded(pretrained):
@@ -318,3 +319,26 @@ def test_finetune_artifact_records_its_parent(pretrained, tmp_path):
 def test_bad_source_is_a_user_error(tmp_path):
     with pytest.raises(ClimatuneError, match="does not exist"):
         load_model(tmp_path / "nope")
+
+
+def test_a_fine_tune_refits_the_climatology_and_applies_the_policy_to_the_scale(tmp_path):
+    archive = tiny_archive(tmp_path / "tiny.nc")
+    run = pretrain(tiny_config(archive, "trainer.max_epochs=1"), out=tmp_path / "run")
+    ds = xr.open_dataset(tiny_archive(tmp_path / "other.nc", seed=1)).load()
+    ds["tas"] = (ds.tas + 10 * np.cos(2 * np.pi * ds.time.dt.month / 12)).assign_attrs(units="K")
+    ds.to_netcdf(tmp_path / "seasonal.nc")
+    parent = load_model(run).normalizer
+    auto = prepare_finetune(tiny_config(tmp_path / "seasonal.nc"), run)
+    refit = prepare_finetune(
+        tiny_config(tmp_path / "seasonal.nc", "finetune.normalization.default=refit"), run
+    )[2]
+    want = ds.tas.sel(time=slice("2000", "2004")).groupby("time.month").mean("time").values
+    for norm in (auto[2], refit):
+        np.testing.assert_allclose(norm.climatology_["tas"], want, atol=1e-3)
+    assert np.abs(parent.climatology_["tas"] - want).max() > 5  # the parent's is not kept
+    assert auto[2].std_["tas"] == parent.std_["tas"]  # the anomalies' scale is kept ...
+    assert refit.std_["tas"] != parent.std_["tas"]  # ... or refitted, as the policy says
+    assert auto[4].lines()[-2:] == [
+        "statistics:     kept tas, sst; refitted -",
+        "climatology:    refitted on this data (tas, sst)",
+    ]

@@ -6,12 +6,17 @@ import json
 import warnings
 from pathlib import Path
 
+import numpy as np
 import pytest
+import xarray as xr
+from safetensors.torch import load_file
 
 from climatune.config import Config, model_config
 from climatune.data.settings import TaskConfig
 from climatune.inference import TASK_KEYS, load_model
 from climatune.inference.artifact import CONFIG_SECTIONS
+from climatune.testing import tiny_archive, tiny_config
+from climatune.workflows.pretraining import pretrain
 
 V1 = Path(__file__).resolve().parents[1] / "fixtures" / "artifact_v1" / "model"
 
@@ -34,3 +39,61 @@ def test_a_migrated_artifact_holds_each_task_setting_once():
         warnings.simplefilter("error")  # the migration renamed the old key: no warning
         assert cfg.task == meta.task_config == before
     assert cfg.trainer.max_epochs == 3 and cfg.data == meta.data_config
+
+
+@pytest.fixture(scope="module")
+def anomaly_run(tmp_path_factory):
+    """A monthly forecast model, normalised in anomalies (the default for monthly data)."""
+    root = tmp_path_factory.mktemp("anomaly")
+    archive = tiny_archive(root / "tiny.nc")
+    return archive, pretrain(tiny_config(archive, "trainer.max_epochs=1"), out=root / "run")
+
+
+def test_the_climatology_goes_with_the_weights_and_round_trips(anomaly_run):
+    _, run = anomaly_run
+    raw = json.loads((run / "model" / "climatune.json").read_text())
+    tensors = load_file(str(run / "model" / "weights.safetensors"))
+    months = list(range(1, 13))
+    assert raw["normalization"]["climatology"] == {"tas": months, "sst": months}
+    assert raw["normalization"]["mean"]["tas"] == pytest.approx(0.0, abs=1e-9)
+    norm = load_model(run).normalizer
+    for name in ("sst", "tas"):
+        stored = tensors[f"__climatology__.{name}"].numpy()
+        assert stored.shape == (12, 8, 16) and stored.dtype == np.float32
+        np.testing.assert_array_equal(norm.climatology_[name], stored)
+    sst = norm.climatology_["sst"]
+    assert (sst[:, -1] == 0).all() and (sst[:, 0] > 100).all()  # land north of 40°N: 0
+
+
+def test_predict_adds_the_climatology_back(anomaly_run):
+    archive, run = anomaly_run
+    model = load_model(run)
+    for p in model.net.parameters():  # the network's own output is 0: only the residual,
+        p.data.zero_()  # the anomaly at t, is left
+    ds = xr.open_dataset(archive).load()
+    pred = model.predict(ds)
+    train = ds.tas.sel(time=slice("2000", "2004"))
+    clim = train.groupby("time.month").mean("time")
+    x = ds.tas.isel(time=slice(0, -1))
+    months, next_months = x.time.dt.month, pred.time.dt.month
+    want = clim.sel(month=next_months).values + x.values - clim.sel(month=months).values
+    assert pred.tas.shape == (95, 8, 16)
+    np.testing.assert_allclose(pred.tas.values, want, atol=2e-3)  # full values, in K
+    assert float(pred.tas.mean()) == pytest.approx(
+        float(ds.tas.isel(time=slice(1, None)).mean()), abs=2.0
+    )
+
+
+def test_an_annual_forecast_keeps_the_global_statistics(tmp_path):
+    ds = xr.open_dataset(tiny_archive(tmp_path / "monthly.nc")).load()
+    annual = ds.resample(time="YS").mean(keep_attrs=True)
+    annual.to_netcdf(tmp_path / "annual.nc")
+    blocks = ("data.split.train=[2000, 2003]", "data.split.val=[2004, 2005]")
+    cfg = tiny_config(tmp_path / "annual.nc", "trainer.max_epochs=1", *blocks)
+    run = pretrain(cfg, out=tmp_path / "run")
+    raw = json.loads((run / "model" / "climatune.json").read_text())["normalization"]
+    tensors = load_file(str(run / "model" / "weights.safetensors"))
+    assert "climatology" not in raw and not any(k.startswith("__clim") for k in tensors)
+    train = annual.sel(time=slice("2000", "2003"))
+    assert raw["mean"]["tas"] == pytest.approx(float(train.tas.astype("f8").mean()), rel=1e-12)
+    assert raw["std"]["tas"] == pytest.approx(float(train.tas.astype("f8").std()), rel=1e-9)

@@ -1,6 +1,7 @@
 """Data: open and canonicalise archives, select, cut regions, split years, build task views, normalise, stream samples."""
 
 from climatune.data.bundled import BUNDLED_PREFIX, bundled_name, bundled_path, list_bundled
+from climatune.data.climatology import climatology, climatology_at, is_sub_annual
 from climatune.data.grid import (
     bilinear_to,
     coarsen,
@@ -19,6 +20,7 @@ from climatune.data.samples import (
     TaskSamples,
     block_nbytes,
     fit_normalizer,
+    normalization_mode,
     patch_mask,
     read_window,
     static_channels,
@@ -80,6 +82,8 @@ __all__ = [
     "check_finite",
     "check_not_all_nan",
     "chunk_starts",
+    "climatology",
+    "climatology_at",
     "coarsen",
     "coarsen_bilinear",
     "Coefficients",
@@ -100,6 +104,7 @@ __all__ = [
     "inspect_dataset",
     "inspect_paths",
     "is_global",
+    "is_sub_annual",
     "lat_weights",
     "levels_in_hpa",
     "LEVEL_UNITS",
@@ -107,6 +112,7 @@ __all__ = [
     "level_variables",
     "list_bundled",
     "normalised_weights",
+    "normalization_mode",
     "Normalizer",
     "open_dataset",
     "parse_grid",

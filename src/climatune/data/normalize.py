@@ -3,6 +3,12 @@
 Statistics are reduced with Dask, so the archive never has to fit in memory. NaN cells
 (land in an SST field) are ignored by the statistics and stay NaN after transforming:
 nothing is filled silently.
+
+Two modes: ``global`` z-scores each variable with one mean and standard deviation;
+``anomaly`` first subtracts a per-cell, per-calendar-month climatology (a ``(12, ...)``
+array, see :mod:`climatune.data.climatology`), then z-scores the anomalies with their
+mean and standard deviation, so that the network learns departures from the seasonal
+cycle.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ import dask
 import numpy as np
 import xarray as xr
 
+from climatune.data.climatology import climatology, climatology_at
 from climatune.data.io import reading
 from climatune.errors import ClimatuneError
 
@@ -47,8 +54,15 @@ class Normalizer:
     ----------
     mean_, std_ : dict[str, float]
         Fitted statistics per variable (levels are separate variables, e.g. ``zg_500``).
+        In ``anomaly`` mode, those of the anomalies.
     units_ : dict[str, str]
         Units of each variable when it was fitted.
+    climatology_ : dict[str, numpy.ndarray]
+        ``anomaly`` mode only: the training mean of each calendar month, a finite float32
+        ``(12, *spatial)`` array per variable (0 where the training data are NaN: land
+        cells, which stay NaN, and months without training data); empty in ``global`` mode.
+    months_ : dict[str, list[int]]
+        The calendar months each climatology was fitted on.
 
     Examples
     --------
@@ -64,18 +78,35 @@ class Normalizer:
 
     def __init__(self, variables: Iterable[str] | None = None) -> None:
         self.variables = list(variables) if variables is not None else None
+        self.climatology_: dict[str, np.ndarray] = {}
+        self.months_: dict[str, list[int]] = {}
 
-    def fit(self, ds: xr.Dataset) -> Normalizer:
-        """Fit on ``ds`` (already restricted to the training steps); returns ``self``."""
+    def fit(self, ds: xr.Dataset, *, anomaly: bool = False) -> Normalizer:
+        """Fit on ``ds`` (already restricted to the training steps); returns ``self``.
+
+        With ``anomaly``, fit the per-cell calendar-month climatology first and the mean
+        and standard deviation of the departures from it (annual data: one mean per cell).
+        """
         names = self.variables if self.variables is not None else list(ds.data_vars)
         lazy = {}
         for name in names:
             da = ds[name].astype("float64")
-            lazy[name] = (da.mean(skipna=True).data, (da**2).mean(skipna=True).data)
+            clim = climatology(da) if anomaly else None
+            if clim is not None:
+                da = da - climatology_at(clim, da.time)
+            lazy[name] = (
+                da.mean(skipna=True).data,
+                (da**2).mean(skipna=True).data,
+                None if clim is None else _by_month(clim),
+            )
         with reading(ds[names]):
             (computed,) = dask.compute(lazy)
-        self.mean_, self.std_, self.units_ = {}, {}, {}
-        for name, (m, m2) in computed.items():
+        self.mean_, self.std_, self.units_, self.climatology_, self.months_ = {}, {}, {}, {}, {}
+        for name, (m, m2, clim) in computed.items():
+            if clim is not None:
+                fitted = np.isfinite(clim).reshape(12, -1).any(axis=1)
+                self.months_[name] = [int(i) + 1 for i in np.flatnonzero(fitted)]
+                self.climatology_[name] = np.nan_to_num(clim, nan=0.0).astype(np.float32)
             m, m2 = float(m), float(m2)
             if not np.isfinite(m):
                 raise ClimatuneError(
@@ -85,6 +116,47 @@ class Normalizer:
             self.std_[name] = max(float(np.sqrt(max(m2 - m * m, 0.0))), _MIN_STD)
             self.units_[name] = str(ds[name].attrs.get("units", ""))
         return self
+
+    def table(self, name: str, months: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+        """``anomaly`` mode: the mean plus the climatology of ``name``, ``(12, *shape)`` float32.
+
+        Checks that the climatology was fitted on ``shape`` cells (the data's grid) and
+        covers every calendar month in ``months``.
+        """
+        clim = self.climatology_[name]
+        if tuple(clim.shape[1:]) != tuple(shape):
+            raise ClimatuneError(
+                f"the climatology of '{name}' was fitted on a grid of {list(clim.shape[1:])} "
+                f"cells, but these data have {list(shape)}; fine-tune on these data to refit it"
+            )
+        empty = sorted(set(np.unique(months).tolist()) - set(self.months_[name]))
+        if empty:
+            raise ClimatuneError(
+                f"the training years have no data for calendar month(s) {empty} of '{name}'; "
+                "extend the train block so that it covers every month"
+            )
+        return clim + np.float32(self.mean_[name])
+
+    def centre(self, name: str, months: np.ndarray, shape: tuple[int, ...] = ()) -> Any:
+        """What :meth:`transform` subtracts from ``name`` at steps of calendar ``months``.
+
+        The mean (a float) in ``global`` mode; in ``anomaly`` mode the mean plus each
+        step's climatology, a ``(len(months), *shape)`` float32 array (see :meth:`table`).
+        """
+        self._check([name])
+        if name not in self.climatology_:
+            return self.mean_[name]
+        return self.table(name, months, shape)[np.asarray(months, dtype=np.intp) - 1]
+
+    def _centred(self, da: xr.DataArray, name: str) -> Any:
+        """:meth:`centre` of ``name`` at the steps of ``da`` (a ``(time, ...)`` variable)."""
+        if name not in self.climatology_:
+            return self.mean_[name]
+        da = da.transpose("time", ...)
+        cells = tuple(da.shape[1:])
+        return xr.DataArray(
+            self.centre(name, da.time.dt.month.values, cells), dims=da.dims, coords=da.coords
+        )
 
     def _check(self, names: Iterable[str]) -> None:
         if not hasattr(self, "mean_"):
@@ -99,13 +171,13 @@ class Normalizer:
         """Return ``(x - mean) / std`` for every fitted variable present in ``ds``."""
         names = [str(n) for n in ds.data_vars if n in getattr(self, "mean_", {})]
         self._check(names)
-        return ds.assign({n: (ds[n] - self.mean_[n]) / self.std_[n] for n in names})
+        return ds.assign({n: (ds[n] - self._centred(ds[n], n)) / self.std_[n] for n in names})
 
     def inverse_transform(self, ds: xr.Dataset) -> xr.Dataset:
         """Undo :meth:`transform`, restoring physical units."""
         names = [str(n) for n in ds.data_vars if n in getattr(self, "mean_", {})]
         self._check(names)
-        out = ds.assign({n: ds[n] * self.std_[n] + self.mean_[n] for n in names})
+        out = ds.assign({n: ds[n] * self.std_[n] + self._centred(ds[n], n) for n in names})
         for n in names:
             out[n].attrs = dict(ds[n].attrs)
             if self.units_.get(n):
@@ -142,9 +214,14 @@ class Normalizer:
         )
 
     def merge(self, other: Normalizer, refit: Iterable[str]) -> Normalizer:
-        """Keep these statistics, but take ``refit`` variables (and any new ones) from ``other``."""
+        """Keep these statistics, but take ``refit`` variables (and any new ones) from ``other``.
+
+        The climatology always comes from ``other``: it belongs to the data (region, model,
+        period), whereas the network has learnt the anomalies and their scale.
+        """
         out = Normalizer()
         out.mean_, out.std_, out.units_ = dict(self.mean_), dict(self.std_), dict(self.units_)
+        out.climatology_, out.months_ = dict(other.climatology_), dict(other.months_)
         for name in other.mean_:
             if name in set(refit) or name not in self.mean_:
                 out.mean_[name] = other.mean_[name]
@@ -153,21 +230,51 @@ class Normalizer:
         return out
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-able statistics for the artifact."""
-        return {"mean": self.mean_, "std": self.std_, "units": self.units_}
+        """JSON-able statistics for the artifact; the climatology arrays go with the weights
+        (:attr:`climatology_`), the JSON gives their variables' fitted months."""
+        out: dict[str, Any] = {"mean": self.mean_, "std": self.std_, "units": self.units_}
+        if self.climatology_:
+            out["climatology"] = self.months_
+        return out
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Normalizer:
-        """Rebuild a fitted normaliser from :meth:`to_dict` output."""
+    def from_dict(
+        cls, data: dict[str, Any], climatology: dict[str, np.ndarray] | None = None
+    ) -> Normalizer:
+        """Rebuild a fitted normaliser from :meth:`to_dict` output and its climatology arrays."""
         out = cls()
         try:
             out.mean_ = {k: float(v) for k, v in data["mean"].items()}
             out.std_ = {k: float(v) for k, v in data["std"].items()}
             out.units_ = {k: str(v) for k, v in data.get("units", {}).items()}
+            out.months_ = {
+                str(k): [int(m) for m in v] for k, v in data.get("climatology", {}).items()
+            }
         except (KeyError, AttributeError, TypeError, ValueError) as exc:
             raise ClimatuneError(
                 f"normalisation statistics in the artifact are malformed: {exc}"
             ) from exc
+        out.climatology_ = {
+            k: np.asarray(v, dtype=np.float32) for k, v in (climatology or {}).items()
+        }
+        named = sorted(out.months_)
+        if named != sorted(out.climatology_) or not set(named) <= set(out.mean_):
+            raise ClimatuneError(
+                f"the artifact names climatologies of {named} but holds arrays of "
+                f"{sorted(out.climatology_)} (statistics of {sorted(out.mean_)}): re-export the model"
+            )
+        for name, clim in out.climatology_.items():
+            months = set(out.months_[name])
+            if (
+                clim.ndim < 1
+                or clim.shape[0] != 12
+                or not np.isfinite(clim).all()
+                or not (months and months <= set(range(1, 13)))
+            ):
+                raise ClimatuneError(
+                    f"the climatology of '{name}' in the artifact ({list(clim.shape)}, months "
+                    f"{sorted(months)}) is not 12 finite calendar months: re-export the model"
+                )
         if set(out.mean_) != set(out.std_):
             raise ClimatuneError(
                 "normalisation statistics in the artifact are malformed: means for "
@@ -182,3 +289,11 @@ class Normalizer:
                     f"positive, both at most {_LARGEST:g} in size: re-export the model"
                 )
         return out
+
+
+def _by_month(clim: xr.DataArray) -> Any:
+    """A lazy ``(12, ...)`` array of ``clim`` (from :func:`climatology`), NaN where a calendar
+    month had no training data; annual data (no ``month`` dimension) repeat one mean."""
+    if "month" not in clim.dims:
+        return clim.expand_dims(month=12).data
+    return clim.reindex(month=np.arange(1, 13)).transpose("month", ...).data

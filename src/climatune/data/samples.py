@@ -19,9 +19,11 @@ import xarray as xr
 from dask.optimization import cull
 from torch.utils.data import Dataset, Sampler
 
+from climatune.data.climatology import is_sub_annual
 from climatune.data.io import reading
 from climatune.data.normalize import Normalizer
 from climatune.data.view import TaskView
+from climatune.errors import ClimatuneError
 
 try:  # dask's task objects: used only to merge reads of neighbouring chunks
     from dask._task_spec import Alias as _Alias
@@ -36,16 +38,39 @@ __all__ = [
     "EpochShuffleSampler",
     "static_channels",
     "fit_normalizer",
+    "normalization_mode",
     "read_window",
     "patch_mask",
     "block_nbytes",
 ]
 
 
-def fit_normalizer(view: TaskView) -> Normalizer:
-    """Fit per-variable statistics on the training steps only (out of core, with Dask)."""
+_ANOMALY_KINDS = ("forecast", "index")
+
+
+def normalization_mode(view: TaskView, choice: str = "auto") -> str:
+    """``anomaly`` or ``global``: what ``data.normalization`` (``choice``) means for ``view``.
+
+    ``auto`` is ``anomaly`` for forecast and index tasks on sub-annual data (the seasonal
+    cycle dominates their variance) and ``global`` otherwise (annual data, downscale and
+    reconstruct, whose inputs and targets are the same steps).
+    """
+    if choice == "auto":
+        sub_annual = is_sub_annual(view.fields.time)
+        return "anomaly" if view.kind in _ANOMALY_KINDS and sub_annual else "global"
+    if choice == "anomaly" and view.kind not in _ANOMALY_KINDS:
+        raise ClimatuneError(
+            f"data.normalization=anomaly is for forecast and index tasks, not {view.kind}; "
+            "set data.normalization to global or auto"
+        )
+    return choice
+
+
+def fit_normalizer(view: TaskView, mode: str = "global") -> Normalizer:
+    """Fit statistics (``mode``: see :func:`normalization_mode`) on the training steps only,
+    out of core, with Dask."""
     ds = view.fields[view.inputs].merge(view.target_data(), compat="override", join="exact")
-    return Normalizer().fit(ds.isel(time=view.steps("train")))
+    return Normalizer().fit(ds.isel(time=view.steps("train")), anomaly=mode == "anomaly")
 
 
 def static_channels(view: TaskView) -> tuple[list[str], np.ndarray]:
@@ -75,8 +100,20 @@ def static_channels(view: TaskView) -> tuple[list[str], np.ndarray]:
     return list(channels), np.stack(list(channels.values())).astype(np.float32)
 
 
-def _normalise_into(out: np.ndarray, values: np.ndarray, mean: float, std: float) -> None:
-    np.subtract(values, mean, out=out, casting="unsafe")
+#: What a read subtracts: the mean, or ``(table, month index)`` in anomaly mode, the
+#: ``(12, ...)`` mean plus climatology and each step's row of it
+Centre = float | tuple[np.ndarray, np.ndarray]
+
+
+def _normalise_into(
+    out: np.ndarray, values: np.ndarray, centre: Centre, std: float, key: tuple[slice, ...]
+) -> None:
+    """``out = (values - centre) / std``; ``key`` places ``out`` in the window (time, cells)."""
+    if isinstance(centre, tuple):
+        table, index = centre
+        np.subtract(values, table[(index[key[0]],) + key[1:]], out=out, casting="unsafe")
+    else:
+        np.subtract(values, centre, out=out, casting="unsafe")
     out /= std
 
 
@@ -142,17 +179,20 @@ def _merged_read(graph: dict, keys: list[tuple]) -> np.ndarray | None:
     return np.asarray(da.core.getter(array, merged, **kwargs))
 
 
-def _read_into(out: np.ndarray, da_: xr.DataArray, window: slice, mean: float, std: float) -> None:
+def _read_into(
+    out: np.ndarray, da_: xr.DataArray, window: slice, centre: Centre, std: float
+) -> None:
     """Normalise steps ``window`` of a ``(time, ...)`` variable into ``out``, block by block.
 
-    Whole Dask blocks are computed straight from the graph (for a Zarr store: its chunks,
-    read together when they are plain slices of it), so reading costs little more than
-    the store itself; blocks cut by the window go through Dask slicing, which reads only
-    the needed steps where the format allows (NetCDF).
+    ``centre``: see :data:`Centre`; a climatology is indexed block by block, never
+    repeated over the window. Whole Dask blocks are computed straight from
+    the graph (for a Zarr store: its chunks, read together when they are plain slices of
+    it), so reading costs little more than the store itself; blocks cut by the window go
+    through Dask slicing, which reads only the needed steps where the format allows (NetCDF).
     """
     data = da_.transpose("time", ...).data
     if not isinstance(data, da.Array):
-        _normalise_into(out, np.asarray(data[window]), mean, std)
+        _normalise_into(out, np.asarray(data[window]), centre, std, (slice(None),))
         return
     name, graph = _graph(data)
     edges = [np.cumsum((0, *c)) for c in data.chunks]
@@ -162,7 +202,8 @@ def _read_into(out: np.ndarray, da_: xr.DataArray, window: slice, mean: float, s
     for i in sorted({first, last - 1} - set(whole)):  # blocks the window cuts
         lo, hi = max(int(edges[0][i]), t0), min(int(edges[0][i + 1]), t1)
         part = dask.compute(data[lo:hi], scheduler="synchronous")[0]
-        _normalise_into(out[lo - t0 : hi - t0], part, mean, std)
+        cut = slice(lo - t0, hi - t0)
+        _normalise_into(out[cut], part, centre, std, (cut,))
     if not whole:
         return
     rows = slice(int(edges[0][whole[0]]) - t0, int(edges[0][whole[-1] + 1]) - t0)
@@ -170,22 +211,28 @@ def _read_into(out: np.ndarray, da_: xr.DataArray, window: slice, mean: float, s
         region = tuple(slice(e[j], e[j + 1]) for e, j in zip(edges[1:], index))
         merged = _merged_read(graph, [(name, i, *index) for i in whole])
         if merged is not None:
-            _normalise_into(out[(rows,) + region], merged, mean, std)
+            _normalise_into(out[(rows,) + region], merged, centre, std, (rows,) + region)
             continue
         for i in whole:
-            block = slice(int(edges[0][i]) - t0, int(edges[0][i + 1]) - t0)
-            _normalise_into(out[(block,) + region], _block(name, graph, (i, *index)), mean, std)
+            block = (slice(int(edges[0][i]) - t0, int(edges[0][i + 1]) - t0),) + region
+            _normalise_into(out[block], _block(name, graph, (i, *index)), centre, std, block)
 
 
-def _read(ds: xr.Dataset, names: list[str], window: slice, norm: Normalizer) -> np.ndarray:
-    """``[T, V, ...]`` float32 array of the normalised ``names`` over ``window`` (NaN kept)."""
+def _read(
+    ds: xr.Dataset, names: list[str], window: slice, norm: Normalizer, months: np.ndarray
+) -> np.ndarray:
+    """``[T, V, ...]`` float32 array of the normalised ``names`` over ``window`` (NaN kept);
+    ``months``: the calendar month of each step of the window."""
     first = ds[names[0]]
     shape = [window.stop - window.start, len(names)]
     shape += [first.sizes[d] for d in first.dims if d != "time"]
     out = np.empty(shape, dtype=np.float32)
     for i, name in enumerate(names):
+        centre: Centre = norm.scale(name)[0]
+        if name in norm.climatology_:
+            centre = (norm.table(name, months, tuple(shape[2:])), months - 1)
         with reading(ds[name]):
-            _read_into(out[:, i], ds[name], window, *norm.scale(name))
+            _read_into(out[:, i], ds[name], window, centre, norm.std_[name])
     return out
 
 
@@ -202,16 +249,21 @@ def read_window(
     downscale = view.kind == "downscale"  # its inputs are coarsened, its targets are not
     own = [] if view.is_scalar or downscale else [n for n in view.targets if n not in view.inputs]
     names = view.inputs + own
-    block = _read(view.input_fields() if downscale else view.fields, names, window, normalizer)
+    months = view.months[window] if normalizer.climatology_ else np.empty(0, dtype=int)
+    fields = view.input_fields() if downscale else view.fields
+    block = _read(fields, names, window, normalizer, months)
     inputs = block[:, : len(view.inputs)]
     if view.is_scalar:
         if view.index is None:  # a view for prediction has no target to read
             return inputs, np.full((inputs.shape[0], 1), np.nan, dtype=np.float32)
-        mean, std = normalizer.scale(view.targets[0])
-        series = view.index.isel(time=window).values
-        return inputs, ((series - mean) / std).astype(np.float32)[:, None]
+        name = view.targets[0]
+        series = view.index.isel(time=window)
+        centre = normalizer.centre(name, months)
+        return inputs, ((series.values - centre) / normalizer.std_[name]).astype(np.float32)[
+            :, None
+        ]
     if downscale:
-        return inputs, _read(view.fields, view.targets, window, normalizer)
+        return inputs, _read(view.fields, view.targets, window, normalizer, months)
     if view.targets == names[: len(view.targets)]:
         return inputs, block[:, : len(view.targets)]
     return inputs, block[:, [names.index(n) for n in view.targets]]

@@ -66,6 +66,14 @@ class StaticConfig(Section):
 
 
 class DataConfig(Section):
+    """Where the data come from, what is read, and how it is batched and normalised.
+
+    ``normalization``: ``anomaly`` subtracts a per-cell, per-calendar-month climatology of
+    the training years and scales the anomalies; ``global`` z-scores each variable with
+    one mean and std; ``auto`` (default) is ``anomaly`` for forecast and index tasks on
+    sub-annual data, ``global`` otherwise.
+    """
+
     path: str | list[str] = "sample://A1B_north_america"
     variables: list[str] | None = None
     targets: list[str] | None = None
@@ -79,6 +87,7 @@ class DataConfig(Section):
     in_memory: Literal["auto", "always", "never"] = "auto"
     shuffle_buffer_chunks: int = Field(4, gt=0)
     train_fraction: float = Field(1.0, gt=0, le=1)
+    normalization: Literal["auto", "anomaly", "global"] = "auto"
 
 
 class IndexTargetConfig(Section):

@@ -11,6 +11,7 @@ split the time axis (:func:`~climatune.data.splits.split_anchors`).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 import xarray as xr
@@ -96,6 +97,12 @@ class TaskView:
     @property
     def is_scalar(self) -> bool:
         return self.kind == "index"
+
+    @cached_property
+    def months(self) -> np.ndarray:
+        """Calendar month (1-12) of every step, computed once: the reads of anomaly
+        normalisation index their climatology with it."""
+        return np.asarray(self.fields.time.dt.month.values)
 
     def target_index(self, anchor: np.ndarray | int) -> np.ndarray | int:
         """Time index of the target of the sample anchored at ``anchor``."""

@@ -1,22 +1,15 @@
-"""Training-period climatology: the reference of ACC and skill, and a baseline.
+"""Training-period climatology of a task view: the reference of ACC and skill, and a baseline.
 
-The calendar unit is read from the time axis: data with several steps in a year
-(monthly, daily) get one mean per calendar month, annual data a single mean. Works
-with any cftime calendar (``360_day``, ``noleap``, ...).
+The computation lives in :mod:`climatune.data.climatology` (anomaly normalisation uses it
+too); it is re-exported here for the evaluation code.
 """
 
 from __future__ import annotations
 
-import warnings
-from typing import TYPE_CHECKING, TypeVar
-
-import numpy as np
 import xarray as xr
 
-from climatune.errors import ClimatuneError
-
-if TYPE_CHECKING:
-    from climatune.data.view import TaskView
+from climatune.data.climatology import climatology, climatology_at, is_sub_annual
+from climatune.data.view import TaskView
 
 __all__ = [
     "is_sub_annual",
@@ -24,65 +17,6 @@ __all__ = [
     "climatology_at",
     "view_climatology",
 ]
-
-T = TypeVar("T", xr.Dataset, xr.DataArray)
-
-
-def is_sub_annual(time: xr.DataArray) -> bool:
-    """True when some calendar year holds more than one step (monthly, daily, ... data)."""
-    years = np.asarray(time.dt.year)
-    return np.unique(years).size < years.size
-
-
-def climatology(train: T) -> T:
-    """Training-period mean per calendar month (sub-annual data) or overall (annual data).
-
-    Parameters
-    ----------
-    train
-        Fields or series with a ``time`` dimension, restricted to the training period.
-
-    Returns
-    -------
-    The mean with a ``month`` dimension (only the months present) or without a time
-    dimension. Cells that are NaN at every training step stay NaN.
-    """
-    if "time" not in train.dims or train.sizes["time"] == 0:
-        raise ClimatuneError("a climatology needs training data with a non-empty time axis")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN cells (land) stay NaN
-        if is_sub_annual(train.time):
-            clim = train.groupby("time.month").mean("time", keep_attrs=True)
-        else:
-            clim = train.mean("time", keep_attrs=True)
-    return clim.drop_vars([c for c in clim.coords if "time" in clim[c].dims], errors="ignore")
-
-
-def climatology_at(clim: T, times: xr.DataArray | np.ndarray) -> T:
-    """The climatology ``clim`` (from :func:`climatology`) repeated at ``times``.
-
-    Raises a ClimatuneError if a calendar month of ``times`` had no training data, rather
-    than leaving it NaN.
-    """
-    if isinstance(times, xr.DataArray):
-        axis = times.rename("time")
-    else:
-        values = np.asarray(times)
-        axis = xr.DataArray(values, dims="time", coords={"time": values}, name="time")
-    if "month" in clim.dims:
-        months = axis.dt.month
-        missing = sorted(set(np.asarray(months).tolist()) - set(clim.month.values.tolist()))
-        if missing:
-            raise ClimatuneError(
-                f"the training period has no data for calendar month(s) {missing}; "
-                "extend the train block so that it covers every month"
-            )
-        out = clim.sel(month=months.drop_vars("time")).drop_vars("month")
-    else:
-        out = clim.expand_dims(time=axis.size)
-    out = out.assign_coords(time=axis.values)
-    out["time"].attrs = axis.attrs
-    return out.transpose("time", ...)
 
 
 def view_climatology(view: TaskView) -> xr.Dataset:

@@ -77,9 +77,10 @@ def _climatology_baseline(
     out = np.empty(
         (anchors.size, len(view.inputs), view.history, *view.region_mask.shape), np.float32
     )
+    months = at.time.dt.month.values
     for v, name in enumerate(view.inputs):
-        mean, std = normalizer.scale(name)
-        values = (at[name].transpose("time", "lat", "lon").values - mean) / std
+        raw = at[name].transpose("time", "lat", "lon").values
+        values = (raw - normalizer.centre(name, months, raw.shape[1:])) / normalizer.std_[name]
         out[:, v] = values.reshape(anchors.size, view.history, *values.shape[1:])
     return torch.from_numpy(np.nan_to_num(out, nan=0.0))
 

@@ -25,14 +25,17 @@ def merged_normalizer(
 ) -> tuple[Normalizer, list[str]]:
     """Pre-trained statistics, refitted on this data's training years where ``policy`` says.
 
-    New variables are always fitted on this data. Returns the normaliser and report lines.
+    New variables are always fitted on this data, and so is the climatology of a parent
+    trained on anomalies (the anomalies are what transfers; the policy applies to their
+    scale). Returns the normaliser and report lines.
 
     Raises
     ------
     ClimatuneError
         When the policy is ``keep`` for a variable whose data have clearly shifted.
     """
-    fresh, old = fit_normalizer(view), parent.normalizer
+    old = parent.normalizer
+    fresh = fit_normalizer(view, "anomaly" if old.climatology_ else "global")
     kept: list[str] = []
     refit: list[str] = []
     notes: list[str] = []
@@ -55,6 +58,8 @@ def merged_normalizer(
         + (f"; fitted {', '.join(fitted)} (new)" if fitted else ""),
         *notes,
     ]
+    if fresh.climatology_:
+        lines.insert(1, f"climatology:    refitted on this data ({', '.join(fresh.climatology_)})")
     return old.merge(fresh, refit), lines
 
 

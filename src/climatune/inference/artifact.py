@@ -44,6 +44,7 @@ __all__ = [
 SCHEMA_VERSION = 2  # 1: provenance; 2: the residual in the net spec, the task stored once
 WEIGHTS, META = "weights.safetensors", "climatune.json"
 _STATIC_KEY = "__static__"
+_CLIMATOLOGY = "__climatology__."  # + a variable: its (12, ...) climatology (anomaly mode)
 # Task settings stored once, in ``task`` (the stored config's task section holds the rest)
 TASK_KEYS = ("kind", "history", "lead", "factor")
 # Top-level sections of the stored config
@@ -149,9 +150,17 @@ def resolve_model_dir(path: str | Path) -> Path:
 
 
 def save_artifact(
-    model_dir: str | Path, net: torch.nn.Module, meta: dict[str, Any], static: torch.Tensor
+    model_dir: str | Path,
+    net: torch.nn.Module,
+    meta: dict[str, Any],
+    static: torch.Tensor,
+    climatology: dict[str, np.ndarray] | None = None,
 ) -> Path:
-    """Write weights and metadata atomically; returns the model directory."""
+    """Write weights and metadata atomically; returns the model directory.
+
+    ``climatology`` (anomaly normalisation's per-variable ``(12, ...)`` arrays) is stored
+    with the weights, not in the JSON.
+    """
     assert isinstance(net, ClimateNet)
     meta = {
         "schema_version": SCHEMA_VERSION,
@@ -162,6 +171,8 @@ def save_artifact(
     }
     tensors = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
     tensors[_STATIC_KEY] = static.detach().cpu().float().contiguous()
+    for name, clim in (climatology or {}).items():
+        tensors[_CLIMATOLOGY + name] = torch.from_numpy(np.ascontiguousarray(clim, np.float32))
     problem = _bad_tensor(tensors)
     if problem:
         raise ClimatuneError(f"refusing to write the model to {model_dir}: {problem}")
@@ -354,8 +365,11 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     return resolved
 
 
-def read_artifact(model_dir: Path) -> tuple[ArtifactMeta, ClimateNet, torch.Tensor]:
-    """The validated metadata, the network with its weights, and the static inputs.
+def read_artifact(
+    model_dir: Path,
+) -> tuple[ArtifactMeta, ClimateNet, torch.Tensor, dict[str, np.ndarray]]:
+    """The validated metadata, the network with its weights, the static inputs and the
+    climatology arrays (empty for a model normalised globally, and for older artifacts).
 
     Anything that does not match (weights against the architecture, static inputs against
     the grid) is refused with a :class:`~climatune.errors.ClimatuneError`.
@@ -363,6 +377,11 @@ def read_artifact(model_dir: Path) -> tuple[ArtifactMeta, ClimateNet, torch.Tens
     meta = read_meta(model_dir)
     tensors = read_weights(model_dir)
     static = tensors.pop(_STATIC_KEY, None)
+    climatology = {
+        k[len(_CLIMATOLOGY) :]: tensors.pop(k).numpy()
+        for k in list(tensors)
+        if k.startswith(_CLIMATOLOGY)
+    }
     if static is None:
         raise ClimatuneError(f"{model_dir / WEIGHTS} lacks the static inputs; re-export the model")
     try:
@@ -384,4 +403,4 @@ def read_artifact(model_dir: Path) -> tuple[ArtifactMeta, ClimateNet, torch.Tens
             f"{model_dir / WEIGHTS}: the static inputs are {list(static.shape)}, but the "
             f"artifact's static names and grid say {list(shape)}; refusing to load it"
         )
-    return meta, net, static
+    return meta, net, static, climatology

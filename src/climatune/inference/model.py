@@ -87,5 +87,6 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> LoadedMo
     ``device`` is ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"auto"`` (a GPU when there is one).
     """
     model_dir = resolve_model_dir(path)
-    meta, net, static = read_artifact(model_dir)
-    return LoadedModel(model_dir, net, meta, static, device)
+    meta, net, static, climatology = read_artifact(model_dir)
+    normalizer = Normalizer.from_dict(meta.data["normalization"], climatology)
+    return LoadedModel(model_dir, net, meta, static, device, normalizer)

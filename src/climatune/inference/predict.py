@@ -89,6 +89,9 @@ def predict_view(
 ) -> xr.Dataset:
     """Predictions for every sample of ``split``, denormalised and shaped like ``view.truth``.
 
+    A model trained on anomalies gets the climatology of each target's month added back:
+    the predictions are full values.
+
     Cells that are NaN in the input are NaN in the output. The cells of the halo around a
     region are predicted too; the metrics weight them 0 (:meth:`TaskView.weights`).
     ``units="input"`` gives each field in the units ``view`` has it in (converted back
@@ -109,9 +112,10 @@ def predict_view(
     names = model.meta.outputs
     records = {r["name"]: r for r in model.meta.data["outputs"]}
     data = {}
+    months = times.dt.month.values
     for i, name in enumerate(names):
-        mean, std = model.normalizer.scale(name)
-        values = pred[:, i] * std + mean
+        centre = model.normalizer.centre(name, months, pred.shape[2:])
+        values = pred[:, i] * model.normalizer.std_[name] + centre
         attrs = {k: v for k, v in records[name].items() if k != "name" and v}
         if values.ndim == 1:
             data[name] = xr.DataArray(values, coords={"time": times}, dims=["time"], attrs=attrs)

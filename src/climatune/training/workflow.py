@@ -22,7 +22,7 @@ from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
 from climatune.data.normalize import Normalizer
-from climatune.data.samples import fit_normalizer, static_channels
+from climatune.data.samples import fit_normalizer, normalization_mode, static_channels
 from climatune.data.settings import DataConfig, TaskConfig
 from climatune.data.view import TaskView
 from climatune.errors import ClimatuneError
@@ -351,7 +351,7 @@ def export_model(
         "parent": parent,
         "origin": origin,
     }
-    return save_artifact(model_dir, task.net, meta, task.static)
+    return save_artifact(model_dir, task.net, meta, task.static, normalizer.climatology_)
 
 
 def run_training(
@@ -396,7 +396,9 @@ def run_training(
         The trained task and its trainer (None when ``init`` is not trained).
     """
     if isinstance(init, Scratch):
-        normalizer = fit_normalizer(view) if init.normalizer is None else init.normalizer
+        normalizer = init.normalizer or fit_normalizer(
+            view, normalization_mode(view, setup.data.normalization)
+        )
         names, _ = static_channels(view)
         net = new_net(setup.model, view, len(names), setup.seed)
     else:
