@@ -122,7 +122,7 @@ def _cmd_curve(args: argparse.Namespace) -> None:
 
 
 def _cmd_leads(args: argparse.Namespace) -> None:
-    from climatune.workflows.leads import leads_command, parse_leads
+    from climatune.workflows.leads import lead_summary, leads_command, parse_leads
 
     leads = parse_leads(args.leads)  # a bad list is refused before the config is read
     out = leads_command(
@@ -132,6 +132,8 @@ def _cmd_leads(args: argparse.Namespace) -> None:
         out=args.out,
         overwrite=args.overwrite,
     )
+    for line in lead_summary(json.loads((out / "leads.json").read_text())):
+        print(line)
     print(f"skill by lead written to {out / 'leads.json'}")
 
 

@@ -57,7 +57,7 @@ def test_an_index_of_a_field_in_other_units_is_converted_both_ways(archives):
     np.testing.assert_allclose(c.values, k.values - 273.15, atol=1e-3)
 
 
-def test_leads_writes_rows_whose_baselines_equal_a_direct_evaluation(archives, tmp_path):
+def test_leads_writes_rows_whose_baselines_equal_a_direct_evaluation(archives, tmp_path, capsys):
     _, celsius, run = archives
     cfg = tmp_path / "leads.yaml"
     cfg.write_text(
@@ -71,6 +71,9 @@ def test_leads_writes_rows_whose_baselines_equal_a_direct_evaluation(archives, t
     argv = ["leads", "--config", str(cfg), "--from", str(run), "--leads", "3,1", "--out", str(out)]
     assert main(argv) == 0
     rows = json.loads((out / "leads.json").read_text())
+    printed = capsys.readouterr().out.splitlines()
+    assert [line.split(":")[0] for line in printed[:2]] == ["lead 1 sst", "lead 3 sst"]
+    assert "damped persistence" in printed[0] and "95 % CI" in printed[0]
     with (out / "leads.csv").open() as fh:
         assert len(list(csv.DictReader(fh))) == len(rows)
     value = {(r["lead"], r["model"], r["metric"]): r["value"] for r in rows if "reference" not in r}

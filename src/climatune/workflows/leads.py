@@ -38,6 +38,7 @@ __all__ = [
     "LEAD_KEYS",
     "parse_leads",
     "lead_rows",
+    "lead_summary",
     "leads_command",
     "plot_leads",
     "MAX_LEADS",
@@ -188,6 +189,39 @@ def leads_command(
     write_leads(rows, out)
     plot_leads(rows, out / "leads.png")
     return out
+
+
+def lead_summary(rows: Sequence[dict[str, Any]]) -> list[str]:
+    """One line per lead and variable: the fine-tuned network against damped persistence
+    (the reference forecast) with the interval of the RMSE difference, and its skill
+    against the climatology, e.g. ``lead 6 sst: finetuned RMSE 0.471, damped persistence
+    0.559, Δ -0.089, 95 % CI [-0.17, -0.0091]; skill vs climatology +0.63``."""
+    value = {
+        (r["lead"], r["model"], r["variable"], r["metric"]): _num(r["value"])
+        for r in rows
+        if "reference" not in r
+    }
+    lines = []
+    for r in rows:
+        if not (r["metric"] == "rmse_diff" and r["model"] == "finetuned"):
+            continue
+        if r["reference"] != "damped_persistence":
+            continue
+        key = (r["lead"], "finetuned", r["variable"])
+        ref = value.get((r["lead"], "damped_persistence", r["variable"], "rmse"), math.nan)
+        low, high = _num(r.get("ci_low")), _num(r.get("ci_high"))
+        verdict = "" if low > 0 or high < 0 else ", not significant"
+        lines.append(
+            f"lead {r['lead']} {r['variable']}: finetuned RMSE {value.get((*key, 'rmse'), math.nan):.3g}, "
+            f"damped persistence {ref:.3g}, Δ {_num(r['value']):+.2g}, 95 % CI [{low:+.2g}, {high:+.2g}]"
+            f"{verdict}; skill vs climatology {value.get((*key, 'skill'), math.nan):+.2f}"
+        )
+    return lines
+
+
+def _num(value: Any) -> float:
+    """A number read back from ``leads.json``: null (a non-finite value) as NaN."""
+    return math.nan if value is None else float(value)
 
 
 def _clean(value: Any) -> Any:
