@@ -196,3 +196,16 @@ def test_anomaly_statistics_round_trip_and_refuse_another_grid_or_missing_months
     assert spring.months_ == {"tas": [3, 4, 5]} and np.isfinite(spring.climatology_["tas"]).all()
     with pytest.raises(ClimatuneError, match=r"no data for calendar month\(s\) \[1, 6\] of 'tas'"):
         spring.centre("tas", np.array([1, 3, 6]), (4, 5))
+
+
+def test_an_index_named_like_an_input_field_is_normalised_globally(tmp_path):
+    from climatune.testing import tiny_archive, tiny_config
+
+    sets = ("task.kind=index", "task.index.variable=sst", "data.variables=[sst]")
+    sets = (*sets, "task.index.region={lat: [-30, 30], lon: [0, 359]}")
+    cfg = tiny_config(tiny_archive(tmp_path / "tiny.nc"), *sets)
+    view = build_view(cfg.data, cfg.task)
+    assert view.is_scalar and view.targets == ["sst"] and view.inputs == ["sst"]
+    assert normalization_mode(view, "auto") == "global"  # one field climatology per name
+    with pytest.raises(ClimatuneError, match="needs the index 'sst' named apart from"):
+        normalization_mode(view, "anomaly")

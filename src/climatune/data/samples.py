@@ -53,11 +53,21 @@ def normalization_mode(view: TaskView, choice: str = "auto") -> str:
 
     ``auto`` is ``anomaly`` for forecast and index tasks on sub-annual data (the seasonal
     cycle dominates their variance) and ``global`` otherwise (annual data, downscale and
-    reconstruct, whose inputs and targets are the same steps).
+    reconstruct, whose inputs and targets are the same steps), and for an index named like
+    one of its input fields (an index averaged from that field): the statistics are kept
+    per name, and a field's climatology cannot centre a series.
     """
+    clash = view.is_scalar and view.targets[0] in view.inputs
     if choice == "auto":
         sub_annual = is_sub_annual(view.fields.time)
-        return "anomaly" if view.kind in _ANOMALY_KINDS and sub_annual else "global"
+        anomaly = view.kind in _ANOMALY_KINDS and sub_annual and not clash
+        return "anomaly" if anomaly else "global"
+    if choice == "anomaly" and clash:
+        raise ClimatuneError(
+            f"data.normalization=anomaly needs the index '{view.targets[0]}' named apart from "
+            "the input field of that name (statistics are kept per name); set "
+            "data.normalization to global or auto"
+        )
     if choice == "anomaly" and view.kind not in _ANOMALY_KINDS:
         raise ClimatuneError(
             f"data.normalization=anomaly is for forecast and index tasks, not {view.kind}; "

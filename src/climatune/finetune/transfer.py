@@ -44,6 +44,8 @@ def finetune_normalization(parent: LoadedModel, view: TaskView, choice: str = "a
     try:
         return normalization_mode(view, mode)
     except ClimatuneError:
+        if view.kind in ("forecast", "index"):
+            raise
         raise ClimatuneError(
             f"the pre-trained model learnt {_LEARNT[mode]}, which a {view.kind} task does not "
             "use; fine-tune it on a forecast or index task, or start from a model pretrained "
