@@ -100,7 +100,13 @@ def _cmd_predict(args: argparse.Namespace) -> None:
     from climatune.inference.netcdf import predict_file
 
     written = predict_file(
-        args.model, args.input, args.output, device=args.device, units=args.units
+        args.model,
+        args.input,
+        args.output,
+        device=args.device,
+        units=args.units,
+        quantiles=args.quantiles,
+        samples=args.samples,
     )
     print(f"wrote {written}")
 
@@ -260,6 +266,20 @@ def build_parser() -> argparse.ArgumentParser:
         default="input",
         help="units of the predictions: the input's (default; converted back when the "
         "input was converted to the model's units) or the model's",
+    )
+    p.add_argument(
+        "--quantiles",
+        default="",
+        metavar="Q,Q,...",
+        help="write the ensemble mean and these quantiles (e.g. 0.05,0.5,0.95) instead of "
+        "every member",
+    )
+    p.add_argument(
+        "--samples",
+        type=int,
+        default=0,
+        metavar="N",
+        help="MC dropout: N predictions with the network's dropout on, along 'member'",
     )
     _add_device(p)
     p.set_defaults(func=_cmd_predict)

@@ -83,6 +83,10 @@ def adapt_parent(
     view, converted = model_units(parent, view, "the pre-trained model")
     names, _ = static_channels(view)
     net = parent.net.train()
+    if not isinstance(net, ClimateNet):
+        raise ClimatuneError(
+            "adapt one member of a pre-trained ensemble at a time (LoadedModel.member(k))"
+        )
     with seeded(seed):
         report = adapt_network(net, parent.meta, view, len(names), head_options)
     if converted:
