@@ -15,6 +15,8 @@ from climatune.report.collect import to_float
 
 __all__ = [
     "METRIC_ORDER",
+    "PROBABILISTIC_METRICS",
+    "is_probabilistic",
     "NETWORKS",
     "MetricTable",
     "metric_table",
@@ -29,6 +31,7 @@ __all__ = [
 ]
 
 METRIC_ORDER = ("rmse", "mae", "bias", "acc", "skill", "corr")
+PROBABILISTIC_METRICS = ("crps", "spread_skill", "pit_alpha")
 _LOWER = {"rmse", "mae"}
 _HIGHER = {"acc", "skill", "corr"}
 # Model labels written by ``evaluate`` for networks; every other label is a baseline.
@@ -86,13 +89,25 @@ def _ordered_models(models: Iterable[str]) -> list[str]:
     return nets + [m for m in models if m not in nets]
 
 
+def is_probabilistic(metric: str) -> bool:
+    """Whether ``metric`` scores an ensemble (CRPS, spread-skill, PIT, rank histogram): such
+    rows have their own section, not a column of the metric table."""
+    return metric in PROBABILISTIC_METRICS or metric.startswith("rank_hist_")
+
+
 def metric_table(rows: Sequence[dict[str, Any]], split: str = "test") -> MetricTable | None:
     """Pivot metric rows of ``split`` (or of the only split present) into a table.
 
     Networks come first (finetuned, pretrained, scratch), then baselines in file order.
     Returns ``None`` when there are no usable rows.
     """
-    rows = [r for r in rows if isinstance(r, dict) and {"model", "variable", "metric"} <= set(r)]
+    rows = [
+        r
+        for r in rows
+        if isinstance(r, dict)
+        and {"model", "variable", "metric"} <= set(r)
+        and not is_probabilistic(str(r["metric"]))
+    ]
     splits = list(dict.fromkeys(str(r.get("split", "test")) for r in rows))
     if not splits:
         return None
