@@ -121,9 +121,7 @@ def test_finetuned_members_of_one_parent_all_start_from_it(runs, tmp_path):
     assert heads[0] != heads[1]  # new heads drawn from seed + k
 
 
-def test_a_member_count_that_does_not_match_the_parent_ensemble_is_one_line(
-    runs, tmp_path, capsys
-):
+def test_a_member_count_that_does_not_match_the_parent_ensemble_is_one_line(runs, tmp_path, capsys):
     archive, ens, _ = runs
     out, config = tmp_path / "ft", tmp_path / "ft.yaml"
     config.write_text(dump_config(tiny_config(archive, *FAST, "data.targets=[tas]")))

@@ -87,10 +87,11 @@ def ensemble_rows(
     """
     rows: list[dict[str, Any]] = []
     base = {"model": model, "task": task, "split": split}
+    weights = None if weights is None else weights.load()
     for name in truth.data_vars:
-        f = fcst[name]
+        f = fcst[name].load()  # in memory: the scores run many small steps
         valid = truth[name].notnull() & f.notnull().all("member")
-        f, o = f.where(valid), truth[name].where(valid)
+        f, o = f.where(valid), truth[name].load().where(valid)
         w = _weights_for(o, weights)
         values = {
             "crps": float(crps_for_ensemble(f, o, "member", method="fair", weights=w)),
