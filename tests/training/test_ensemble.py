@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from safetensors.torch import load_file
+from safetensors.torch import load_file, save_file
 
 from climatune import load_model
 from climatune.cli import main
@@ -145,3 +146,28 @@ def test_an_ensemble_run_is_not_resumed(runs, tmp_path):
     cfg = tiny_config(archive, *FAST, "ensemble.members=2")
     with pytest.raises(ClimatuneError, match="cannot resume an ensemble"):
         pretrain(cfg, resume=ens)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda meta, w: meta.update(members=3), "do not match its architecture"),
+        (lambda meta, w: meta.update(members="2"), "field 'members' must be a whole number"),
+        (lambda meta, w: meta.update(members=1), "holds"),
+        (
+            lambda meta, w: [w.pop(k) for k in list(w) if k.startswith("member.1.")],
+            "do not match its architecture",
+        ),
+    ],
+)
+def test_an_artifact_whose_members_do_not_add_up_is_refused(runs, tmp_path, change, message):
+    _, ens, _ = runs
+    broken = tmp_path / "model"
+    shutil.copytree(ens / "model", broken)
+    meta = json.loads((broken / "climatune.json").read_text())
+    weights = load_file(str(broken / "weights.safetensors"))
+    change(meta, weights)
+    (broken / "climatune.json").write_text(json.dumps(meta))
+    save_file(weights, str(broken / "weights.safetensors"))
+    with pytest.raises(ClimatuneError, match=message):
+        load_model(broken)
