@@ -57,7 +57,8 @@ def _cmd_samples(args: argparse.Namespace) -> None:
     from climatune.data.bundled import list_bundled
 
     for row in list_bundled():
-        print(f"sample://{row['name']:<22} {row['description']}")
+        print(f"sample://{row['name']:<20} {row['years']}  {row['description']}")
+        print(f"{'':<30}units: {row['units']}")
 
 
 def _cmd_pretrain(args: argparse.Namespace) -> None:
@@ -119,9 +120,27 @@ def _cmd_curve(args: argparse.Namespace) -> None:
         source=args.source,
         fractions=args.fractions,
         out=args.out,
+        seeds=args.seeds,
+        baselines=args.baselines,
         overwrite=args.overwrite,
     )
     print(f"curve written to {out / 'curve.json'}")
+
+
+def _cmd_leads(args: argparse.Namespace) -> None:
+    from climatune.workflows.leads import lead_summary, leads_command, parse_leads
+
+    leads = parse_leads(args.leads)  # a bad list is refused before the config is read
+    out = leads_command(
+        _config(args),
+        source=args.source,
+        leads=leads,
+        out=args.out,
+        overwrite=args.overwrite,
+    )
+    for line in lead_summary(json.loads((out / "leads.json").read_text())):
+        print(line)
+    print(f"skill by lead written to {out / 'leads.json'}")
 
 
 def _cmd_report(args: argparse.Namespace) -> None:
@@ -288,8 +307,32 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config(p)
     p.add_argument("--from", dest="source", required=True, metavar="PRETRAINED")
     p.add_argument("--fractions", default="0.1,0.25,0.5,1.0")
+    p.add_argument(
+        "--seeds",
+        type=int,
+        default=1,
+        help="train both networks with this many seeds per fraction; report mean and spread",
+    )
+    p.add_argument(
+        "--baselines",
+        default="none",
+        help="'all', 'none' or a comma list, fitted per fraction; the best is drawn as a line",
+    )
     _add_out(p, required=True)
     p.set_defaults(func=_cmd_curve)
+
+    p = sub.add_parser(
+        "leads",
+        help="skill by lead time: fine-tuned, scratch, persistence, damped persistence and "
+        "climatology at each lead",
+    )
+    _add_config(p)
+    p.add_argument("--from", dest="source", required=True, metavar="PRETRAINED")
+    p.add_argument(
+        "--leads", required=True, help="lead times in time steps, e.g. 1,3,6,9,12 (months)"
+    )
+    _add_out(p, required=True)
+    p.set_defaults(func=_cmd_leads)
 
     p = sub.add_parser("report", help="write a self-contained HTML report for a run directory")
     p.add_argument("dir")

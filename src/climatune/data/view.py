@@ -185,7 +185,8 @@ def _index_series(spec: IndexTargetConfig | None, ds: xr.Dataset) -> xr.DataArra
         box = series
         if spec.region is not None:
             box = Region(*spec.region.lat, *spec.region.lon).subset(series)
-        series = box.weighted(np.cos(np.deg2rad(box.lat)).fillna(0)).mean(("lat", "lon"))
+        weights = np.cos(np.deg2rad(box.lat)).fillna(0)  # units kept: they may be converted
+        series = box.weighted(weights).mean(("lat", "lon"), keep_attrs=True)
     extra = [d for d in series.dims if d != "time"]
     if extra:
         raise ClimatuneError(
