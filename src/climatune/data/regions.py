@@ -197,6 +197,7 @@ class PolygonRegion:
         lon[lon == -180.0] += 1e-9  # a centre on the dateline goes to the eastern part
         with warnings.catch_warnings():  # "no gridpoint belongs to any region": all False
             warnings.simplefilter("ignore", UserWarning)
+            warnings.simplefilter("ignore", PendingDeprecationWarning)  # inside regionmask
             inside = self._regions.mask(lon, ds.lat.values, wrap_lon=False).notnull().values
         return xr.DataArray(
             inside, coords={"lat": ds.lat, "lon": ds.lon}, dims=("lat", "lon"), name="region_mask"
