@@ -76,12 +76,16 @@ def runs_here(line: list[str]) -> bool:
 
 
 def tiny(argv: list[str]) -> list[str]:
-    """``argv`` on a tiny budget: smaller flag values, one epoch of two batches."""
+    """``argv`` on a tiny budget: smaller flag values, one epoch of two batches, and a
+    narrow network where pre-training builds one (everything downstream inherits it)."""
     out = [SMALLER.get(argv[i - 1], a) if i else a for i, a in enumerate(argv)]
     if out[0] == "explain" and "--samples" not in out:
         out += ["--samples", "4"]
     if out[0] in TRAINS:
         out += [x for s in BUDGET for x in ("--set", s)]
+    if out[0] == "pretrain" and "--config" in out:
+        model = load_config(out[out.index("--config") + 1], _sets(out)).model.model_dump()
+        out += ["--set", "model.width=8"] if "width" in model else []
     return out
 
 

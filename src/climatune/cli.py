@@ -211,7 +211,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     data = sub.add_parser(
-        "data", help="inspect data, make a synthetic archive, list bundled samples and named regions"
+        "data",
+        help="inspect data, make a synthetic archive, list bundled samples and named regions",
     )
     dsub = data.add_subparsers(dest="data_command", metavar="SUBCOMMAND", parser_class=_Parser)
     p = dsub.add_parser("inspect", help="describe variables, grid, time axis and NaNs")

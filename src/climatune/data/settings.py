@@ -43,9 +43,7 @@ class RegionConfig(Section):
     @model_validator(mode="after")
     def _a_box_or_name(self) -> RegionConfig:
         if self.name is not None and (self.lat is not None or self.lon is not None):
-            raise ValueError(
-                f"give a region by name ({self.name!r}) or by lat and lon, not both"
-            )
+            raise ValueError(f"give a region by name ({self.name!r}) or by lat and lon, not both")
         if self.name is None and (self.lat is None or self.lon is None):
             raise ValueError(
                 "a region needs lat and lon (e.g. {lat: [30, 50], lon: [235, 260]}) or the "
