@@ -105,3 +105,25 @@ def test_region_config_takes_a_name_a_string_or_a_box():
         RegionConfig.model_validate({"lat": [30, 50]})
     with pytest.raises(ValueError, match="unknown region"):
         RegionConfig.model_validate({"name": "Atlantis"})
+
+
+def test_data_regions_lists_every_region(capsys):
+    from climatune.cli import main
+
+    assert main(["data", "regions"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert "CC-BY 4.0" in lines[0] and len(lines) == 59
+    assert lines[4].split() == ["WNA", "land", "W.North-America"]
+    assert "MED   land-ocean Mediterranean" in lines
+
+
+def test_an_unknown_region_is_one_line_and_writes_nothing(tmp_path, capsys):
+    from climatune.cli import main
+
+    config, out = tmp_path / "c.yaml", tmp_path / "run"
+    config.write_text("data: {path: sample://E1_north_america}\n")
+    argv = ["pretrain", "--config", str(config), "--set", "data.region=Atlantis"]
+    assert main([*argv, "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("climatune: error: config key 'data.region'")
+    assert "unknown region 'Atlantis'" in err[0] and not out.exists()
