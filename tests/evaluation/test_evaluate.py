@@ -306,3 +306,58 @@ def test_evaluate_scores_data_in_other_units_in_the_models(trained, tmp_path, ca
     assert rows["k"].keys() == rows["mk"].keys()
     for key, value in rows["k"].items():
         assert rows["mk"][key] == pytest.approx(value, rel=1e-4, abs=1e-4), key
+
+
+def test_curve_over_seeds_reports_mean_spread_pooled_interval_and_baselines(trained, tmp_path):
+    archive, run = trained
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(
+        f"data:\n  path: {archive}\n  variables: [tas, sst]\n  targets: [tas]\n"
+        "  split: {train: [2000, 2004], val: [2005, 2005], test: [2006, 2007]}\n"
+        "model: {width: 8, depth: 1}\ntrainer: {max_epochs: 1, progress_bar: false}\nseed: 5\n"
+    )
+    out = tmp_path / "curve"
+    argv = ["curve", "--config", str(cfg), "--from", str(run), "--fractions", "1", "--out"]
+    assert main([*argv, str(out), "--seeds", "2", "--baselines", "climatology,persistence"]) == 0
+    rows = json.loads((out / "curve.json").read_text())
+    rmse = {r["model"]: r for r in rows if r["metric"] == "rmse"}
+    assert set(rmse) == {"finetuned", "scratch", "climatology", "persistence"}
+    # each seed's runs are kept, and the row is their mean and sample spread
+    for model in ("finetuned", "scratch"):
+        row = rmse[model]
+        per_seed = [
+            (
+                out / "fraction-1" / f"seed-{s}" / model / "model" / "weights.safetensors"
+            ).read_bytes()
+            for s in (5, 6)
+        ]
+        assert row["n_seeds"] == 2 and len(row["values"]) == 2
+        assert row["value"] == pytest.approx(np.mean(row["values"]))
+        assert row["std"] == pytest.approx(np.std(row["values"], ddof=1))
+        assert per_seed[0] != per_seed[1]  # the seeds trained different networks
+    assert "n_seeds" not in rmse["climatology"]  # baselines do not depend on the seed
+    # the gap pools both seeds' errors: its RMSEs lie between the seeds' own
+    (diff,) = [r for r in rows if r["metric"] == "rmse_diff"]
+    assert diff["n_seeds"] == 2 and diff["ci_low"] <= diff["value"] <= diff["ci_high"]
+    lo = min(rmse["finetuned"]["values"]) - max(rmse["scratch"]["values"])
+    hi = max(rmse["finetuned"]["values"]) - min(rmse["scratch"]["values"])
+    assert lo - 1e-9 <= diff["value"] <= hi + 1e-9
+    assert (out / "curve.png").stat().st_size > 0
+    assert main(["report", str(out)]) == 0
+    text = (out / "report.html").read_text()
+    assert f"{rmse['finetuned']['value']:.4g} ± {rmse['finetuned']['std']:.2g}" in text
+    assert "mean ± standard deviation over 2 seeds" in text
+    assert "best baseline RMSE" in text
+
+
+@pytest.mark.parametrize("seeds", ["0", "33", "x"])
+def test_curve_refuses_a_bad_seed_count(trained, tmp_path, capsys, seeds):
+    archive, run = trained
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"data:\n  path: {archive}\n  variables: [tas]\n")
+    out = tmp_path / "curve"
+    argv = ["curve", "--config", str(cfg), "--from", str(run), "--out", str(out)]
+    assert main([*argv, "--seeds", seeds]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("climatune: error:") and "--seeds" in err[-1]
+    assert not out.exists()
