@@ -268,3 +268,23 @@ def test_a_named_region_scores_its_polygon_and_reads_its_box_with_the_halo(month
     inside = view.region_mask.values
     w = view.weights().values
     assert inside.any() and (w[~inside] == 0).all() and w[inside].mean() == pytest.approx(1.0)
+
+
+def test_an_index_over_a_named_region_averages_its_polygon_only(monthly):
+    from climatune.data.ar6 import named_region
+
+    view = _view(
+        monthly,
+        "data.variables=[pr]",
+        "task.kind=index",
+        "task.index.variable=tas",
+        "task.index.region={name: North Pacific}",  # across the dateline
+        "task.lead=1",
+    )
+    ds = create_test_data(ntime=120, nlat=8, nlon=16, nlevel=2, index=True)
+    inside = named_region("NPO").mask(ds)
+    box = named_region("NPO").box.mask(ds)
+    assert 0 < int(inside.sum()) < int(box.sum())  # the polygon leaves out cells of its box
+    w = np.cos(np.deg2rad(ds.lat)) * inside
+    expected = ds.tas.weighted(w).mean(("lat", "lon"))
+    np.testing.assert_allclose(view.index.values, expected.values, rtol=1e-6)
