@@ -43,7 +43,10 @@ class RegionConfig(Section):
     @model_validator(mode="after")
     def _a_box_or_name(self) -> RegionConfig:
         if self.name is not None and (self.lat is not None or self.lon is not None):
-            raise ValueError(f"give a region by name ({self.name!r}) or by lat and lon, not both")
+            raise ValueError(
+                f"give a region by name ({self.name!r}) or by lat and lon, not both; to "
+                f"replace a box, set the whole region: --set 'data.region={{name: {self.name}}}'"
+            )
         if self.name is None and (self.lat is None or self.lon is None):
             raise ValueError(
                 "a region needs lat and lon (e.g. {lat: [30, 50], lon: [235, 260]}) or the "
