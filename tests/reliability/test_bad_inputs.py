@@ -493,6 +493,12 @@ CASES = [
     Case("curve-fraction-above-one", lambda w: ["curve", "--config", w.cfg(), "--from", str(w.model), "--fractions", "0.5,1.5", "--out", w.p("c")], "(0, 1]"),
     Case("curve-fraction-not-a-number", lambda w: ["curve", "--config", w.cfg(), "--from", str(w.model), "--fractions", "half", "--out", w.p("c")], "comma-separated numbers"),
     Case("curve-missing-variable", lambda w: ["curve", "--config", w.cfg("data.variables=[tas, zos]"), "--from", str(w.model), "--fractions", "0.5", "--out", w.p("c")], "variable 'zos' missing"),
+    # leads
+    Case("leads-empty", lambda w: ["leads", "--config", w.cfg(), "--from", str(w.model), "--leads", "", "--out", w.p("l")], "--leads is empty"),
+    Case("leads-negative", lambda w: ["leads", "--config", w.cfg(), "--from", str(w.model), "--leads", "1,-3", "--out", w.p("l")], "lead -3 is not a forecast"),
+    Case("leads-not-an-integer", lambda w: ["leads", "--config", w.cfg(), "--from", str(w.model), "--leads", "1.5", "--out", w.p("l")], "not a whole number"),
+    Case("leads-no-test-years", lambda w: ["leads", "--config", w.cfg("data.split.test=null"), "--from", str(w.model), "--leads", "1", "--out", w.p("l")], "add data.split.test"),
+    Case("leads-out-inside-the-from-run", lambda w: ["leads", "--config", w.cfg(), "--from", str(w.model), "--leads", "1", "--out", str(w.model / "leads")], "lies inside the input"),
     # report
     Case("report-missing-dir", lambda w: ["report", w.p("nope")], "does not exist"),
     Case("report-nothing-to-report", lambda w: ["report", w.dir("empty")], "nothing to report"),
@@ -630,7 +636,7 @@ def test_compatible_units_are_converted_and_reported(name, shared, tmp_path, cap
 
 
 COMMANDS = (
-    "data inspect, data synth, pretrain, finetune, evaluate, predict, curve, report, explain, "
+    "data inspect, data synth, pretrain, finetune, evaluate, predict, curve, leads, report, explain, "
     "tune, demo"
 )
 

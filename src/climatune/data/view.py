@@ -192,7 +192,7 @@ def _index_series(spec: IndexTargetConfig | None, ds: xr.Dataset) -> xr.DataArra
             box = shape.subset(series)
             inside = shape.mask(box)  # a named region: 0 outside its polygon
         weights = (np.cos(np.deg2rad(box.lat)) * inside).fillna(0)
-        series = box.weighted(weights).mean(("lat", "lon"))
+        series = box.weighted(weights).mean(("lat", "lon"), keep_attrs=True)  # units kept
     extra = [d for d in series.dims if d != "time"]
     if extra:
         raise ClimatuneError(

@@ -35,10 +35,18 @@ def model_units(
     """
     wanted = {**model.meta.units("inputs"), **model.meta.units("outputs")}
     fields, changes = to_units(view.fields, wanted, owner)
+    index = view.index
+    if index is not None and str(index.attrs.get("units", "")).strip():
+        # an index series with units (one averaged from a field) follows the model's
+        # output units like a field target; a bare series is read as it is
+        name = view.targets[0]
+        moved, more = to_units(index.to_dataset(name=name), wanted, owner)
+        index = moved[name].rename(index.name)
+        changes += [f"index {line}" for line in more]
     if not changes:
         return view, []
     coarse = view.coarse if view.coarse is None else to_units(view.coarse, wanted, owner)[0]
-    return dataclasses.replace(view, fields=fields, coarse=coarse), changes
+    return dataclasses.replace(view, fields=fields, coarse=coarse, index=index), changes
 
 
 def check_task(model: LoadedModel, view: TaskView) -> None:
@@ -95,7 +103,7 @@ def predict_view(
     from the model's when the data was converted, :func:`model_units`); ``"model"`` in the
     model's.
     """
-    given = view.fields
+    given, given_index = view.fields, view.index
     view = model_view(model, view)
     samples = TaskSamples(view, split, model.normalizer, mask_ratio=0.0)
     static = static_for(model, view)
@@ -114,7 +122,11 @@ def predict_view(
         values = pred[:, i] * std + mean
         attrs = {k: v for k, v in records[name].items() if k != "name" and v}
         if values.ndim == 1:
-            data[name] = xr.DataArray(values, coords={"time": times}, dims=["time"], attrs=attrs)
+            series = xr.DataArray(values, coords={"time": times}, dims=["time"], attrs=attrs)
+            back = "" if given_index is None else str(given_index.attrs.get("units", ""))
+            if units == "input" and back and back != attrs.get("units", back):
+                series = convert(series, back)
+            data[name] = series
             continue
         da = xr.DataArray(
             values,

@@ -58,6 +58,7 @@ class Found:
     metrics: list[Path] = field(default_factory=list)
     maps: list[Path] = field(default_factory=list)
     curves: list[Path] = field(default_factory=list)
+    leads: list[Path] = field(default_factory=list)
     explains: list[Path] = field(default_factory=list)
     tunes: list[Path] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
@@ -82,7 +83,13 @@ class Found:
     def empty(self) -> bool:
         """True when nothing at all was found."""
         return not (
-            self.runs or self.metrics or self.maps or self.curves or self.explains or self.tunes
+            self.runs
+            or self.metrics
+            or self.maps
+            or self.curves
+            or self.leads
+            or self.explains
+            or self.tunes
         )
 
     def rel(self, path: Path) -> str:
@@ -93,7 +100,7 @@ class Found:
             return str(path)
 
     def images(
-        self, folder: Path, *, exclude: tuple[str, ...] = ("map_", "curve.png")
+        self, folder: Path, *, exclude: tuple[str, ...] = ("map_", "curve.png", "leads.png")
     ) -> list[Path]:
         """The PNGs directly in ``folder`` that are safe to embed (bounded count and size)."""
         out = []
@@ -228,6 +235,8 @@ def _classify(found: Found, folder: Path, files: set[str]) -> None:
             found.maps.append(folder / name)
     if "curve.json" in files or "curve.png" in files:
         found.curves.append(folder)
+    if "leads.json" in files or "leads.png" in files:
+        found.leads.append(folder)
     if folder.name == "explain" or files & {"interactions.json", "attributions.nc"}:
         found.explains.append(folder)
     if folder.name == "tune" or files & {"best.yaml", "trials.csv"}:
@@ -238,8 +247,8 @@ def scan(root: str | Path) -> Found:
     """Walk ``root`` (depth <= 4, <= 2000 directories) and collect what can be reported.
 
     Hidden entries, temporary ``.NAME.tmp-*`` leftovers, checkpoints, TensorBoard logs and
-    data stores are skipped. The per-fraction runs under a ``curve.json`` are summarised
-    by that file, so they are not listed as runs.
+    data stores are skipped. The per-fraction runs under a ``curve.json`` (and the per-lead
+    runs under a ``leads.json``) are summarised by that file, so they are not listed as runs.
     """
     root = Path(root)
     found = Found(root)
@@ -260,6 +269,7 @@ def scan(root: str | Path) -> Found:
             and d not in _SKIP_DIRS
             and not d.endswith(_SKIP_SUFFIXES)
             and not (d.startswith("fraction-") and "curve.json" in files)
+            and not (d.startswith("lead-") and "leads.json" in files)
         )
         _classify(found, folder, files)
     order = {name: i for i, name in enumerate(("pretrain", "finetune", "scratch"))}

@@ -105,7 +105,7 @@ def write_report(directory: str | Path) -> Path:
     if found.empty:
         raise ClimatuneError(
             f"nothing to report in {root}: no config.yaml, model/, logs/metrics.csv, metrics.json, map_*.png, "
-            "curve.json, explain/ or tune/ found; give a run, evaluate or demo directory"
+            "curve.json, leads.json, explain/ or tune/ found; give a run, evaluate or demo directory"
         )
     out = root / REPORT_NAME
     if (out.exists() or out.is_symlink()) and not _is_report(out):

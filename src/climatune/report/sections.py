@@ -1,4 +1,4 @@
-"""The seven sections of the report, each built from what :func:`~climatune.report.collect.scan`
+"""The eight sections of the report, each built from what :func:`~climatune.report.collect.scan`
 found; a section with nothing to show returns ``""`` and is left out of the page.
 """
 
@@ -415,6 +415,96 @@ def _curve(found: Found) -> str:
     return "".join(out)
 
 
+_LEAD_ORDER = ("finetuned", "scratch", "damped_persistence", "persistence", "climatology")
+
+
+def _leads(found: Found) -> str:
+    """Skill by lead (``climatune leads``): the figure, a table per variable and, per lead,
+    whether the fine-tuned network beats damped persistence, with its interval."""
+    out = []
+    for folder in found.leads:
+        if len(found.leads) > 1:
+            out.append(f"<h3>{_e(found.rel(folder))}</h3>")
+        png_path = folder / "leads.png"
+        if found.own(png_path) and found.accept_image(png_path):
+            out.append(markup.figure_file(png_path, found))
+        rows = (
+            read_json(folder / "leads.json", found.notes)
+            if found.own(folder / "leads.json")
+            else None
+        )
+        rows = [r for r in rows if isinstance(r, dict)] if isinstance(rows, list) else []
+        out.append(_lead_tables(rows))
+    return "".join(out)
+
+
+def _lead_tables(rows: list[dict[str, Any]]) -> str:
+    out = []
+    have = {r.get("metric") for r in rows}
+    corr = next((m for m in ("corr_anom", "acc", "corr") if m in have), None)
+    metrics = [m for m in (corr, "corr" if corr == "corr_anom" else None, "rmse") if m]
+    metrics += [m for m in ("skill", "skill_damped") if m in have]
+    titles = {
+        "corr_anom": "anomaly corr.",
+        "acc": "ACC",
+        "corr": "corr.",
+        "rmse": "RMSE",
+        "skill": "skill vs clim.",
+        "skill_damped": "skill vs damped pers.",
+    }
+    for var in sorted({str(r.get("variable")) for r in rows}):
+        mine = [r for r in rows if str(r.get("variable")) == var]
+        value = {
+            (to_float(r.get("lead")), str(r.get("model")), str(r.get("metric"))): to_float(
+                r.get("value")
+            )
+            for r in mine
+        }
+        leads = sorted({k[0] for k in value if math.isfinite(k[0])})
+        models = sorted({k[1] for k in value}, key=lambda m: (_LEAD_ORDER + (m,)).index(m))
+        table_rows: list[list[Cell]] = []
+        for lead in leads:
+            for model in models:
+                nums = [value.get((lead, model, m), math.nan) for m in metrics]
+                if all(not math.isfinite(v) for v in nums):
+                    continue
+                cells: list[Cell] = [f"{lead:g}", _e(model)]
+                for m, v in zip(metrics, nums):
+                    bad = m.startswith("skill") and math.isfinite(v) and v < 0
+                    cells.append((tables.fmt(v, 3), "bad") if bad else tables.fmt(v, 3))
+                table_rows.append(cells)
+        beats, sure, scored = [], [], 0
+        for lead in leads:
+            diff = next(
+                (
+                    r
+                    for r in mine
+                    if to_float(r.get("lead")) == lead
+                    and r.get("metric") == "rmse_diff"
+                    and r.get("model") == "finetuned"
+                    and r.get("reference") == "damped_persistence"
+                ),
+                None,
+            )
+            if diff is None or not math.isfinite(to_float(diff.get("value"))):
+                continue
+            scored += 1
+            if to_float(diff["value"]) < 0:
+                beats.append(f"{lead:g}")
+                if to_float(diff.get("ci_high")) < 0:
+                    sure.append(f"{lead:g}")
+        if scored:
+            out.append(
+                f"<p><b>{_e(var)}</b>: the fine-tuned network beats damped persistence at "
+                f"{len(beats)} of {scored} leads ({', '.join(beats) or 'none'}), significantly "
+                f"at {len(sure)} ({', '.join(sure) or 'none'}; 95 % interval of the RMSE "
+                "difference by a paired block bootstrap over test times).</p>"
+            )
+        if table_rows:
+            out.append(markup.table(["lead", "model", *(titles[m] for m in metrics)], table_rows))
+    return "".join(out)
+
+
 def _with_spread(cell: dict[str, float], model: str) -> str:
     """``0.3260 ± 0.0041`` with several seeds, else the RMSE alone."""
     value = tables.fmt(cell.get(model, math.nan), 4)
@@ -584,6 +674,7 @@ SECTIONS: tuple[tuple[str, str, Callable[[Found], str]], ...] = (
     ("metrics", "Metrics against the baselines", _metrics),
     ("maps", "Maps", _maps),
     ("efficiency", "Data efficiency", _curve),
+    ("leads", "Skill by lead time", _leads),
     ("attribution", "Attribution", _explain),
     ("tuning", "Tuning", _tuning),
 )

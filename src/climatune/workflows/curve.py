@@ -176,10 +176,10 @@ def _pooled_interval(
     """
     truth = view.truth("test").load()[variable]
     weights = None if view.is_scalar else view.weights()
-    pooled = []
+    pooled: list[tuple[np.ndarray, np.ndarray]] = []
     for model in _NETWORKS:
         terms = [squared_errors(p[model][variable], truth, weights) for p in preds]
-        pooled.append((sum(t[0] for t in terms), sum(t[1] for t in terms)))
+        pooled.append((np.sum([t[0] for t in terms], 0), np.sum([t[1] for t in terms], 0)))
     iv = paired_interval(pooled[0], pooled[1], seed=seed)
     return {
         "value": iv.diff,
@@ -220,10 +220,10 @@ def plot_curve(
             ax.fill_between(x, lo, hi, color=line.get_color(), alpha=0.2, linewidth=0)
     best = _best_baseline([r for r in rmse if "n_seeds" not in r])
     if best:
-        pts = sorted((r["n_train"], r["value"]) for r in rmse if r["model"] == best)
+        line_pts = sorted((r["n_train"], r["value"]) for r in rmse if r["model"] == best)
         ax.plot(
-            [p[0] for p in pts],
-            [p[1] for p in pts],
+            [p[0] for p in line_pts],
+            [p[1] for p in line_pts],
             "k--",
             linewidth=1,
             label=f"{best} (best baseline)",
