@@ -4,10 +4,11 @@ The commands are read from the documentation itself, so that it cannot rot: the
 ``climatune ...`` lines in the comments of each YAML file under ``examples/`` (each file
 says how it is run), and the lines of each ``bash`` block of the README. They run in the
 order a user would type them, in a scratch folder where ``examples/`` is at hand, with one
-epoch of two batches, a smaller grid, one trial and fewer folds or fractions. Lines that
-need hardware this machine lacks (GPUs, nodes, torchrun, SLURM) are parsed and their
-``--set`` keys validated, not run; ``make demo`` is ``tests/test_demo.py`` and
-``make test`` is this suite.
+epoch of two batches, a narrow network, one trial and fewer folds, fractions or leads.
+Lines that need hardware this machine lacks (GPUs, nodes, torchrun, SLURM) are parsed and
+their ``--set`` keys validated, not run; ``make X`` runs the ``climatune`` lines of that
+Makefile target, except ``make demo`` (``tests/test_demo.py``) and ``make test`` (this
+suite).
 """
 
 from __future__ import annotations
@@ -24,11 +25,12 @@ from climatune.config import load_config
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
 README = ROOT / "README.md"
+MAKEFILE = ROOT / "Makefile"
 
 #: Flags whose value shrinks to a tiny budget wherever a documented command gives them.
-SMALLER = {"--grid": "16x32", "--trials": "1", "--folds": "2", "--fractions": "0.5,1"}
+SMALLER = {"--trials": "1", "--folds": "2", "--fractions": "0.5,1", "--leads": "1,3"}
 #: Subcommands that train a network (``evaluate`` trains the scratch comparison).
-TRAINS = ("pretrain", "finetune", "curve", "tune", "evaluate", "explain")
+TRAINS = ("pretrain", "finetune", "curve", "leads", "tune", "evaluate", "explain")
 BUDGET = ["trainer.max_epochs=1", "trainer.limit_train_batches=2", "trainer.progress_bar=false"]
 #: ``--set`` keys that ask for hardware: such lines are parsed, not run.
 HARDWARE = ("trainer.accelerator", "trainer.devices", "trainer.num_nodes", "trainer.strategy")
@@ -44,6 +46,8 @@ def command_lines(text: str, *, comments: bool = False) -> list[list[str]]:
         lines = [line.lstrip()[1:] for line in lines if line.lstrip().startswith("#")]
     out, current = [], ""
     for line in lines:
+        if comments and not current and not line.strip().startswith("climatune "):
+            continue  # prose
         current = f"{current} {line.strip()}".strip()
         if current.endswith("\\"):
             current = current[:-1]
@@ -100,6 +104,14 @@ def run_documented(argv: list[str], capsys) -> None:
             assert made.exists() and (made.is_file() or any(made.iterdir())), made
 
 
+def make_target(target: str) -> list[list[str]]:
+    """The ``climatune`` argument lists of a Makefile target's recipe, in order."""
+    found = re.search(rf"^{target}:.*\n((?:\t.*\n?)+)", MAKEFILE.read_text(), re.M)
+    assert found, f"the README runs 'make {target}', which the Makefile lacks"
+    recipe = found.group(1).replace("\t", "").replace("$(VENV)/bin/climatune", "climatune")
+    return [a for a in map(climatune_argv, command_lines(recipe)) if a is not None]
+
+
 @pytest.fixture
 def workspace(tmp_path, monkeypatch):
     """A scratch folder to run documented commands in, with ``examples/`` at hand."""
@@ -153,7 +165,8 @@ def test_every_readme_command_block_runs(workspace, capsys):
     for block in blocks:
         for line in command_lines(block):
             if line[0] == "make":
-                assert line[1:] in (["demo"], ["test"]), line  # test_demo.py; this suite
+                for args in [] if line[1] in ("demo", "test") else make_target(line[1]):
+                    run_documented(args, capsys)  # demo: test_demo.py; test: this suite
                 continue
             args = climatune_argv(line)
             assert args is not None, f"README line runs no climatune: {shlex.join(line)}"
