@@ -61,6 +61,14 @@ def _cmd_samples(args: argparse.Namespace) -> None:
         print(f"{'':<30}units: {row['units']}")
 
 
+def _cmd_regions(args: argparse.Namespace) -> None:
+    from climatune.data.ar6 import list_named_regions
+
+    print("# IPCC AR6 WGI reference regions v4 (Iturbide et al. 2020, CC-BY 4.0)")
+    for row in list_named_regions():
+        print(f"{row['abbrev']:<5} {row['surface']:<10} {row['name']}")
+
+
 def _cmd_pretrain(args: argparse.Namespace) -> None:
     from climatune.workflows.pretraining import pretrain
 
@@ -228,7 +236,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     data = sub.add_parser(
-        "data", help="inspect data, make a synthetic archive, list bundled samples"
+        "data",
+        help="inspect data, make a synthetic archive, list bundled samples and named regions",
     )
     dsub = data.add_subparsers(dest="data_command", metavar="SUBCOMMAND", parser_class=_Parser)
     p = dsub.add_parser("inspect", help="describe variables, grid, time axis and NaNs")
@@ -244,6 +253,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_synth)
     p = dsub.add_parser("samples", help="list the bundled real datasets")
     p.set_defaults(func=_cmd_samples)
+    p = dsub.add_parser(
+        "regions", help="list the named regions data.region accepts (IPCC AR6, by acronym or name)"
+    )
+    p.set_defaults(func=_cmd_regions)
 
     p = sub.add_parser("pretrain", help="pre-train a network on an archive")
     _add_config(p)
