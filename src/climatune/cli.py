@@ -61,6 +61,14 @@ def _cmd_samples(args: argparse.Namespace) -> None:
         print(f"{'':<30}units: {row['units']}")
 
 
+def _cmd_regions(args: argparse.Namespace) -> None:
+    from climatune.data.ar6 import list_named_regions
+
+    print("# IPCC AR6 WGI reference regions v4 (Iturbide et al. 2020, CC-BY 4.0)")
+    for row in list_named_regions():
+        print(f"{row['abbrev']:<5} {row['surface']:<10} {row['name']}")
+
+
 def _cmd_pretrain(args: argparse.Namespace) -> None:
     from climatune.workflows.pretraining import pretrain
 
@@ -101,7 +109,13 @@ def _cmd_predict(args: argparse.Namespace) -> None:
     from climatune.inference.netcdf import predict_file
 
     written = predict_file(
-        args.model, args.input, args.output, device=args.device, units=args.units
+        args.model,
+        args.input,
+        args.output,
+        device=args.device,
+        units=args.units,
+        quantiles=args.quantiles,
+        samples=args.samples,
     )
     print(f"wrote {written}")
 
@@ -222,7 +236,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     data = sub.add_parser(
-        "data", help="inspect data, make a synthetic archive, list bundled samples"
+        "data",
+        help="inspect data, make a synthetic archive, list bundled samples and named regions",
     )
     dsub = data.add_subparsers(dest="data_command", metavar="SUBCOMMAND", parser_class=_Parser)
     p = dsub.add_parser("inspect", help="describe variables, grid, time axis and NaNs")
@@ -238,6 +253,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_synth)
     p = dsub.add_parser("samples", help="list the bundled real datasets")
     p.set_defaults(func=_cmd_samples)
+    p = dsub.add_parser(
+        "regions", help="list the named regions data.region accepts (IPCC AR6, by acronym or name)"
+    )
+    p.set_defaults(func=_cmd_regions)
 
     p = sub.add_parser("pretrain", help="pre-train a network on an archive")
     _add_config(p)
@@ -279,6 +298,20 @@ def build_parser() -> argparse.ArgumentParser:
         default="input",
         help="units of the predictions: the input's (default; converted back when the "
         "input was converted to the model's units) or the model's",
+    )
+    p.add_argument(
+        "--quantiles",
+        default="",
+        metavar="Q,Q,...",
+        help="write the ensemble mean and these quantiles (e.g. 0.05,0.5,0.95) instead of "
+        "every member",
+    )
+    p.add_argument(
+        "--samples",
+        type=int,
+        default=0,
+        metavar="N",
+        help="MC dropout: N predictions with the network's dropout on, along 'member'",
     )
     _add_device(p)
     p.set_defaults(func=_cmd_predict)

@@ -27,7 +27,7 @@ from climatune.data.settings import DataConfig, TaskConfig
 from climatune.errors import ClimatuneError, closest
 from climatune.finetune.settings import FinetuneConfig
 from climatune.models.settings import ModelConfig
-from climatune.training.settings import OptimConfig, TrainerConfig
+from climatune.training.settings import EnsembleConfig, OptimConfig, TrainerConfig
 from climatune.utils.bounded import check_small, load_yaml, read_text
 from climatune.utils.settings import Section
 
@@ -41,6 +41,7 @@ __all__ = [
     "ModelConfig",
     "OptimConfig",
     "TrainerConfig",
+    "EnsembleConfig",
     "FinetuneConfig",
     "ExplainConfig",
     "load_config",
@@ -61,7 +62,7 @@ class ExplainConfig(Section):
 
 
 class Config(Section):
-    """A whole run: data, task, model, optimiser, trainer and fine-tuning settings."""
+    """A whole run: data, task, model, optimiser, trainer, fine-tuning and ensemble settings."""
 
     seed: int = Field(0, ge=0, lt=2**32, description="numpy and torch accept 0 .. 2**32-1")
     data: DataConfig = Field(default_factory=DataConfig)
@@ -70,6 +71,7 @@ class Config(Section):
     optim: OptimConfig = Field(default_factory=OptimConfig)
     trainer: TrainerConfig = Field(default_factory=TrainerConfig)
     finetune: FinetuneConfig = Field(default_factory=FinetuneConfig)
+    ensemble: EnsembleConfig = Field(default_factory=EnsembleConfig)
     explain: ExplainConfig = Field(default_factory=ExplainConfig)
 
 

@@ -218,3 +218,73 @@ def test_fill_values_do_not_leak_into_coarse_downscaling_inputs(tmp_path):
     view = _view(path, "data.variables=[tas]", "task.kind=downscale", "task.factor=2")
     coarse = view.input_fields().tas.values
     assert np.nanmax(np.abs(coarse)) < 400
+
+
+def test_an_input_with_no_valid_cell_in_the_region_is_dropped_with_a_note(monthly, caplog):
+    # sst is NaN north of 40°N: a region at 50-80°N (halo 5) reads none of it
+    view = _view(
+        monthly,
+        "data.variables=[tas, sst, pr]",
+        "data.targets=[tas]",
+        "data.region={lat: [50, 80], lon: [0, 90], halo: 5}",
+    )
+    assert view.inputs == ["tas", "pr"] and view.targets == ["tas"]
+    assert "sst" not in view.fields
+    assert "note: input(s) sst have no valid cell in the domain read for region" in caplog.text
+    norm = fit_normalizer(view)
+    assert TaskSamples(view, "train", norm)[0]["fields"].shape[0] == 2
+
+
+def test_a_target_with_no_valid_cell_in_the_region_is_an_error(monthly):
+    with pytest.raises(ClimatuneError, match="target 'sst' has no valid cell in the domain"):
+        _view(
+            monthly,
+            "data.variables=[tas, sst]",
+            "data.targets=[sst]",
+            "data.region={lat: [50, 80], lon: [0, 90]}",
+        )
+    with pytest.raises(ClimatuneError, match="no input has a valid cell"):
+        _view(
+            monthly,
+            "data.variables=[sst]",
+            "data.targets=[tas]",
+            "task.lead=1",
+            "data.region={lat: [50, 80], lon: [0, 90]}",
+        )
+
+
+def test_without_a_region_an_all_nan_variable_is_still_an_error(tmp_path):
+    ds = create_test_data(ntime=120, nlat=8, nlon=16)
+    ds["pr"] = ds.pr * np.nan
+    ds.to_netcdf(tmp_path / "nan.nc")
+    with pytest.raises(ClimatuneError, match="'pr' is entirely NaN"):
+        _view(tmp_path / "nan.nc", "data.variables=[tas, pr]", "data.targets=[tas]")
+
+
+def test_a_named_region_scores_its_polygon_and_reads_its_box_with_the_halo(monthly):
+    view = _view(monthly, "data.variables=[tas]", "data.region={name: EAS, halo: 10}")
+    box = view.fields
+    assert box.lat.values.tolist() == pytest.approx([10.714286, 32.142857, 53.571429])
+    inside = view.region_mask.values
+    w = view.weights().values
+    assert inside.any() and (w[~inside] == 0).all() and w[inside].mean() == pytest.approx(1.0)
+
+
+def test_an_index_over_a_named_region_averages_its_polygon_only(monthly):
+    from climatune.data.ar6 import named_region
+
+    view = _view(
+        monthly,
+        "data.variables=[pr]",
+        "task.kind=index",
+        "task.index.variable=tas",
+        "task.index.region={name: North Pacific}",  # across the dateline
+        "task.lead=1",
+    )
+    ds = create_test_data(ntime=120, nlat=8, nlon=16, nlevel=2, index=True)
+    inside = named_region("NPO").mask(ds)
+    box = named_region("NPO").box.mask(ds)
+    assert 0 < int(inside.sum()) < int(box.sum())  # the polygon leaves out cells of its box
+    w = np.cos(np.deg2rad(ds.lat)) * inside
+    expected = ds.tas.weighted(w).mean(("lat", "lon"))
+    np.testing.assert_allclose(view.index.values, expected.values, rtol=1e-6)

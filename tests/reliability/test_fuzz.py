@@ -51,6 +51,7 @@ BUDGET = {
     "model.depth",
     "model.heads",
     "model.patch",
+    "ensemble.members",  # each member trains a network: a fuzzed count multiplies the time
 }
 PROCESSES = {"trainer.strategy", "trainer.devices", "trainer.num_nodes", "data.num_workers"}
 MADE_UP = ["", ".", "data..path", "model.nope", "trainer.lr", "a" * 300, "data.variables.0"]

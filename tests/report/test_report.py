@@ -18,6 +18,7 @@ from climatune.errors import ClimatuneError
 from climatune.report import tables
 from climatune.report.collect import PNG_SIGNATURE, read_losses
 from climatune.report.html import write_report
+from climatune.report.tables import probabilistic_lines
 
 
 class _Page(HTMLParser):
@@ -372,3 +373,35 @@ def test_renders_in_headless_chromium(rendered: tuple[Path, str], tmp_path: Path
     measured = json.loads(found.group(1).replace("&quot;", '"'))
     assert len(measured["w"]) == 7 and all(w > 0 for w in measured["w"])
     assert measured["sw"] <= measured["cw"], "horizontal overflow at 1366 px"
+
+
+def test_probabilistic_rows_get_their_own_section(tmp_path: Path) -> None:
+    def row(model: str, metric: str, value: float) -> dict:
+        return {"model": model, "task": "downscale", "variable": "tas", "metric": metric,
+                "value": value, "split": "test"}  # fmt: skip
+
+    rows = [row("finetuned", "rmse", 0.4), row("climatology", "rmse", 1.5)]
+    for model, crps, ratio, ranks in (
+        ("climatology_dressed", 0.9, 0.8, [0.2, 0.6, 0.2]),
+        ("finetuned", 0.25, 0.95, [0.3, 0.35, 0.35]),
+        ("climatological_ensemble", 0.8, 0.5, [0.4, 0.2, 0.4]),
+    ):
+        rows += [row(model, "crps", crps), row(model, "spread_skill", ratio)]
+        rows += [row(model, "pit_alpha", 0.1)]
+        rows += [row(model, f"rank_hist_{k}", v) for k, v in enumerate(ranks, start=1)]
+    (tmp_path / "metrics.json").write_text(json.dumps(rows))
+    page = _Page(write_report(tmp_path).read_text())
+    assert "probabilistic" in page.ids
+    assert {c["metric"] for c in page.cells} == {"rmse"}  # the metric table is unchanged
+    tds = [text for _, text in page.tds]
+    start = tds.index("finetuned", tds.index("finetuned") + 1)  # the probabilistic table
+    assert tds[start : start + 6] == ["finetuned", "0.25", "0.95", "0.1", "0.4", "2"]
+    order = [t for t in tds[start:] if t.endswith(("_dressed", "_ensemble"))]
+    assert order == ["climatological_ensemble", "climatology_dressed"]  # by CRPS
+    dressed = tds.index("climatology_dressed")
+    assert tds[dressed + 4] == "1.5"  # its mean is the climatology itself
+    assert any("rank histograms" in (img.get("alt") or "") for img in page.imgs)
+    assert probabilistic_lines(rows, {"tas": "K"}) == [
+        "tas finetuned ensemble: CRPS 0.25 K (best probabilistic baseline "
+        "climatological_ensemble: 0.8 K), spread/skill 0.95"
+    ]

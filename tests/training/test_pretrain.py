@@ -21,7 +21,7 @@ from climatune.workflows.pretraining import pretrain
 def test_pretrain_writes_a_complete_artifact(archive, tmp_path):
     run = pretrain(tiny_config(archive), out=tmp_path / "run")
     meta = json.loads((run / "model" / "climatune.json").read_text())
-    assert meta["schema_version"] == 2
+    assert meta["schema_version"] == 3 and meta["members"] == 1
     assert [v["name"] for v in meta["inputs"]] == ["tas", "sst"]
     assert meta["inputs"][0]["units"] == "K"
     # monthly data: anomaly normalisation, so the absolute values (in K) are in the

@@ -1,5 +1,6 @@
 """Data: open and canonicalise archives, select, cut regions, split years, build task views, normalise, stream samples."""
 
+from climatune.data.ar6 import ar6_regions, list_named_regions, named_region
 from climatune.data.bundled import BUNDLED_PREFIX, bundled_name, bundled_path, list_bundled
 from climatune.data.climatology import climatology, climatology_at, is_sub_annual
 from climatune.data.grid import (
@@ -14,7 +15,7 @@ from climatune.data.grid import (
 from climatune.data.inspect import format_table, inspect_dataset, inspect_paths
 from climatune.data.io import SourceLike, canonicalize, open_dataset, reading, source_paths
 from climatune.data.normalize import Normalizer
-from climatune.data.regions import Region, parse_region
+from climatune.data.regions import PolygonRegion, Region, parse_region
 from climatune.data.samples import (
     EpochShuffleSampler,
     TaskSamples,
@@ -29,6 +30,7 @@ from climatune.data.selection import (
     FILL_THRESHOLD,
     check_finite,
     check_not_all_nan,
+    empty_variables,
     level_name,
     require_variables,
     select,
@@ -66,11 +68,18 @@ from climatune.data.view import (
     cut_region,
     field_variables,
     flatten_levels,
+    keep_usable_inputs,
     level_variables,
     select_variables,
 )
 
 __all__ = [
+    "ar6_regions",
+    "empty_variables",
+    "keep_usable_inputs",
+    "list_named_regions",
+    "named_region",
+    "PolygonRegion",
     "bilinear_to",
     "block_indices",
     "block_nbytes",

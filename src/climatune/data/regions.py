@@ -1,12 +1,17 @@
-"""Regions: lat/lon boxes that may cross the 0° meridian, with a halo of context.
+"""Regions: lat/lon boxes that may cross the 0° meridian, and polygons, with a halo.
 
 A regional task reads its region plus a halo around it (context for the network) and
-scores the loss and the metrics inside the region only (DESIGN.md, Regions).
+scores the loss and the metrics inside the region only (DESIGN.md, Regions). A
+:class:`PolygonRegion` (a named IPCC AR6 region, :mod:`climatune.data.ar6`) reads its
+bounding box plus the halo and scores the cells whose centres lie inside its polygon.
 """
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
 
 import numpy as np
 import xarray as xr
@@ -14,7 +19,7 @@ import xarray as xr
 from climatune.data.grid import contiguous_lon, is_global
 from climatune.errors import ClimatuneError
 
-__all__ = ["Region", "parse_region"]
+__all__ = ["Region", "PolygonRegion", "parse_region"]
 
 
 @dataclass(frozen=True)
@@ -129,3 +134,88 @@ def parse_region(text: str) -> Region:
     except (KeyError, ValueError):
         raise ClimatuneError(f"region {text!r} must look like lat=30:50,lon=235:260") from None
     return Region(lat[0], lat[1], lon[0], lon[1])
+
+
+Vertices = tuple[tuple[float, float], ...]
+
+
+def _covering_arc(spans: list[tuple[float, float]]) -> tuple[float, float]:
+    """The shortest west..east arc (degrees, east may exceed 360) covering every span."""
+    best = (0.0, 360.0)
+    for start, _ in spans:
+        start %= 360.0
+        east = max((s - start) % 360.0 + (e - s) for s, e in spans)
+        if east < best[1] - best[0]:
+            best = (start, start + east)
+    return best
+
+
+@dataclass(frozen=True)
+class PolygonRegion:
+    """A region given by polygons, such as an IPCC AR6 reference region.
+
+    Parameters
+    ----------
+    abbrev, name, surface
+        Its acronym (``"WNA"``), name and surface (``"land"``, ``"ocean"`` or
+        ``"land-ocean"``).
+    parts
+        Its polygons, each a tuple of ``(lon, lat)`` vertices with longitudes in
+        -180..180; a region across the dateline is two parts, one on each side.
+
+    The cells scored are those whose centres lie inside a polygon (``regionmask``); the
+    domain read is the bounding :attr:`box` plus the halo.
+    """
+
+    abbrev: str
+    name: str
+    surface: str
+    parts: tuple[Vertices, ...] = field(repr=False)
+
+    @cached_property
+    def box(self) -> Region:
+        """The bounding box, the shortest longitude arc that holds every part."""
+        lats = [lat for part in self.parts for _, lat in part]
+        spans = [(min(p)[0], max(p)[0]) for p in (sorted(part) for part in self.parts)]
+        west, east = _covering_arc(spans)
+        return Region(min(lats), max(lats), west, min(east, west + 360.0))
+
+    @cached_property
+    def _regions(self) -> Any:
+        import regionmask  # lazily: it loads geopandas
+        from shapely.geometry import MultiPolygon, Polygon
+
+        shape = MultiPolygon([Polygon(part) for part in self.parts])
+        return regionmask.Regions([shape], abbrevs=[self.abbrev], names=[self.name])
+
+    def mask(self, ds: xr.Dataset | xr.DataArray, halo: float = 0.0) -> xr.DataArray:
+        """Boolean ``(lat, lon)`` mask of the cells whose centres lie in the polygons
+        (with ``halo`` > 0, the box grown by ``halo`` degrees, as :meth:`Region.mask`)."""
+        if halo:
+            return self.box.mask(ds, halo)
+        lon = np.mod(np.asarray(ds.lon.values, dtype=float) + 180.0, 360.0) - 180.0
+        lon[lon == -180.0] += 1e-9  # a centre on the dateline goes to the eastern part
+        with warnings.catch_warnings():  # "no gridpoint belongs to any region": all False
+            warnings.simplefilter("ignore", UserWarning)
+            warnings.simplefilter("ignore", PendingDeprecationWarning)  # inside regionmask
+            inside = self._regions.mask(lon, ds.lat.values, wrap_lon=False).notnull().values
+        return xr.DataArray(
+            inside, coords={"lat": ds.lat, "lon": ds.lon}, dims=("lat", "lon"), name="region_mask"
+        )
+
+    def subset(self, ds: xr.Dataset, halo: float = 0.0) -> xr.Dataset:
+        """Cut the bounding box plus ``halo`` degrees out of ``ds`` (:meth:`Region.subset`)."""
+        self.check_within(ds)
+        return self.box.subset(ds, halo)
+
+    def check_within(self, ds: xr.Dataset | xr.DataArray) -> None:
+        """Raise a ClimatuneError if no cell centre of ``ds`` lies inside the polygons."""
+        if not bool(self.mask(ds).any()):
+            raise ClimatuneError(
+                f"region {self} ({self.box}) holds no cell centre of the grid (lat "
+                f"{float(ds.lat.min()):g}..{float(ds.lat.max()):g}, lon {float(ds.lon.min()):g}.."
+                f"{float(ds.lon.max()):g}); choose a region inside it, or a finer grid"
+            )
+
+    def __str__(self) -> str:
+        return f"{self.abbrev} ({self.name})"

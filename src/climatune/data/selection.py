@@ -32,6 +32,7 @@ __all__ = [
     "select",
     "level_name",
     "check_not_all_nan",
+    "empty_variables",
     "check_finite",
     "without_fill",
     "FILL_THRESHOLD",
@@ -179,14 +180,19 @@ def select(
     return ds
 
 
-def check_not_all_nan(ds: xr.Dataset) -> None:
-    """Raise if any variable is NaN everywhere (one lazy Dask pass over all variables)."""
+def empty_variables(ds: xr.Dataset) -> list[str]:
+    """The numeric variables of ``ds`` that are NaN everywhere (one lazy Dask pass)."""
     names = _numeric(ds)
     if not names:
-        return
+        return []
     with reading(ds[names]):
         has_value = ds[names].notnull().any().compute()
-    empty = [n for n in names if not bool(has_value[n])]
+    return [n for n in names if not bool(has_value[n])]
+
+
+def check_not_all_nan(ds: xr.Dataset) -> None:
+    """Raise if any variable is NaN everywhere (one lazy Dask pass over all variables)."""
+    empty = empty_variables(ds)
     if empty:
         raise ClimatuneError(
             f"variable '{empty[0]}' is entirely NaN"

@@ -7,7 +7,8 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from climatune.data.regions import Region  # the one owner of what a box may be
+from climatune.data.ar6 import named_region
+from climatune.data.regions import PolygonRegion, Region  # the owner of what a region may be
 from climatune.errors import ClimatuneError
 from climatune.utils.settings import Section
 
@@ -22,19 +23,47 @@ __all__ = [
 
 
 class RegionConfig(Section):
-    """A lat/lon box in degrees; ``lon`` may cross 0° (e.g. ``[350, 20]``)."""
+    """A lat/lon box in degrees (``lon`` may cross 0°, e.g. ``[350, 20]``), or a named
+    IPCC AR6 region (``name: WNA`` or ``name: Western North America``), scored by its
+    polygon and read with the halo around its bounding box.
 
-    lat: tuple[float, float]
-    lon: tuple[float, float]
+    A plain string stands for a name (``region: MED``, ``--set data.region=MED``).
+    """
+
+    name: str | None = Field(None, description="an IPCC AR6 region: acronym or name")
+    lat: tuple[float, float] | None = None
+    lon: tuple[float, float] | None = None
     halo: float = Field(0.0, ge=0, le=90, description="degrees of context read around the region")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _a_name(cls, raw: Any) -> Any:
+        return {"name": raw} if isinstance(raw, str) else raw
+
     @model_validator(mode="after")
-    def _a_box(self) -> RegionConfig:
+    def _a_box_or_name(self) -> RegionConfig:
+        if self.name is not None and (self.lat is not None or self.lon is not None):
+            raise ValueError(
+                f"give a region by name ({self.name!r}) or by lat and lon, not both; to "
+                f"replace a box, set the whole region: --set 'data.region={{name: {self.name}}}'"
+            )
+        if self.name is None and (self.lat is None or self.lon is None):
+            raise ValueError(
+                "a region needs lat and lon (e.g. {lat: [30, 50], lon: [235, 260]}) or the "
+                "name of an IPCC AR6 region (e.g. WNA; 'climatune data regions' lists them)"
+            )
         try:
-            Region(*self.lat, *self.lon)
+            self.shape()
         except ClimatuneError as exc:
             raise ValueError(str(exc)) from None
         return self
+
+    def shape(self) -> Region | PolygonRegion:
+        """The box, or the named region's polygons."""
+        if self.name is not None:
+            return named_region(self.name)
+        assert self.lat is not None and self.lon is not None  # checked on validation
+        return Region(*self.lat, *self.lon)
 
 
 class SplitConfig(Section):

@@ -10,6 +10,7 @@ split the time axis (:func:`~climatune.data.splits.split_anchors`).
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -18,10 +19,10 @@ import xarray as xr
 
 from climatune.data.grid import coarsen_bilinear, is_global, lat_weights
 from climatune.data.io import open_dataset
-from climatune.data.regions import Region
 from climatune.data.selection import (
     check_finite,
     check_not_all_nan,
+    empty_variables,
     level_name,
     require_variables,
     select,
@@ -45,7 +46,10 @@ __all__ = [
     "level_variables",
     "cut_region",
     "field_variables",
+    "keep_usable_inputs",
 ]
+
+_log = logging.getLogger("climatune")
 
 
 def field_variables(ds: xr.Dataset) -> list[str]:
@@ -189,11 +193,13 @@ def _index_series(spec: IndexTargetConfig | None, ds: xr.Dataset) -> xr.DataArra
                 f"the index field '{spec.variable}' in {spec.path} is on another grid than the inputs; "
                 "regrid it to the input grid or give a ready-made (time) series"
             )
-        box = series
+        box, inside = series, xr.DataArray(True)
         if spec.region is not None:
-            box = Region(*spec.region.lat, *spec.region.lon).subset(series)
-        weights = np.cos(np.deg2rad(box.lat)).fillna(0)  # units kept: they may be converted
-        series = box.weighted(weights).mean(("lat", "lon"), keep_attrs=True)
+            shape = spec.region.shape()
+            box = shape.subset(series)
+            inside = shape.mask(box)  # a named region: 0 outside its polygon
+        weights = (np.cos(np.deg2rad(box.lat)) * inside).fillna(0)
+        series = box.weighted(weights).mean(("lat", "lon"), keep_attrs=True)  # units kept
     extra = [d for d in series.dims if d != "time"]
     if extra:
         raise ClimatuneError(
@@ -292,11 +298,43 @@ def cut_region(
     """
     if region is None:
         return flat, coarse, xr.ones_like(flat.lat * flat.lon, dtype=bool).rename("region_mask")
-    box = Region(*region.lat, *region.lon)
-    domain = box.subset(flat, halo=region.halo)
+    shape = region.shape()
+    domain = shape.subset(flat, halo=region.halo)
     if coarse is not None:
-        coarse = box.subset(coarse, halo=region.halo)
-    return domain, coarse, box.mask(domain)
+        coarse = shape.subset(coarse, halo=region.halo)
+    return domain, coarse, shape.mask(domain)
+
+
+def keep_usable_inputs(
+    domain: xr.Dataset, inputs: list[str], targets: list[str], region: RegionConfig
+) -> tuple[xr.Dataset, list[str]]:
+    """Drop the inputs with no valid cell in a regional ``domain``, with a note.
+
+    SST read over a land region is NaN everywhere: the input is dropped, as fine-tuning
+    drops any variable the new task lacks. A target with no valid cell is an error.
+    """
+    empty = empty_variables(domain)
+    where = f"the domain read for region {region.shape()} (halo {region.halo:g}°)"
+    lost = [t for t in targets if t in empty]
+    if lost:
+        raise ClimatuneError(
+            f"target '{lost[0]}' has no valid cell in {where}, e.g. an ocean field over land; "
+            "choose another region or target"
+        )
+    dropped = [v for v in inputs if v in empty]
+    if not dropped:
+        return domain, inputs
+    if len(dropped) == len(inputs):
+        raise ClimatuneError(
+            f"no input has a valid cell in {where} ({', '.join(dropped)} are all NaN there); "
+            "choose another region or other variables"
+        )
+    _log.warning(
+        "note: input(s) %s have no valid cell in %s; dropped from the inputs",
+        ", ".join(dropped),
+        where,
+    )
+    return domain.drop_vars(dropped), [v for v in inputs if v not in dropped]
 
 
 def _every_anchor(time: xr.DataArray, history: int, lead: int) -> np.ndarray:
@@ -340,7 +378,10 @@ def build_view(
     )
     domain, coarse, mask = cut_region(flat, data.region, coarse)
     domain = check_finite(domain)  # undeclared fill values become NaN, with a note
-    check_not_all_nan(domain)
+    if data.region is None:
+        check_not_all_nan(domain)
+    else:
+        domain, inputs = keep_usable_inputs(domain, inputs, targets, data.region)
     static = _static(data.static, domain)
     history, lead = _lag(task.kind, task.history, task.lead)
     if whole:

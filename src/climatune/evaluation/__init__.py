@@ -41,9 +41,23 @@ from climatune.evaluation.metrics import (
     skill,
     squared_errors,
 )
+from climatune.evaluation.probabilistic import (
+    climatological_ensemble,
+    dress,
+    ensemble_rows,
+    probabilistic_rows,
+    residual_spread,
+    spread_skill,
+)
 
 __all__ = [
     "acc",
+    "climatological_ensemble",
+    "dress",
+    "ensemble_rows",
+    "probabilistic_rows",
+    "residual_spread",
+    "spread_skill",
     "Baseline",
     "BASELINES",
     "baselines_for",

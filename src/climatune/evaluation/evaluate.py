@@ -20,10 +20,11 @@ import xarray as xr
 
 from climatune.data.view import TaskView
 from climatune.errors import ClimatuneError
-from climatune.evaluation.baselines import BASELINES, baselines_for, make_baseline
+from climatune.evaluation.baselines import BASELINES, Baseline, baselines_for, make_baseline
 from climatune.evaluation.bootstrap import INTERVAL_KEYS, comparison_rows
 from climatune.evaluation.climatology import climatology_at, view_climatology
 from climatune.evaluation.metrics import score
+from climatune.evaluation.probabilistic import probabilistic_rows
 from climatune.inference import LoadedModel, predict_view
 from climatune.utils.atomic import atomic_path
 
@@ -77,18 +78,27 @@ def evaluate_view(
 
     Returns the metric rows, then one ``rmse_diff`` row per network, variable and other
     prediction with its 95 % interval (bootstrap draws seeded by ``seed``), and the
-    predictions by name.
+    predictions by name. An ensemble is scored by its members' mean; when there is one,
+    the probabilistic rows of every ensemble and of the probabilistic baselines follow
+    (:func:`~climatune.evaluation.probabilistic.probabilistic_rows`).
     """
     truth = view.truth(split).load()
     clim = climatology_at(view_climatology(view), view.target_times(split)).load()
     weights = None if view.is_scalar else view.weights()
     preds: dict[str, xr.Dataset] = {}
+    ensembles: dict[str, xr.Dataset] = {}
     for name, model in models.items():
-        preds[name] = predict_view(model, view, split)
+        if model.members > 1:
+            ensembles[name] = predict_view(model, view, split, members=True)
+            preds[name] = ensembles[name].mean("member", keep_attrs=True)
+        else:
+            preds[name] = predict_view(model, view, split)
+    fitted: dict[str, Baseline] = {}
     for name in baselines:
         if name == "scratch":
             continue
-        preds[name] = make_baseline(name).fit(view).predict(view, split)
+        fitted[name] = make_baseline(name).fit(view)
+        preds[name] = fitted[name].predict(view, split)
     truth = _common_cells(truth, preds)
     rows: list[dict[str, Any]] = []
     for name, pred in preds.items():
@@ -96,6 +106,8 @@ def evaluate_view(
     rows += comparison_rows(
         preds, truth, weights, list(models), task=view.kind, split=split, seed=seed
     )
+    if ensembles:
+        rows += probabilistic_rows(view, ensembles, fitted, preds, truth, weights, split=split)
     return rows, preds
 
 

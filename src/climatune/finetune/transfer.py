@@ -126,6 +126,10 @@ def adapt_parent(
     finetune_normalization(parent, view, normalization)  # before any work
     names, _ = static_channels(view)
     net = parent.net.train()
+    if not isinstance(net, ClimateNet):
+        raise ClimatuneError(
+            "adapt one member of a pre-trained ensemble at a time (LoadedModel.member(k))"
+        )
     with seeded(seed):
         report = adapt_network(net, parent.meta, view, len(names), head_options)
     if converted:

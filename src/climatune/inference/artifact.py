@@ -9,6 +9,7 @@ field. Older schema versions are migrated on load.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -24,6 +25,7 @@ from safetensors.torch import load_file, save_file
 from climatune import __version__
 from climatune.data.settings import DataConfig, TaskConfig
 from climatune.errors import ClimatuneError, closest
+from climatune.models.ensemble import MAX_MEMBERS, EnsembleNet
 from climatune.models.net import ClimateNet
 from climatune.utils.atomic import atomic_path
 from climatune.utils.bounded import load_json, read_text
@@ -43,16 +45,28 @@ __all__ = [
     "variable_records",
 ]
 
-SCHEMA_VERSION = 2  # 1: provenance; 2: the residual in the net spec, the task stored once
+SCHEMA_VERSION = 3  # 1: provenance; 2: the residual in the net spec, the task stored once;
+# 3: ensembles (``members``; member k >= 1 has its weights under ``member.k.``)
 WEIGHTS, META = "weights.safetensors", "climatune.json"
 #: Anomaly normalisation's climatology, one ``(12, ...)`` float32 tensor per variable, in a
 #: file of its own: a broken network weight cannot hide behind it, nor it behind one
 CLIMATOLOGY = "normalization.safetensors"
 _STATIC_KEY = "__static__"
+_MEMBER = "member.{}."  # the prefix of member k's weights, for k >= 1
 # Task settings stored once, in ``task`` (the stored config's task section holds the rest)
 TASK_KEYS = ("kind", "history", "lead", "factor")
 # Top-level sections of the stored config
-CONFIG_SECTIONS = ("seed", "data", "task", "model", "optim", "trainer", "finetune", "explain")
+CONFIG_SECTIONS = (
+    "seed",
+    "data",
+    "task",
+    "model",
+    "optim",
+    "trainer",
+    "finetune",
+    "ensemble",
+    "explain",
+)
 S = TypeVar("S", bound=Section)
 _META_BYTES = 256 * 2**20  # climatune.json: the grid and the normalisation statistics
 _REQUIRED = (
@@ -72,6 +86,11 @@ class ArtifactMeta:
     """The JSON half of an artifact, as plain Python values."""
 
     data: dict[str, Any]
+
+    @property
+    def members(self) -> int:
+        """How many networks the artifact holds (1: a single network)."""
+        return int(self.data.get("members", 1))
 
     @property
     def inputs(self) -> list[str]:
@@ -155,25 +174,39 @@ def resolve_model_dir(path: str | Path) -> Path:
 
 def save_artifact(
     model_dir: str | Path,
-    net: torch.nn.Module,
+    net: torch.nn.Module | Sequence[torch.nn.Module],
     meta: dict[str, Any],
     static: torch.Tensor,
     climatology: dict[str, np.ndarray] | None = None,
 ) -> Path:
     """Write weights and metadata atomically; returns the model directory.
 
-    ``climatology`` (anomaly normalisation's per-variable ``(12, ...)`` arrays) goes to
+    ``net`` is one network or the members of an ensemble (one architecture). One
+    safetensors file holds them all: member 0 under the names a single network has, so
+    that its layout is unchanged, and member k under ``member.k.``. ``climatology``
+    (anomaly normalisation's per-variable ``(12, ...)`` arrays) goes to
     :data:`CLIMATOLOGY`, apart from the network's weights and out of the JSON.
     """
-    assert isinstance(net, ClimateNet)
+    nets = list(net) if isinstance(net, Sequence) else [net]
+    assert nets and all(isinstance(n, ClimateNet) for n in nets)
+    spec = nets[0].spec()  # type: ignore[operator]
+    if any(n.spec() != spec for n in nets[1:]):  # type: ignore[operator]
+        raise ClimatuneError(
+            f"refusing to write the model to {model_dir}: its members differ in architecture"
+        )
     meta = {
         "schema_version": SCHEMA_VERSION,
         "climatune_version": __version__,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "architecture": net.spec(),
+        "architecture": spec,
+        "members": len(nets),
         **meta,
     }
-    tensors = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
+    tensors = {
+        (_MEMBER.format(k) if k else "") + name: value.detach().cpu().contiguous()
+        for k, member in enumerate(nets)
+        for name, value in member.state_dict().items()
+    }
     tensors[_STATIC_KEY] = static.detach().cpu().float().contiguous()
     fields = {
         name: torch.from_numpy(np.ascontiguousarray(clim, np.float32))
@@ -226,6 +259,8 @@ def _migrate(data: dict[str, Any]) -> dict[str, Any]:
         data = {**data, "schema_version": 1, "provenance": data.get("provenance", {})}
     if data["schema_version"] == 1:
         data = _one_copy(data)
+    if data["schema_version"] == 2:  # one network; schema 3 added ensembles
+        data = {**data, "schema_version": 3, "members": 1}
     return data
 
 
@@ -271,6 +306,7 @@ def read_meta(model_dir: Path) -> ArtifactMeta:
         "static",
         "region",
         "history",
+        "members",
     }
     extra = sorted(set(data) - allowed)
     if extra:
@@ -336,6 +372,9 @@ def _malformed(data: dict[str, Any]) -> str | None:
     stored = data["config"].get("task", {})
     if not isinstance(stored, dict) or set(stored) & set(TASK_KEYS):
         return f"config key 'task' must be an object without {list(TASK_KEYS)} (see 'task')"
+    members = data.get("members", 1)
+    if type(members) is not int or not 1 <= members <= MAX_MEMBERS:
+        return f"field 'members' must be a whole number from 1 to {MAX_MEMBERS}"
     static = data.get("static")
     if static is not None and not (
         isinstance(static, list) and all(isinstance(n, str) for n in static)
@@ -377,19 +416,51 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
 
 def read_artifact(
     model_dir: Path,
-) -> tuple[ArtifactMeta, ClimateNet, torch.Tensor, dict[str, np.ndarray]]:
+) -> tuple[ArtifactMeta, ClimateNet | EnsembleNet, torch.Tensor, dict[str, np.ndarray]]:
     """The validated metadata, the network with its weights, the static inputs and the
     climatology arrays (empty for a model normalised globally).
 
-    Anything that does not match (weights against the architecture, static inputs against
-    the grid, the climatology against the grid and the JSON) is refused with a
-    :class:`~climatune.errors.ClimatuneError`. The network's weights are checked first.
+    The network of an ensemble is an :class:`~climatune.models.ensemble.EnsembleNet`
+    (its ``forward`` is the members' mean). Anything that does not match (weights
+    against the architecture and the member count, static inputs against the grid, then
+    the climatology against the grid and the JSON) is refused with a
+    :class:`~climatune.errors.ClimatuneError`.
     """
     meta = read_meta(model_dir)
     tensors = read_weights(model_dir)
     static = tensors.pop(_STATIC_KEY, None)
     if static is None:
         raise ClimatuneError(f"{model_dir / WEIGHTS} lacks the static inputs; re-export the model")
+    nets = []
+    for k in range(meta.members):
+        prefix = _MEMBER.format(k) if k else ""
+        mine = {
+            name[len(prefix) :]: value
+            for name, value in tensors.items()
+            if name.startswith(prefix) and (k or not name.startswith("member."))
+        }
+        nets.append(_member_net(model_dir, meta, mine, static))
+    known = meta.members * len(nets[0].state_dict())
+    if len(tensors) != known:
+        raise ClimatuneError(
+            f"{model_dir / WEIGHTS} holds {len(tensors)} tensors, but {meta.members} member(s) "
+            f"of its architecture have {known}; refusing to load it"
+        )
+    grid, names = meta.data["grid"], meta.data.get("static")
+    shape = (len(names) if names else static.shape[0], len(grid["lat"]), len(grid["lon"]))
+    if tuple(static.shape) != shape:
+        raise ClimatuneError(
+            f"{model_dir / WEIGHTS}: the static inputs are {list(static.shape)}, but the "
+            f"artifact's static names and grid say {list(shape)}; refusing to load it"
+        )
+    net = nets[0] if len(nets) == 1 else EnsembleNet(nets)
+    return meta, net, static, read_climatology(model_dir, meta)
+
+
+def _member_net(
+    model_dir: Path, meta: ArtifactMeta, tensors: dict[str, torch.Tensor], static: torch.Tensor
+) -> ClimateNet:
+    """One member's network with its weights, checked against the architecture."""
     try:
         net = ClimateNet.from_spec(meta.data["architecture"])
         expected = {**net.state_dict(), _STATIC_KEY: torch.zeros(())}
@@ -402,14 +473,7 @@ def read_artifact(
         ) from exc
     if problem:
         raise ClimatuneError(f"{model_dir / WEIGHTS}: {problem}; refusing to load it")
-    grid, names = meta.data["grid"], meta.data.get("static")
-    shape = (len(names) if names else static.shape[0], len(grid["lat"]), len(grid["lon"]))
-    if tuple(static.shape) != shape:
-        raise ClimatuneError(
-            f"{model_dir / WEIGHTS}: the static inputs are {list(static.shape)}, but the "
-            f"artifact's static names and grid say {list(shape)}; refusing to load it"
-        )
-    return meta, net, static, read_climatology(model_dir, meta)
+    return net
 
 
 def read_climatology(model_dir: Path, meta: ArtifactMeta) -> dict[str, np.ndarray]:

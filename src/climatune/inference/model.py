@@ -1,7 +1,9 @@
-"""A loaded model: the network, its artifact's metadata and its static inputs, on a device."""
+"""A loaded model: the network (or an ensemble's members), its artifact's metadata and its
+static inputs, on a device."""
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 from typing import Literal
 
@@ -18,6 +20,7 @@ from climatune.inference.artifact import (
     resolve_model_dir,
 )
 from climatune.inference.predict import predict_view
+from climatune.models.ensemble import EnsembleNet, members_of
 from climatune.models.net import ClimateNet
 
 __all__ = ["LoadedModel", "load_model"]
@@ -29,12 +32,17 @@ class LoadedModel:
     Use :func:`load_model` to make one; :meth:`predict` maps an ``xr.Dataset`` to
     denormalised predictions with coordinates. The network runs on :attr:`device`;
     tensors go in and come out on the caller's device.
+
+    A deep ensemble's :attr:`net` is an :class:`~climatune.models.ensemble.EnsembleNet`:
+    :meth:`forward` and :meth:`predict` give the members' mean (what metrics and
+    attribution use), :meth:`forward_members` and ``predict(..., members=True)`` each
+    member's prediction, and :meth:`member` one member as a model of its own.
     """
 
     def __init__(
         self,
         model_dir: Path,
-        net: ClimateNet,
+        net: ClimateNet | EnsembleNet,
         meta: ArtifactMeta,
         static: torch.Tensor,
         device: str | torch.device = "cpu",
@@ -44,6 +52,31 @@ class LoadedModel:
         self.device = resolve_device(device)
         self.net = net.to(self.device).eval()
         self.normalizer = normalizer or Normalizer.from_dict(meta.data["normalization"])
+
+    @property
+    def members(self) -> int:
+        """How many networks the model holds (1 for a single network)."""
+        return len(self.net) if isinstance(self.net, EnsembleNet) else 1
+
+    def member(self, k: int) -> LoadedModel:
+        """Member ``k`` as a model of its own, with a copy of its weights (to adapt or train)."""
+        if not 0 <= k < self.members:
+            raise IndexError(f"member {k} of a model with {self.members}")
+        net = copy.deepcopy(members_of(self.net)[k])
+        return LoadedModel(
+            self.model_dir, net, self.meta, self.static, self.device, self.normalizer
+        )
+
+    def forward_members(
+        self, fields: torch.Tensor, static: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Each member's normalised prediction, ``[members, B, ...]`` (:meth:`forward`)."""
+        static = self.static if static is None else static
+        x = fields.to(self.device)
+        s = static.to(self.device).expand(fields.shape[0], *static.shape[-3:])
+        if isinstance(self.net, EnsembleNet):
+            return self.net.forward_members(x, s).to(fields.device)
+        return self.net(x, s).unsqueeze(0).to(fields.device)
 
     def forward(self, fields: torch.Tensor, static: torch.Tensor | None = None) -> torch.Tensor:
         """Normalised prediction for normalised ``fields`` ``[B, V, history, H, W]``.
@@ -68,8 +101,15 @@ class LoadedModel:
         *,
         batch_size: int = 32,
         units: Literal["input", "model"] = "input",
+        members: bool = False,
+        samples: int = 0,
     ) -> xr.Dataset:
         """Predict every step of ``ds`` that has enough history; physical units, with coords.
+
+        An ensemble predicts its members' mean; with ``members=True``, each member's
+        prediction along a ``member`` dimension. ``samples=N`` draws N predictions per
+        member with dropout on (MC dropout, along ``member``; refused for a network
+        without dropout).
 
         Field predictions hold the scored region only: the halo read around it is NaN.
         They are in the units of ``ds`` (``units="input"``; data in other units than the
@@ -77,7 +117,15 @@ class LoadedModel:
         the model's (``units="model"``).
         """
         view = self.view(ds)
-        pred = predict_view(self, view, "predict", batch_size=batch_size, units=units)
+        pred = predict_view(
+            self,
+            view,
+            "predict",
+            batch_size=batch_size,
+            units=units,
+            members=members,
+            samples=samples,
+        )
         return pred if view.is_scalar else pred.where(view.region_mask)
 
 

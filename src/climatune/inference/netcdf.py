@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
+import xarray as xr
 
 from climatune import __version__
 from climatune.data.io import open_dataset, source_paths
@@ -15,7 +17,9 @@ from climatune.inference.artifact import model_paths
 from climatune.inference.model import load_model
 from climatune.utils.atomic import atomic_path, check_new_path, check_not_input
 
-__all__ = ["predict_file"]
+__all__ = ["MAX_SAMPLES", "check_quantiles", "predict_file"]
+
+MAX_SAMPLES = 1000  # MC-dropout draws: each is a whole prediction held in memory
 
 
 def predict_file(
@@ -25,20 +29,39 @@ def predict_file(
     *,
     device: str = "cpu",
     units: Literal["input", "model"] = "input",
+    quantiles: str | Sequence[float] = (),
+    samples: int = 0,
 ) -> Path:
     """``climatune predict``: read ``input_path``, predict on ``device``, write CF NetCDF.
 
     The predictions are in the input's units, or the model's with ``units="model"``
-    (:meth:`~climatune.inference.model.LoadedModel.predict`).
+    (:meth:`~climatune.inference.model.LoadedModel.predict`). An ensemble's file holds
+    every member along ``member`` (CF ``realization``); ``samples=N`` draws N predictions
+    per member with MC dropout. With ``quantiles``, the file holds instead the mean over
+    the members (``cell_methods: "member: mean"``) and, in ``NAME_quantiles``, the given
+    quantiles along a ``quantile`` coordinate.
     """
+    quantiles = check_quantiles(quantiles)
+    if not 0 <= samples <= MAX_SAMPLES:
+        raise ClimatuneError(
+            f"--samples must be a count from 1 to {MAX_SAMPLES} (0: none), got {samples}"
+        )
     output = Path(output)
     if output.exists() and output.is_dir():
         raise ClimatuneError(f"--output {output} is a directory; give a .nc file path")
     check_not_input(output, [*model_paths(model_path), *source_paths(input_path)], flag="--output")
     check_new_path(output, flag="--output")
     model = load_model(model_path, device)
+    if quantiles and model.members == 1 and not samples:
+        raise ClimatuneError(
+            "--quantiles needs several predictions: an ensemble model (ensemble.members) "
+            "or MC dropout draws (--samples N)"
+        )
     ds = open_dataset(input_path)
-    pred = model.predict(ds, units=units)
+    draws = model.members > 1 or samples > 0
+    pred = model.predict(ds, units=units, members=draws, samples=samples)
+    if draws:
+        pred = _ensemble_summary(pred, quantiles, samples)
     calendar = ds.time.encoding.get("calendar") or pred.time.dt.calendar
     pred.attrs = {
         "Conventions": "CF-1.8",
@@ -46,6 +69,7 @@ def predict_file(
         "source": f"climatune {__version__}, model {model.model_dir.resolve()}",
         "history": f"{datetime.now(timezone.utc).isoformat(timespec='seconds')}: climatune predict "
         f"{model_path} --input {input_path} --output {output}",
+        **pred.attrs,
     }
     for coord, attrs in (
         ("lat", {"units": "degrees_north", "standard_name": "latitude", "axis": "Y"}),
@@ -54,10 +78,61 @@ def predict_file(
         if coord in pred.coords:
             pred[coord].attrs.update(attrs)
     pred.time.attrs.update({"standard_name": "time", "axis": "T"})
-    encoding = {"time": {"units": "days since 1850-01-01", "calendar": calendar}}
+    encoding: dict[str, dict] = {"time": {"units": "days since 1850-01-01", "calendar": calendar}}
     encoding.update(
         {str(v): {"_FillValue": np.float32(np.nan), "dtype": "float32"} for v in pred.data_vars}
     )
+    if "member" in pred.coords:
+        encoding["member"] = {"dtype": "int32"}
     with atomic_path(output, overwrite=False) as tmp:
         pred.to_netcdf(tmp, encoding=encoding, engine="netcdf4")
     return output
+
+
+def check_quantiles(quantiles: str | Sequence[float]) -> list[float]:
+    """The quantiles asked for (``"0.05,0.5,0.95"`` or numbers), sorted; each must lie
+    strictly between 0 and 1, once."""
+    if isinstance(quantiles, str):
+        try:
+            values = [float(q) for q in quantiles.split(",") if q.strip()]
+        except ValueError:
+            raise ClimatuneError(
+                f"--quantiles {quantiles[:40]!r} must be comma-separated numbers, e.g. 0.05,0.5,0.95"
+            ) from None
+    else:
+        values = [float(q) for q in quantiles]
+    bad = [q for q in values if not 0.0 < q < 1.0]  # NaN too
+    if bad:
+        raise ClimatuneError(f"--quantiles must lie strictly between 0 and 1, got {bad[0]:g}")
+    if len(set(values)) != len(values):
+        raise ClimatuneError("--quantiles lists a quantile twice")
+    return sorted(values)
+
+
+def _ensemble_summary(pred: xr.Dataset, quantiles: Sequence[float], samples: int) -> xr.Dataset:
+    """``pred`` (with a ``member`` dimension) as CF wants it: each member as a realization,
+    or the members' mean plus the chosen quantiles."""
+    n = pred.sizes["member"]
+    how = f"{n} MC-dropout draws" if samples else f"{n} ensemble members"
+    if samples and n != samples:
+        how = f"{samples} MC-dropout draws from each of {n // samples} ensemble members"
+    if not quantiles:
+        pred = pred.assign_coords(member=np.arange(n, dtype="int32"))
+        pred.member.attrs.update(
+            {"standard_name": "realization", "long_name": "ensemble member", "units": "1"}
+        )
+        pred.attrs = {"ensemble": f"each of {how}, along 'member'"}
+        return pred
+    out = {}
+    for name, da in pred.data_vars.items():
+        mean = da.mean("member", keep_attrs=True)
+        mean.attrs["cell_methods"] = "member: mean"
+        out[str(name)] = mean
+        q = da.quantile(list(quantiles), dim="member", keep_attrs=True)
+        q.attrs["long_name"] = f"quantiles of {da.attrs.get('long_name') or name} over {how}"
+        q.attrs["comment"] = "the quantile coordinate gives the probability (linear interpolation)"
+        out[f"{name}_quantiles"] = q.transpose("quantile", ...)
+    result = xr.Dataset(out)
+    result["quantile"].attrs.update({"long_name": "probability of the quantile", "units": "1"})
+    result.attrs = {"ensemble": f"the mean and quantiles {list(quantiles)} of {how}"}
+    return result

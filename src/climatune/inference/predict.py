@@ -15,6 +15,7 @@ from climatune.data.samples import TaskSamples, static_channels
 from climatune.data.units import convert, to_units
 from climatune.data.view import TaskView
 from climatune.errors import ClimatuneError
+from climatune.models.ensemble import mc_dropout
 
 if TYPE_CHECKING:  # LoadedModel.predict calls predict_view
     from climatune.inference.model import LoadedModel
@@ -94,11 +95,17 @@ def predict_view(
     *,
     batch_size: int = 32,
     units: Literal["input", "model"] = "input",
+    members: bool = False,
+    samples: int = 0,
 ) -> xr.Dataset:
     """Predictions for every sample of ``split``, denormalised and shaped like ``view.truth``.
 
     A model trained on anomalies gets the climatology of each target's month added back:
-    the predictions are full values.
+    the predictions are full values. An ensemble gives its members' mean, or with
+    ``members=True`` each member's prediction along a leading ``member`` dimension.
+    ``samples=N`` draws N predictions per member with dropout on
+    (:func:`~climatune.models.ensemble.mc_dropout`, seeded: the same call gives the same
+    draws), along ``member`` too.
 
     Cells that are NaN in the input are NaN in the output. The cells of the halo around a
     region are predicted too; the metrics weight them 0 (:meth:`TaskView.weights`).
@@ -108,25 +115,32 @@ def predict_view(
     """
     given, given_index = view.fields, view.index
     view = model_view(model, view)
-    samples = TaskSamples(view, split, model.normalizer, mask_ratio=0.0)
+    batches = TaskSamples(view, split, model.normalizer, mask_ratio=0.0)
     static = static_for(model, view)
     model.net.eval()
-    outs = [
-        model.forward(batch["fields"], static).float().numpy()
-        for batch in DataLoader(samples, batch_size=batch_size)
-    ]
-    pred = np.concatenate(outs)
+    loader = DataLoader(batches, batch_size=batch_size)
+    if samples:
+        pred = _sampled(model, loader, static, samples)
+    elif members:
+        pred = np.concatenate(
+            [model.forward_members(b["fields"], static).float().numpy() for b in loader], axis=1
+        )
+    else:
+        pred = np.concatenate([model.forward(b["fields"], static).float().numpy() for b in loader])
+    lead = ["member"] if samples or members else []
     times = view.fields.time.isel(time=view.target_index(view.anchors[split]))
     names = model.meta.outputs
     records = {r["name"]: r for r in model.meta.data["outputs"]}
     data = {}
     months = times.dt.month.values
     for i, name in enumerate(names):
-        centre = model.normalizer.centre(name, months, pred.shape[2:])
-        values = pred[:, i] * model.normalizer.std_[name] + centre
+        values = pred[..., i, :, :] if pred.ndim == 4 + len(lead) else pred[..., i]
+        cells = values.shape[1 + len(lead) :]  # after the member and time axes
+        centre = model.normalizer.centre(name, months, cells)  # the mean, or a climatology
+        values = values * model.normalizer.std_[name] + centre
         attrs = {k: v for k, v in records[name].items() if k != "name" and v}
-        if values.ndim == 1:
-            series = xr.DataArray(values, coords={"time": times}, dims=["time"], attrs=attrs)
+        if values.ndim == 1 + len(lead):
+            series = xr.DataArray(values, coords={"time": times}, dims=[*lead, "time"], attrs=attrs)
             back = "" if given_index is None else str(given_index.attrs.get("units", ""))
             if units == "input" and back and back != attrs.get("units", back):
                 series = convert(series, back)
@@ -135,7 +149,7 @@ def predict_view(
         da = xr.DataArray(
             values,
             coords={"time": times, "lat": view.fields.lat, "lon": view.fields.lon},
-            dims=["time", "lat", "lon"],
+            dims=[*lead, "time", "lat", "lon"],
             attrs=attrs,
         )
         if name in given:
@@ -144,7 +158,22 @@ def predict_view(
                 da = convert(da, back)
             da = da.where(given[name].isel(time=0).notnull())
         data[name] = da
-    return xr.Dataset(data)
+    out = xr.Dataset(data)
+    return out.assign_coords(member=np.arange(pred.shape[0])) if lead else out
+
+
+def _sampled(
+    model: LoadedModel, loader: DataLoader, static: torch.Tensor, samples: int, seed: int = 0
+) -> np.ndarray:
+    """``samples`` MC-dropout draws per member, ``[members * samples, N, ...]``, seeded."""
+    devices = [model.device] if model.device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices), mc_dropout(model.net):
+        torch.manual_seed(seed)
+        draws = [
+            torch.cat([model.forward_members(b["fields"], static) for _ in range(samples)])
+            for b in loader
+        ]
+    return np.concatenate([d.float().numpy() for d in draws], axis=1)
 
 
 def _same_axis(a: np.ndarray, b: np.ndarray, *, periodic: bool) -> bool:

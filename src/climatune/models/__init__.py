@@ -13,6 +13,7 @@ torch.Size([3, 1, 20, 36])
 """
 
 from climatune.models.backbones import Backbone, ResNet, UNet, ViT
+from climatune.models.ensemble import EnsembleNet, dropout_modules, mc_dropout, members_of
 from climatune.models.heads import FieldHead, Head, ReadoutHead, ScalarHead
 from climatune.models.lora import apply_lora, has_lora, lora_targets, merge_lora
 from climatune.models.net import SPEC_VERSION, ClimateNet, build_net
@@ -32,6 +33,7 @@ from climatune.models.stem import VariableStem
 __all__ = [
     "Backbone",
     "ClimateNet",
+    "EnsembleNet",
     "FieldHead",
     "Head",
     "ReadoutHead",
@@ -46,11 +48,14 @@ __all__ = [
     "build_net",
     "create_backbone",
     "create_head",
+    "dropout_modules",
     "has_lora",
     "head_class",
     "list_backbones",
     "list_heads",
     "lora_targets",
+    "mc_dropout",
+    "members_of",
     "merge_lora",
     "options",
     "register_backbone",

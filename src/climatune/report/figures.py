@@ -125,3 +125,24 @@ def rmse_bars(
     ax.tick_params(labelsize=8)
     ax.grid(axis="x", alpha=0.3)
     return png_bytes(fig)
+
+
+def rank_histograms(ranks: Mapping[str, Sequence[float]], *, variable: str) -> bytes | None:
+    """One panel per ensemble: the relative frequency of each rank of the truth among the
+    members, with the flat line of a calibrated ensemble."""
+    items = [(m, list(v)) for m, v in ranks.items() if len(v) >= 2]
+    if not items:
+        return None
+    fig = Figure(figsize=(3.2 * len(items), 2.6))
+    axes = fig.subplots(1, len(items), squeeze=False)[0]
+    for ax, (model, values) in zip(axes, items):
+        ax.bar(range(1, len(values) + 1), values, color="#8d99ae", width=0.85)
+        ax.axhline(1 / len(values), color="#d1495b", lw=1, ls="--", label="calibrated")
+        ax.set_title(f"{variable}: {model}", fontsize=9)
+        ax.set_xlabel("rank of the truth", fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    axes[0].set_ylabel("relative frequency", fontsize=8)
+    axes[0].legend(fontsize=7)
+    fig.tight_layout()
+    return png_bytes(fig)

@@ -339,6 +339,59 @@ def _metrics(found: Found) -> str:
     return "".join(out)
 
 
+def _probabilistic(found: Found) -> str:
+    """CRPS, spread-skill, PIT alpha and the ensemble-mean RMSE of every ensemble and
+    probabilistic baseline, and the networks' rank histograms."""
+    units = _units(found)
+    out = []
+    for path in found.metrics:
+        rows = read_json(path, [])
+        by_var = tables.probabilistic_table(rows if isinstance(rows, list) else [])
+        for var, models in by_var.items():
+            unit = f" [{_e(units[var])}]" if units.get(var) else ""
+            body: list[list[Cell]] = []
+            for model, entry in models.items():
+                ratio = entry.get("spread_skill", math.nan)
+                body.append(
+                    [
+                        _e(model),
+                        tables.fmt(entry.get("crps", math.nan), 3),
+                        f"{ratio:.2f}" if math.isfinite(ratio) else "–",
+                        tables.fmt(entry.get("pit_alpha", math.nan), 3),
+                        tables.fmt(entry.get("rmse", math.nan), 3),
+                        _e(str(len(entry["ranks"]) - 1)) if entry["ranks"] else "–",
+                    ]
+                )
+            out.append(f"<h3>{_e(var)} ({_e(found.rel(path))})</h3>")
+            out.append(
+                markup.table(
+                    [
+                        "model",
+                        f"CRPS{unit}",
+                        "spread / skill",
+                        "PIT alpha",
+                        f"ensemble-mean RMSE{unit}",
+                        "members",
+                    ],
+                    body,
+                )
+            )
+            nets = {m: e["ranks"] for m, e in models.items() if m in tables.NETWORKS}
+            png = figures.rank_histograms(nets, variable=var)
+            if png:
+                out.append(markup.figure(png, f"{var}: rank histograms"))
+    if not out:
+        return ""
+    return (
+        '<p class="note">Fair ensemble CRPS (lower is better), spread-skill ratio (1 for a '
+        "calibrated ensemble, below 1 over-confident), alpha score of the PIT (0 when "
+        "calibrated; about 1/(4 M) for M members even then), latitude-weighted inside the "
+        "region, computed with the scores package. Baselines: the climatological ensemble "
+        "(the training years) and each deterministic baseline dressed with its training "
+        "residual spread (20 members).</p>" + "".join(out)
+    )
+
+
 # --------------------------------------------------------------------------- 4-5. maps, curve
 
 
@@ -672,6 +725,7 @@ SECTIONS: tuple[tuple[str, str, Callable[[Found], str]], ...] = (
     ("summary", "Summary", _summary),
     ("training", "Training curves", _training),
     ("metrics", "Metrics against the baselines", _metrics),
+    ("probabilistic", "Probabilistic scores", _probabilistic),
     ("maps", "Maps", _maps),
     ("efficiency", "Data efficiency", _curve),
     ("leads", "Skill by lead time", _leads),

@@ -15,6 +15,10 @@ from climatune.report.collect import to_float
 
 __all__ = [
     "METRIC_ORDER",
+    "PROBABILISTIC_METRICS",
+    "is_probabilistic",
+    "probabilistic_lines",
+    "probabilistic_table",
     "NETWORKS",
     "MetricTable",
     "metric_table",
@@ -29,6 +33,7 @@ __all__ = [
 ]
 
 METRIC_ORDER = ("rmse", "mae", "bias", "acc", "skill", "corr")
+PROBABILISTIC_METRICS = ("crps", "spread_skill", "pit_alpha")
 _LOWER = {"rmse", "mae"}
 _HIGHER = {"acc", "skill", "corr"}
 # Model labels written by ``evaluate`` for networks; every other label is a baseline.
@@ -86,13 +91,85 @@ def _ordered_models(models: Iterable[str]) -> list[str]:
     return nets + [m for m in models if m not in nets]
 
 
+def is_probabilistic(metric: str) -> bool:
+    """Whether ``metric`` scores an ensemble (CRPS, spread-skill, PIT, rank histogram): such
+    rows have their own section, not a column of the metric table."""
+    return metric in PROBABILISTIC_METRICS or metric.startswith("rank_hist_")
+
+
+def probabilistic_table(
+    rows: Sequence[dict[str, Any]],
+) -> dict[str, dict[str, dict[str, Any]]]:
+    """Per variable and model, the probabilistic scores of the rows (:func:`is_probabilistic`).
+
+    Each model's entry holds ``crps``, ``spread_skill``, ``pit_alpha``, ``rmse`` (of the
+    ensemble mean, where the rows have it: a network's, or a dressed baseline's own) and
+    ``ranks``, the rank histogram in rank order.
+    Models come in order of CRPS, best first. Empty when no row is probabilistic.
+    """
+    rows = [r for r in rows if isinstance(r, dict) and {"model", "variable", "metric"} <= set(r)]
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    for r in rows:
+        metric = str(r["metric"])
+        if not is_probabilistic(metric):
+            continue
+        entry = out.setdefault(str(r["variable"]), {}).setdefault(str(r["model"]), {"ranks": {}})
+        if metric.startswith("rank_hist_"):
+            entry["ranks"][int(metric.removeprefix("rank_hist_"))] = to_float(r.get("value"))
+        else:
+            entry[metric] = to_float(r.get("value"))
+    for r in rows:  # a dressed baseline's mean is the baseline itself
+        if r["metric"] != "rmse" or "reference" in r:
+            continue
+        models = out.get(str(r["variable"]), {})
+        for name in (str(r["model"]), f"{r['model']}_dressed"):
+            if name in models:
+                models[name]["rmse"] = to_float(r.get("value"))
+    for var, models in out.items():
+        for entry in models.values():
+            entry["ranks"] = [entry["ranks"][k] for k in sorted(entry["ranks"])]
+        out[var] = dict(
+            sorted(models.items(), key=lambda kv: _nan_last(kv[1].get("crps", math.nan)))
+        )
+    return out
+
+
+def probabilistic_lines(rows: Sequence[dict[str, Any]], units: dict[str, str]) -> list[str]:
+    """One line per variable and network ensemble: its CRPS against the best probabilistic
+    baseline's, and its spread-skill ratio. Empty without probabilistic rows."""
+    lines = []
+    for var, models in probabilistic_table(rows).items():
+        unit = f" {units[var]}" if units.get(var) else ""
+        baselines = [(m, e) for m, e in models.items() if m not in NETWORKS]
+        for model, entry in models.items():
+            if model not in NETWORKS:
+                continue
+            text = f"{var} {model} ensemble: CRPS {fmt(entry.get('crps', math.nan))}{unit}"
+            if baselines:
+                best, other = baselines[0]  # in order of CRPS
+                text += f" (best probabilistic baseline {best}: {fmt(other.get('crps', math.nan))}{unit})"
+            ratio = entry.get("spread_skill", math.nan)
+            lines.append(f"{text}, spread/skill {ratio:.2f}")
+    return lines
+
+
+def _nan_last(value: float) -> float:
+    return value if math.isfinite(value) else math.inf
+
+
 def metric_table(rows: Sequence[dict[str, Any]], split: str = "test") -> MetricTable | None:
     """Pivot metric rows of ``split`` (or of the only split present) into a table.
 
     Networks come first (finetuned, pretrained, scratch), then baselines in file order.
     Returns ``None`` when there are no usable rows.
     """
-    rows = [r for r in rows if isinstance(r, dict) and {"model", "variable", "metric"} <= set(r)]
+    rows = [
+        r
+        for r in rows
+        if isinstance(r, dict)
+        and {"model", "variable", "metric"} <= set(r)
+        and not is_probabilistic(str(r["metric"]))
+    ]
     splits = list(dict.fromkeys(str(r.get("split", "test")) for r in rows))
     if not splits:
         return None

@@ -4,16 +4,19 @@ from climatune.training.callbacks import SampleLedger, weights_digest
 from climatune.training.datamodule import IN_MEMORY_BYTES, ClimateDataModule
 from climatune.training.losses import weighted_mse
 from climatune.training.resume import MetricsHistory, StopOnSignal, completed_epoch, interruptible
-from climatune.training.settings import OptimConfig, TrainerConfig
+from climatune.training.settings import EnsembleConfig, OptimConfig, TrainerConfig
 from climatune.training.task import ClimateTask, NonFiniteLoss
 from climatune.training.workflow import (
     FromArtifact,
+    MemberInit,
     Scratch,
     TrainingSetup,
     build_task,
     export_model,
+    member_setup,
     new_net,
     residual_index,
+    run_ensemble,
     run_training,
 )
 
@@ -21,6 +24,7 @@ __all__ = [
     "build_task",
     "ClimateDataModule",
     "ClimateTask",
+    "EnsembleConfig",
     "completed_epoch",
     "export_model",
     "FromArtifact",
@@ -31,7 +35,10 @@ __all__ = [
     "NonFiniteLoss",
     "OptimConfig",
     "residual_index",
+    "run_ensemble",
     "run_training",
+    "member_setup",
+    "MemberInit",
     "SampleLedger",
     "Scratch",
     "StopOnSignal",

@@ -1,4 +1,5 @@
-"""The ``optim`` and ``trainer`` config sections (values passed through to Lightning are checked)."""
+"""The ``optim``, ``trainer`` and ``ensemble`` config sections (values passed through to
+Lightning are checked)."""
 
 from __future__ import annotations
 
@@ -8,9 +9,10 @@ from typing import Any, get_args
 from pydantic import Field, ValidationInfo, field_validator
 
 from climatune.errors import closest
+from climatune.models.ensemble import MAX_MEMBERS
 from climatune.utils.settings import Section
 
-__all__ = ["OptimConfig", "TrainerConfig"]
+__all__ = ["EnsembleConfig", "OptimConfig", "TrainerConfig"]
 
 
 def _lightning_choices(kind: str) -> list[str]:
@@ -95,3 +97,17 @@ class TrainerConfig(Section):
         if isinstance(value, float) and value > 1:
             raise ValueError("limit_train_batches must be a fraction in (0, 1] or a whole count")
         return value
+
+
+class EnsembleConfig(Section):
+    """A deep ensemble: ``members`` networks trained alike, member k seeded with ``seed + k``.
+
+    One member (the default) is a single network, as without this section.
+    """
+
+    members: int = Field(
+        1,
+        ge=1,
+        le=MAX_MEMBERS,
+        description="networks in the ensemble; each trains in turn, so the time grows with it",
+    )

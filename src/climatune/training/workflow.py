@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +47,9 @@ __all__ = [
     "Scratch",
     "FromArtifact",
     "run_training",
+    "run_ensemble",
+    "member_setup",
+    "MemberInit",
     "new_net",
     "build_task",
     "residual_index",
@@ -305,7 +308,7 @@ def export_model(
     setup: TrainingSetup,
     view: TaskView,
     normalizer: Normalizer,
-    task: ClimateTask,
+    task: ClimateTask | Sequence[ClimateTask],
     *,
     parent: str | None = None,
     origin: str = "pretrain",
@@ -313,8 +316,11 @@ def export_model(
     """Write the artifact of a trained task (weights + climatune.json).
 
     ``origin`` says how it was trained: ``pretrain``, ``scratch`` (a task network trained
-    without pre-training, the baseline of a fine-tune) or ``finetune``.
+    without pre-training, the baseline of a fine-tune) or ``finetune``. Several tasks are
+    the members of an ensemble, written into one artifact.
     """
+    tasks = list(task) if isinstance(task, Sequence) else [task]
+    task = tasks[0]
     outputs_units = (
         {view.targets[0]: str(view.index.attrs.get("units", ""))} if view.is_scalar else {}
     )
@@ -351,7 +357,8 @@ def export_model(
         "parent": parent,
         "origin": origin,
     }
-    return save_artifact(model_dir, task.net, meta, task.static, normalizer.climatology_)
+    nets = [t.net for t in tasks]
+    return save_artifact(model_dir, nets, meta, task.static, normalizer.climatology_)
 
 
 def run_training(
@@ -395,14 +402,7 @@ def run_training(
     tuple
         The trained task and its trainer (None when ``init`` is not trained).
     """
-    if isinstance(init, Scratch):
-        normalizer = init.normalizer or fit_normalizer(
-            view, normalization_mode(view, setup.data.normalization)
-        )
-        names, _ = static_channels(view)
-        net = new_net(setup.model, view, len(names), setup.seed)
-    else:
-        normalizer, net = init.normalizer, init.net
+    normalizer, net = _initial(setup, view, init)
     if start is not None:
         start()
     task = build_task(setup, view, net)
@@ -418,3 +418,80 @@ def run_training(
     if trainer.is_global_zero:
         export_model(out / "model", setup, view, normalizer, task, parent=parent, origin=origin)
     return task, trainer
+
+
+def _initial(
+    setup: TrainingSetup, view: TaskView, init: Scratch | FromArtifact
+) -> tuple[Normalizer, ClimateNet]:
+    """The statistics and the network a run starts from."""
+    if isinstance(init, Scratch):
+        normalizer = init.normalizer or fit_normalizer(
+            view, normalization_mode(view, setup.data.normalization)
+        )
+        names, _ = static_channels(view)
+        return normalizer, new_net(setup.model, view, len(names), setup.seed)
+    return init.normalizer, init.net
+
+
+def member_setup(setup: TrainingSetup, k: int) -> TrainingSetup:
+    """Member ``k``'s setup: the same sections, seeded with ``seed + k``."""
+    return replace(setup, seed=setup.seed + k)
+
+
+#: Member k's start from its setup (seeded ``seed + k``): where it starts and its own
+#: extra callbacks (a freezing schedule holds the state of one network).
+MemberInit = Callable[[int, TrainingSetup], tuple[Scratch | FromArtifact, Sequence[Callback]]]
+
+
+def run_ensemble(
+    view: TaskView,
+    out: Path,
+    setup: TrainingSetup,
+    *,
+    members: int,
+    member_init: MemberInit,
+    origin: str,
+    start: Callable[[], object] | None = None,
+    logs: bool = True,
+) -> list[ClimateTask]:
+    """Train a deep ensemble on ``view`` and write its one artifact ``out/model``.
+
+    Member k is trained as :func:`run_training` trains one network, from
+    ``member_init(k, member_setup(setup, k))``, with seed ``setup.seed + k`` (its new
+    weights, sample order and masks), in ``out/members/k`` (its checkpoints and logs).
+    A scratch member without statistics uses member 0's, so that all share one
+    normaliser. ``start`` is called once, before anything is written.
+
+    Returns
+    -------
+    list of ClimateTask
+        The trained members.
+    """
+    tasks: list[ClimateTask] = []
+    shared: Normalizer | None = None
+    global_zero, parent = True, None
+    for k in range(members):
+        mine = member_setup(setup, k)
+        init, callbacks = member_init(k, mine)
+        if isinstance(init, Scratch) and init.normalizer is None and shared is not None:
+            init = Scratch(shared)
+        normalizer, net = _initial(mine, view, init)
+        shared = shared or normalizer
+        if k == 0 and start is not None:
+            start()
+        task = build_task(mine, view, net)
+        if not isinstance(init, FromArtifact) or init.train:
+            where = out / "members" / str(k)
+            trainer = _fit(
+                mine, view, normalizer, task, where, resume=None, callbacks=callbacks, logs=logs
+            )
+            global_zero = trainer.is_global_zero
+        if isinstance(init, FromArtifact):
+            parent = init.parent
+            if init.lora:
+                task.net = merge_lora(task.net)
+        tasks.append(task)
+    assert shared is not None
+    if global_zero:
+        export_model(out / "model", setup, view, shared, tasks, parent=parent, origin=origin)
+    return tasks

@@ -22,7 +22,7 @@ from climatune.evaluation.maps import plot_maps
 from climatune.explain.run import explain, write_explanation
 from climatune.inference import load_model
 from climatune.report.html import write_report
-from climatune.report.tables import verdicts
+from climatune.report.tables import probabilistic_lines, verdicts
 from climatune.utils.atomic import prepare_output_dir, releases_outputs
 from climatune.workflows.curve import curve_command
 from climatune.workflows.finetuning import finetune
@@ -81,7 +81,7 @@ def run_demo(out: str | Path = "runs/demo", fast: bool = False, overwrite: bool 
     for model, value in sorted(rmse.items(), key=lambda kv: kv[1]):
         console.print(f"    {model:<18} test RMSE {value:.3f} K")
     units = {v: str(view.fields[v].attrs.get("units", "")) for v in view.targets}
-    for line in verdicts(rows, units):
+    for line in verdicts(rows, units) + probabilistic_lines(rows, units):
         console.print(f"    {line}", markup=False, soft_wrap=True)
     step("data-efficiency curve …")
     curve_command(

@@ -12,7 +12,7 @@ from climatune.errors import ClimatuneError
 from climatune.evaluation.evaluate import evaluate_view, model_label, parse_baselines, write_metrics
 from climatune.evaluation.maps import plot_maps
 from climatune.inference import LoadedModel, load_model, model_paths, model_units, model_view
-from climatune.report.tables import verdicts
+from climatune.report.tables import probabilistic_lines, verdicts
 from climatune.utils.atomic import prepare_output_dir, releases_outputs
 from climatune.workflows.pretraining import train_scratch
 
@@ -104,7 +104,7 @@ def evaluate_command(
     units = {
         v: str(view.fields[v].attrs.get("units", "")) for v in view.targets if v in view.fields
     }
-    for line in verdicts(rows, units):
+    for line in verdicts(rows, units) + probabilistic_lines(rows, units):
         print(line)
     truth = view.truth("test")
     for label in models:

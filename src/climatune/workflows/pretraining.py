@@ -6,9 +6,9 @@ from pathlib import Path
 
 from climatune.config import Config, config_inputs
 from climatune.data.view import TaskView, build_view
-from climatune.training.workflow import Scratch, run_training
+from climatune.training.workflow import Scratch, run_ensemble, run_training
 from climatune.utils.atomic import prepare_output_dir, releases_outputs
-from climatune.workflows.resume import resume_checkpoint
+from climatune.workflows.resume import refuse_ensemble_resume, resume_checkpoint
 from climatune.workflows.runs import default_run_dir, training_setup, write_config
 
 __all__ = ["pretrain", "train_scratch"]
@@ -27,6 +27,9 @@ def train_scratch(
 ) -> Path:
     """Train a fresh network on ``view``; writes ``out/config.yaml`` and ``out/model``.
 
+    With ``ensemble.members`` N > 1, N networks seeded ``seed`` .. ``seed + N - 1``
+    (:func:`~climatune.training.workflow.run_ensemble`), one artifact.
+
     ``origin`` is recorded in the artifact and names the command in ``out``'s stamp:
     ``scratch`` for the baseline of a fine-tune, ``pretrain`` for ``climatune pretrain``.
     ``overwrite`` replaces an earlier run of the same kind at ``out``.
@@ -43,6 +46,19 @@ def train_scratch(
         )
         write_config(out, cfg)
 
+    if cfg.ensemble.members > 1:
+        refuse_ensemble_resume(resume, cfg)
+        run_ensemble(
+            view,
+            out,
+            training_setup(cfg),
+            members=cfg.ensemble.members,
+            member_init=lambda k, setup: (Scratch(), ()),
+            origin=origin,
+            start=start,
+            logs=logs,
+        )
+        return out
     run_training(
         view,
         out,
@@ -77,6 +93,7 @@ def pretrain(
         resume=resume is not None,
         create=False,
     )
+    refuse_ensemble_resume(resume, cfg)
     resume_checkpoint(resume, cfg)
     return train_scratch(
         cfg,

@@ -17,7 +17,7 @@ from pydantic import ValidationError
 from climatune.config import Config
 from climatune.errors import ClimatuneError
 
-__all__ = ["BUDGET_KEYS", "check_resume_config", "resume_checkpoint"]
+__all__ = ["BUDGET_KEYS", "check_resume_config", "refuse_ensemble_resume", "resume_checkpoint"]
 
 # keys a resumed run may change: how long it trains and on what hardware, not what it trains
 BUDGET_KEYS = frozenset(
@@ -114,3 +114,13 @@ def resume_checkpoint(resume: str | Path | None, cfg: Config) -> Path | None:
             "refusing to load it, start a new run instead"
         ) from exc
     return ckpt
+
+
+def refuse_ensemble_resume(resume: str | Path | None, cfg: Config) -> None:
+    """Refuse ``--resume`` of an ensemble run: its members are trained in turn, and
+    continuing them is not supported yet."""
+    if resume is not None and cfg.ensemble.members > 1:
+        raise ClimatuneError(
+            f"cannot resume an ensemble run ({cfg.ensemble.members} members): run it again "
+            "(--overwrite replaces the earlier run)"
+        )

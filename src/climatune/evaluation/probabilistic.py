@@ -1,0 +1,182 @@
+"""Probabilistic scores of ensembles, and the probabilistic baselines they must beat.
+
+The scores come from the ``scores`` package (Bureau of Meteorology), not written here:
+the fair CRPS (:func:`scores.probability.crps_for_ensemble`, ``method="fair"``), the rank
+histogram (:func:`scores.probability.rank_histogram`) and the PIT
+(:class:`scores.probability.Pit`). ``scores`` takes xarray objects with named dimensions and
+cell weights, as the rest of the evaluation does, and keeps the ensemble dimension by name;
+``xskillscore`` would do too, but ``scores`` is the one installed with ClimaTune and has the
+fair CRPS and a PIT with ties handled. Every score is weighted by
+:meth:`~climatune.data.view.TaskView.weights` (cos latitude inside the region, 0 outside),
+like the deterministic metrics. The spread-skill ratio is
+
+    sqrt((M + 1) / M * mean_w(var_members)) / RMSE(ensemble mean),
+
+with the unbiased member variance, as WeatherBench 2 defines it: 1 for a calibrated
+ensemble of M members; below 1 for an over-confident one.
+
+Baselines: the climatological ensemble (every training year's value at the target's
+calendar month, one member a year, as WeatherBench 2 builds it) and deterministic
+predictions dressed with their own training-residual spread (:func:`dress`).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import xarray as xr
+from scipy.stats import norm
+from scores.continuous import mse
+from scores.probability import Pit, crps_for_ensemble, rank_histogram
+
+from climatune.data.view import TaskView
+from climatune.evaluation.baselines import Baseline
+from climatune.evaluation.climatology import is_sub_annual
+
+__all__ = [
+    "DRESSED_MEMBERS",
+    "climatological_ensemble",
+    "dress",
+    "ensemble_rows",
+    "probabilistic_rows",
+    "residual_spread",
+    "spread_skill",
+]
+
+DRESSED_MEMBERS = 20  #: members of a dressed deterministic prediction
+
+
+def _weights_for(obs: xr.DataArray, weights: xr.DataArray | None) -> xr.DataArray | None:
+    """Cell weights broadcast to ``obs``, 0 where it is missing (``scores`` wants no NaN)."""
+    if weights is None:
+        return xr.ones_like(obs).where(obs.notnull(), 0.0)
+    return (weights.fillna(0.0) * xr.ones_like(obs)).where(obs.notnull(), 0.0)
+
+
+def spread_skill(fcst: xr.DataArray, obs: xr.DataArray, weights: xr.DataArray | None) -> float:
+    """The spread-skill ratio of an ensemble along ``member`` (module docstring)."""
+    m = fcst.sizes["member"]
+    w = _weights_for(obs, weights)
+    skill = float(mse(fcst.mean("member"), obs, weights=w))
+    variance = fcst.var("member", ddof=1).where(obs.notnull())
+    spread = float(variance.weighted(w).mean())
+    if skill <= 0:
+        return math.nan
+    return math.sqrt((m + 1) / m * spread / skill)
+
+
+def ensemble_rows(
+    fcst: xr.Dataset,
+    truth: xr.Dataset,
+    weights: xr.DataArray | None,
+    *,
+    model: str,
+    task: str,
+    split: str,
+) -> list[dict[str, Any]]:
+    """The probabilistic rows of one ensemble prediction (a ``member`` dimension).
+
+    Per target variable: ``crps`` (fair), ``spread_skill``, ``pit_alpha`` (the alpha
+    score of the PIT distribution: the mean distance of its CDF from the uniform's, 0 when
+    calibrated; an ensemble's PIT takes only the values k / M, so even a calibrated
+    ensemble of M members scores about 1 / (4 M)) and ``rank_hist_K`` (the relative
+    frequency of rank K, K = 1 .. M + 1: 1 / (M + 1) each when calibrated; the ensemble's
+    PIT histogram). Cases where the truth or a member is NaN are left out.
+    """
+    rows: list[dict[str, Any]] = []
+    base = {"model": model, "task": task, "split": split}
+    weights = None if weights is None else weights.load()
+    for name in truth.data_vars:
+        f = fcst[name].load()  # in memory: the scores run many small steps
+        valid = truth[name].notnull() & f.notnull().all("member")
+        f, o = f.where(valid), truth[name].load().where(valid)
+        w = _weights_for(o, weights)
+        values = {
+            "crps": float(crps_for_ensemble(f, o, "member", method="fair", weights=w)),
+            "spread_skill": spread_skill(f, o, weights),
+        }
+        pit = Pit(f, o, ensemble_member_dim="member", weights=w)
+        values["pit_alpha"] = float(pit.alpha_score())
+        ranks = rank_histogram(f, o, "member", weights=w)
+        for k, value in enumerate(np.asarray(ranks.values).ravel(), start=1):
+            values[f"rank_hist_{k}"] = float(value)
+        rows += [
+            {**base, "variable": str(name), "metric": metric, "value": value}
+            for metric, value in values.items()
+        ]
+    return rows
+
+
+def climatological_ensemble(view: TaskView, split: str) -> xr.Dataset:
+    """For each target time of ``split``, the training years' values as members.
+
+    Sub-annual data: the values at the target's calendar month, one per training year
+    (the most recent years when months have unequal counts); annual data: every training
+    year. The ``member`` dimension numbers the years.
+    """
+    train = view.target_data().isel(time=view.steps("train")).load()
+    times = view.target_times(split)
+    if not is_sub_annual(train.time):
+        members = train.rename(time="member").drop_vars("member", errors="ignore")
+        out = members.expand_dims(time=times.size).assign_coords(time=times.values)
+        return out.transpose("member", "time", ...)
+    months = train.time.dt.month.values
+    count = min(int((months == m).sum()) for m in np.unique(times.dt.month.values))
+    by_month = {
+        int(m): train.isel(time=np.flatnonzero(months == m)[-count:])
+        .rename(time="member")
+        .drop_vars("member", errors="ignore")
+        for m in np.unique(months)
+    }
+    steps = [by_month[int(m)] for m in times.dt.month.values]
+    out = xr.concat(steps, dim="time").assign_coords(time=times.values)
+    return out.transpose("member", "time", ...)
+
+
+def residual_spread(pred: xr.Dataset, truth: xr.Dataset) -> xr.Dataset:
+    """Per cell, the root-mean-square of ``pred - truth`` over time (the training years)."""
+    return np.sqrt(((pred - truth) ** 2).mean("time"))
+
+
+def dress(pred: xr.Dataset, spread: xr.Dataset, members: int = DRESSED_MEMBERS) -> xr.Dataset:
+    """A deterministic prediction as an ensemble: Gaussian quantile members around it.
+
+    Member k is ``pred + spread * Phi^-1((k + 0.5) / members)``, the evenly spaced
+    quantiles of N(pred, spread²): no random draw, so the scores repeat exactly.
+    """
+    z = norm.ppf((np.arange(members) + 0.5) / members)
+    offsets = xr.DataArray(z, dims="member")
+    return (pred + spread * offsets).transpose("member", ...)
+
+
+def probabilistic_rows(
+    view: TaskView,
+    ensembles: dict[str, xr.Dataset],
+    baselines: dict[str, Baseline],
+    preds: dict[str, xr.Dataset],
+    truth: xr.Dataset,
+    weights: xr.DataArray | None,
+    *,
+    split: str,
+) -> list[dict[str, Any]]:
+    """The :func:`ensemble_rows` of each network ensemble and of the probabilistic baselines.
+
+    ``ensembles`` are the networks' member predictions; ``baselines`` the fitted
+    deterministic baselines whose predictions of ``split`` are in ``preds``. Each is
+    dressed with its own training residuals (``NAME_dressed``); the climatological
+    ensemble is ``climatological_ensemble``. ``truth`` is masked to the cells scored.
+    """
+    kw: dict[str, Any] = {"task": view.kind, "split": split}
+    rows: list[dict[str, Any]] = []
+    for name, members in ensembles.items():
+        rows += ensemble_rows(members, truth, weights, model=name, **kw)
+    clim = climatological_ensemble(view, split)
+    rows += ensemble_rows(clim, truth, weights, model="climatological_ensemble", **kw)
+    train_truth = view.truth("train").load()
+    for name, baseline in baselines.items():
+        spread = residual_spread(baseline.predict(view, "train"), train_truth)
+        dressed = dress(preds[name], spread)
+        rows += ensemble_rows(dressed, truth, weights, model=f"{name}_dressed", **kw)
+    return rows
