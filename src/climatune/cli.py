@@ -113,6 +113,7 @@ def _cmd_curve(args: argparse.Namespace) -> None:
         source=args.source,
         fractions=args.fractions,
         out=args.out,
+        baselines=args.baselines,
         overwrite=args.overwrite,
     )
     print(f"curve written to {out / 'curve.json'}")
@@ -268,6 +269,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config(p)
     p.add_argument("--from", dest="source", required=True, metavar="PRETRAINED")
     p.add_argument("--fractions", default="0.1,0.25,0.5,1.0")
+    p.add_argument(
+        "--baselines",
+        default="none",
+        help="baselines fitted on each fraction's training years and scored too: "
+        "'all', 'none' (default) or a comma list",
+    )
     _add_out(p, required=True)
     p.set_defaults(func=_cmd_curve)
 

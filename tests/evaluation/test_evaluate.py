@@ -11,10 +11,12 @@ import pytest
 import xarray as xr
 
 from climatune.cli import main
+from climatune.config import load_config
 from climatune.evaluation.bootstrap import INTERVAL_KEYS
 from climatune.evaluation.evaluate import ROW_KEYS
 from climatune.report.tables import interval_text
 from climatune.testing import tiny_archive, tiny_config
+from climatune.workflows.curve import curve_command
 from climatune.workflows.pretraining import pretrain
 
 
@@ -147,6 +149,45 @@ def test_curve_compares_finetuned_and_scratch(trained, tmp_path):
         # Two monthly test years less the first month (lead 1); blocks of 2 to n // 2 months.
         assert r["n_times"] == 23 and 2 <= r["block_length"] <= 11
     assert (out / "curve.png").exists()
+
+
+def test_curve_scores_the_baselines_at_each_fraction(trained, tmp_path):
+    """``baselines``: each fraction's climatology and damped persistence are fitted on that
+    fraction's training years, scored on the same test times, and compared (the networks
+    are reused through ``done``, so nothing trains here)."""
+    archive, run = trained
+    text = (
+        f"data:\n  path: {archive}\n  variables: [tas, sst]\n  targets: [tas]\n"
+        "  split: {train: [2000, 2004], val: [2005, 2005], test: [2006, 2007]}\n"
+        "model: {width: 8, depth: 1}\ntrainer: {max_epochs: 1, progress_bar: false}\n"
+    )
+    (tmp_path / "c.yaml").write_text(text)
+    cfg = load_config(tmp_path / "c.yaml")
+    out = curve_command(
+        cfg,
+        run,
+        [0.5, 1.0],
+        tmp_path / "curve",
+        done={0.5: (run, run), 1.0: (run, run)},
+        baselines="climatology,damped_persistence",
+    )
+    rows = json.loads((out / "curve.json").read_text())
+    rmse = {(r["fraction"], r["model"]): r["value"] for r in rows if r["metric"] == "rmse"}
+    models = ("finetuned", "scratch", "climatology", "damped_persistence")
+    assert set(rmse) == {(f, m) for f in (0.5, 1.0) for m in models}
+    # the climatology is refitted on each fraction's years: fewer years, another climatology
+    assert rmse[(0.5, "climatology")] != rmse[(1.0, "climatology")]
+    skill = {(r["fraction"], r["model"]): r["value"] for r in rows if r["metric"] == "skill"}
+    assert skill[(0.5, "climatology")] == pytest.approx(0.0, abs=1e-9)
+    assert skill[(1.0, "climatology")] == pytest.approx(0.0, abs=1e-9)
+    diffs = {(r["fraction"], r["reference"]): r for r in rows if r["metric"] == "rmse_diff"}
+    assert {ref for _, ref in diffs} == {"scratch", "climatology", "damped_persistence"}
+    d = diffs[(1.0, "damped_persistence")]
+    gap = rmse[(1.0, "finetuned")] - rmse[(1.0, "damped_persistence")]
+    assert d["model"] == "finetuned" and d["value"] == pytest.approx(gap)
+    args = ["curve", "--config", str(tmp_path / "c.yaml"), "--from", str(run)]
+    assert main([*args, "--baselines", "bilinear", "--out", str(tmp_path / "bad")]) == 2
+    assert not (tmp_path / "bad").exists()
 
 
 def test_predict_on_an_explicit_cpu_device_matches_auto(trained, tmp_path):

@@ -383,6 +383,13 @@ def _maps(found: Found) -> str:
     return "".join(markup.figure_file(p, found) for p in found.maps)
 
 
+_CELL_KEYS = {"fraction", "n_train", "finetuned", "scratch", "pretrained", "gap"} | {
+    "gap_low",
+    "gap_high",
+    "block",
+}
+
+
 def _curve(found: Found) -> str:
     out = []
     for folder in found.curves:
@@ -419,7 +426,10 @@ def _curve(found: Found) -> str:
                 + (how if ci else "")
                 + ").</p>"
             )
-            header = ["fraction", "training samples", "fine-tuned RMSE", "scratch RMSE", "gap"]
+            # baselines scored at each fraction (curve --baselines), after the networks
+            others = [k for k in dict.fromkeys(k for c in cells for k in c) if k not in _CELL_KEYS]
+            header = ["fraction", "training samples", "fine-tuned RMSE", "scratch RMSE"]
+            header += [f"{_e(m)} RMSE" for m in others] + ["gap"]
             table_rows: list[list[Cell]] = []
             for c in cells:
                 row: list[Cell] = [
@@ -427,6 +437,7 @@ def _curve(found: Found) -> str:
                     tables.fmt(c["n_train"], 6),
                     tables.fmt(c.get("finetuned", math.nan), 4),
                     tables.fmt(c.get("scratch", math.nan), 4),
+                    *(tables.fmt(c.get(m, math.nan), 4) for m in others),
                     (tables.fmt(c["gap"], 3), "bad" if c["gap"] < 0 else ""),
                 ]
                 table_rows.append(row + (_gap_interval(c) if ci else []))

@@ -13,7 +13,7 @@ from climatune.config import Config, config_inputs
 from climatune.data.view import build_view
 from climatune.errors import ClimatuneError
 from climatune.evaluation.bootstrap import INTERVAL_KEYS
-from climatune.evaluation.evaluate import evaluate_view
+from climatune.evaluation.evaluate import evaluate_view, parse_baselines
 from climatune.evaluation.maps import save_figure
 from climatune.inference import load_model, model_paths
 from climatune.utils.atomic import atomic_path, prepare_output_dir, releases_outputs
@@ -45,6 +45,7 @@ def curve_command(
     out: str | Path,
     *,
     done: dict[float, tuple[Path, Path]] | None = None,
+    baselines: str | Sequence[str] | None = None,
     overwrite: bool = False,
 ) -> Path:
     """``climatune curve``: for each fraction, fine-tune and train from scratch, then score both.
@@ -52,6 +53,9 @@ def curve_command(
     ``curve.json`` holds the rmse, skill, acc and corr rows of both networks and, per
     fraction, the fine-tuned minus scratch RMSE difference with its 95 % interval
     (``metric: rmse_diff``, :data:`~climatune.evaluation.bootstrap.INTERVAL_KEYS`).
+    ``baselines`` (``all`` or names, as for ``evaluate``; none by default) are fitted on
+    each fraction's training years too and scored alongside, with the fine-tuned minus
+    baseline difference of each.
 
     ``done`` maps a fraction to already trained ``(finetuned, scratch)`` runs to reuse;
     ``overwrite`` replaces an earlier curve at ``out``.
@@ -64,6 +68,7 @@ def curve_command(
     }
     out = prepare_output_dir(out, create=False, **claim)
     load_model(source)  # fail early on a bad artifact
+    names = parse_baselines(baselines, cfg.task.kind, lead=cfg.task.lead)
     rows: list[dict[str, Any]] = []
     for frac in fractions:
         sub = cfg.model_copy(deep=True)
@@ -78,7 +83,7 @@ def curve_command(
             tuned = finetune(sub, source, out=run / "finetuned", quiet=True, view=view)
             scratch = train_scratch(sub, view, run / "scratch")
         metrics, _ = evaluate_view(
-            view, {"finetuned": load_model(tuned), "scratch": load_model(scratch)}, []
+            view, {"finetuned": load_model(tuned), "scratch": load_model(scratch)}, names
         )
         for row in metrics:
             if row["metric"] in ("rmse", "skill", "acc", "corr"):
