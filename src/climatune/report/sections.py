@@ -316,13 +316,12 @@ def _skill_html(table: tables.MetricTable, variable: str, lead: int | None) -> s
     refs = [r for r in skill.REFERENCES if any(r in v for v in scores.values())]
     if not scores or not refs:
         return ""
-    rows = []
+    rows: list[list[Cell]] = []
     for net, values in scores.items():
         plain = skill.usefulness(values)
-        rows.append(
-            [_e(net), *(tables.fmt(values.get(r, math.nan), 2) for r in refs)]
-            + [(_e(plain), "bad") if plain else "beats climatology"]
-        )
+        row: list[Cell] = [_e(net), *(tables.fmt(values.get(r, math.nan), 2) for r in refs)]
+        row.append((_e(plain), "bad") if plain else "beats climatology")
+        rows.append(row)
     at = f" at lead {lead}" if lead is not None else ""
     return (
         f'<p class="note">{_e(variable)}: skill{_e(at)} of each network, 1 − MSE / MSE of '
