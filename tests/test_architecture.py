@@ -23,8 +23,9 @@ LAYERS: list[set[str]] = [
     {"training", "evaluation", "report"},
     {"finetune"},
     {"config"},
+    {"explain"},
     {"workflows"},
-    {"tuning", "explain"},
+    {"tuning"},
     {"cli", "testing"},
     {"__main__"},
 ]

@@ -35,6 +35,10 @@ def test_fast_demo_writes_every_output(tmp_path, capsys):
     assert "data:image/png;base64," in html and "bilinear_residual" in html
     assert "RMSE minus theirs, with its interval from a paired circular block" in html
     assert "95 % interval of the gap by a paired block bootstrap" in html
+    # the fine-tuned model is explained, and the report shows it
+    assert (out / "explain" / "attributions.nc").exists()
+    assert "Attribution maps: explain/attributions.nc" in html
+    assert "Interaction matrix: share of |attribution|" in html
     capsys.readouterr()
     assert main(["demo", "--out", str(out), "--fast"]) == 2  # a second run replaces nothing
     assert "pass --overwrite to replace it" in capsys.readouterr().err

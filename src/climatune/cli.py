@@ -113,6 +113,7 @@ def _cmd_curve(args: argparse.Namespace) -> None:
         source=args.source,
         fractions=args.fractions,
         out=args.out,
+        seeds=args.seeds,
         baselines=args.baselines,
         overwrite=args.overwrite,
     )
@@ -270,10 +271,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--from", dest="source", required=True, metavar="PRETRAINED")
     p.add_argument("--fractions", default="0.1,0.25,0.5,1.0")
     p.add_argument(
+        "--seeds",
+        type=int,
+        default=1,
+        help="train both networks with this many seeds per fraction; report mean and spread",
+    )
+    p.add_argument(
         "--baselines",
         default="none",
-        help="baselines fitted on each fraction's training years and scored too: "
-        "'all', 'none' (default) or a comma list",
+        help="'all', 'none' or a comma list, fitted per fraction; the best is drawn as a line",
     )
     _add_out(p, required=True)
     p.set_defaults(func=_cmd_curve)

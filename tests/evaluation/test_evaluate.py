@@ -12,8 +12,11 @@ import xarray as xr
 
 from climatune.cli import main
 from climatune.config import load_config
+from climatune.data.view import build_view
+from climatune.evaluation.baselines import make_baseline
 from climatune.evaluation.bootstrap import INTERVAL_KEYS
 from climatune.evaluation.evaluate import ROW_KEYS
+from climatune.evaluation.metrics import score
 from climatune.report.tables import interval_text
 from climatune.testing import tiny_archive, tiny_config
 from climatune.workflows.curve import curve_command
@@ -153,8 +156,8 @@ def test_curve_compares_finetuned_and_scratch(trained, tmp_path):
 
 def test_curve_scores_the_baselines_at_each_fraction(trained, tmp_path):
     """``baselines``: each fraction's climatology and damped persistence are fitted on that
-    fraction's training years, scored on the same test times, and compared (the networks
-    are reused through ``done``, so nothing trains here)."""
+    fraction's training years and scored on the same test times (the networks are reused
+    through ``done``, so nothing trains here)."""
     archive, run = trained
     text = (
         f"data:\n  path: {archive}\n  variables: [tas, sst]\n  targets: [tas]\n"
@@ -180,11 +183,15 @@ def test_curve_scores_the_baselines_at_each_fraction(trained, tmp_path):
     skill = {(r["fraction"], r["model"]): r["value"] for r in rows if r["metric"] == "skill"}
     assert skill[(0.5, "climatology")] == pytest.approx(0.0, abs=1e-9)
     assert skill[(1.0, "climatology")] == pytest.approx(0.0, abs=1e-9)
-    diffs = {(r["fraction"], r["reference"]): r for r in rows if r["metric"] == "rmse_diff"}
-    assert {ref for _, ref in diffs} == {"scratch", "climatology", "damped_persistence"}
-    d = diffs[(1.0, "damped_persistence")]
-    gap = rmse[(1.0, "finetuned")] - rmse[(1.0, "damped_persistence")]
-    assert d["model"] == "finetuned" and d["value"] == pytest.approx(gap)
+    # a baseline's RMSE at a fraction is that of the baseline fitted on its years alone
+    for frac in (0.5, 1.0):
+        sub = cfg.model_copy(deep=True)
+        sub.data.train_fraction = frac
+        view = build_view(sub.data, sub.task)
+        pred = make_baseline("damped_persistence").fit(view).predict(view, "test")
+        got = score(pred, view.truth("test"), model="d", task="forecast", weights=view.weights())
+        value = next(r["value"] for r in got if r["metric"] == "rmse")
+        assert rmse[(frac, "damped_persistence")] == pytest.approx(value, rel=1e-6)
     args = ["curve", "--config", str(tmp_path / "c.yaml"), "--from", str(run)]
     assert main([*args, "--baselines", "bilinear", "--out", str(tmp_path / "bad")]) == 2
     assert not (tmp_path / "bad").exists()
@@ -347,3 +354,58 @@ def test_evaluate_scores_data_in_other_units_in_the_models(trained, tmp_path, ca
     assert rows["k"].keys() == rows["mk"].keys()
     for key, value in rows["k"].items():
         assert rows["mk"][key] == pytest.approx(value, rel=1e-4, abs=1e-4), key
+
+
+def test_curve_over_seeds_reports_mean_spread_pooled_interval_and_baselines(trained, tmp_path):
+    archive, run = trained
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(
+        f"data:\n  path: {archive}\n  variables: [tas, sst]\n  targets: [tas]\n"
+        "  split: {train: [2000, 2004], val: [2005, 2005], test: [2006, 2007]}\n"
+        "model: {width: 8, depth: 1}\ntrainer: {max_epochs: 1, progress_bar: false}\nseed: 5\n"
+    )
+    out = tmp_path / "curve"
+    argv = ["curve", "--config", str(cfg), "--from", str(run), "--fractions", "1", "--out"]
+    assert main([*argv, str(out), "--seeds", "2", "--baselines", "climatology,persistence"]) == 0
+    rows = json.loads((out / "curve.json").read_text())
+    rmse = {r["model"]: r for r in rows if r["metric"] == "rmse"}
+    assert set(rmse) == {"finetuned", "scratch", "climatology", "persistence"}
+    # each seed's runs are kept, and the row is their mean and sample spread
+    for model in ("finetuned", "scratch"):
+        row = rmse[model]
+        per_seed = [
+            (
+                out / "fraction-1" / f"seed-{s}" / model / "model" / "weights.safetensors"
+            ).read_bytes()
+            for s in (5, 6)
+        ]
+        assert row["n_seeds"] == 2 and len(row["values"]) == 2
+        assert row["value"] == pytest.approx(np.mean(row["values"]))
+        assert row["std"] == pytest.approx(np.std(row["values"], ddof=1))
+        assert per_seed[0] != per_seed[1]  # the seeds trained different networks
+    assert "n_seeds" not in rmse["climatology"]  # baselines do not depend on the seed
+    # the gap pools both seeds' errors: its RMSEs lie between the seeds' own
+    (diff,) = [r for r in rows if r["metric"] == "rmse_diff"]
+    assert diff["n_seeds"] == 2 and diff["ci_low"] <= diff["value"] <= diff["ci_high"]
+    lo = min(rmse["finetuned"]["values"]) - max(rmse["scratch"]["values"])
+    hi = max(rmse["finetuned"]["values"]) - min(rmse["scratch"]["values"])
+    assert lo - 1e-9 <= diff["value"] <= hi + 1e-9
+    assert (out / "curve.png").stat().st_size > 0
+    assert main(["report", str(out)]) == 0
+    text = (out / "report.html").read_text()
+    assert f"{rmse['finetuned']['value']:.4g} ± {rmse['finetuned']['std']:.2g}" in text
+    assert "mean ± standard deviation over 2 seeds" in text
+    assert "best baseline RMSE" in text
+
+
+@pytest.mark.parametrize("seeds", ["0", "33", "x"])
+def test_curve_refuses_a_bad_seed_count(trained, tmp_path, capsys, seeds):
+    archive, run = trained
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"data:\n  path: {archive}\n  variables: [tas]\n")
+    out = tmp_path / "curve"
+    argv = ["curve", "--config", str(cfg), "--from", str(run), "--out", str(out)]
+    assert main([*argv, "--seeds", seeds]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("climatune: error:") and "--seeds" in err[-1]
+    assert not out.exists()

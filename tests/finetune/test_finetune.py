@@ -342,3 +342,46 @@ def test_a_fine_tune_refits_the_climatology_and_applies_the_policy_to_the_scale(
         "statistics:     kept tas, sst; refitted -",
         "climatology:    refitted on this data (tas, sst)",
     ]
+
+
+def test_a_fine_tune_is_in_its_parents_mode(pretrained, tmp_path):
+    archive, global_run = pretrained  # monthly data, where auto alone would pick anomaly
+    anomaly_run = pretrain(tiny_config(archive, "trainer.max_epochs=1"), out=tmp_path / "run")
+    for run, mode in ((global_run, "global"), (anomaly_run, "anomaly")):
+        for choice in ("auto", mode):
+            norm = prepare_finetune(tiny_config(archive, f"data.normalization={choice}"), run)[2]
+            assert bool(norm.climatology_) == (mode == "anomaly"), (run, choice)
+    for run, mode, other, learnt in (
+        (global_run, "global", "anomaly", "globally z-scored values"),
+        (anomaly_run, "anomaly", "global", "anomalies from a climatology"),
+    ):
+        with pytest.raises(ClimatuneError) as err:
+            prepare_finetune(tiny_config(archive, f"data.normalization={other}"), run)
+        assert str(err.value) == (
+            f"data.normalization={other}, but the pre-trained model learnt {learnt} "
+            f"(data.normalization={mode}), and a fine-tune keeps what it learnt: set "
+            f"data.normalization to auto or {mode}, or pretrain with {other}"
+        )
+
+
+def test_keep_refuses_anomalies_of_another_spread(tmp_path):
+    archive = tiny_archive(tmp_path / "tiny.nc")
+    run = pretrain(tiny_config(archive, "trainer.max_epochs=1"), out=tmp_path / "run")
+    stored = load_model(run).normalizer.std_["tas"]
+    ds = xr.open_dataset(archive).load()
+    train = ds.tas.sel(time=slice("2000", "2004")).groupby("time.month").mean("time")
+    clim = train.sel(month=ds.time.dt.month).drop_vars("month")
+    for factor, how in ((20.0, "wider"), (0.05, "narrower")):
+        tas = (clim + factor * (ds.tas - clim)).astype("f4").assign_attrs(ds.tas.attrs)
+        ds.assign(tas=tas).to_netcdf(tmp_path / f"{how}.nc")
+        keep = tiny_config(tmp_path / f"{how}.nc", "finetune.normalization.default=keep")
+        with pytest.raises(ClimatuneError, match=rf"'tas' here is not .*x {how}\)"):
+            prepare_finetune(keep, run)
+        _, _, norm, _, report = prepare_finetune(tiny_config(tmp_path / f"{how}.nc"), run)
+        assert norm.std_["tas"] == pytest.approx(factor * stored, rel=1e-3)  # auto refits
+        assert any(line.endswith(f"x {how})") for line in report.lines())
+    # °C labelled K shifts the climatology, not the anomalies: keep keeps their scale
+    ds.assign(tas=(ds.tas - 273.15).assign_attrs(ds.tas.attrs)).to_netcdf(tmp_path / "c.nc")
+    keep = tiny_config(tmp_path / "c.nc", "finetune.normalization.default=keep")
+    norm = prepare_finetune(keep, run)[2]
+    assert norm.std_["tas"] == stored and float(norm.climatology_["tas"].mean()) < 100

@@ -74,6 +74,16 @@ def network(rows: list[dict], kind: str) -> str:
 
 
 def rows_of(outcome) -> list[dict]:
+    """The metric rows of ``metrics.json`` (the comparisons' interval rows are left out)."""
+    return [r for r in _all_rows(outcome) if r["metric"] != "rmse_diff"]
+
+
+def intervals_of(outcome) -> list[dict]:
+    """The ``rmse_diff`` rows: a network minus each other prediction, with its interval."""
+    return [r for r in _all_rows(outcome) if r["metric"] == "rmse_diff"]
+
+
+def _all_rows(outcome) -> list[dict]:
     return json.loads((outcome.out / "metrics.json").read_text())
 
 
@@ -236,6 +246,14 @@ def test_evaluate_scores_the_network_and_baselines_with_finite_metrics(
             if model == "climatology" and "skill" in got:
                 assert got["skill"] == pytest.approx(0.0, abs=1e-6)
     assert (matrix.evaluate(s).out / "metrics.csv").exists()
+    # every comparison of the network carries a finite interval around its difference
+    intervals = intervals_of(matrix.evaluate(s))
+    assert {(r["reference"], r["variable"]) for r in intervals} == {
+        (b, name) for b in baselines_for(s.kind, s.lag[1]) for name in outputs(s)
+    }
+    for r in intervals:
+        assert r["model"] == label and r["ci_low"] <= r["value"] <= r["ci_high"], r
+        assert np.isfinite([r["ci_low"], r["ci_high"]]).all() and r["block_length"] >= 1, r
 
 
 @pytest.mark.parametrize("s", cells("baselines"))
@@ -354,8 +372,14 @@ def test_curve_compares_finetuned_and_scratch_per_fraction(matrix: Matrix, s: Sc
     assert all(np.isfinite(r["value"]) and r["value"] > 0 for r in rmse)
     n = {r["fraction"]: r["n_train"] for r in rmse}
     assert 0 < n[0.5] < n[1.0]
-    metrics = {r["metric"] for r in rows}
+    metrics = {r["metric"] for r in rows} - {"rmse_diff"}
     assert metrics == ({"rmse", "corr"} if s.kind == "index" else {"rmse", "skill", "acc"})
+    # per fraction and variable, fine-tuned minus scratch with its interval
+    diffs = [r for r in rows if r["metric"] == "rmse_diff"]
+    assert {(r["fraction"], r["variable"]) for r in diffs} == {
+        (f, name) for f in (0.5, 1.0) for name in outputs(s)
+    }
+    assert all(r["ci_low"] <= r["value"] <= r["ci_high"] for r in diffs), diffs
 
 
 @pytest.mark.parametrize("s", cells("tune", CURVE_TUNE, fast=False))

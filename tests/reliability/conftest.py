@@ -10,6 +10,8 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -78,3 +80,26 @@ def tree(root: Path) -> dict[str, tuple[bool, int, int]]:
 def leftovers(root: Path) -> list[str]:
     """Temporary ``.NAME.tmp-PID`` siblings of atomic writes anywhere under ``root``."""
     return sorted(str(p.relative_to(root)) for p in Path(root).rglob(".*.tmp-*"))
+
+
+@contextmanager
+def tmpfs(mnt: Path, options: str) -> Iterator[Path]:
+    """A 64 KiB tmpfs mounted on the new directory ``mnt`` with ``options`` (e.g. ``ro``).
+
+    Mounting needs root; the test is skipped where it cannot mount. Unmounted afterwards,
+    lazily if a file is still open (netCDF4 keeps a deleted file open after a failed close).
+    """
+    mnt.mkdir()
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    opts = ",".join(filter(None, [options, "size=64k"]))
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", opts, "tmpfs", str(mnt)], capture_output=True, text=True
+    )
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
+    try:
+        yield mnt
+    finally:
+        if subprocess.run(["umount", str(mnt)], capture_output=True).returncode != 0:
+            subprocess.run(["umount", "-l", str(mnt)], check=False)

@@ -28,7 +28,7 @@ from safetensors.torch import load_file, save_file
 
 from climatune.cli import main
 from climatune.report.collect import PNG_SIGNATURE
-from climatune.testing import create_test_data
+from climatune.testing import create_test_data, tiny_config
 from climatune.utils.atomic import LOCK
 from tests.reliability.conftest import base_config, leftovers, tree, write_config
 
@@ -222,13 +222,33 @@ def _mislabelled(w: Workspace, name: str) -> str:
     return w.nc(name, ds)
 
 
-def _doctored(w: Workspace, weights=None, meta=None) -> str:
-    """A copy of the shared model, its tensors and/or its JSON changed in place."""
+def _anomalies_wider(w: Workspace, name: str) -> str:
+    """``tas`` with its anomalies from the monthly climatology 20 times wider."""
+    ds = dataset()
+    clim = ds.tas.groupby("time.month").mean("time")
+    wide = clim.sel(month=ds.time.dt.month).drop_vars("month") + 20 * (
+        ds.tas - clim.sel(month=ds.time.dt.month).drop_vars("month")
+    )
+    ds["tas"] = wide.astype("f4").assign_attrs(ds.tas.attrs)
+    return w.nc(name, ds)
+
+
+def _global_parent(w: Workspace) -> str:
+    """A pretrained model of the tiny archive normalised globally (one mean and std)."""
+    from climatune.workflows.pretraining import pretrain
+
+    sets = ("trainer.max_epochs=1", "data.normalization=global")
+    return str(pretrain(tiny_config(w.archive, *sets), out=w.tmp / "global-parent"))
+
+
+def _doctored(w: Workspace, weights=None, meta=None, climatology=None) -> str:
+    """A copy of the shared model, its tensors, its climatology and/or its JSON changed."""
     model = Path(shutil.copytree(w.model / "model", w.tmp / "doctored"))
-    if weights is not None:
-        tensors = load_file(model / "weights.safetensors")
-        weights(tensors)
-        save_file(tensors, model / "weights.safetensors")
+    for name, change in (("weights", weights), ("normalization", climatology)):
+        if change is not None:
+            tensors = load_file(model / f"{name}.safetensors")
+            change(tensors)
+            save_file(tensors, model / f"{name}.safetensors")
     if meta is not None:
         data = json.loads((model / "climatune.json").read_text())
         meta(data)
@@ -246,6 +266,14 @@ def _nan_weight(t: dict) -> None:
 
 def _int_weight(t: dict) -> None:
     t[_first_float(t)] = t[_first_float(t)].to(torch.int32)
+
+
+def _nan_climatology(t: dict) -> None:
+    t["tas"][0, 0, 0] = float("nan")
+
+
+def _int_climatology(t: dict) -> None:
+    t["tas"] = t["tas"].to(torch.int32)
 
 
 def _static_shape(t: dict) -> None:
@@ -464,7 +492,11 @@ CASES = [
     Case("finetune-target-not-in-data", _finetune("data.targets=[zos]"), "variable 'zos' missing"),
     Case("finetune-unit-incompatible", _finetune(data=lambda w: _in_celsius(w, "m.nc", units="m")), "'tas' is in 'm', which cannot be converted to the 'K' of the pre-trained model"),
     Case("finetune-history-mismatch", _finetune("task.history=2"), "set task.history=1"),
-    Case("finetune-keep-shifted-statistics", _finetune("finetune.normalization.default=keep", data=lambda w: _mislabelled(w, "shifted.nc")), "set finetune.normalization.variables.tas=refit (or auto)"),
+    # °C labelled K: a mean shift, for a model normalised globally (one refitted in anomalies
+    # takes the new climatology, and its anomalies are the same)
+    Case("finetune-keep-shifted-statistics", lambda w: ["finetune", "--config", w.cfg("finetune.normalization.default=keep", "data.normalization=global", data=_mislabelled(w, "shifted.nc")), "--from", _global_parent(w), "--out", w.p("ft")], ("stored stds apart", "set finetune.normalization.variables.tas=refit (or auto)")),
+    Case("finetune-keep-anomalies-of-another-spread", _finetune("finetune.normalization.default=keep", data=lambda w: _anomalies_wider(w, "wider.nc")), ("'tas' here is not distributed like", "x wider", "set finetune.normalization.variables.tas=refit (or auto)")),
+    Case("finetune-normalization-not-the-parents", _finetune("data.normalization=global"), ("data.normalization=global, but the pre-trained model learnt anomalies", "set data.normalization to auto or anomaly")),
     Case("finetune-resume-without-checkpoint", lambda w: ["finetune", "--config", w.cfg(), "--from", str(w.model), "--resume", _resume_dir(w)], "cannot resume"),
     Case("finetune-from-missing", lambda w: ["finetune", "--config", w.cfg(), "--from", w.p("nope"), "--out", w.p("ft")], "does not exist"),
     Case("finetune-from-not-a-model", lambda w: ["finetune", "--config", w.cfg(), "--from", w.dir("empty"), "--out", w.p("ft")], "is not a ClimaTune model"),
@@ -480,6 +512,8 @@ CASES = [
     Case("predict-output-not-writable", lambda w: ["predict", str(w.model), "--input", str(w.archive), "--output", w.file("f") + "/p.nc"], "is a file, not a directory"),
     Case("predict-model-with-nan-weights", _predict_with(lambda w: _doctored(w, weights=_nan_weight)), "holds NaN or infinite values; refusing to load it"),
     Case("predict-model-with-integer-weights", _predict_with(lambda w: _doctored(w, weights=_int_weight)), ("is torch.int32, but the architecture needs torch.float32", "refusing to load it")),
+    Case("predict-model-with-nan-climatology", _predict_with(lambda w: _doctored(w, climatology=_nan_climatology)), ("normalization.safetensors: tensor 'tas' holds NaN or infinite values", "refusing to load it")),
+    Case("predict-model-with-integer-climatology", _predict_with(lambda w: _doctored(w, climatology=_int_climatology)), "normalization.safetensors: tensor 'tas' is torch.int32, not torch.float32"),
     Case("predict-model-static-on-another-grid", _predict_with(lambda w: _doctored(w, weights=_static_shape)), "the static inputs are [5, 7, 16], but the artifact's static names and grid say [5, 8, 16]"),
     Case("predict-model-negative-std", _predict_with(lambda w: _doctored(w, meta=_std(-1.0))), ("statistics of 'tas'", "std -1.0", "finite and positive")),
     Case("predict-model-zero-std", _predict_with(lambda w: _doctored(w, meta=_std(0.0))), ("statistics of 'tas'", "std 0.0")),

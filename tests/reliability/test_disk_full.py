@@ -8,35 +8,19 @@ as ``OSError(ENOSPC)``; both must become the same ClimatuneError.
 from __future__ import annotations
 
 import os
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from climatune.cli import main
-from tests.reliability.conftest import leftovers
+from tests.reliability.conftest import leftovers, tmpfs
 
 
 @pytest.fixture
 def tiny_disk(tmp_path):
     """A 64 KiB tmpfs mounted on a fresh directory, unmounted afterwards."""
-    mnt = tmp_path / "disk"
-    mnt.mkdir()
-    if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root")
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mnt)],
-        capture_output=True,
-        text=True,
-    )
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
-    try:
+    with tmpfs(tmp_path / "disk", "") as mnt:
         yield mnt
-    finally:
-        # netCDF4 keeps the deleted temporary file open after a failed close: detach lazily
-        if subprocess.run(["umount", str(mnt)], capture_output=True).returncode != 0:
-            subprocess.run(["umount", "-l", str(mnt)], check=False)
 
 
 def _fails_cleanly(argv: list[str], capsys) -> str:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import errno
 import os
 import shutil
-import subprocess
 
 import pytest
 import xarray as xr
@@ -25,7 +24,7 @@ import climatune.inference.artifact
 import climatune.utils.atomic
 from climatune.cli import main
 from climatune.utils.atomic import LOCK
-from tests.reliability.conftest import leftovers, tree
+from tests.reliability.conftest import leftovers, tmpfs, tree
 
 LONG = "n" * 300  # over the 255 bytes a file name may have
 
@@ -174,17 +173,8 @@ def test_names_too_long(shared, tmp_path, capsys):
 @pytest.fixture
 def read_only(tmp_path):
     """A read-only tmpfs (needs root to mount; skipped elsewhere), unmounted afterwards."""
-    mnt = tmp_path / "ro"
-    mnt.mkdir()
-    if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root")
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", str(mnt)])
-    if done.returncode != 0:
-        pytest.skip("cannot mount a tmpfs here")
-    try:
+    with tmpfs(tmp_path / "ro", "ro") as mnt:
         yield mnt
-    finally:
-        subprocess.run(["umount", "-l", str(mnt)], check=False)
 
 
 def test_read_only_folder(read_only, shared, capsys):

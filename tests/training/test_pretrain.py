@@ -24,7 +24,14 @@ def test_pretrain_writes_a_complete_artifact(archive, tmp_path):
     assert meta["schema_version"] == 2
     assert [v["name"] for v in meta["inputs"]] == ["tas", "sst"]
     assert meta["inputs"][0]["units"] == "K"
-    assert meta["normalization"]["mean"]["tas"] > 200
+    # monthly data: anomaly normalisation, so the absolute values (in K) are in the
+    # climatology, and the stored mean is that of the anomalies
+    assert meta["normalization"]["climatology"]["tas"] == list(range(1, 13))
+    assert abs(meta["normalization"]["mean"]["tas"]) < 1e-6
+    clim = load_file(str(run / "model" / "normalization.safetensors"))["tas"]
+    train = open_dataset(archive).tas.sel(time=slice("2000", "2004"))
+    assert clim.shape == (12, 8, 16) and float(clim.mean()) > 200
+    assert float(clim.mean()) == pytest.approx(float(train.mean()), abs=1e-3)
     assert meta["grid"]["calendar"] == "noleap"
     assert meta["provenance"]["blocks"]["train"] == [2000, 2004]
     assert (run / "config.yaml").exists() and (run / "checkpoints" / "last.ckpt").exists()

@@ -38,7 +38,10 @@ _LARGEST = 1e15
 SHIFT_LIMIT = 5.0
 #: ... or when their standard deviation is over ``SPREAD_LIMIT`` times the stored one. A
 #: smaller spread is no sign of a shift (a small region varies far less than the globe),
-#: so only a much wider one counts.
+#: so only a much wider one counts. Anomalies (both statistics fitted in ``anomaly`` mode)
+#: have their mean removed month by month, so their mean says nothing and their spread is
+#: what the network has learnt: a spread ``SPREAD_LIMIT`` times narrower counts too (the
+#: seasonal cycle and the pole-to-equator gradient are out of both).
 SPREAD_LIMIT = 10.0
 
 
@@ -192,7 +195,8 @@ class Normalizer:
     def shift(self, other: Normalizer, name: str) -> str | None:
         """Say how ``other``'s statistics of ``name`` have clearly shifted from these, or None.
 
-        See :data:`SHIFT_LIMIT` and :data:`SPREAD_LIMIT` for what counts as clearly.
+        See :data:`SHIFT_LIMIT` and :data:`SPREAD_LIMIT` for what counts as clearly; for
+        anomalies (both fitted in ``anomaly`` mode), the spread, wider or narrower.
 
         Examples
         --------
@@ -203,6 +207,15 @@ class Normalizer:
         """
         mean, std = self.scale(name)
         new_mean, new_std = other.scale(name)
+        if name in self.climatology_ and name in other.climatology_:
+            ratio = max(new_std / std, std / new_std)
+            if ratio <= SPREAD_LIMIT:
+                return None
+            how = "wider" if new_std > std else "narrower"
+            return (
+                f"anomalies {new_std:.3g} in spread against the stored {std:.3g} "
+                f"({ratio:.1f}x {how})"
+            )
         apart, wider = abs(new_mean - mean) / std, new_std / std
         if apart <= SHIFT_LIMIT and wider <= SPREAD_LIMIT:
             return None

@@ -9,13 +9,19 @@ from climatune.finetune.freezing import (
 from climatune.finetune.probe import RidgeProbe, fit_ridge_probe
 from climatune.finetune.settings import FinetuneConfig, NormalizationChoice, NormalizationPolicy
 from climatune.finetune.surgery import SurgeryReport, adapt_network
-from climatune.finetune.transfer import adapt_parent, merged_normalizer, seeded
+from climatune.finetune.transfer import (
+    adapt_parent,
+    finetune_normalization,
+    merged_normalizer,
+    seeded,
+)
 
 __all__ = [
     "adapt_network",
     "adapt_parent",
     "apply_strategy",
     "count_trainable",
+    "finetune_normalization",
     "FinetuneConfig",
     "fit_ridge_probe",
     "GradualUnfreezing",

@@ -9,7 +9,7 @@ from typing import Any
 import torch
 
 from climatune.data.normalize import Normalizer
-from climatune.data.samples import fit_normalizer, static_channels
+from climatune.data.samples import fit_normalizer, normalization_mode, static_channels
 from climatune.data.view import TaskView
 from climatune.errors import ClimatuneError
 from climatune.finetune.settings import NormalizationPolicy
@@ -17,25 +17,58 @@ from climatune.finetune.surgery import SurgeryReport, adapt_network
 from climatune.inference import LoadedModel, model_units
 from climatune.models.net import ClimateNet
 
-__all__ = ["adapt_parent", "merged_normalizer", "seeded"]
+__all__ = ["adapt_parent", "finetune_normalization", "merged_normalizer", "seeded"]
+
+_LEARNT = {"anomaly": "anomalies from a climatology", "global": "globally z-scored values"}
 
 
-def merged_normalizer(
-    parent: LoadedModel, view: TaskView, policy: NormalizationPolicy
-) -> tuple[Normalizer, list[str]]:
-    """Pre-trained statistics, refitted on this data's training years where ``policy`` says.
+def finetune_normalization(parent: LoadedModel, view: TaskView, choice: str = "auto") -> str:
+    """The normalisation mode of a fine-tune: always the parent's.
 
-    New variables are always fitted on this data, and so is the climatology of a parent
-    trained on anomalies (the anomalies are what transfers; the policy applies to their
-    scale). Returns the normaliser and report lines.
+    The network has learnt one representation, and only that one transfers: ``auto``
+    (``data.normalization``'s default) follows the parent, the parent's own mode is
+    accepted, and the other mode is refused.
 
     Raises
     ------
     ClimatuneError
-        When the policy is ``keep`` for a variable whose data have clearly shifted.
+        When ``choice`` names the other mode, or the parent's mode does not fit this task.
+    """
+    mode = "anomaly" if parent.normalizer.climatology_ else "global"
+    if choice not in ("auto", mode):
+        raise ClimatuneError(
+            f"data.normalization={choice}, but the pre-trained model learnt {_LEARNT[mode]} "
+            f"(data.normalization={mode}), and a fine-tune keeps what it learnt: set "
+            f"data.normalization to auto or {mode}, or pretrain with {choice}"
+        )
+    try:
+        return normalization_mode(view, mode)
+    except ClimatuneError:
+        raise ClimatuneError(
+            f"the pre-trained model learnt {_LEARNT[mode]}, which a {view.kind} task does not "
+            "use; fine-tune it on a forecast or index task, or start from a model pretrained "
+            "with data.normalization=global"
+        ) from None
+
+
+def merged_normalizer(
+    parent: LoadedModel, view: TaskView, policy: NormalizationPolicy, choice: str = "auto"
+) -> tuple[Normalizer, list[str]]:
+    """Pre-trained statistics, refitted on this data's training years where ``policy`` says.
+
+    The mode is the parent's (see :func:`finetune_normalization`; ``choice`` is
+    ``data.normalization``). New variables are always fitted on this data, and so is the
+    climatology of a parent trained on anomalies (the anomalies are what transfers; the
+    policy applies to their scale). Returns the normaliser and report lines.
+
+    Raises
+    ------
+    ClimatuneError
+        When the policy is ``keep`` for a variable whose data have clearly shifted (for
+        anomalies: whose spread has), or ``choice`` is not the parent's mode.
     """
     old = parent.normalizer
-    fresh = fit_normalizer(view, "anomaly" if old.climatology_ else "global")
+    fresh = fit_normalizer(view, finetune_normalization(parent, view, choice))
     kept: list[str] = []
     refit: list[str] = []
     notes: list[str] = []
@@ -77,21 +110,24 @@ def adapt_parent(
     policy: NormalizationPolicy,
     seed: int,
     head_options: Mapping[str, Any] | None = None,
+    normalization: str = "auto",
 ) -> tuple[TaskView, Normalizer, ClimateNet, SurgeryReport]:
     """``parent``'s network adapted to ``view`` and its statistics merged with this data's.
 
     ``view`` comes back in the parent's units (``sst: degC -> K``, :func:`model_units`),
     which the training uses. New weights (head, stem variables, static channels) are
-    drawn from ``seed``; a new head is built with ``head_options`` (``model.head``). The
+    drawn from ``seed``; a new head is built with ``head_options`` (``model.head``);
+    ``normalization`` is ``data.normalization`` (see :func:`finetune_normalization`). The
     report lists every change, unit conversions included.
     """
     view, converted = model_units(parent, view, "the pre-trained model")
+    finetune_normalization(parent, view, normalization)  # before any work
     names, _ = static_channels(view)
     net = parent.net.train()
     with seeded(seed):
         report = adapt_network(net, parent.meta, view, len(names), head_options)
     if converted:
         report.notes.append(f"units converted to the pre-trained model's: {', '.join(converted)}")
-    normalizer, lines = merged_normalizer(parent, view, policy)
+    normalizer, lines = merged_normalizer(parent, view, policy, normalization)
     report.notes.extend(lines)
     return view, normalizer, net, report

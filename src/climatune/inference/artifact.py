@@ -1,4 +1,5 @@
-"""Model artifacts: ``model/weights.safetensors`` plus ``model/climatune.json``.
+"""Model artifacts: ``model/weights.safetensors`` plus ``model/climatune.json``, and for a
+model normalised in anomalies ``model/normalization.safetensors`` (its climatology).
 
 This module owns the files: writing, reading, validating and migrating them. Loading never
 unpickles: weights come from safetensors and everything else from JSON, validated field by
@@ -29,6 +30,7 @@ from climatune.utils.bounded import load_json, read_text
 from climatune.utils.settings import Section
 
 __all__ = [
+    "CLIMATOLOGY",
     "SCHEMA_VERSION",
     "TASK_KEYS",
     "ArtifactMeta",
@@ -43,8 +45,10 @@ __all__ = [
 
 SCHEMA_VERSION = 2  # 1: provenance; 2: the residual in the net spec, the task stored once
 WEIGHTS, META = "weights.safetensors", "climatune.json"
+#: Anomaly normalisation's climatology, one ``(12, ...)`` float32 tensor per variable, in a
+#: file of its own: a broken network weight cannot hide behind it, nor it behind one
+CLIMATOLOGY = "normalization.safetensors"
 _STATIC_KEY = "__static__"
-_CLIMATOLOGY = "__climatology__."  # + a variable: its (12, ...) climatology (anomaly mode)
 # Task settings stored once, in ``task`` (the stored config's task section holds the rest)
 TASK_KEYS = ("kind", "history", "lead", "factor")
 # Top-level sections of the stored config
@@ -158,8 +162,8 @@ def save_artifact(
 ) -> Path:
     """Write weights and metadata atomically; returns the model directory.
 
-    ``climatology`` (anomaly normalisation's per-variable ``(12, ...)`` arrays) is stored
-    with the weights, not in the JSON.
+    ``climatology`` (anomaly normalisation's per-variable ``(12, ...)`` arrays) goes to
+    :data:`CLIMATOLOGY`, apart from the network's weights and out of the JSON.
     """
     assert isinstance(net, ClimateNet)
     meta = {
@@ -171,14 +175,19 @@ def save_artifact(
     }
     tensors = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
     tensors[_STATIC_KEY] = static.detach().cpu().float().contiguous()
-    for name, clim in (climatology or {}).items():
-        tensors[_CLIMATOLOGY + name] = torch.from_numpy(np.ascontiguousarray(clim, np.float32))
-    problem = _bad_tensor(tensors)
+    fields = {
+        name: torch.from_numpy(np.ascontiguousarray(clim, np.float32))
+        for name, clim in (climatology or {}).items()
+    }
+    problem = _bad_tensor(tensors) or _bad_tensor(fields)
     if problem:
         raise ClimatuneError(f"refusing to write the model to {model_dir}: {problem}")
+    stamp = {"format": "pt", "climatune": __version__}
     with atomic_path(model_dir) as tmp:
         tmp.mkdir(parents=True)
-        save_file(tensors, str(tmp / WEIGHTS), metadata={"format": "pt", "climatune": __version__})
+        save_file(tensors, str(tmp / WEIGHTS), metadata=stamp)
+        if fields:
+            save_file(fields, str(tmp / CLIMATOLOGY), metadata=stamp)
         (tmp / META).write_text(json.dumps(meta, indent=2, default=_json_default))
     return Path(model_dir)
 
@@ -335,9 +344,10 @@ def _malformed(data: dict[str, Any]) -> str | None:
     return None
 
 
-def read_weights(model_dir: Path) -> dict[str, torch.Tensor]:
-    """Load tensors with safetensors (no pickle); a non-safetensors file is refused."""
-    path = model_dir / WEIGHTS
+def read_weights(model_dir: Path, name: str = WEIGHTS) -> dict[str, torch.Tensor]:
+    """Load the tensors of file ``name`` with safetensors (no pickle); a non-safetensors
+    file is refused."""
+    path = model_dir / name
     if not path.exists():
         raise ClimatuneError(f"{path} is missing; the artifact is incomplete")
     try:
@@ -369,19 +379,15 @@ def read_artifact(
     model_dir: Path,
 ) -> tuple[ArtifactMeta, ClimateNet, torch.Tensor, dict[str, np.ndarray]]:
     """The validated metadata, the network with its weights, the static inputs and the
-    climatology arrays (empty for a model normalised globally, and for older artifacts).
+    climatology arrays (empty for a model normalised globally).
 
     Anything that does not match (weights against the architecture, static inputs against
-    the grid) is refused with a :class:`~climatune.errors.ClimatuneError`.
+    the grid, the climatology against the grid and the JSON) is refused with a
+    :class:`~climatune.errors.ClimatuneError`. The network's weights are checked first.
     """
     meta = read_meta(model_dir)
     tensors = read_weights(model_dir)
     static = tensors.pop(_STATIC_KEY, None)
-    climatology = {
-        k[len(_CLIMATOLOGY) :]: tensors.pop(k).numpy()
-        for k in list(tensors)
-        if k.startswith(_CLIMATOLOGY)
-    }
     if static is None:
         raise ClimatuneError(f"{model_dir / WEIGHTS} lacks the static inputs; re-export the model")
     try:
@@ -403,4 +409,49 @@ def read_artifact(
             f"{model_dir / WEIGHTS}: the static inputs are {list(static.shape)}, but the "
             f"artifact's static names and grid say {list(shape)}; refusing to load it"
         )
-    return meta, net, static, climatology
+    return meta, net, static, read_climatology(model_dir, meta)
+
+
+def read_climatology(model_dir: Path, meta: ArtifactMeta) -> dict[str, np.ndarray]:
+    """The climatology arrays of :data:`CLIMATOLOGY`, one per variable the JSON's
+    ``normalization.climatology`` names (none when it names none).
+
+    Each must be a finite float32 tensor of 12 calendar months on the artifact's grid
+    (``(12, lat, lon)``), or ``(12,)`` for a scalar index; anything else is refused in one
+    line that names the file and the tensor.
+    """
+    named = meta.data["normalization"].get("climatology")
+    path = model_dir / CLIMATOLOGY
+    if not named:
+        if path.exists():
+            raise ClimatuneError(
+                f"{path} holds a climatology, but {META} names none; refusing to load it"
+            )
+        return {}
+    if not isinstance(named, dict):
+        raise ClimatuneError(
+            f"{model_dir / META}: 'normalization.climatology' must map variables to months"
+        )
+    if not path.exists():
+        raise ClimatuneError(
+            f"{path} is missing, but {META} names climatologies of {sorted(named)}; "
+            "the artifact is incomplete"
+        )
+    tensors = read_weights(model_dir, CLIMATOLOGY)
+    if sorted(tensors) != sorted(named):
+        raise ClimatuneError(
+            f"{path} holds climatologies of {sorted(tensors)}, but {META} names "
+            f"{sorted(named)}; refusing to load it"
+        )
+    grid = (len(meta.data["grid"]["lat"]), len(meta.data["grid"]["lon"]))
+    for name, value in tensors.items():
+        problem = None
+        if value.dtype != torch.float32:
+            problem = f"is {value.dtype}, not torch.float32"
+        elif tuple(value.shape) not in ((12,), (12, *grid)):
+            problem = f"is {list(value.shape)}, not 12 calendar months on the {list(grid)} grid"
+        elif not bool(torch.isfinite(value).all()):
+            problem = "holds NaN or infinite values"
+        if problem:
+            raise ClimatuneError(f"{path}: tensor '{name}' {problem}; refusing to load it")
+    return {name: value.numpy() for name, value in tensors.items()}

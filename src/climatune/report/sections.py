@@ -382,13 +382,6 @@ def _maps(found: Found) -> str:
     return "".join(markup.figure_file(p, found) for p in found.maps)
 
 
-_CELL_KEYS = {"fraction", "n_train", "finetuned", "scratch", "pretrained", "gap"} | {
-    "gap_low",
-    "gap_high",
-    "block",
-}
-
-
 def _curve(found: Found) -> str:
     out = []
     for folder in found.curves:
@@ -425,25 +418,44 @@ def _curve(found: Found) -> str:
                 + (how if ci else "")
                 + ").</p>"
             )
-            # baselines scored at each fraction (curve --baselines), after the networks
-            others = [k for k in dict.fromkeys(k for c in cells for k in c) if k not in _CELL_KEYS]
-            header = ["fraction", "training samples", "fine-tuned RMSE", "scratch RMSE"]
-            header += [f"{_e(m)} RMSE" for m in others] + ["gap"]
+            seeds = max((int(c.get("n_seeds", 1)) for c in cells), default=1)
+            based = [c for c in cells if "best_baseline" in c]
+            if seeds > 1:
+                out.append(
+                    f"<p>Each network RMSE is the mean ± standard deviation over {seeds} seeds;"
+                    " the interval pools the seeds' errors.</p>"
+                )
+            if based:
+                ahead = sum(c.get("finetuned", math.inf) < c["best_baseline"] for c in based)
+                out.append(
+                    f"<p>Fine-tuned beats the best baseline at {ahead} of {len(based)}"
+                    " fractions.</p>"
+                )
+            header = ["fraction", "training samples", "fine-tuned RMSE", "scratch RMSE", "gap"]
             table_rows: list[list[Cell]] = []
             for c in cells:
                 row: list[Cell] = [
                     f"{c['fraction']:g}",
                     tables.fmt(c["n_train"], 6),
-                    tables.fmt(c.get("finetuned", math.nan), 4),
-                    tables.fmt(c.get("scratch", math.nan), 4),
-                    *(tables.fmt(c.get(m, math.nan), 4) for m in others),
+                    _with_spread(c, "finetuned"),
+                    _with_spread(c, "scratch"),
                     (tables.fmt(c["gap"], 3), "bad" if c["gap"] < 0 else ""),
                 ]
+                if based:
+                    row.append(tables.fmt(c.get("best_baseline", math.nan), 4))
                 table_rows.append(row + (_gap_interval(c) if ci else []))
+            header += ["best baseline RMSE"] if based else []
             out.append(
                 markup.table(header + (["95 % interval", "block"] if ci else []), table_rows)
             )
     return "".join(out)
+
+
+def _with_spread(cell: dict[str, float], model: str) -> str:
+    """``0.3260 ± 0.0041`` with several seeds, else the RMSE alone."""
+    value = tables.fmt(cell.get(model, math.nan), 4)
+    std = cell.get(f"{model}_std")
+    return value if std is None else f"{value} ± {tables.fmt(std, 2)}"
 
 
 def _bounds(low: float, high: float) -> str:

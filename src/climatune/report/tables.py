@@ -328,7 +328,9 @@ def curve_gaps(rows: Sequence[dict[str, Any]]) -> dict[str, list[dict[str, float
 
     ``gap`` is scratch minus fine-tuned: positive means pre-training helps. Where the
     rows hold the fine-tuned minus scratch ``rmse_diff`` with its interval, ``gap_low``,
-    ``gap_high`` and ``block`` give the interval of the gap and its block length.
+    ``gap_high`` and ``block`` give the interval of the gap and its block length. Rows of
+    several seeds add ``n_seeds`` and each network's ``<model>_std``; baseline rows (those
+    without ``n_seeds``) give ``best_baseline``, the lowest baseline RMSE at that fraction.
     """
     out: dict[str, list[dict[str, float]]] = {}
     cells: dict[tuple[str, float], dict[str, float]] = {}
@@ -337,9 +339,17 @@ def curve_gaps(rows: Sequence[dict[str, Any]]) -> dict[str, list[dict[str, float
             continue
         key = (str(r.get("variable", "")), to_float(r.get("fraction")))
         cell = cells.setdefault(key, {"fraction": key[1], "n_train": to_float(r.get("n_train"))})
-        if r["metric"] == "rmse":
-            cell[str(r.get("model"))] = to_float(r.get("value"))
-        elif r.get("model") == "finetuned" and r.get("reference") == "scratch":
+        model = str(r.get("model"))
+        if r["metric"] == "rmse" and model in NETWORKS:
+            cell[model] = to_float(r.get("value"))
+            if "std" in r:
+                cell[f"{model}_std"] = to_float(r.get("std"))
+                cell["n_seeds"] = to_float(r.get("n_seeds"))
+        elif r["metric"] == "rmse":
+            value = to_float(r.get("value"))
+            if math.isfinite(value) and value < cell.get("best_baseline", math.inf):
+                cell["best_baseline"] = value
+        elif model == "finetuned" and r.get("reference") == "scratch":
             cell["gap_low"] = -to_float(r.get("ci_high"))
             cell["gap_high"] = -to_float(r.get("ci_low"))
             cell["block"] = to_float(r.get("block_length"))

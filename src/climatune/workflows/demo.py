@@ -3,7 +3,7 @@
 Pre-train a ×4 downscaler on the Met Office A1B run, fine-tune it on the E1 scenario over
 western North America with a few decades of data, train the same network from scratch
 with the same budget, score all of them and every baseline on 2070–2099, draw the
-data-efficiency curve and write the report.
+data-efficiency curve, explain the fine-tuned model's predictions and write the report.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from climatune.data.view import build_view
 from climatune.evaluation.baselines import baselines_for
 from climatune.evaluation.evaluate import evaluate_view, write_metrics
 from climatune.evaluation.maps import plot_maps
+from climatune.explain.run import explain, write_explanation
 from climatune.inference import load_model
 from climatune.report.html import write_report
 from climatune.report.tables import verdicts
@@ -90,6 +91,11 @@ def run_demo(out: str | Path = "runs/demo", fast: bool = False, overwrite: bool 
         out,
         done={1.0: (out / "finetune", out / "scratch")},
     )
+    step("explaining the fine-tuned model (integrated gradients) …")
+    tuned = models["finetuned"]
+    expl = explain(tuned, view, method="ig", samples=16, components=dict(ft_cfg.explain.components))
+    (out / "explain").mkdir()
+    write_explanation(expl, tuned, out / "explain")
     report = write_report(out)
     step(f"done: {report}")
     return report

@@ -37,7 +37,7 @@ def prepare_finetune(
     parent = load_model(source)
     view = view if view is not None else build_view(cfg.data, cfg.task)
     view, normalizer, net, report = adapt_parent(
-        parent, view, cfg.finetune.normalization, cfg.seed, cfg.model.head
+        parent, view, cfg.finetune.normalization, cfg.seed, cfg.model.head, cfg.data.normalization
     )
     return parent, view, normalizer, net, report
 
