@@ -93,7 +93,7 @@ def test_a_network_worse_than_climatology_gets_the_plain_verdict() -> None:
     assert "beats scratch (1.5) and 2 of 3 baselines" in text
     # 1 - (1.2/1.1)**2 = -0.19; 1 - (1.2/1.3)**2 = 0.148
     assert text.endswith(
-        "skill at lead 1 -0.19 against climatology, 0.15 against damped persistence"
+        "skill at lead 1: -0.19 against climatology, 0.15 against damped persistence"
     )
     assert wins is False
 

@@ -280,7 +280,7 @@ def verdict(
         if name in REFERENCES and math.isfinite(skills.get(name, math.nan))
     ]
     if stated:
-        at = f" at lead {lead}" if lead is not None else ""
+        at = f" at lead {lead}:" if lead is not None else ""
         parts.append(f"skill{at} " + ", ".join(stated))
     used = [intervals[m] for m in others if m in intervals]
     if used:
