@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+import climatune
 from climatune.cli import build_parser, main
 from climatune.config import load_config
 
@@ -177,3 +178,31 @@ def test_every_readme_command_block_runs(workspace, capsys):
                 parser.parse_args(args)
                 load_config(None, _sets(args))
     assert ran >= 10
+
+
+# --------------------------------------------------------------------------- the example configs
+
+PACKAGED = Path(climatune.__file__).parent / "examples"
+
+
+def test_the_repositorys_examples_are_the_packaged_ones() -> None:
+    """``examples/`` is a link to ``src/climatune/examples``: one copy, shipped in the wheel."""
+    assert EXAMPLES.resolve() == PACKAGED.resolve()
+    assert {p.name for p in PACKAGED.iterdir() if p.is_dir()} >= {"a1b", "synthetic"}
+
+
+def test_synthetic_pretraining_never_trains_on_the_fine_tuning_test_years() -> None:
+    pre = load_config(EXAMPLES / "synthetic" / "pretrain.yaml")
+    tune = load_config(EXAMPLES / "synthetic" / "finetune.yaml")
+    assert pre.data.split is not None and tune.data.split is not None
+    assert tune.data.split.test is not None and pre.data.split.test == tune.data.split.test
+    first_test = tune.data.split.test[0]
+    for block in (pre.data.split.train, pre.data.split.val, tune.data.split.train):
+        blocks = block if isinstance(block, list) else [block]
+        assert all(b[1] < first_test for b in blocks)
+    # the same inputs and history, so the whole network transfers
+    assert (pre.data.variables, pre.task.history, pre.task.lead) == (
+        tune.data.variables,
+        tune.task.history,
+        tune.task.lead,
+    )

@@ -169,6 +169,26 @@ def test_damped_persistence_reaches_the_theoretical_rmse_of_an_ar1_anomaly(
     assert abs(rho.mean() - phi**lead) < 0.04 and np.abs(rho - phi**lead).max() < 0.3
 
 
+def test_damped_persistence_damps_on_a_short_training_period(
+    rng, make_fields, make_view, time_axis
+):
+    """Fifteen training months: one or two samples per calendar month, whose anomalies
+    from their own climatology are near zero. Their ratio is clipped to [-1, 1], so the
+    forecast stays within one anomaly of the climatology (it was hundreds of K off)."""
+    n = 15 + 36
+    cycle = 10 * rng.normal(size=(12, 2, 2))
+    values = cycle[np.arange(n) % 12] + rng.normal(size=(n, 2, 2))
+    view = _seasonal_view(make_fields, make_view, time_axis, values, lead=1, train=(0, 14))
+    model = make_baseline("damped_persistence").fit(view)
+    assert np.abs(model.rho_["tas"]).max() <= 1.0
+    clim = make_baseline("climatology").fit(view).predict(view, "test").tas.values
+    pred = model.predict(view, "test").tas.values
+    past = make_baseline("persistence").fit(view).predict(view, "test").tas.values
+    # the same anomaly at t, damped: never further from the climatology than persistence
+    assert np.all(np.abs(pred - clim) <= np.abs(past - clim) + 1e-9)
+    assert rmse_np(pred, view.truth("test").tas.values) < 3.0  # unit noise, no blow-up
+
+
 def test_damped_persistence_of_annual_data_and_an_index(annual_view):
     for kind in ("forecast", "index"):
         view = annual_view(kind)

@@ -11,10 +11,15 @@ import pytest
 import xarray as xr
 
 from climatune.cli import main
+from climatune.config import load_config
+from climatune.data.view import build_view
+from climatune.evaluation.baselines import make_baseline
 from climatune.evaluation.bootstrap import INTERVAL_KEYS
 from climatune.evaluation.evaluate import ROW_KEYS
+from climatune.evaluation.metrics import score
 from climatune.report.tables import interval_text
 from climatune.testing import tiny_archive, tiny_config
+from climatune.workflows.curve import curve_command
 from climatune.workflows.pretraining import pretrain
 
 
@@ -147,6 +152,46 @@ def test_curve_compares_finetuned_and_scratch(trained, tmp_path):
         # Two monthly test years less the first month (lead 1); blocks of 2 to n // 2 months.
         assert r["n_times"] == 23 and 2 <= r["block_length"] <= 11
     assert (out / "curve.png").exists()
+
+
+def test_curve_fits_the_baselines_on_each_fractions_years(trained, tmp_path):
+    """``baselines``: a fraction's climatology and damped persistence are fitted on that
+    fraction's training years alone and scored on the same test times (the networks are
+    reused through ``done``, so nothing trains here)."""
+    archive, run = trained
+    text = (
+        f"data:\n  path: {archive}\n  variables: [tas, sst]\n  targets: [tas]\n"
+        "  split: {train: [2000, 2004], val: [2005, 2005], test: [2006, 2007]}\n"
+        "model: {width: 8, depth: 1}\ntrainer: {max_epochs: 1, progress_bar: false}\n"
+    )
+    (tmp_path / "c.yaml").write_text(text)
+    cfg = load_config(tmp_path / "c.yaml")
+    names = ["climatology", "damped_persistence"]
+    out = curve_command(
+        cfg, run, [0.5], tmp_path / "curve", done={0.5: (run, run)}, baselines=names
+    )
+    rows = json.loads((out / "curve.json").read_text())
+    rmse = {r["model"]: r["value"] for r in rows if r["metric"] == "rmse"}
+    assert set(rmse) == {"finetuned", "scratch", *names}
+    skill = {r["model"]: r["value"] for r in rows if r["metric"] == "skill"}
+    assert skill["climatology"] == pytest.approx(0.0, abs=1e-9)
+
+    def fitted(fraction: float) -> dict[str, float]:
+        sub = cfg.model_copy(deep=True)
+        sub.data.train_fraction = fraction
+        view = build_view(sub.data, sub.task)
+        truth, w = view.truth("test"), view.weights()
+        out = {}
+        for name in names:
+            pred = make_baseline(name).fit(view).predict(view, "test")
+            got = score(pred, truth, model=name, task="forecast", weights=w)
+            out[name] = next(r["value"] for r in got if r["metric"] == "rmse")
+        return out
+
+    half, full = fitted(0.5), fitted(1.0)
+    for name in names:
+        assert rmse[name] == pytest.approx(half[name], rel=1e-6)
+        assert rmse[name] != pytest.approx(full[name], rel=1e-6)  # not the whole block's
 
 
 def test_predict_on_an_explicit_cpu_device_matches_auto(trained, tmp_path):

@@ -283,8 +283,9 @@ def test_read_losses_per_epoch(tmp_path: Path) -> None:
         ),
         (
             {"finetuned": 0.6, "scratch": 0.7, "persistence": 0.9, "climatology": 0.5},
-            "finetuned: tas RMSE 0.6 K — no skill: worse than the climatology (0.5), whatever "
-            "else it beats; beats scratch (0.7) and 1 of 2 baselines; loses to climatology (0.5); "
+            "finetuned: tas RMSE 0.6 K — worse than climatology: not useful at this lead, "
+            "whatever else it beats; beats scratch (0.7) and 1 of 2 baselines; loses to "
+            "climatology (0.5); "
             "skill -0.44 against climatology",
             False,
         ),

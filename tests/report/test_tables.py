@@ -80,10 +80,16 @@ def test_verdict_gives_the_interval_of_a_loss() -> None:
 def test_verdicts_print_one_line_per_comparison() -> None:
     lines = tables.verdicts(_rows(), {"tas": "K"})
     assert lines[0].startswith("finetuned: tas RMSE 0.321 K — beats scratch (0.339; Δ -0.018 K")
-    assert lines[1:] == [
+    assert lines[1:4] == [
         "  vs climatology: Δ -0.58 K, 95 % CI [-0.7, -0.46], block 3",
         "  vs bilinear_residual: Δ -0.029 K, 95 % CI [-0.05, -0.008], block 4",
         "  vs scratch: Δ -0.018 K, 95 % CI [-0.041, +0.004], block 3, not significant",
+    ]
+    # then every network's skill: 1 - (0.321 / 0.9)**2 = 0.873, 1 - (0.339 / 0.9)**2 = 0.858
+    assert lines[4:] == [
+        "tas skill (1 - MSE/MSE_reference):",
+        "  finetuned: 0.87 against climatology",
+        "  scratch: 0.86 against climatology",
     ]
 
 

@@ -243,7 +243,11 @@ class DampedPersistence(_AnomalyPersistence):
 
     ρ is the least-squares damping of the anomaly from the anchor to the target, fitted per
     cell and per calendar month of the target (one value for annual data) on the training
-    samples, so it is the lag-``lead`` regression of the data themselves.
+    samples, so it is the lag-``lead`` regression of the data themselves, kept within
+    [-1, 1]: a damping, never an amplification. With a year or two of training data a
+    month has one or two samples whose anomalies, taken from a climatology fitted on those
+    same samples, are near zero, and their ratio would be any number (RMSE of hundreds of
+    K on the synthetic example's shortest curve fraction).
     """
 
     name = "damped_persistence"
@@ -266,7 +270,7 @@ class DampedPersistence(_AnomalyPersistence):
             a0, a1 = np.where(ok, a0, 0.0), np.where(ok, a1, 0.0)
             with np.errstate(invalid="ignore", divide="ignore"):
                 rho = (onehot.T @ (a0 * a1)) / (onehot.T @ (a0 * a0))  # (G, cells)
-            self.rho_[name] = np.where(np.isfinite(rho), rho, 0.0)
+            self.rho_[name] = np.clip(np.where(np.isfinite(rho), rho, 0.0), -1.0, 1.0)
 
     def _anomaly_forecast(
         self, view: TaskView, anchors: np.ndarray, truth: xr.Dataset

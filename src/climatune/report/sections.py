@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from climatune.report import figures, markup, tables
+from climatune.report import figures, markup, skill, tables
 from climatune.report.collect import (
     Found,
     RunInfo,
@@ -298,8 +298,43 @@ def _intervals_html(table: tables.MetricTable, variable: str, units: str) -> str
     )
 
 
+def _lead(found: Found) -> int | None:
+    """The forecast lead every run of the folder shares (``task.lead``), else ``None``."""
+    leads = {
+        _get(run.config, "task", "lead")
+        for run in found.runs
+        if _get(run.config, "task", "kind") in ("forecast", "index")
+    }
+    lead = leads.pop() if len(leads) == 1 else None
+    return lead if isinstance(lead, int) and not isinstance(lead, bool) else None
+
+
+def _skill_html(table: tables.MetricTable, variable: str, lead: int | None) -> str:
+    """Each network's skill against the climatology and damped persistence, with the plain
+    verdict for one that does not beat the climatology."""
+    scores = skill.network_skills(tables.table_rmse(table, variable), tables.NETWORKS)
+    refs = [r for r in skill.REFERENCES if any(r in v for v in scores.values())]
+    if not scores or not refs:
+        return ""
+    rows: list[list[Cell]] = []
+    for net, values in scores.items():
+        plain = skill.usefulness(values)
+        row: list[Cell] = [_e(net), *(tables.fmt(values.get(r, math.nan), 2) for r in refs)]
+        row.append((_e(plain), "bad") if plain else "beats climatology")
+        rows.append(row)
+    at = f" at lead {lead}" if lead is not None else ""
+    return (
+        f'<p class="note">{_e(variable)}: skill{_e(at)} of each network, 1 − MSE / MSE of '
+        "the reference, on the cells every model is scored on.</p>"
+        + markup.table(
+            ["network", *(f"skill vs {r.replace('_', ' ')}" for r in refs), "useful?"], rows
+        )
+    )
+
+
 def _metrics(found: Found) -> str:
     units = _units(found)
+    lead = _lead(found)
     out = []
     for path in found.metrics:
         rows = read_json(path, found.notes)
@@ -311,11 +346,12 @@ def _metrics(found: Found) -> str:
             out.append(f"<h3>{_e(found.rel(path))}</h3>")
         variables = list(dict.fromkeys(v for v, _ in table.columns))
         for var in variables:
-            result = tables.verdict(table, var, units.get(var, ""))
+            result = tables.verdict(table, var, units.get(var, ""), lead)
             if result:
                 out.append(
                     f'<p class="verdict {"win" if result[1] else "loss"}">{_e(result[0])}.</p>'
                 )
+            out.append(_skill_html(table, var, lead))
             out.append(_intervals_html(table, var, units.get(var, "")))
         out.append(
             f'<p class="note">{_e(table.split)} split ({_e(found.rel(path))}); best value per column highlighted: '

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from climatune.report.collect import to_float
+from climatune.report.skill import REFERENCES, network_skills, skill_lines, usefulness
 
 __all__ = [
     "METRIC_ORDER",
@@ -26,6 +27,7 @@ __all__ = [
     "main_model",
     "verdict",
     "verdicts",
+    "table_rmse",
     "interval_text",
     "curve_gaps",
     "fmt",
@@ -38,8 +40,6 @@ _LOWER = {"rmse", "mae"}
 _HIGHER = {"acc", "skill", "corr"}
 # Model labels written by ``evaluate`` for networks; every other label is a baseline.
 NETWORKS = ("finetuned", "pretrained", "scratch")
-# Skill (1 - MSE / MSE_reference) is stated against these, the references of DESIGN.md.
-_REFERENCES = ("climatology", "damped_persistence")
 
 Column = tuple[str, str]  # (variable, metric)
 Pair = tuple[str, str, str]  # (model, reference, variable)
@@ -254,14 +254,18 @@ def _names(
     return ", ".join(parts[:-1]) + " and " + parts[-1] if len(parts) > 1 else parts[0]
 
 
-def verdict(table: MetricTable, variable: str, units: str = "") -> tuple[str, bool] | None:
+def verdict(
+    table: MetricTable, variable: str, units: str = "", lead: int | None = None
+) -> tuple[str, bool] | None:
     """One honest line: does the judged network beat scratch and every baseline on RMSE?
 
     The judged network is :func:`main_model`; another network (``pretrained`` next to
     ``finetuned``) stays in the table but is not a competitor. Ties and missing scores are
-    said, not hidden. A network no better than the climatology is said to have no skill,
-    whatever else it beats, and its skill against the climatology and damped persistence
-    (``1 - MSE / MSE_reference``, on the cells every model is scored on) closes the line.
+    said, not hidden. A network no better than the climatology is said plainly to be not
+    useful at this lead (:func:`~climatune.report.skill.usefulness`), whatever else it
+    beats, and its skill against the climatology and damped persistence
+    (``1 - MSE / MSE_reference``, on the cells every model is scored on; at ``lead`` when
+    given) closes the line.
 
     Where the rows hold comparisons (``evaluate`` writes them), each named competitor
     carries the 95 % interval of the RMSE difference (:func:`interval_text`); a win whose
@@ -320,12 +324,11 @@ def verdict(table: MetricTable, variable: str, units: str = "") -> tuple[str, bo
             False,
         )
     parts = []
-    clim = baselines.get("climatology")
-    useless = clim is not None and own >= clim
-    if useless and clim is not None:
-        parts.append(
-            f"no skill: worse than the climatology ({fmt(clim, d)}), whatever else it beats"
-        )
+    skills = network_skills(scored, [main])[main]
+    plain = usefulness(skills)
+    useless = plain is not None
+    if plain is not None:
+        parts.append(f"{plain}, whatever else it beats")
     if wins:
         parts.append("beats " + " and ".join(wins))
     elif baselines:
@@ -348,13 +351,14 @@ def verdict(table: MetricTable, variable: str, units: str = "") -> tuple[str, bo
     unscored = [m for m in table.models if m not in scored and m not in ("pretrained", "finetuned")]
     if unscored:
         parts.append(f"no finite RMSE for {', '.join(unscored)}")
-    skills = [
-        f"{fmt(1.0 - (own / ref) ** 2, 2)} against {name.replace('_', ' ')}"
-        for name, ref in baselines.items()
-        if name in _REFERENCES and ref > 0
+    stated = [
+        f"{fmt(skills[name], 2)} against {name.replace('_', ' ')}"
+        for name in baselines
+        if name in REFERENCES and math.isfinite(skills.get(name, math.nan))
     ]
-    if skills:
-        parts.append("skill " + ", ".join(skills))
+    if stated:
+        at = f" at lead {lead}:" if lead is not None else ""
+        parts.append(f"skill{at} " + ", ".join(stated))
     used = [intervals[m] for m in others if m in intervals]
     if used:
         parts.append(
@@ -365,22 +369,35 @@ def verdict(table: MetricTable, variable: str, units: str = "") -> tuple[str, bo
     return f"{head} — " + "; ".join(parts), outright
 
 
-def verdicts(rows: Sequence[dict[str, Any]], units: dict[str, str]) -> list[str]:
+def verdicts(
+    rows: Sequence[dict[str, Any]], units: dict[str, str], lead: int | None = None
+) -> list[str]:
     """The :func:`verdict` line of each variable of the metric rows (``units`` by variable),
-    each followed by one ``  vs NAME: Δ ...`` line per comparison of the judged network."""
+    each followed by one ``  vs NAME: Δ ...`` line per comparison of the judged network,
+    then the skill of every network against the climatology and damped persistence at
+    ``lead`` (:func:`~climatune.report.skill.skill_lines`)."""
     table = metric_table(rows)
     if table is None:
         return []
     main = main_model(table.models)
     lines = []
     for var in dict.fromkeys(v for v, _ in table.columns):
-        result = verdict(table, var, units.get(var, ""))
+        result = verdict(table, var, units.get(var, ""), lead)
         if result:
             lines.append(result[0])
         pairs = [(ref, iv) for (m, ref, v), iv in table.intervals.items() if (m, v) == (main, var)]
         for ref, iv in sorted(pairs, key=lambda p: to_float(p[1].get("value"))):
             lines.append(f"  vs {ref}: {interval_text(iv, units.get(var, '')) or 'no interval'}")
+        lines += skill_lines(table_rmse(table, var), var, lead, NETWORKS)
     return lines
+
+
+def table_rmse(table: MetricTable, variable: str) -> dict[str, float]:
+    """Each model's finite RMSE of ``variable`` in ``table`` (the input of the skill
+    functions of :mod:`climatune.report.skill`)."""
+    col = (variable, "rmse")
+    values = {m: table.value(m, col) for m in table.models}
+    return {m: v for m, v in values.items() if math.isfinite(v)}
 
 
 def curve_gaps(rows: Sequence[dict[str, Any]]) -> dict[str, list[dict[str, float]]]:

@@ -104,7 +104,8 @@ def evaluate_command(
     units = {
         v: str(view.fields[v].attrs.get("units", "")) for v in view.targets if v in view.fields
     }
-    for line in verdicts(rows, units) + probabilistic_lines(rows, units):
+    lead = view.lead if view.kind in ("forecast", "index") else None
+    for line in verdicts(rows, units, lead) + probabilistic_lines(rows, units):
         print(line)
     truth = view.truth("test")
     for label in models:
