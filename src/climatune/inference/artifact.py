@@ -484,7 +484,13 @@ def read_climatology(model_dir: Path, meta: ArtifactMeta) -> dict[str, np.ndarra
     (``(12, lat, lon)``), or ``(12,)`` for a scalar index; anything else is refused in one
     line that names the file and the tensor.
     """
-    named = meta.data["normalization"].get("climatology")
+    stats = meta.data["normalization"]
+    if not all(isinstance(stats.get(k), dict) for k in ("mean", "std")):
+        raise ClimatuneError(
+            f"normalisation statistics in the artifact are malformed: {model_dir / META} "
+            "needs 'mean' and 'std' maps of the variables"
+        )
+    named = stats.get("climatology")
     path = model_dir / CLIMATOLOGY
     if not named:
         if path.exists():
