@@ -180,16 +180,16 @@ class TaskConfig(Section):
     def _weighed_objectives(self) -> TaskConfig:
         if self.objectives is None:
             return self
-        unknown = sorted(set(self.objectives) - set(OBJECTIVES))
-        if unknown:
-            raise ValueError(
-                f"unknown objective(s) {unknown}{closest(unknown[0], OBJECTIVES)}; "
-                f"the objectives are: {', '.join(OBJECTIVES)}"
-            )
         if self.kind != "forecast" and set(self.objectives) != {self.kind}:
             raise ValueError(
                 f"objectives combine with task.kind forecast only, not {self.kind}; "
                 "set task.kind: forecast or drop task.objectives"
+            )
+        unknown = sorted(set(self.objectives) - {*OBJECTIVES, self.kind})
+        if unknown:
+            raise ValueError(
+                f"unknown objective(s) {unknown}{closest(unknown[0], OBJECTIVES)}; "
+                f"the objectives are: {', '.join(OBJECTIVES)}"
             )
         if self.kind not in self.objectives:
             raise ValueError(
