@@ -7,12 +7,13 @@ import json
 import numpy as np
 import pytest
 import torch
-
 from safetensors.torch import load_file
 
+from climatune import load_model
 from climatune.cli import main
 from climatune.config import dump_config
-from climatune.data.samples import TaskSamples, fit_normalizer
+from climatune.data.io import open_dataset
+from climatune.data.samples import TaskSamples, fit_normalizer, static_channels
 from climatune.data.settings import TaskConfig
 from climatune.data.view import build_view
 from climatune.data.windows import draw_windows, keep_masks
@@ -34,7 +35,9 @@ def _task(archive, *sets):
     net = new_net(cfg.model, view, 5, cfg.seed)
     task = build_task(training_setup(cfg), view, net)
     samples = TaskSamples(view, "train", fit_normalizer(view))
-    batch = {k: torch.stack([samples[i][k] for i in range(4)]) for k in ("fields", "target", "anchor")}
+    batch = {
+        k: torch.stack([samples[i][k] for i in range(4)]) for k in ("fields", "target", "anchor")
+    }
     return task, batch
 
 
@@ -50,14 +53,18 @@ def test_the_loss_is_the_weighted_sum_of_the_objectives(archive):
     assert float(parts["forecast"]) == pytest.approx(float(alone), rel=1e-6)
     # ... and the reconstruction part that of its own head on the masked inputs at step t
     anchors = batch["anchor"].tolist()
-    keep = torch.from_numpy(keep_masks(anchors, seed=0, epoch=0, shape=(8, 16), mask_patch=4, ratio=0.5))
+    keep = torch.from_numpy(
+        keep_masks(anchors, seed=0, epoch=0, shape=(8, 16), mask_patch=4, ratio=0.5)
+    )
     masked = batch["fields"] * keep[:, None, None]
     out = task.reconstruction.head(task.net.forward_features(masked, static)) + masked[:, :, -1]
     sst_sea = task.reconstruction.valid[1]  # sst is NaN north of 40°N
     assert bool(sst_sea.any()) and not bool(sst_sea.all())
     target = batch["fields"][:, :, -1].clone()
     target[:, 1, ~sst_sea] = torch.nan
-    assert float(parts["reconstruct"]) == pytest.approx(float(weighted_mse(out, target, task.weight)), rel=1e-6)
+    assert float(parts["reconstruct"]) == pytest.approx(
+        float(weighted_mse(out, target, task.weight)), rel=1e-6
+    )
     assert float(parts["reconstruct"]) > 0 and keep.float().mean() < 0.9
 
 
@@ -87,9 +94,17 @@ def test_the_default_config_is_unchanged(archive, tmp_path):
     assert TaskConfig().objectives is None and TaskConfig().random_crop is None
     task, _ = _task(archive)
     assert task.objectives is None and task.reconstruction is None and task.crop is None
-    default = pretrain(tiny_config(archive, "trainer.max_epochs=1", "trainer.limit_train_batches=0.25"), out=tmp_path / "a")
+    default = pretrain(
+        tiny_config(archive, "trainer.max_epochs=1", "trainer.limit_train_batches=0.25"),
+        out=tmp_path / "a",
+    )
     alone = pretrain(
-        tiny_config(archive, "trainer.max_epochs=1", "trainer.limit_train_batches=0.25", "task.objectives={forecast: 1.0}"),
+        tiny_config(
+            archive,
+            "trainer.max_epochs=1",
+            "trainer.limit_train_batches=0.25",
+            "task.objectives={forecast: 1.0}",
+        ),
         out=tmp_path / "b",
     )
     first, second = (load_file(str(r / "model" / "weights.safetensors")) for r in (default, alone))
@@ -98,7 +113,12 @@ def test_the_default_config_is_unchanged(archive, tmp_path):
 
 
 def test_a_combined_cropped_pretrain_logs_each_objective_and_fine_tunes(archive, tmp_path):
-    run = pretrain(tiny_config(archive, "trainer.max_epochs=1", "trainer.limit_train_batches=0.25", BOTH, CROP), out=tmp_path / "run")
+    run = pretrain(
+        tiny_config(
+            archive, "trainer.max_epochs=1", "trainer.limit_train_batches=0.25", BOTH, CROP
+        ),
+        out=tmp_path / "run",
+    )
     meta = json.loads((run / "model" / "climatune.json").read_text())
     assert meta["config"]["task"]["objectives"] == {"forecast": 1.0, "reconstruct": 0.5}
     assert meta["config"]["task"]["random_crop"] == {"size": [4, 6], "prob": 1.0}
@@ -108,7 +128,12 @@ def test_a_combined_cropped_pretrain_logs_each_objective_and_fine_tunes(archive,
     ckpt = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
     assert any(k.startswith("reconstruction.head.") for k in ckpt)  # trained, resumable ...
     tuned = finetune(
-        tiny_config(archive, "trainer.max_epochs=1", "trainer.limit_train_batches=0.25", "finetune.strategy=lora"),
+        tiny_config(
+            archive,
+            "trainer.max_epochs=1",
+            "trainer.limit_train_batches=0.25",
+            "finetune.strategy=lora",
+        ),
         run,
         out=tmp_path / "ft",
         quiet=True,
@@ -119,10 +144,16 @@ def test_a_combined_cropped_pretrain_logs_each_objective_and_fine_tunes(archive,
 @pytest.mark.parametrize(
     ("sets", "message"),
     [
-        (["task.objectives={forecast: 1, recon: 1}"], "unknown objective(s) ['recon'] (did you mean 'reconstruct'?)"),
+        (
+            ["task.objectives={forecast: 1, recon: 1}"],
+            "unknown objective(s) ['recon'] (did you mean 'reconstruct'?)",
+        ),
         (["task.objectives={reconstruct: 1}"], "must weigh the task's own, 'forecast'"),
         (["task.objectives={forecast: 1, reconstruct: 0}"], "must be positive"),
-        (["task.kind=downscale", "task.objectives={downscale: 1, reconstruct: 1}"], "forecast only"),
+        (
+            ["task.kind=downscale", "task.objectives={downscale: 1, reconstruct: 1}"],
+            "forecast only",
+        ),
         (["task.random_crop={size: [9, 4]}"], "[9, 4] is larger than the training grid [8, 16]"),
         (["task.random_crop={size: [4, 4], prob: 0}"], "random_crop.prob"),
     ],
@@ -142,3 +173,29 @@ def test_bad_objectives_and_crops_are_one_line_errors(archive, tmp_path, capsys,
 def test_a_fine_tune_refuses_pretraining_settings(archive, tmp_path):
     with pytest.raises(Exception, match="task.random_crop set how a network is pre-trained"):
         finetune(tiny_config(archive, CROP), tmp_path / "none", out=tmp_path / "ft")
+
+
+def test_a_global_model_predicts_a_regional_crop_with_edge_padding(archive, tmp_path):
+    sets = ["trainer.max_epochs=1", "trainer.limit_train_batches=0.25"]
+    # global statistics: an anomaly climatology is kept per cell of the training grid
+    run = pretrain(tiny_config(archive, "data.normalization=global", *sets), out=tmp_path / "run")
+    model = load_model(run)
+    assert model.net.backbone.periodic_lon  # trained on the globe
+    crop = open_dataset(archive).isel(lon=slice(2, 8))  # 6 of 16 longitudes
+    view = model.view(crop)
+    assert not view.periodic_lon
+    got = model.predict(crop, units="model").tas.values
+    samples = TaskSamples(view, "predict", model.normalizer, mask_ratio=0.0)
+    fields = torch.stack([samples[i]["fields"] for i in range(len(samples))])
+    static = torch.from_numpy(static_channels(view)[1])
+    with torch.no_grad():
+        wrapped = model.forward(fields, static)[:, 0].numpy()
+        model.net.set_periodic_lon(False)
+        edges = model.forward(fields, static)[:, 0].numpy()
+        model.net.set_periodic_lon(True)
+    mean, std = model.normalizer.mean_["tas"], model.normalizer.std_["tas"]
+    assert np.allclose(got, edges * std + mean, atol=1e-3)
+    assert not np.allclose(
+        got, wrapped * std + mean, atol=1e-3
+    )  # the east edge is not the west's neighbour
+    assert model.net.backbone.periodic_lon  # restored

@@ -22,7 +22,9 @@ __all__ = ["check_window", "crops_batch", "draw_windows", "keep_masks"]
 _WINDOW, _BATCH, _MASK = 1, 2, 3
 
 
-def check_window(size: Sequence[int], grid: tuple[int, int], what: str = "task.random_crop") -> None:
+def check_window(
+    size: Sequence[int], grid: tuple[int, int], what: str = "task.random_crop"
+) -> None:
     """Refuse a window larger than the ``(lat, lon)`` grid it is cut from."""
     h, w = (int(n) for n in size)
     if h > grid[0] or w > grid[1]:

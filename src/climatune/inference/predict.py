@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
@@ -15,14 +17,22 @@ from climatune.data.samples import TaskSamples, static_channels
 from climatune.data.units import convert, to_units
 from climatune.data.view import TaskView
 from climatune.errors import ClimatuneError
-from climatune.models.ensemble import mc_dropout
+from climatune.models.ensemble import mc_dropout, members_of
+from climatune.models.padding import lon_padding
 
 if TYPE_CHECKING:  # LoadedModel.predict calls predict_view
     from climatune.inference.model import LoadedModel
 
 _log = logging.getLogger("climatune")
 
-__all__ = ["predict_view", "model_units", "check_task", "model_view", "static_for"]
+__all__ = [
+    "predict_view",
+    "model_units",
+    "check_task",
+    "model_view",
+    "padded_for",
+    "static_for",
+]
 
 
 def model_units(
@@ -119,14 +129,18 @@ def predict_view(
     static = static_for(model, view)
     model.net.eval()
     loader = DataLoader(batches, batch_size=batch_size)
-    if samples:
-        pred = _sampled(model, loader, static, samples)
-    elif members:
-        pred = np.concatenate(
-            [model.forward_members(b["fields"], static).float().numpy() for b in loader], axis=1
-        )
-    else:
-        pred = np.concatenate([model.forward(b["fields"], static).float().numpy() for b in loader])
+    with padded_for(model, view):
+        if samples:
+            pred = _sampled(model, loader, static, samples)
+        elif members:
+            pred = np.concatenate(
+                [model.forward_members(b["fields"], static).float().numpy() for b in loader],
+                axis=1,
+            )
+        else:
+            pred = np.concatenate(
+                [model.forward(b["fields"], static).float().numpy() for b in loader]
+            )
     lead = ["member"] if samples or members else []
     times = view.fields.time.isel(time=view.target_index(view.anchors[split]))
     names = model.meta.outputs
@@ -160,6 +174,17 @@ def predict_view(
         data[name] = da
     out = xr.Dataset(data)
     return out.assign_coords(member=np.arange(pred.shape[0])) if lead else out
+
+
+@contextmanager
+def padded_for(model: LoadedModel, view: TaskView) -> Iterator[None]:
+    """The model's networks pad longitude as ``view``'s grid needs while in the block:
+    circularly on a global grid, at the edges of a regional crop of it (a network
+    trained on the globe would otherwise wrap the crop's east edge onto its west edge)."""
+    with ExitStack() as stack:
+        for net in members_of(model.net):
+            stack.enter_context(lon_padding(net, view.periodic_lon))
+        yield
 
 
 def _sampled(

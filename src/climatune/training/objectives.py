@@ -12,8 +12,6 @@ A run may also train on random windows of its grid (``task.random_crop``,
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,6 +22,7 @@ from climatune.data.settings import TaskConfig
 from climatune.data.view import TaskView
 from climatune.data.windows import check_window, crops_batch, draw_windows, keep_masks
 from climatune.errors import ClimatuneError
+from climatune.models.net import ClimateNet
 from climatune.models.registry import create_head
 from climatune.training.losses import weighted_mse
 
@@ -35,40 +34,17 @@ __all__ = [
     "Reconstruction",
     "RandomCrop",
     "Window",
-    "lon_padding",
-    "periodic_lon",
     "take_window",
 ]
-
-
-def periodic_lon(net: nn.Module) -> bool:
-    """Whether ``net`` pads longitude circularly (its backbone's setting)."""
-    return bool(getattr(getattr(net, "backbone", None), "periodic_lon", False))
-
-
-@contextmanager
-def lon_padding(net: nn.Module, periodic: bool) -> Iterator[None]:
-    """Pad longitude circularly (``periodic``) or at edges inside the block, then as before.
-
-    A window narrower than a global grid has real east and west edges: its convolutions
-    must not wrap one onto the other.
-    """
-    before = periodic_lon(net)
-    if before == periodic:
-        yield
-        return
-    net.set_periodic_lon(periodic)
-    try:
-        yield
-    finally:
-        net.set_periodic_lon(before)
 
 
 def take_window(x: Tensor, rows: Tensor, cols: Tensor) -> Tensor:
     """Each sample's window of ``x[B, ..., H, W]``: ``rows[B, h]``, ``cols[B, w]`` -> ``[B, ..., h, w]``."""
     b, (h, w) = x.shape[0], (rows.shape[1], cols.shape[1])
     cells = x.reshape(b, -1, *x.shape[-2:]).permute(0, 2, 3, 1)  # [B, H, W, M]
-    picked = cells[torch.arange(b, device=x.device)[:, None, None], rows[:, :, None], cols[:, None, :]]
+    picked = cells[
+        torch.arange(b, device=x.device)[:, None, None], rows[:, :, None], cols[:, None, :]
+    ]
     return picked.permute(0, 3, 1, 2).reshape(*x.shape[:-2], h, w)
 
 
@@ -178,6 +154,8 @@ class Reconstruction(nn.Module):
         The masks, drawn from ``(seed, epoch, anchor)`` (:func:`~climatune.data.windows.keep_masks`).
     """
 
+    valid: Tensor
+
     def __init__(
         self,
         width: int,
@@ -211,10 +189,11 @@ class Reconstruction(nn.Module):
         )
         return torch.from_numpy(np.ascontiguousarray(keep))
 
-    def loss(self, net: nn.Module, win: Window, anchors: Tensor, epoch: int | None) -> Tensor:
+    def loss(self, net: ClimateNet, win: Window, anchors: Tensor, epoch: int | None) -> Tensor:
         """The latitude-weighted MSE of the reconstructed fields at step t."""
         fields = win.fields
-        keep = self.masks(anchors, tuple(fields.shape[-2:]), epoch).to(fields.device)
+        shape = (int(fields.shape[-2]), int(fields.shape[-1]))
+        keep = self.masks(anchors, shape, epoch).to(fields.device)
         masked = fields * keep[:, None, None].to(fields.dtype)
         out = self.head(net.forward_features(masked, win.static))
         if self.residual:

@@ -16,14 +16,9 @@ from torch import nn
 
 from climatune.errors import ClimatuneError
 from climatune.models.heads import PooledBatchNorm
+from climatune.models.padding import lon_padding, periodic_lon
 from climatune.training.losses import weighted_mse
-from climatune.training.objectives import (
-    RandomCrop,
-    Reconstruction,
-    Window,
-    lon_padding,
-    periodic_lon,
-)
+from climatune.training.objectives import RandomCrop, Reconstruction, Window
 
 __all__ = ["ClimateTask", "NonFiniteLoss"]
 
@@ -130,7 +125,7 @@ class ClimateTask(pl.LightningModule):
         if self.objectives is None:
             loss = parts[self.kind]
         else:
-            loss = sum(w * parts[name] for name, w in self.objectives.items())  # type: ignore[assignment]
+            loss = sum(w * parts[name] for name, w in self.objectives.items())
         if not torch.isfinite(loss):  # checked before backward: no NaN reaches the weights
             raise NonFiniteLoss(
                 f"the {stage} loss became {loss.item()} at epoch {self.current_epoch}, step "
