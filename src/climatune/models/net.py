@@ -13,6 +13,7 @@ from torch import Tensor, nn
 from climatune.errors import ClimatuneError, closest
 from climatune.models.backbones.base import Backbone
 from climatune.models.heads import Head
+from climatune.models.padding import crop
 from climatune.models.registry import (
     backbone_class,
     create_backbone,
@@ -20,7 +21,6 @@ from climatune.models.registry import (
     head_class,
     list_heads,
 )
-from climatune.models.padding import crop
 from climatune.models.stem import VariableStem
 from climatune.models.token_stem import VariableTokenStem
 

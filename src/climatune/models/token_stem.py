@@ -27,12 +27,11 @@ class VariableToken(nn.Module):
 
     def __init__(self, in_ch: int, dim: int, patch: int, *, zero_init: bool) -> None:
         super().__init__()
-        self.proj = nn.Conv2d(in_ch, dim, patch, stride=patch)
+        self.proj = nn.Conv2d(in_ch, dim, patch, stride=patch, bias=False)
         self.embed = nn.Parameter(torch.zeros(dim))
         nn.init.trunc_normal_(self.embed, std=0.02)
         if zero_init:
             nn.init.zeros_(self.proj.weight)
-            nn.init.zeros_(self.proj.bias)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.proj(x) + self.embed.view(1, -1, 1, 1)
@@ -122,7 +121,9 @@ class VariableTokenStem(nn.Module):
         if dupes:
             raise ClimatuneError(f"input variable(s) {sorted(set(dupes))} are already in the stem")
         for name in names:
-            token = VariableToken(self.in_channels_per_variable, self.dim, self.patch, zero_init=zero_init)
+            token = VariableToken(
+                self.in_channels_per_variable, self.dim, self.patch, zero_init=zero_init
+            )
             ref = next(self.parameters(), None)
             if ref is not None:
                 token = token.to(device=ref.device, dtype=ref.dtype)
@@ -208,8 +209,8 @@ class VariableTokenStem(nn.Module):
         x = x.unflatten(1, (v, self.history + 1))
         groups = [self.tokens[variable_key(n)](x[:, i]) for i, n in enumerate(names)]
         # a patch's valid fraction: padding counts as missing
-        seen = F.avg_pool2d(x[:, :, -1], self.patch)  # [B, V, gh, gw]
-        seen = list(seen.unsqueeze(2).unbind(1))
+        pooled = F.avg_pool2d(x[:, :, -1], self.patch)  # [B, V, gh, gw]
+        seen = list(pooled.unsqueeze(2).unbind(1))
         if self.static is not None:
             if static is None:
                 raise ClimatuneError(
@@ -223,7 +224,9 @@ class VariableTokenStem(nn.Module):
                 )
             s = self._pad(torch.nan_to_num(static.to(fields.dtype), nan=0.0))
             groups.append(self.static(s))
-            seen.append(torch.ones_like(seen[0]) if seen else s.new_ones(b, 1, *groups[0].shape[-2:]))
+            seen.append(
+                torch.ones_like(seen[0]) if seen else s.new_ones(b, 1, *groups[0].shape[-2:])
+            )
         if not groups:
             raise ClimatuneError("the network has no input variable and no static channel")
         tokens = torch.stack(groups, 1)  # [B, G, dim, gh, gw]

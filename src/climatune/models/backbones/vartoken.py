@@ -64,8 +64,14 @@ class VariableAggregation(nn.Module):
         x = tokens.permute(0, 3, 4, 1, 2).reshape(b * gh * gw, g, d)  # [B*N, G, dim]
         present = (seen > 0).permute(0, 2, 3, 1).reshape(b * gh * gw, 1, 1, g)
         present = present | ~present.any(dim=-1, keepdim=True)
-        k, v = self.kv(self.norm(x)).view(-1, g, 2, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
-        q = self.q(self.query).view(1, self.heads, 1, d // self.heads).expand(x.shape[0], -1, -1, -1)
+        k, v = (
+            self.kv(self.norm(x)).view(-1, g, 2, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
+        )
+        q = (
+            self.q(self.query)
+            .view(1, self.heads, 1, d // self.heads)
+            .expand(x.shape[0], -1, -1, -1)
+        )
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=present)  # [B*N, heads, 1, hd]
         out = self.proj(out.reshape(b, gh * gw, d))
         return out + self.position(gh, gw).flatten(2).transpose(1, 2)
