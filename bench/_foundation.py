@@ -28,6 +28,7 @@ from climatune.data.view import build_view
 
 __all__ = ["vartoken", "foundation"]
 
+DEVICE = "cuda"
 FOUNDATION = ROOT / "examples" / "foundation" / "pretrain.yaml"
 #: A CPU-sized variable-token ViT: 512-wide tokens, 4 blocks (about 13 M parameters).
 CPU_MODEL = ("model.backbone=vartoken_vit", "model.width=128", "model.depth=4", "model.patch=4")
@@ -78,7 +79,9 @@ def foundation(sz: Sizes) -> list[dict[str, Any]]:
     """
     if not torch.cuda.is_available():
         return []
-    years, timed = 30, 10
+    timed, warmup = 10, sz.warmup + 3  # the first steps compile the network
+    batch_size = load_config(FOUNDATION).data.batch_size
+    years = 3 + -(-(warmup + timed + 1) * batch_size // 12)  # train years enough for them all
     store = synthetic_store("monthly", years, (32, 64))
     last = 1950 + years - 1
     sets = [
@@ -90,22 +93,22 @@ def foundation(sz: Sizes) -> list[dict[str, Any]]:
         "trainer.devices=1",
         "trainer.max_epochs=1",
         "trainer.progress_bar=false",
-        f"trainer.limit_train_batches={sz.warmup + 3 + timed}",
+        f"trainer.limit_train_batches={warmup + timed}",
     ]
     cfg = load_config(FOUNDATION, sets)
     view = build_view(cfg.data, cfg.task)
     norm = fit_normalizer(view, normalization_mode(view, cfg.data.normalization))
     plain = load_config(FOUNDATION, [*sets, "model.activation_checkpointing=false"])
-    task = new_task(plain, view).cuda()
-    batch = {k: v.cuda() for k, v in first_batch(cfg, view, norm).items()}
-    with torch.autocast("cuda", dtype=torch.bfloat16):
+    task = new_task(plain, view).to(DEVICE)
+    batch = {k: v.to(DEVICE) for k, v in first_batch(cfg, view, norm).items()}
+    with torch.autocast(DEVICE, dtype=torch.bfloat16):
         per_sample = training_flops(task, batch) / cfg.data.batch_size
     n_params = sum(p.numel() for p in task.parameters())
     del task, batch
     torch.cuda.empty_cache()
     got = interleave(
         {
-            "step": lambda r: lightning_rate(cfg, view, norm, sz.warmup + 3),  # + compilation
+            "step": lambda r: lightning_rate(cfg, view, norm, warmup),
             "peak": lambda r: matmul_flops(8192, "cuda", torch.bfloat16),
         },
         2,
