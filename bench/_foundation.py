@@ -75,7 +75,8 @@ def foundation(sz: Sizes) -> list[dict[str, Any]]:
     the GPU: samples/s and the fraction of the bf16 matmul peak measured in this run.
 
     The FLOPs per sample are counted on the GPU without activation checkpointing (the
-    recomputation is not useful work), so the fraction is the model FLOP utilisation.
+    recomputation is not useful work), so the fraction is the model FLOP utilisation;
+    the same config without checkpointing is timed too, for what the recomputation costs.
     """
     if not torch.cuda.is_available():
         return []
@@ -109,11 +110,12 @@ def foundation(sz: Sizes) -> list[dict[str, Any]]:
     got = interleave(
         {
             "step": lambda r: lightning_rate(cfg, view, norm, warmup),
+            "plain": lambda r: lightning_rate(plain, view, norm, warmup),
             "peak": lambda r: matmul_flops(8192, "cuda", torch.bfloat16),
         },
         2,
     )
-    peak, rate = median(got["peak"]), median(got["step"])
+    peak, rate, plain_rate = median(got["peak"]), median(got["step"]), median(got["plain"])
     return [
         row("gpu_foundation_params_millions", n_params / 1e6, "M parameters"),
         row("gpu_foundation_bf16_peak_tflops", peak / 1e12, "TFLOP/s (8192^3 bf16 matmul)"),
@@ -123,5 +125,11 @@ def foundation(sz: Sizes) -> list[dict[str, Any]]:
             rate * per_sample / peak,
             "of bf16 matmul peak (Lightning, compiled)",
             0.35,
+        ),
+        row("gpu_foundation_no_checkpointing_samples_per_s", plain_rate, "samples/s"),
+        row(
+            "gpu_foundation_no_checkpointing_fraction_of_peak",
+            plain_rate * per_sample / peak,
+            "of bf16 matmul peak (activations stored, not recomputed)",
         ),
     ]

@@ -147,3 +147,12 @@ def test_periodic_longitude_reaches_the_stem_padding():
     assert net.stem.periodic_lon and net.backbone.hparams["periodic_lon"]
     fields, static = _inputs(16, 30)  # padded by 2 columns: wrapped, not zeros
     assert net(fields, static).shape == (2, 1, 16, 30)
+
+
+def test_a_scalar_head_pools_its_features():
+    torch.manual_seed(0)
+    net = build_net(
+        "vartoken_vit", NAMES, history=2, n_static=3, n_out=2, head="scalar", width=8, depth=1
+    )
+    fields, static = _inputs(13, 21)
+    assert net(fields, static).shape == (2, 2)
