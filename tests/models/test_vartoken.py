@@ -156,3 +156,14 @@ def test_a_scalar_head_pools_its_features():
     )
     fields, static = _inputs(13, 21)
     assert net(fields, static).shape == (2, 2)
+
+
+def test_without_grid_position_patches_are_placed_by_the_inputs_alone():
+    fields, static = _inputs(16, 32)
+    shift = (torch.roll(fields, 8, -1), torch.roll(static, 8, -1))  # two patches east
+    for grid_position in (False, True):
+        net = _net(grid_position=grid_position).eval()
+        assert (net.backbone.aggregate.pos is None) is not grid_position
+        moved = torch.roll(net(fields, static), 8, -1)
+        same = torch.allclose(net(*shift), moved, atol=1e-5, rtol=1e-4)
+        assert same is not grid_position  # the learned grid embedding pins patches in place

@@ -35,10 +35,11 @@ class VariableAggregation(nn.Module):
     Token groups whose patch holds no valid cell are left out of the attention (the
     network is told what is missing instead of reading zeros), unless every group of a
     patch is empty. A learned 2-D position embedding, resized bicubically to other
-    grids, is added to the result.
+    grids, is added to the result unless ``grid`` is None (position then comes from the
+    lat/lon encodings of the static token group alone, the same on any crop).
     """
 
-    def __init__(self, dim: int, heads: int, grid: tuple[int, int]) -> None:
+    def __init__(self, dim: int, heads: int, grid: tuple[int, int] | None) -> None:
         super().__init__()
         self.heads = heads
         self.query = nn.Parameter(torch.zeros(1, 1, dim))
@@ -46,12 +47,16 @@ class VariableAggregation(nn.Module):
         self.kv = nn.Linear(dim, 2 * dim)
         self.q = nn.Linear(dim, dim)
         self.proj = nn.Linear(dim, dim)
-        self.pos = nn.Parameter(torch.zeros(1, dim, *grid))
         nn.init.trunc_normal_(self.query, std=0.02)
-        nn.init.trunc_normal_(self.pos, std=0.02)
+        self.pos: nn.Parameter | None = None
+        if grid is not None:
+            self.pos = nn.Parameter(torch.zeros(1, dim, *grid))
+            nn.init.trunc_normal_(self.pos, std=0.02)
 
     def position(self, gh: int, gw: int) -> Tensor:
         """Position embedding ``[1, dim, gh, gw]``, interpolated if the grid differs."""
+        if self.pos is None:
+            raise ValueError("this aggregation has no grid position embedding")
         if self.pos.shape[-2:] == (gh, gw):
             return self.pos
         return F.interpolate(self.pos, size=(gh, gw), mode="bicubic", align_corners=False)
@@ -74,6 +79,8 @@ class VariableAggregation(nn.Module):
         )
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=present)  # [B*N, heads, 1, hd]
         out = self.proj(out.reshape(b, gh * gw, d))
+        if self.pos is None:
+            return out
         return out + self.position(gh, gw).flatten(2).transpose(1, 2)
 
 
@@ -121,6 +128,10 @@ class VarTokenViT(Backbone):
         Attention heads; ``dim // 64`` (at least 1) by default.
     mlp_ratio : float
         MLP hidden size as a multiple of ``dim``.
+    grid_position : bool
+        A learned position embedding on the grid (interpolated to other grids); with
+        false, patches are placed only by the lat/lon encodings among the static
+        channels, which mean the same on every grid and regional crop.
     activation_checkpointing : bool
         Recompute each block's activations in the backward pass instead of storing
         them: less memory, about a third more compute.
@@ -142,6 +153,7 @@ class VarTokenViT(Backbone):
         dim: PositiveInt | None = None,
         heads: PositiveInt | None = None,
         mlp_ratio: PositiveFloat = 4.0,
+        grid_position: bool = True,
         activation_checkpointing: bool = False,
         grid_shape: Sequence[int] = (64, 128),
     ) -> None:
@@ -162,6 +174,7 @@ class VarTokenViT(Backbone):
             "dim": dim,
             "heads": heads,
             "mlp_ratio": mlp_ratio,
+            "grid_position": bool(grid_position),
             "activation_checkpointing": bool(activation_checkpointing),
             "grid_shape": [int(n) for n in grid_shape],
         }
@@ -170,7 +183,7 @@ class VarTokenViT(Backbone):
         self.edge_padding = edge_padding
         self.activation_checkpointing = bool(activation_checkpointing)
         self.out_channels = width
-        self.aggregate = VariableAggregation(dim, heads, (gh, gw))
+        self.aggregate = VariableAggregation(dim, heads, (gh, gw) if grid_position else None)
         self.blocks = nn.ModuleList(Block(dim, heads, mlp_ratio, dropout) for _ in range(depth))
         self.decoder = _Decoder(dim, width, patch)
 
