@@ -153,5 +153,6 @@ def fit_ridge_probe(
         bias.append(spread + float(np.log(-np.expm1(-spread))))  # softplus⁻¹
     head.proj.weight.data = torch.from_numpy(np.stack(rows)).float()
     head.proj.bias.data = torch.tensor(bias).float()
+    head.fresh = False  # solved: no starting point to set
     net.head = head.to(next(net.backbone.parameters()).device)
     return RidgeProbe(alpha=float(alpha), cv_mse=cv_mse, folds=blocks)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+import torch
 import torch.nn.functional as F
 from pydantic import PositiveInt
 from torch import Tensor, nn
@@ -42,6 +43,32 @@ class Head(nn.Module):
     n_out: int
     hparams: dict[str, Any]
     distribution: str = "none"
+    #: True until weights are loaded into the head (an artifact's, a checkpoint's)
+    fresh: bool = True
+
+    def output_layer(self) -> nn.Conv2d | nn.Linear:
+        """The last layer, whose output channels are the means, then a Gaussian's scales."""
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def set_output(self, *, mean: float | None = None, scale: Tensor | None = None) -> None:
+        """Set a Gaussian head's mean channels to the constant ``mean`` (zero weights), or
+        its scale channels to the constant per-output ``scale`` (normalised units, above
+        :data:`SCALE_FLOOR`; zero weights, the bias its softplus inverse)."""
+        layer = self.output_layer()
+        if mean is not None:
+            layer.weight[: self.n_out] = 0.0
+            if layer.bias is not None:
+                layer.bias[: self.n_out] = mean
+        if scale is not None:
+            assert self.distribution == "gaussian" and layer.bias is not None
+            raw = (scale.to(layer.bias) - SCALE_FLOOR).clamp_min(1e-6)
+            layer.weight[self.n_out :] = 0.0
+            layer.bias[self.n_out :] = raw + torch.log(-torch.expm1(-raw))  # softplus⁻¹
+
+    def _load_from_state_dict(self, *args: Any, **kwargs: Any) -> None:
+        super()._load_from_state_dict(*args, **kwargs)
+        self.fresh = False
 
     def _set_distribution(self, distribution: str) -> int:
         """Record ``distribution`` (checked) and return the channels per output."""
@@ -65,6 +92,9 @@ class FieldHead(Head):
         self.n_out = n_out
         self.hparams = {}
         self.proj = nn.Conv2d(in_ch, n_out * self._set_distribution(distribution), 1)
+
+    def output_layer(self) -> nn.Conv2d:
+        return self.proj
 
     def forward(self, feats: Tensor, mask: Tensor | None = None) -> Tensor:
         return self.proj(feats)
@@ -117,6 +147,11 @@ class ScalarHead(Head):
             nn.Linear(in_ch, hidden), nn.GELU(), nn.Dropout(dropout), nn.Linear(hidden, channels)
         )
 
+    def output_layer(self) -> nn.Linear:
+        layer = self.mlp[-1]
+        assert isinstance(layer, nn.Linear)
+        return layer
+
     def forward(self, feats: Tensor, mask: Tensor | None = None) -> Tensor:
         if mask is None:
             pooled = feats.mean(dim=(-2, -1))
@@ -164,6 +199,9 @@ class ReadoutHead(Head):
         self.hparams = {"grid": list(self.grid)}
         channels = n_out * self._set_distribution(distribution)
         self.proj = nn.Linear(in_ch * self.grid[0] * self.grid[1], channels)
+
+    def output_layer(self) -> nn.Linear:
+        return self.proj
 
     def forward(self, feats: Tensor, mask: Tensor | None = None) -> Tensor:
         if tuple(feats.shape[-2:]) != self.grid:
