@@ -37,9 +37,10 @@ def initialise_gaussian_head(
     left alone. Returns whether the head was initialised.
     """
     net = task.net
-    head = getattr(net, "head", None)
-    if not isinstance(net, ClimateNet) or net.distribution != "gaussian" or not head.fresh:
+    if not isinstance(net, ClimateNet) or net.distribution != "gaussian" or not net.head.fresh:
         return False
+    head = net.head
+    static, cell_weight = torch.as_tensor(task.static), torch.as_tensor(task.weight)
     samples = TaskSamples(view, "train", normalizer, mask_ratio=mask_ratio)
     picks = np.unique(np.linspace(0, len(samples) - 1, min(INIT_SAMPLES, len(samples))).astype(int))
     head.set_output(mean=0.0)  # the mean starts at the residual base
@@ -49,11 +50,11 @@ def initialise_gaussian_head(
     net.eval()
     for batch in DataLoader(Subset(samples, picks.tolist()), batch_size=16):
         fields, target = batch["fields"], batch["target"]
-        mean, _ = net.forward_dist(fields, task.static.expand(fields.shape[0], *task.static.shape))
+        mean, _ = net.forward_dist(fields, static.expand(fields.shape[0], *static.shape))
         valid = torch.isfinite(target)
         w = valid.double()
         if mean.dim() == 4:
-            w = w * task.weight.double()
+            w = w * cell_weight.double()
         err = torch.where(valid, mean.double() - torch.nan_to_num(target.double()), 0.0)
         axes = [0, *range(2, mean.dim())]
         sse += (w * err.square()).sum(axes)
