@@ -270,6 +270,7 @@ def _fit(
         mask_patch=setup.task.mask_patch,
         in_memory=setup.data.in_memory,
         shuffle_buffer_chunks=setup.data.shuffle_buffer_chunks,
+        source_weights={s.name: s.weight for s in setup.data.sources or []} or None,
     )
     if setup.trainer.compile:
         task.net.compile()  # in place: parameter names, checkpoints and the artifact are unchanged
@@ -426,7 +427,9 @@ def _initial(
     """The statistics and the network a run starts from."""
     if isinstance(init, Scratch):
         normalizer = init.normalizer or fit_normalizer(
-            view, normalization_mode(view, setup.data.normalization)
+            view,
+            normalization_mode(view, setup.data.normalization),
+            per_source=setup.data.source_normalization == "per_source",
         )
         names, _ = static_channels(view)
         return normalizer, new_net(setup.model, view, len(names), setup.seed)
