@@ -2,15 +2,15 @@
 
 ``data.sources`` lists archives (CMIP-style models, a reanalysis, observations). Each is
 opened lazily, its variables renamed to canonical names, converted to common units,
-regridded on the fly to the common grid ``data.grid`` with ``xarray-regrid`` (bilinear or
-conservative, per variable), and relabelled on the ``(year, month)`` of its steps, so
+regridded on the fly to the common grid ``data.grid`` (bilinear, or conservative with
+``xarray-regrid``'s weights, per variable: :mod:`climatune.data.regrid`), and relabelled on the ``(year, month)`` of its steps, so
 that a 360-day model and a noleap one share labels, never datetimes. The sources are
 then joined along ``time`` into one dataset with a ``source`` coordinate naming the
 archive of every step; :func:`~climatune.data.splits.time_runs` starts a new run at each
 source, so no sample spans two of them.
 
-Regridding is a Dask graph with the sources' own time chunks, so reading a window of
-steps regrids only the chunks that hold it: the streaming loader's memory bound holds.
+Regridding is one Dask task per block of the sources' own time chunks, so reading a window
+of steps regrids only the chunks that hold it: the streaming loader's memory bound holds.
 
 A source that lacks a variable gets it as all-NaN steps, with a note: the network's stem
 sees a valid fraction of 0 there and the loss ignores the missing target cells.
@@ -28,6 +28,7 @@ import xarray as xr
 
 from climatune.data.grid import is_global
 from climatune.data.io import open_dataset
+from climatune.data.regrid import regrid
 from climatune.data.settings import DataConfig, GridSpec, SourceConfig
 from climatune.data.units import to_units
 from climatune.errors import ClimatuneError
@@ -46,15 +47,6 @@ _log = logging.getLogger("climatune")
 
 #: The coordinate along ``time`` naming the source of every step
 SOURCE = "source"
-
-
-def _need_xarray_regrid() -> None:
-    try:
-        import xarray_regrid  # noqa: F401  (registers the .regrid accessor)
-    except ImportError:  # pragma: no cover - a declared dependency
-        raise ClimatuneError(
-            "multi-source regridding needs xarray-regrid; install it with pip install xarray-regrid"
-        ) from None
 
 
 def open_source(source: SourceConfig) -> xr.Dataset:
@@ -116,24 +108,18 @@ def _regrid(ds: xr.Dataset, target: xr.Dataset, source: SourceConfig) -> xr.Data
     """``ds`` on the target grid, lazily; bilinear or conservative per variable."""
     if _same_grid(ds, target):
         return ds.assign_coords(lat=target.lat, lon=target.lon)
-    _need_xarray_regrid()
     padded = _wrap(ds) if is_global(ds.lon) else ds
-    tgt = target.assign_coords(lon=target.lon.values % 360.0)
+    lon = target.lon.values % 360.0
     if not is_global(ds.lon):  # a regional source: compare longitudes in its own range
         lo = float(ds.lon.min())
-        tgt = tgt.assign_coords(lon=(tgt.lon.values - lo) % 360.0 + lo)
+        lon = (lon - lo) % 360.0 + lo
     out = {}
     for name, da in padded.data_vars.items():
-        one = da.to_dataset()
         method = source.method(str(name))
-        if method == "conservative":
-            got = one.regrid.conservative(tgt, latitude_coord="lat", skipna=True)
-        else:
-            got = one.regrid.linear(tgt)
-        out[name] = got[name].assign_attrs(da.attrs).astype(np.float32)
+        got = regrid(da, target.lat.values, lon, method)  # type: ignore[arg-type]
+        out[name] = got.assign_attrs(da.attrs).astype(np.float32)
     regridded = xr.Dataset(out).assign_coords(lat=target.lat, lon=target.lon)
-    # one spatial chunk, the source's own time chunks: a window regrids only its chunks
-    return regridded.transpose("time", ..., "lat", "lon").chunk(lat=-1, lon=-1)
+    return regridded.transpose("time", ..., "lat", "lon")
 
 
 def _relabel(ds: xr.Dataset, calendar: str, name: str) -> xr.Dataset:

@@ -269,7 +269,8 @@ def select_variables(
     """
     inputs = list(data.variables or field_variables(ds))
     if not inputs:
-        raise ClimatuneError(f"{data.path} holds no (time, lat, lon) fields to learn from")
+        where = "data.sources" if data.sources else data.path
+        raise ClimatuneError(f"{where} holds no (time, lat, lon) fields to learn from")
     targets = [] if task.kind == "index" else list(data.targets or inputs)
     require_variables(ds, inputs + targets)
     if task.kind in ("downscale", "reconstruct") and set(targets) - set(inputs):

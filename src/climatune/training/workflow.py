@@ -350,7 +350,11 @@ def export_model(
             "task": {k: v for k, v in setup.record["task"].items() if k not in TASK_KEYS},
         },
         "provenance": {
-            "data": setup.data.path,
+            "data": (
+                {s.name: s.path for s in setup.data.sources}
+                if setup.data.sources
+                else setup.data.path
+            ),
             "blocks": {k: list(v) for k, v in view.blocks.items()},
             "n_samples": view.n_samples(),
             "time_range": [str(view.fields.time.values[0]), str(view.fields.time.values[-1])],
