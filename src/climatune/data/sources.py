@@ -238,7 +238,7 @@ def mixing_probabilities(labels: np.ndarray, weights: Mapping[str, float]) -> np
 def describe_sources(data: DataConfig) -> dict[str, Any]:
     """Every source (grid, calendar, years, variables, units) and the common grid."""
     assert data.sources
-    rows = []
+    rows: list[dict[str, Any]] = []
     opened = {}
     for source in data.sources:
         ds = open_source(source)
