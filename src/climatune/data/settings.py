@@ -167,7 +167,7 @@ class DataConfig(Section):
     @model_validator(mode="after")
     def _sources(self) -> DataConfig:
         if self.sources is None:
-            if self.grid is not None or "source_normalization" in self.model_fields_set:
+            if self.grid is not None or self.source_normalization != "pooled":
                 raise ValueError("data.grid and data.source_normalization need data.sources")
             return self
         if not self.sources:
