@@ -5,8 +5,8 @@ Both methods are separable on a regular grid: a field ``x`` (lat, lon) becomes
 ``xarray-regrid``'s (cell overlaps, with its spherical correction on latitude), and the
 bilinear ones are those of linear interpolation along each axis, as ``xarray-regrid``'s
 ``regrid.linear`` (``xr.interp``) computes them; ``tests/data/test_sources.py`` checks
-both against ``xarray-regrid`` itself. Applying the weights ourselves, per Dask block,
-costs microseconds per step where ``xarray-regrid``'s ``xr.dot``/``interp`` graph costs
+both against ``xarray-regrid`` itself. Applying the weights ourselves, per Dask block, as
+sparse products (a few source cells per target cell), costs little where ``xarray-regrid``'s ``xr.dot``/``interp`` graph costs
 about 0.1 s per block on a small grid: that made a streamed read slower than reading
 one sample at a time (the loader's target in ``BENCHMARKS.md``).
 
@@ -25,10 +25,11 @@ Examples
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import numpy as np
 import xarray as xr
+from scipy import sparse
 
 from climatune.errors import ClimatuneError
 
@@ -75,21 +76,47 @@ def axis_weights(
     return _linear(source, target)
 
 
-def _apply(x: np.ndarray, a: np.ndarray, b: np.ndarray, method: str) -> np.ndarray:
+class _Weights(NamedTuple):
+    """One axis's weights as a sparse matrix (a few cells per row), its non-zero pattern
+    (for the NaN rule of bilinear) and its rows outside the source (NaN)."""
+
+    matrix: sparse.csr_matrix
+    pattern: sparse.csr_matrix
+    outside: np.ndarray
+
+
+def _sparse(weights: np.ndarray) -> _Weights:
+    outside = np.isnan(weights).any(1)
+    dense = np.nan_to_num(weights).astype(np.float32)
+    pattern = (dense != 0).astype(np.float32)
+    return _Weights(sparse.csr_matrix(dense), sparse.csr_matrix(pattern), outside)
+
+
+def _product(x: np.ndarray, a: sparse.csr_matrix, b: sparse.csr_matrix) -> np.ndarray:
+    """``a @ x @ b.T`` over the last two axes of ``x``, as two sparse-dense products."""
+    *lead, n_lat, n_lon = x.shape
+    y = (b @ x.reshape(-1, n_lon).T).T.reshape(-1, n_lat, b.shape[0])  # [..., lat, lon_t]
+    y = np.ascontiguousarray(y.transpose(1, 0, 2)).reshape(n_lat, -1)
+    z = (a @ y).reshape(a.shape[0], -1, b.shape[0]).transpose(1, 0, 2)
+    return np.ascontiguousarray(z).reshape(*lead, a.shape[0], b.shape[0])
+
+
+def _apply(x: np.ndarray, a: _Weights, b: _Weights, method: str) -> np.ndarray:
     """``a @ x @ b.T`` over the last two axes of ``x``, with the NaN rule of ``method``."""
+    x = x.astype(np.float32, copy=False)
     nan = np.isnan(x)
-    filled = np.where(nan, 0.0, x)
-    a0, b0 = np.nan_to_num(a), np.nan_to_num(b)
-    out = a0 @ filled @ b0.T
-    if method == "conservative":
-        valid = a0 @ (~nan).astype(float) @ b0.T
+    any_nan = bool(nan.any())
+    out = _product(np.where(nan, np.float32(0), x) if any_nan else x, a.matrix, b.matrix)
+    if method == "conservative" and any_nan:
+        valid = _product((~nan).astype(np.float32), a.matrix, b.matrix)
         with np.errstate(invalid="ignore", divide="ignore"):
-            out = np.where(valid > 1e-6, out / valid, np.nan)
-    elif nan.any():
-        touched = (np.abs(a0) > 0).astype(float) @ nan.astype(float) @ (np.abs(b0) > 0).T
-        out = np.where(touched > 0, np.nan, out)
-    rows = np.isnan(a).any(1)[:, None] | np.isnan(b).any(1)[None, :]
-    return np.where(rows, np.nan, out).astype(x.dtype)
+            out = np.where(valid > 1e-6, out / valid, np.float32(np.nan))
+    elif any_nan:
+        out[_product(nan.astype(np.float32), a.pattern, b.pattern) > 0] = np.nan
+    rows = a.outside[:, None] | b.outside[None, :]
+    if rows.any():
+        out[..., rows] = np.nan
+    return out
 
 
 def regrid(da: xr.DataArray, lat: np.ndarray, lon: np.ndarray, method: Method) -> xr.DataArray:
@@ -97,8 +124,8 @@ def regrid(da: xr.DataArray, lat: np.ndarray, lon: np.ndarray, method: Method) -
 
     Longitudes are compared as given: pad a global source across the seam first.
     """
-    a = axis_weights(da.lat.values, lat, method, latitude=True)
-    b = axis_weights(da.lon.values, lon, method, latitude=False)
+    a = _sparse(axis_weights(da.lat.values, lat, method, latitude=True))
+    b = _sparse(axis_weights(da.lon.values, lon, method, latitude=False))
     src = da.rename(lat="_lat", lon="_lon")
     if src.chunks is not None:
         src = src.chunk({"_lat": -1, "_lon": -1})
@@ -110,7 +137,7 @@ def regrid(da: xr.DataArray, lat: np.ndarray, lon: np.ndarray, method: Method) -
         kwargs={"a": a, "b": b, "method": method},
         dask="parallelized",
         dask_gufunc_kwargs={"output_sizes": {"lat": len(lat), "lon": len(lon)}},
-        output_dtypes=[da.dtype],
+        output_dtypes=[np.float32],
         keep_attrs=True,
     )
     return out.assign_coords(lat=np.asarray(lat, float), lon=np.asarray(lon, float))

@@ -54,8 +54,8 @@ def open_source(source: SourceConfig) -> xr.Dataset:
     ds = open_dataset(source.path)
     if "time" not in ds.dims:
         raise ClimatuneError(f"source '{source.name}' ({source.path}) has no time axis")
-    if source.variables is None:
-        return ds
+    if source.variables is None:  # its gridded fields (an index series is one archive's)
+        return ds[[n for n, v in ds.data_vars.items() if {"time", "lat", "lon"} <= set(v.dims)]]
     missing = [f for f in source.variables.values() if f not in ds.data_vars]
     if missing:
         raise ClimatuneError(
