@@ -119,13 +119,31 @@ def _apply(x: np.ndarray, a: _Weights, b: _Weights, method: str) -> np.ndarray:
     return out
 
 
-def regrid(da: xr.DataArray, lat: np.ndarray, lon: np.ndarray, method: Method) -> xr.DataArray:
+def _periodic_lon(source: np.ndarray, target: np.ndarray, method: Method) -> np.ndarray:
+    """Longitude weights of a global source: computed with one column of padding across
+    the seam each side, then folded back onto the source's own columns."""
+    padded = np.concatenate([[source[-1] - 360.0], source, [source[0] + 360.0]])
+    weights = axis_weights(padded, target, method, latitude=False)
+    out = weights[:, 1:-1].copy()
+    out[:, -1] += weights[:, 0]
+    out[:, 0] += weights[:, -1]
+    return out
+
+
+def regrid(
+    da: xr.DataArray, lat: np.ndarray, lon: np.ndarray, method: Method, *, periodic: bool = False
+) -> xr.DataArray:
     """``da`` (``..., lat, lon``) on the grid ``lat`` x ``lon``, lazily block by block.
 
-    Longitudes are compared as given: pad a global source across the seam first.
+    Longitudes are compared as given (``lon`` in the source's range); ``periodic``: the
+    source is global, and target cells across its seam use the cells on both sides.
     """
     a = _sparse(axis_weights(da.lat.values, lat, method, latitude=True))
-    b = _sparse(axis_weights(da.lon.values, lon, method, latitude=False))
+    b = _sparse(
+        _periodic_lon(da.lon.values, lon, method)
+        if periodic
+        else axis_weights(da.lon.values, lon, method, latitude=False)
+    )
     src = da.rename(lat="_lat", lon="_lon")
     if src.chunks is not None:
         src = src.chunk({"_lat": -1, "_lon": -1})

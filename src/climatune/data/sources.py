@@ -96,27 +96,17 @@ def _same_grid(ds: xr.Dataset, target: xr.Dataset) -> bool:
     )
 
 
-def _wrap(ds: xr.Dataset) -> xr.Dataset:
-    """A global grid padded by one column each side across the seam, for interpolation."""
-    lon = ds.lon.values
-    left = ds.isel(lon=[-1]).assign_coords(lon=[lon[-1] - 360.0])
-    right = ds.isel(lon=[0]).assign_coords(lon=[lon[0] + 360.0])
-    return xr.concat([left, ds, right], dim="lon", data_vars="minimal", coords="minimal")
-
-
 def _regrid(ds: xr.Dataset, target: xr.Dataset, source: SourceConfig) -> xr.Dataset:
     """``ds`` on the target grid, lazily; bilinear or conservative per variable."""
     if _same_grid(ds, target):
         return ds.assign_coords(lat=target.lat, lon=target.lon)
-    padded = _wrap(ds) if is_global(ds.lon) else ds
-    lon = target.lon.values % 360.0
-    if not is_global(ds.lon):  # a regional source: compare longitudes in its own range
-        lo = float(ds.lon.min())
-        lon = (lon - lo) % 360.0 + lo
+    periodic = is_global(ds.lon)
+    lo = float(ds.lon.min())
+    lon = (target.lon.values - lo) % 360.0 + lo  # in the source's own range
     out = {}
-    for name, da in padded.data_vars.items():
+    for name, da in ds.data_vars.items():
         method = source.method(str(name))
-        got = regrid(da, target.lat.values, lon, method)  # type: ignore[arg-type]
+        got = regrid(da, target.lat.values, lon, method, periodic=periodic)  # type: ignore[arg-type]
         out[name] = got.assign_attrs(da.attrs).astype(np.float32)
     regridded = xr.Dataset(out).assign_coords(lat=target.lat, lon=target.lon)
     return regridded.transpose("time", ..., "lat", "lon")
