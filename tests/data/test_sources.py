@@ -73,6 +73,9 @@ def stores(tmp_path_factory):
     }
 
 
+GRID = ["data.grid={lat: [-78.75, 78.75, 7.5], lon: [0, 352.5, 7.5]}", "data.normalization=global"]
+
+
 def sources_config(stores, *sets: str):
     base = [
         f"data.sources=[{{name: A, path: {stores['A']}, weight: 1}}, {{name: B, path: "
@@ -254,6 +257,27 @@ def test_stream_reads_the_samples_of_task_samples(view):
             torch.nan_to_num(got[a]["fields"], 9.0), torch.nan_to_num(ref[i]["fields"], 9.0)
         )
     assert max(len(run) for run in stream.chunks) <= 5
+
+
+def test_a_window_regrids_only_the_blocks_that_hold_it(stores, tmp_path, monkeypatch):
+    """Regridding is one task per stored time chunk: a read of a few steps regrids only
+    the chunks they lie in, however long the archive (the stream's memory bound)."""
+    import climatune.data.regrid as regrid_mod
+
+    path = tmp_path / "b.zarr"
+    xr.open_dataset(stores["B"]).chunk(time=12).to_zarr(path)
+    seen: list[int] = []
+    apply = regrid_mod._apply
+    monkeypatch.setattr(
+        regrid_mod, "_apply", lambda x, *a, **k: seen.append(x.shape[0]) or apply(x, *a, **k)
+    )
+    cfg = load_config(None, [f"data.sources=[{{name: B, path: {path}}}]", *GRID])
+    view = build_view(cfg.data, cfg.task)
+    assert set(view.fields.t2m.chunks[0]) == {12}
+    norm = fit_normalizer(view)
+    seen.clear()
+    read_window(view, norm, slice(30, 35))
+    assert seen and max(seen) <= 12 and sum(seen) <= 12  # one 12-step block of 144
 
 
 def test_cli_inspect_shows_every_source_and_the_common_grid(stores, tmp_path, capsys):
