@@ -16,6 +16,7 @@ from climatune.data.regrid import regrid
 from climatune.data.samples import SourceMixSampler, TaskSamples, fit_normalizer, read_window
 from climatune.data.sources import mixing_probabilities, open_sources
 from climatune.data.stream import TaskStream
+from climatune.data.units import to_units
 from climatune.data.view import build_view
 from climatune.models.stem import VariableStem
 from climatune.training.datamodule import ClimateDataModule
@@ -216,6 +217,18 @@ def test_pooled_and_per_source_statistics(view, stores):
     assert back.for_source("B").mean_["psl"] == per.mean_["psl"]
     with pytest.raises(Exception, match="per_source keeps one mean"):
         fit_normalizer(view, "anomaly", per_source=True)
+    # evaluating on one listed source (as `evaluate` does) reads it with its own statistics
+    one = load_config(None, [f"data.sources=[{{name: B, path: {stores['B']}, "
+                             "variables: {tas: t2m}}]", *GRID, "data.split.train=[2000, 2005]",
+                             "data.split.val=[2006, 2007]", "data.split.test=[2008, 2009]"])  # fmt: skip
+    b_view = build_view(one.data, one.task)
+    b_view.fields = to_units(b_view.fields, {"tas": "K"}, "the model")[0]  # as evaluate does
+    test = b_view.steps("test")
+    means = [
+        abs(float(np.nanmean(read_window(b_view, n, slice(int(test[0]), int(test[-1]) + 1))[0])))
+        for n in (back, pooled)
+    ]
+    assert means[0] < 0.05 < 0.15 < means[1]  # own statistics centre B; pooled ones do not
 
 
 def test_batches_mix_sources_by_weight_deterministically(view):
