@@ -280,7 +280,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--freq", choices=["monthly", "daily"], default="monthly")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
-        "--model", help="one synthetic GCM of the family on its own grid: gcm-a, gcm-b, gcm-c, obs"
+        "--model",
+        help="one synthetic GCM on its own grid and calendar: gcm-a, gcm-b, gcm-c, or obs "
+        "(the truth; it keeps the last 40 of --years)",
     )
     p.add_argument(
         "--family", help="comma-separated models, e.g. gcm-a,gcm-b,gcm-c,obs: OUT/NAME.zarr each"
