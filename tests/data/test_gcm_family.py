@@ -237,3 +237,20 @@ def test_family_never_replaces_an_existing_folder(tmp_path, capsys):
     assert main([*argv, "--coarsen", "6"]) == 2
     assert (tmp_path / "fam" / "mine.txt").read_text() == "keep"
     assert sorted(p.name for p in (tmp_path / "fam").iterdir()) == ["mine.txt"]
+
+
+def test_a_failed_family_leaves_nothing(tmp_path, monkeypatch):
+    import climatune.data.gcm_family as family_module
+
+    real, written = family_module.fill_store, []
+
+    def fill_then_fail(path, spec):
+        if written:
+            raise RuntimeError("disk on fire")
+        written.append(path)
+        real(path, spec)
+
+    monkeypatch.setattr(family_module, "fill_store", fill_then_fail)
+    with pytest.raises(RuntimeError):
+        family_module.write_family(tmp_path / "fam", ["gcm-c", "obs"], years=1, coarsen=COARSEN)
+    assert written and list(tmp_path.iterdir()) == []
