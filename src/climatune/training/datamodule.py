@@ -2,6 +2,11 @@
 
 A split whose block fits in memory is read once into :class:`TaskSamples`; a larger one
 (or any, with ``in_memory="never"``) is streamed chunk by chunk by :class:`TaskStream`.
+
+The loader overlaps the training step: ``num_workers`` processes assemble batches while
+the network trains (persistent across epochs for in-memory splits), and on a CUDA
+accelerator batches come in pinned memory, so that Lightning's copy to the GPU is
+asynchronous (``non_blocking``) instead of a synchronous pageable copy.
 """
 
 from __future__ import annotations
@@ -10,6 +15,7 @@ from typing import Any, Literal
 
 import lightning.pytorch as pl
 import numpy as np
+from lightning.pytorch.accelerators import CUDAAccelerator
 from torch.utils.data import DataLoader, Sampler
 
 from climatune.data.normalize import Normalizer
@@ -68,6 +74,12 @@ class ClimateDataModule(pl.LightningDataModule):
         self._splits: dict[str, TaskSamples | TaskStream] = {}
         self.source_weights = source_weights
 
+    @property
+    def pin_memory(self) -> bool:
+        """Whether batches are pinned: when the trainer this module serves runs on CUDA."""
+        trainer = getattr(self, "trainer", None)
+        return trainer is not None and isinstance(trainer.accelerator, CUDAAccelerator)
+
     def streams(self, split: str) -> bool:
         """Whether ``split`` is streamed rather than held in memory."""
         if self.in_memory != "auto":
@@ -100,7 +112,9 @@ class ClimateDataModule(pl.LightningDataModule):
         data = self.samples(split)
         if isinstance(data, TaskStream):
             # Workers are not persistent so that each epoch's fork sees the new epoch.
-            loader = DataLoader(data, batch_size=None, num_workers=self.num_workers)
+            loader = DataLoader(
+                data, batch_size=None, num_workers=self.num_workers, pin_memory=self.pin_memory
+            )
             # Lightning calls ``set_epoch`` on a loader's sampler each epoch; an iterable
             # dataset's loader has a stand-in sampler, which passes the call on here.
             loader.sampler.set_epoch = data.set_epoch  # type: ignore[attr-defined]
@@ -114,6 +128,7 @@ class ClimateDataModule(pl.LightningDataModule):
             sampler=sampler,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
+            pin_memory=self.pin_memory,
         )
 
     def _mixing(self, data: TaskSamples) -> SourceMixSampler | None:
