@@ -348,3 +348,13 @@ def test_bad_source_config_is_one_line_exit_2(stores, tmp_path, capsys, sources,
     assert len(err) == 1 and err[0].startswith("climatune: error: ")
     assert message in err[0]
     assert not (tmp_path / "run").exists()
+
+
+def test_source_settings_need_sources():
+    for key in (
+        "data.source_normalization=per_source",
+        "data.grid={lat: [0, 10, 5], lon: [0, 10, 5]}",
+    ):
+        with pytest.raises(Exception, match="need data.sources"):
+            load_config(None, [key])
+    assert load_config(None, []).data.sources is None  # data.path alone: as before
