@@ -38,9 +38,19 @@ def _config(args: argparse.Namespace):
 
 
 def _cmd_inspect(args: argparse.Namespace) -> None:
-    from climatune.data.inspect import format_table, inspect_paths
+    from climatune.data.inspect import format_sources, format_table, inspect_paths
 
-    rows = inspect_paths(args.paths)
+    paths = args.paths
+    if len(paths) == 1 and paths[0].endswith((".yaml", ".yml")):  # a config: its data
+        from climatune.data.sources import describe_sources
+
+        data = _config(argparse.Namespace(config=paths[0])).data
+        if data.sources:
+            desc = describe_sources(data)
+            print(json.dumps(desc, indent=2) if args.json else format_sources(desc))
+            return
+        paths = data.path if isinstance(data.path, list) else [data.path]
+    rows = inspect_paths(paths)
     print(json.dumps(rows, indent=2) if args.json else format_table(rows))
 
 
@@ -266,7 +276,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     dsub = data.add_subparsers(dest="data_command", metavar="SUBCOMMAND", parser_class=_Parser)
     p = dsub.add_parser("inspect", help="describe variables, grid, time axis and NaNs")
-    p.add_argument("paths", nargs="+", help="NetCDF files, globs, Zarr stores or sample://NAME")
+    p.add_argument(
+        "paths",
+        nargs="+",
+        help="NetCDF files, globs, Zarr stores or sample://NAME; or one YAML config (its sources)",
+    )
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=_cmd_inspect)
     p = dsub.add_parser("synth", help="write a synthetic coupled climate archive (Zarr)")
