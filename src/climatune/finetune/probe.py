@@ -125,6 +125,10 @@ def fit_ridge_probe(
         The index task, its statistics and the static inputs the network reads.
     folds
         Contiguous blocks of training years for choosing the penalty.
+
+    A Gaussian head (``model.head_distribution: gaussian``) becomes a Gaussian readout: the
+    ridge solution is its mean, and its scale is one constant per output, the root of
+    the chosen penalty's cross-validated mean-squared error (homoscedastic).
     """
     if not view.is_scalar:
         raise ClimatuneError(
@@ -140,8 +144,12 @@ def fit_ridge_probe(
     coef = _dual_ridge(z, y, np.array([alpha * scale]))
     weight = (z.T @ coef[0]) / std  # on the raw features
     grid = tuple(view.fields.lat.shape + view.fields.lon.shape)
-    head = ReadoutHead(net.backbone.out_channels, 1, grid)
-    head.proj.weight.data = torch.from_numpy(weight[None, :]).float()
-    head.proj.bias.data = torch.tensor([y.mean() - weight @ mean]).float()
+    distribution = getattr(net.head, "distribution", "none")
+    head = ReadoutHead(net.backbone.out_channels, 1, grid, distribution=distribution)
+    head.proj.weight.data[0] = torch.from_numpy(weight).float()
+    head.proj.bias.data[0] = float(y.mean() - weight @ mean)
+    if distribution == "gaussian":  # one scale: the CV root-mean-square error
+        head.set_output(scale=torch.tensor([float(np.sqrt(cv_mse[alpha]))]))
+    head.fresh = False  # solved: no starting point to set
     net.head = head.to(next(net.backbone.parameters()).device)
     return RidgeProbe(alpha=float(alpha), cv_mse=cv_mse, folds=blocks)

@@ -14,11 +14,18 @@ from __future__ import annotations
 from typing import Any, Literal
 
 import lightning.pytorch as pl
+import numpy as np
 from lightning.pytorch.accelerators import CUDAAccelerator
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Sampler
 
 from climatune.data.normalize import Normalizer
-from climatune.data.samples import EpochShuffleSampler, TaskSamples, block_nbytes
+from climatune.data.samples import (
+    EpochShuffleSampler,
+    SourceMixSampler,
+    TaskSamples,
+    block_nbytes,
+)
+from climatune.data.sources import SOURCE, mixing_probabilities
 from climatune.data.stream import TaskStream
 from climatune.data.view import TaskView
 
@@ -57,6 +64,7 @@ class ClimateDataModule(pl.LightningDataModule):
         mask_patch: int = 4,
         in_memory: Literal["auto", "always", "never"] = "auto",
         shuffle_buffer_chunks: int = 4,
+        source_weights: dict[str, float] | None = None,
     ) -> None:
         super().__init__()
         self.view, self.normalizer = view, normalizer
@@ -64,6 +72,7 @@ class ClimateDataModule(pl.LightningDataModule):
         self.mask_ratio, self.mask_patch = mask_ratio, mask_patch
         self.in_memory, self.shuffle_buffer_chunks = in_memory, shuffle_buffer_chunks
         self._splits: dict[str, TaskSamples | TaskStream] = {}
+        self.source_weights = source_weights
 
     @property
     def pin_memory(self) -> bool:
@@ -92,6 +101,7 @@ class ClimateDataModule(pl.LightningDataModule):
                     shuffle=split == "train",
                     buffer_chunks=self.shuffle_buffer_chunks,
                     num_workers=self.num_workers,
+                    source_weights=self.source_weights,
                     **common,
                 )
             else:
@@ -109,7 +119,9 @@ class ClimateDataModule(pl.LightningDataModule):
             # dataset's loader has a stand-in sampler, which passes the call on here.
             loader.sampler.set_epoch = data.set_epoch  # type: ignore[attr-defined]
             return loader
-        sampler = EpochShuffleSampler(len(data), self.seed) if shuffle else None
+        sampler: Sampler[int] | None = None
+        if shuffle:
+            sampler = self._mixing(data) or EpochShuffleSampler(len(data), self.seed)
         return DataLoader(
             data,
             batch_size=self.batch_size,
@@ -118,6 +130,13 @@ class ClimateDataModule(pl.LightningDataModule):
             persistent_workers=self.num_workers > 0,
             pin_memory=self.pin_memory,
         )
+
+    def _mixing(self, data: TaskSamples) -> SourceMixSampler | None:
+        """A sampler that mixes the sources by their weights, for a multi-source view."""
+        if not self.source_weights or SOURCE not in self.view.fields.coords:
+            return None
+        labels = np.asarray(self.view.fields[SOURCE].values)[data.anchors]
+        return SourceMixSampler(mixing_probabilities(labels, self.source_weights), self.seed)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", shuffle=True)

@@ -17,7 +17,7 @@ from torch import nn
 from climatune.errors import ClimatuneError
 from climatune.models.heads import PooledBatchNorm
 from climatune.models.padding import lon_padding, periodic_lon
-from climatune.training.losses import weighted_mse
+from climatune.training.losses import weighted_gaussian_crps, weighted_mse
 from climatune.training.objectives import RandomCrop, Reconstruction, Window
 
 __all__ = ["ClimateTask", "NonFiniteLoss"]
@@ -31,7 +31,9 @@ PRECISE_BATCHES = 64  # training batches that the pooled statistics are recomput
 
 
 class ClimateTask(pl.LightningModule):
-    """Train a ClimateNet with a latitude-weighted, NaN-masked MSE.
+    """Train a ClimateNet with a latitude-weighted, NaN-masked MSE, or, for a Gaussian
+    head (``model.head_distribution: gaussian``), the same weighting of its closed-form
+    CRPS (:func:`~climatune.training.losses.weighted_gaussian_crps`).
 
     Parameters
     ----------
@@ -112,9 +114,13 @@ class ClimateTask(pl.LightningModule):
         reconstruction when it is weighed."""
         win = self._window(batch, stage, batch_idx)
         with lon_padding(self.net, win.periodic):
-            pred = self.net(win.fields, win.static)
+            pred, scale = self.net.forward_dist(win.fields, win.static)
             weight = win.weight if pred.dim() == 4 else None
-            out = {self.kind: weighted_mse(pred, win.target, weight)}
+            if scale is None:
+                own = weighted_mse(pred, win.target, weight)
+            else:
+                own = weighted_gaussian_crps(pred, scale, win.target, weight)
+            out = {self.kind: own}
             if self.reconstruction is not None:
                 epoch = self.current_epoch if stage == "train" else None
                 out["reconstruct"] = self.reconstruction.loss(self.net, win, batch["anchor"], epoch)

@@ -39,6 +39,7 @@ from climatune.training.resume import (
     completed_epoch,
     interruptible,
 )
+from climatune.training.scale import initialise_gaussian_head
 from climatune.training.settings import OptimConfig, TrainerConfig
 from climatune.training.task import ClimateTask, NonFiniteLoss
 from climatune.utils.openmp import prefer_passive_openmp
@@ -146,6 +147,7 @@ def new_net(model: ModelConfig, view: TaskView, n_static: int, seed: int) -> Cli
         periodic_lon=view.periodic_lon,
         grid_shape=(view.fields.lat.size, view.fields.lon.size),
         head_kwargs=m.head,
+        distribution=m.head_distribution,
         **m.options,
     )
 
@@ -280,6 +282,7 @@ def _fit(
         mask_patch=setup.task.mask_patch,
         in_memory=setup.data.in_memory,
         shuffle_buffer_chunks=setup.data.shuffle_buffer_chunks,
+        source_weights={s.name: s.weight for s in setup.data.sources or []} or None,
     )
     if setup.trainer.compile:
         task.net.compile()  # in place: parameter names, checkpoints and the artifact are unchanged
@@ -359,7 +362,11 @@ def export_model(
             "task": {k: v for k, v in setup.record["task"].items() if k not in TASK_KEYS},
         },
         "provenance": {
-            "data": setup.data.path,
+            "data": (
+                {s.name: s.path for s in setup.data.sources}
+                if setup.data.sources
+                else setup.data.path
+            ),
             "blocks": {k: list(v) for k, v in view.blocks.items()},
             "n_samples": view.n_samples(),
             "time_range": [str(view.fields.time.values[0]), str(view.fields.time.values[-1])],
@@ -417,6 +424,7 @@ def run_training(
     if start is not None:
         start()
     task = build_task(setup, view, net)
+    initialise_gaussian_head(task, view, normalizer, mask_ratio=setup.task.mask_ratio)
     parent = init.parent if isinstance(init, FromArtifact) else None
     if isinstance(init, FromArtifact) and not init.train:
         export_model(out / "model", setup, view, normalizer, task, parent=parent, origin=origin)
@@ -437,7 +445,9 @@ def _initial(
     """The statistics and the network a run starts from."""
     if isinstance(init, Scratch):
         normalizer = init.normalizer or fit_normalizer(
-            view, normalization_mode(view, setup.data.normalization)
+            view,
+            normalization_mode(view, setup.data.normalization),
+            per_source=setup.data.source_normalization == "per_source",
         )
         names, _ = static_channels(view)
         return normalizer, new_net(setup.model, view, len(names), setup.seed)
@@ -492,6 +502,7 @@ def run_ensemble(
         if k == 0 and start is not None:
             start()
         task = build_task(mine, view, net)
+        initialise_gaussian_head(task, view, normalizer, mask_ratio=mine.task.mask_ratio)
         if not isinstance(init, FromArtifact) or init.train:
             where = out / "members" / str(k)
             trainer = _fit(
