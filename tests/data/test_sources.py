@@ -14,7 +14,8 @@ from climatune.config import load_config
 from climatune.data.normalize import Normalizer, SourceNormalizer
 from climatune.data.regrid import regrid
 from climatune.data.samples import SourceMixSampler, TaskSamples, fit_normalizer, read_window
-from climatune.data.sources import mixing_probabilities, open_sources
+from climatune.data.settings import SourceConfig
+from climatune.data.sources import mixing_probabilities, open_source, open_sources
 from climatune.data.stream import TaskStream
 from climatune.data.units import to_units
 from climatune.data.view import build_view
@@ -358,3 +359,16 @@ def test_source_settings_need_sources():
         with pytest.raises(Exception, match="need data.sources"):
             load_config(None, [key])
     assert load_config(None, []).data.sources is None  # data.path alone: as before
+
+
+def test_a_mapping_renames_and_keeps_the_other_variables(tmp_path):
+    # {tas: t2m} renames one field; psl, named canonically in the files, is still read
+    path = store(tmp_path / "c.nc", 18, 32, "360_day", (2000, 2001), var="t2m", units="degC")
+    source = SourceConfig(name="C", path=path, variables={"tas": "t2m"})
+    assert sorted(open_source(source).data_vars) == ["psl", "tas"]
+    # a listed field takes its canonical name over a field of that name in the files
+    xr.open_dataset(path).assign(tas=lambda d: d.t2m * 0).to_netcdf(tmp_path / "d.nc")
+    source = SourceConfig(name="D", path=str(tmp_path / "d.nc"), variables={"tas": "t2m"})
+    ds = open_source(source)
+    assert sorted(ds.data_vars) == ["psl", "tas"]
+    np.testing.assert_array_equal(ds.tas.values, xr.open_dataset(path).t2m.values)

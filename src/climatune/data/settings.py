@@ -102,13 +102,16 @@ Regrid = Literal["bilinear", "conservative"]
 
 class SourceConfig(Section):
     """One archive of a multi-source config (``data.sources``): its path, the file names
-    of the canonical variables it provides, its share of the batches and how it is
-    regridded to the common grid (one method, or one per canonical variable)."""
+    of the variables whose names differ from the canonical ones (the others are read under
+    their own), its share of the batches and how it is regridded to the common grid (one
+    method, or one per canonical variable)."""
 
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
     path: str | list[str]
     variables: dict[str, str] | None = Field(
-        None, description="canonical name -> the variable's name in this source's files"
+        None,
+        description="canonical name -> the variable's name in this source's files; "
+        "variables not listed keep their own names",
     )
     weight: float = Field(1.0, gt=0, description="relative share of the training batches")
     regrid: Regrid | dict[str, Regrid] = "bilinear"

@@ -50,21 +50,27 @@ SOURCE = "source"
 
 
 def open_source(source: SourceConfig) -> xr.Dataset:
-    """One source, opened lazily, with its variables under their canonical names."""
+    """One source, opened lazily, with its variables under their canonical names.
+
+    ``variables`` renames: the fields it lists are read under their canonical names, and
+    every other gridded field under its own (unless a listed one takes that name).
+    """
     ds = open_dataset(source.path)
     if "time" not in ds.dims:
         raise ClimatuneError(f"source '{source.name}' ({source.path}) has no time axis")
+    gridded = [n for n, v in ds.data_vars.items() if {"time", "lat", "lon"} <= set(v.dims)]
     if source.variables is None:  # its gridded fields (an index series is one archive's)
-        return ds[[n for n, v in ds.data_vars.items() if {"time", "lat", "lon"} <= set(v.dims)]]
+        return ds[gridded]
     missing = [f for f in source.variables.values() if f not in ds.data_vars]
     if missing:
         raise ClimatuneError(
             f"source '{source.name}' has no variable {missing[0]!r}; its files have: "
             f"{', '.join(map(str, ds.data_vars))} (fix data.sources[].variables)"
         )
+    listed = list(source.variables.values())
+    unlisted = [n for n in gridded if n not in listed and n not in source.variables]
     renamed = {f: c for c, f in source.variables.items() if f != c}
-    keep = list(source.variables.values())
-    return ds[keep].rename(renamed)
+    return ds[listed + unlisted].rename(renamed)
 
 
 def _axis(first: float, last: float, step: float) -> np.ndarray:
