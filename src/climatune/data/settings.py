@@ -9,13 +9,14 @@ from pydantic import Field, model_validator
 
 from climatune.data.ar6 import named_region
 from climatune.data.regions import PolygonRegion, Region  # the owner of what a region may be
-from climatune.errors import ClimatuneError
+from climatune.errors import ClimatuneError, closest
 from climatune.utils.settings import Section
 
 __all__ = [
     "DataConfig",
     "GridSpec",
     "IndexTargetConfig",
+    "RandomCropConfig",
     "RegionConfig",
     "SourceConfig",
     "SplitConfig",
@@ -193,9 +194,37 @@ class IndexTargetConfig(Section):
     region: RegionConfig | None = None
 
 
+class RandomCropConfig(Section):
+    """Train on randomly placed windows of ``size`` (lat, lon) cells.
+
+    Each training batch is cropped with probability ``prob``; each of its samples gets its
+    own window, drawn from ``(seed, epoch, sample)``. Windows wrap across the longitude
+    seam of a global grid, never across a pole. Validation and test see the whole domain.
+    """
+
+    size: tuple[int, int] = Field(description="the window's (lat, lon) size in grid cells")
+    prob: float = Field(1.0, gt=0, le=1, description="the share of training batches cropped")
+
+    @model_validator(mode="after")
+    def _positive(self) -> RandomCropConfig:
+        if min(self.size) < 1:
+            raise ValueError(f"a crop needs at least one cell each way, not {list(self.size)}")
+        return self
+
+
+#: The objectives a pretraining run can weigh together (``task.objectives``).
+OBJECTIVES = ("forecast", "reconstruct")
+
+
 class TaskConfig(Section):
     """What the network learns; ``mask_ratio`` and ``mask_patch`` (the side, in cells, of
-    the hidden squares) apply to ``reconstruct`` only.
+    the hidden squares) apply to ``reconstruct``, and to the reconstruction objective.
+
+    ``objectives`` weighs several objectives into one loss on a shared backbone: with
+    ``kind: forecast``, ``{forecast: 1.0, reconstruct: 0.5}`` adds masked reconstruction
+    of the input fields at step t, through a head of its own that is not exported. Unset,
+    the task's own objective alone. ``random_crop`` trains on random windows
+    (:class:`RandomCropConfig`). Both are pretraining settings.
 
     ``patch``, this key's name before ``mask_patch`` (it is not the ViT's ``model.patch``),
     is read as ``mask_patch`` with a warning, so older configs and artifacts still load.
@@ -208,6 +237,35 @@ class TaskConfig(Section):
     mask_ratio: float = Field(0.5, gt=0, lt=1)
     mask_patch: int = Field(4, gt=0)
     index: IndexTargetConfig | None = None
+    objectives: dict[str, float] | None = Field(
+        None, description="objective -> loss weight, e.g. {forecast: 1.0, reconstruct: 0.5}"
+    )
+    random_crop: RandomCropConfig | None = None
+
+    @model_validator(mode="after")
+    def _weighed_objectives(self) -> TaskConfig:
+        if self.objectives is None:
+            return self
+        if self.kind != "forecast" and set(self.objectives) != {self.kind}:
+            raise ValueError(
+                f"objectives combine with task.kind forecast only, not {self.kind}; "
+                "set task.kind: forecast or drop task.objectives"
+            )
+        unknown = sorted(set(self.objectives) - {*OBJECTIVES, self.kind})
+        if unknown:
+            raise ValueError(
+                f"unknown objective(s) {unknown}{closest(unknown[0], OBJECTIVES)}; "
+                f"the objectives are: {', '.join(OBJECTIVES)}"
+            )
+        if self.kind not in self.objectives:
+            raise ValueError(
+                f"the objectives must weigh the task's own, {self.kind!r}, e.g. "
+                f"{{{self.kind}: 1.0, reconstruct: 0.5}}"
+            )
+        bad = {k: w for k, w in self.objectives.items() if not w > 0}
+        if bad:
+            raise ValueError(f"objective weights must be positive numbers, not {bad}")
+        return self
 
     @model_validator(mode="before")
     @classmethod

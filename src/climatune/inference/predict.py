@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
@@ -15,7 +17,8 @@ from climatune.data.samples import TaskSamples, static_channels
 from climatune.data.units import convert, to_units
 from climatune.data.view import TaskView
 from climatune.errors import ClimatuneError
-from climatune.models.ensemble import mc_dropout
+from climatune.models.ensemble import mc_dropout, members_of
+from climatune.models.padding import lon_padding
 
 if TYPE_CHECKING:  # LoadedModel.predict calls predict_view
     from climatune.inference.model import LoadedModel
@@ -28,6 +31,7 @@ __all__ = [
     "model_units",
     "check_task",
     "model_view",
+    "padded_for",
     "static_for",
 ]
 
@@ -128,16 +132,20 @@ def predict_view(
     static = static_for(model, view)
     model.net.eval()
     loader = DataLoader(batches, batch_size=batch_size)
-    if samples and model.distribution == "gaussian":
-        pred = _gaussian_draws(model, loader, static, samples)
-    elif samples:
-        pred = _sampled(model, loader, static, samples)
-    elif members:
-        pred = np.concatenate(
-            [model.forward_members(b["fields"], static).float().numpy() for b in loader], axis=1
-        )
-    else:
-        pred = np.concatenate([model.forward(b["fields"], static).float().numpy() for b in loader])
+    with padded_for(model, view):
+        if samples and model.distribution == "gaussian":
+            pred = _gaussian_draws(model, loader, static, samples)
+        elif samples:
+            pred = _sampled(model, loader, static, samples)
+        elif members:
+            pred = np.concatenate(
+                [model.forward_members(b["fields"], static).float().numpy() for b in loader],
+                axis=1,
+            )
+        else:
+            pred = np.concatenate(
+                [model.forward(b["fields"], static).float().numpy() for b in loader]
+            )
     lead = ["member"] if samples or members else []
     out = _dataset(model, view, split, pred, lead, given, given_index, units)
     return out.assign_coords(member=np.arange(pred.shape[0])) if lead else out
@@ -174,11 +182,12 @@ def predict_distribution(
     static = static_for(model, view)
     model.net.eval()
     means, scales = [], []
-    for b in DataLoader(batches, batch_size=batch_size):
-        mean, scale = model.forward_members_dist(b["fields"], static)
-        assert scale is not None
-        means.append(mean.float().numpy())
-        scales.append(scale.float().numpy())
+    with padded_for(model, view):
+        for b in DataLoader(batches, batch_size=batch_size):
+            mean, scale = model.forward_members_dist(b["fields"], static)
+            assert scale is not None
+            means.append(mean.float().numpy())
+            scales.append(scale.float().numpy())
     mu, sigma = np.concatenate(means, axis=1), np.concatenate(scales, axis=1)
     lead = ["member"]
     ds = _dataset(model, view, split, mu, lead, given, given_index, units)
@@ -255,6 +264,17 @@ def _gaussian_draws(
         noise = torch.randn((samples, *mean.shape), generator=generator)
         draws.append((mean + scale * noise).flatten(0, 1).numpy())  # as _sampled orders them
     return np.concatenate(draws, axis=1)
+
+
+@contextmanager
+def padded_for(model: LoadedModel, view: TaskView) -> Iterator[None]:
+    """The model's networks pad longitude as ``view``'s grid needs while in the block:
+    circularly on a global grid, at the edges of a regional crop of it (a network
+    trained on the globe would otherwise wrap the crop's east edge onto its west edge)."""
+    with ExitStack() as stack:
+        for net in members_of(model.net):
+            stack.enter_context(lon_padding(net, view.periodic_lon))
+        yield
 
 
 def _sampled(

@@ -7,6 +7,9 @@ with zeros or by replicating the edge row: ``edge_padding``.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -21,6 +24,8 @@ __all__ = [
     "crop",
     "GeoPad2d",
     "GeoConv2d",
+    "lon_padding",
+    "periodic_lon",
 ]
 
 EDGE_PADDINGS = ("zeros", "replicate")
@@ -148,3 +153,27 @@ class GeoConv2d(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.conv(self.pad(x))
+
+
+def periodic_lon(net: nn.Module) -> bool:
+    """Whether a network (with a ``backbone``) pads longitude circularly."""
+    return bool(getattr(getattr(net, "backbone", None), "periodic_lon", False))
+
+
+@contextmanager
+def lon_padding(net: nn.Module, periodic: bool) -> Iterator[None]:
+    """Inside the block, ``net`` pads longitude circularly or not (``periodic``), then as before.
+
+    A window narrower than the global grid a network was trained on has real east and
+    west edges: its convolutions must not wrap one onto the other. ``net`` switches
+    with its ``set_periodic_lon``; nothing is done when it already pads so.
+    """
+    before = periodic_lon(net)
+    if before == periodic:
+        yield
+        return
+    net.set_periodic_lon(periodic)  # type: ignore[operator]
+    try:
+        yield
+    finally:
+        net.set_periodic_lon(before)  # type: ignore[operator]

@@ -8,6 +8,7 @@ network: see :meth:`~climatune.models.net.ClimateNet.set_residual`.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 
 import lightning.pytorch as pl
 import torch
@@ -15,7 +16,9 @@ from torch import nn
 
 from climatune.errors import ClimatuneError
 from climatune.models.heads import PooledBatchNorm
+from climatune.models.padding import lon_padding, periodic_lon
 from climatune.training.losses import weighted_gaussian_crps, weighted_mse
+from climatune.training.objectives import RandomCrop, Reconstruction, Window
 
 __all__ = ["ClimateTask", "NonFiniteLoss"]
 
@@ -43,6 +46,16 @@ class ClimateTask(pl.LightningModule):
     lr, weight_decay, warmup_fraction, backbone_lr_scale
         AdamW with linear warm-up then cosine decay; the backbone's learning rate is
         scaled by ``backbone_lr_scale`` (discriminative fine-tuning).
+    seed
+        Seeds dropout, masks and crops per epoch.
+    objectives, kind
+        Objective -> loss weight (``task.objectives``); the loss is their weighted sum,
+        each objective's own loss logged as ``{stage}_{name}_loss``. ``kind`` names the
+        network's own objective. ``None``: the network's loss alone.
+    reconstruction
+        The masked-reconstruction objective's head, when ``objectives`` weighs it.
+    crop
+        Random windows of the training batches (``task.random_crop``).
     """
 
     def __init__(
@@ -56,6 +69,10 @@ class ClimateTask(pl.LightningModule):
         warmup_fraction: float = 0.05,
         backbone_lr_scale: float = 1.0,
         seed: int = 0,
+        objectives: Mapping[str, float] | None = None,
+        kind: str = "forecast",
+        reconstruction: Reconstruction | None = None,
+        crop: RandomCrop | None = None,
     ) -> None:
         super().__init__()
         self.net = net
@@ -64,6 +81,8 @@ class ClimateTask(pl.LightningModule):
         self.lr, self.weight_decay = lr, weight_decay
         self.warmup_fraction, self.backbone_lr_scale = warmup_fraction, backbone_lr_scale
         self.seed = seed
+        self.objectives = None if objectives is None else dict(objectives)
+        self.kind, self.reconstruction, self.crop = kind, reconstruction, crop
 
     @property
     def backbone(self) -> nn.Module:
@@ -74,34 +93,74 @@ class ClimateTask(pl.LightningModule):
         static = self.static.expand(fields.shape[0], *self.static.shape)
         return self.net(fields, static)
 
-    def _step(self, batch: dict[str, torch.Tensor], stage: str) -> torch.Tensor:
+    def _window(self, batch: dict[str, torch.Tensor], stage: str, batch_idx: int) -> Window:
+        """The batch, whole, or in random windows when training with ``crop``."""
         fields = batch["fields"]
-        static = self.static.expand(fields.shape[0], *self.static.shape)
-        pred, scale = self.net.forward_dist(fields, static)
-        weight = self.weight if pred.dim() == 4 else None
-        if scale is None:
-            loss = weighted_mse(pred, batch["target"], weight)
+        whole = Window(
+            fields,
+            batch["target"],
+            self.static.expand(fields.shape[0], *self.static.shape),
+            self.weight,
+            periodic=periodic_lon(self.net),
+        )
+        if self.crop is None or stage != "train":
+            return whole
+        return self.crop(whole, batch["anchor"], self.current_epoch, batch_idx)
+
+    def losses(
+        self, batch: dict[str, torch.Tensor], stage: str, batch_idx: int = 0
+    ) -> dict[str, torch.Tensor]:
+        """Each objective's loss on ``batch``: the network's own (``kind``), and masked
+        reconstruction when it is weighed."""
+        win = self._window(batch, stage, batch_idx)
+        with lon_padding(self.net, win.periodic):
+            pred, scale = self.net.forward_dist(win.fields, win.static)
+            weight = win.weight if pred.dim() == 4 else None
+            if scale is None:
+                own = weighted_mse(pred, win.target, weight)
+            else:
+                own = weighted_gaussian_crps(pred, scale, win.target, weight)
+            out = {self.kind: own}
+            if self.reconstruction is not None:
+                epoch = self.current_epoch if stage == "train" else None
+                out["reconstruct"] = self.reconstruction.loss(self.net, win, batch["anchor"], epoch)
+        return out
+
+    def _step(self, batch: dict[str, torch.Tensor], stage: str, batch_idx: int = 0) -> torch.Tensor:
+        parts = self.losses(batch, stage, batch_idx)
+        if self.objectives is None:
+            loss = parts[self.kind]
         else:
-            loss = weighted_gaussian_crps(pred, scale, batch["target"], weight)
+            loss = sum(w * parts[name] for name, w in self.objectives.items())
         if not torch.isfinite(loss):  # checked before backward: no NaN reaches the weights
             raise NonFiniteLoss(
                 f"the {stage} loss became {loss.item()} at epoch {self.current_epoch}, step "
                 f"{self.global_step} (optim.lr={self.lr:g}); training stopped, lower optim.lr "
                 f"(e.g. {self.lr / 10:g}) or set trainer.gradient_clip_val"
             )
+        size = batch["fields"].shape[0]
         self.log(
             f"{stage}_loss",
             loss,
             prog_bar=stage != "test",
             on_epoch=True,
             on_step=stage == "train",
-            batch_size=pred.shape[0],
+            batch_size=size,
             sync_dist=stage != "train",
         )
+        for name in self.objectives or ():
+            self.log(
+                f"{stage}_{name}_loss",
+                parts[name],
+                on_epoch=True,
+                on_step=False,
+                batch_size=size,
+                sync_dist=stage != "train",
+            )
         return loss
 
     def training_step(self, batch, batch_idx):
-        return self._step(batch, "train")
+        return self._step(batch, "train", batch_idx)
 
     def validation_step(self, batch, batch_idx):
         return self._step(batch, "val")
@@ -145,6 +204,8 @@ class ClimateTask(pl.LightningModule):
         for name, p in self.net.named_parameters():
             if p.requires_grad:
                 (backbone if name.startswith("backbone.") else rest).append(p)
+        if self.reconstruction is not None:  # its head learns at the head's rate
+            rest += [p for p in self.reconstruction.parameters() if p.requires_grad]
         groups = [{"params": rest, "lr": self.lr, "name": "stem_head"}]
         if backbone:
             groups.append(

@@ -32,6 +32,7 @@ from climatune.models.net import ClimateNet, build_net
 from climatune.models.settings import ModelConfig
 from climatune.training.callbacks import SampleLedger
 from climatune.training.datamodule import ClimateDataModule
+from climatune.training.objectives import check_training_task, random_crop, weighed_objectives
 from climatune.training.resume import (
     MetricsHistory,
     StopOnSignal,
@@ -209,10 +210,15 @@ def _trainer(
 def build_task(setup: TrainingSetup, view: TaskView, net: ClimateNet) -> ClimateTask:
     """The Lightning task that trains ``net`` on ``view`` as ``setup`` says.
 
-    Sets the network's residual connection for ``view``'s outputs (``setup.model.residual``).
+    Sets the network's residual connection for ``view``'s outputs (``setup.model.residual``);
+    weighs ``setup.task.objectives`` and crops as ``setup.task.random_crop`` says
+    (:mod:`climatune.training.objectives`).
     """
     names, static = static_channels(view)
     net.set_residual(residual_index(view, setup.model.residual))
+    objectives, reconstruction = weighed_objectives(
+        setup.task, view, net.backbone.out_channels, residual=setup.model.residual, seed=setup.seed
+    )
     task = ClimateTask(
         net,
         torch.from_numpy(static),
@@ -222,6 +228,10 @@ def build_task(setup: TrainingSetup, view: TaskView, net: ClimateNet) -> Climate
         warmup_fraction=setup.optim.warmup_fraction,
         backbone_lr_scale=setup.optim.backbone_lr_scale,
         seed=setup.seed,
+        objectives=objectives,
+        kind=view.kind,
+        reconstruction=reconstruction,
+        crop=random_crop(setup.task, view, setup.seed),
     )
     task.static_names = names
     return task
@@ -409,6 +419,7 @@ def run_training(
     tuple
         The trained task and its trainer (None when ``init`` is not trained).
     """
+    check_training_task(setup.task, view)
     normalizer, net = _initial(setup, view, init)
     if start is not None:
         start()
@@ -477,6 +488,7 @@ def run_ensemble(
     list of ClimateTask
         The trained members.
     """
+    check_training_task(setup.task, view)
     tasks: list[ClimateTask] = []
     shared: Normalizer | None = None
     global_zero, parent = True, None

@@ -21,6 +21,7 @@ from climatune.finetune.surgery import SurgeryReport
 from climatune.finetune.transfer import adapt_parent, seeded
 from climatune.inference import LoadedModel, load_model, model_paths
 from climatune.models.net import ClimateNet
+from climatune.training.objectives import pretraining_settings
 from climatune.training.workflow import FromArtifact, run_ensemble, run_training
 from climatune.utils.atomic import prepare_output_dir, releases_outputs
 from climatune.workflows.resume import refuse_ensemble_resume, resume_checkpoint
@@ -89,6 +90,12 @@ def finetune(
     run at ``out``. Any other non-empty ``out``, or one that holds ``source``, is refused.
     """
     ridge = cfg.finetune.strategy == "ridge_probe"
+    pretraining = pretraining_settings(cfg.task)
+    if pretraining:
+        raise ClimatuneError(
+            f"{' and '.join(pretraining)} set how a network is pre-trained; a fine-tune trains "
+            "its own task alone on whole samples: remove them from the fine-tuning config"
+        )
     if resume is not None and ridge:
         raise ClimatuneError(
             "cannot resume a ridge_probe run: its head is solved in one step, with no epochs "

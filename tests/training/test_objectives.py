@@ -1,0 +1,201 @@
+"""Objectives weighed together and random crops: the loss, the windows, the defaults."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from climatune import load_model
+from climatune.cli import main
+from climatune.config import dump_config
+from climatune.data.io import open_dataset
+from climatune.data.samples import TaskSamples, fit_normalizer, static_channels
+from climatune.data.settings import TaskConfig
+from climatune.data.view import build_view
+from climatune.data.windows import draw_windows, keep_masks
+from climatune.testing import tiny_config
+from climatune.training.losses import weighted_mse
+from climatune.training.objectives import take_window
+from climatune.training.workflow import build_task, new_net
+from climatune.workflows.finetuning import finetune
+from climatune.workflows.pretraining import pretrain
+from climatune.workflows.runs import training_setup
+
+BOTH = "task.objectives={forecast: 1.0, reconstruct: 0.5}"
+CROP = "task.random_crop={size: [4, 6]}"
+
+
+def _task(archive, *sets):
+    cfg = tiny_config(archive, "data.normalization=global", *sets)
+    view = build_view(cfg.data, cfg.task)
+    net = new_net(cfg.model, view, 5, cfg.seed)
+    task = build_task(training_setup(cfg), view, net)
+    samples = TaskSamples(view, "train", fit_normalizer(view))
+    batch = {
+        k: torch.stack([samples[i][k] for i in range(4)]) for k in ("fields", "target", "anchor")
+    }
+    return task, batch
+
+
+def test_the_loss_is_the_weighted_sum_of_the_objectives(archive):
+    task, batch = _task(archive, BOTH)
+    parts = task.losses(batch, "val")
+    total = task._step(batch, "val")
+    expected = 1.0 * parts["forecast"] + 0.5 * parts["reconstruct"]
+    assert float(total) == pytest.approx(float(expected), rel=1e-6)
+    # the forecast part is the loss of the network alone ...
+    static = task.static.expand(4, *task.static.shape)
+    alone = weighted_mse(task.net(batch["fields"], static), batch["target"], task.weight)
+    assert float(parts["forecast"]) == pytest.approx(float(alone), rel=1e-6)
+    # ... and the reconstruction part that of its own head on the masked inputs at step t
+    anchors = batch["anchor"].tolist()
+    keep = torch.from_numpy(
+        keep_masks(anchors, seed=0, epoch=0, shape=(8, 16), mask_patch=4, ratio=0.5)
+    )
+    masked = batch["fields"] * keep[:, None, None]
+    out = task.reconstruction.head(task.net.forward_features(masked, static)) + masked[:, :, -1]
+    sst_sea = task.reconstruction.valid[1]  # sst is NaN north of 40°N
+    assert bool(sst_sea.any()) and not bool(sst_sea.all())
+    target = batch["fields"][:, :, -1].clone()
+    target[:, 1, ~sst_sea] = torch.nan
+    assert float(parts["reconstruct"]) == pytest.approx(
+        float(weighted_mse(out, target, task.weight)), rel=1e-6
+    )
+    assert float(parts["reconstruct"]) > 0 and keep.float().mean() < 0.9
+
+
+def test_a_training_batch_is_cut_to_its_windows_with_edge_padding(archive):
+    task, batch = _task(archive, CROP)
+    win = task._window(batch, "train", 0)
+    assert win.fields.shape[-2:] == (4, 6) and win.target.shape[-2:] == (4, 6)
+    assert win.static.shape == (4, 5, 4, 6) and win.weight.shape == (4, 1, 4, 6)
+    assert not win.periodic  # 6 of 16 longitudes: the window's edges are real
+    rows, cols = draw_windows(
+        batch["anchor"].tolist(), seed=0, epoch=0, grid=(8, 16), size=(4, 6), periodic_lon=True
+    )
+    for b in range(4):
+        cells = np.ix_(rows[b], cols[b])
+        assert torch.equal(win.fields[b], batch["fields"][b][..., cells[0], cells[1]])
+        assert torch.equal(win.static[b], task.static[:, cells[0], cells[1]])
+    x = torch.arange(2 * 3 * 5, dtype=torch.float32).reshape(2, 3, 5)
+    got = take_window(x, torch.tensor([[1, 2], [0, 1]]), torch.tensor([[4, 0], [2, 3]]))
+    assert got.tolist() == [[[9.0, 5.0], [14.0, 10.0]], [[17.0, 18.0], [22.0, 23.0]]]
+    # validation sees the whole domain; the net's circular padding is restored
+    assert task._window(batch, "val", 0).fields.shape[-2:] == (8, 16)
+    task.losses(batch, "train", 0)
+    assert task.net.backbone.periodic_lon
+
+
+def test_the_default_config_is_unchanged(archive, tmp_path):
+    assert TaskConfig().objectives is None and TaskConfig().random_crop is None
+    task, _ = _task(archive)
+    assert task.objectives is None and task.reconstruction is None and task.crop is None
+    default = pretrain(
+        tiny_config(archive, "trainer.max_epochs=1", "trainer.limit_train_batches=0.25"),
+        out=tmp_path / "a",
+    )
+    alone = pretrain(
+        tiny_config(
+            archive,
+            "trainer.max_epochs=1",
+            "trainer.limit_train_batches=0.25",
+            "task.objectives={forecast: 1.0}",
+        ),
+        out=tmp_path / "b",
+    )
+    first, second = (load_file(str(r / "model" / "weights.safetensors")) for r in (default, alone))
+    assert first.keys() == second.keys()
+    assert all(torch.equal(first[k], second[k]) for k in first)  # bit-identical
+
+
+def test_a_combined_cropped_pretrain_logs_each_objective_and_fine_tunes(archive, tmp_path):
+    run = pretrain(
+        tiny_config(
+            archive, "trainer.max_epochs=1", "trainer.limit_train_batches=0.25", BOTH, CROP
+        ),
+        out=tmp_path / "run",
+    )
+    meta = json.loads((run / "model" / "climatune.json").read_text())
+    assert meta["config"]["task"]["objectives"] == {"forecast": 1.0, "reconstruct": 0.5}
+    assert meta["config"]["task"]["random_crop"] == {"size": [4, 6], "prob": 1.0}
+    header = (run / "logs" / "metrics.csv").read_text().splitlines()[0].split(",")
+    assert {"train_loss_epoch", "train_forecast_loss", "train_reconstruct_loss"} <= set(header)
+    assert {"val_loss", "val_forecast_loss", "val_reconstruct_loss"} <= set(header)
+    ckpt = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
+    assert any(k.startswith("reconstruction.head.") for k in ckpt)  # trained, resumable ...
+    tuned = finetune(
+        tiny_config(
+            archive,
+            "trainer.max_epochs=1",
+            "trainer.limit_train_batches=0.25",
+            "finetune.strategy=lora",
+        ),
+        run,
+        out=tmp_path / "ft",
+        quiet=True,
+    )
+    assert (tuned / "model" / "weights.safetensors").exists()  # ... but not exported
+
+
+@pytest.mark.parametrize(
+    ("sets", "message"),
+    [
+        (
+            ["task.objectives={forecast: 1, recon: 1}"],
+            "unknown objective(s) ['recon'] (did you mean 'reconstruct'?)",
+        ),
+        (["task.objectives={reconstruct: 1}"], "must weigh the task's own, 'forecast'"),
+        (["task.objectives={forecast: 1, reconstruct: 0}"], "must be positive"),
+        (
+            ["task.kind=downscale", "task.objectives={downscale: 1, reconstruct: 1}"],
+            "forecast only",
+        ),
+        (["task.random_crop={size: [9, 4]}"], "[9, 4] is larger than the training grid [8, 16]"),
+        (["task.random_crop={size: [4, 4], prob: 0}"], "random_crop.prob"),
+    ],
+)
+def test_bad_objectives_and_crops_are_one_line_errors(archive, tmp_path, capsys, sets, message):
+    config = tmp_path / "tiny.yaml"
+    config.write_text(dump_config(tiny_config(archive)))
+    args = ["pretrain", "--config", str(config), "--out", str(tmp_path / "run")]
+    for item in sets:
+        args += ["--set", item]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("climatune: error:") and message in err[0]
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_fine_tune_refuses_pretraining_settings(archive, tmp_path):
+    with pytest.raises(Exception, match="task.random_crop set how a network is pre-trained"):
+        finetune(tiny_config(archive, CROP), tmp_path / "none", out=tmp_path / "ft")
+
+
+def test_a_global_model_predicts_a_regional_crop_with_edge_padding(archive, tmp_path):
+    sets = ["trainer.max_epochs=1", "trainer.limit_train_batches=0.25"]
+    # global statistics: an anomaly climatology is kept per cell of the training grid
+    run = pretrain(tiny_config(archive, "data.normalization=global", *sets), out=tmp_path / "run")
+    model = load_model(run)
+    assert model.net.backbone.periodic_lon  # trained on the globe
+    crop = open_dataset(archive).isel(lon=slice(2, 8))  # 6 of 16 longitudes
+    view = model.view(crop)
+    assert not view.periodic_lon
+    got = model.predict(crop, units="model").tas.values
+    samples = TaskSamples(view, "predict", model.normalizer, mask_ratio=0.0)
+    fields = torch.stack([samples[i]["fields"] for i in range(len(samples))])
+    static = torch.from_numpy(static_channels(view)[1])
+    with torch.no_grad():
+        wrapped = model.forward(fields, static)[:, 0].numpy()
+        model.net.set_periodic_lon(False)
+        edges = model.forward(fields, static)[:, 0].numpy()
+        model.net.set_periodic_lon(True)
+    mean, std = model.normalizer.mean_["tas"], model.normalizer.std_["tas"]
+    assert np.allclose(got, edges * std + mean, atol=1e-3)
+    assert not np.allclose(
+        got, wrapped * std + mean, atol=1e-3
+    )  # the east edge is not the west's neighbour
+    assert model.net.backbone.periodic_lon  # restored
