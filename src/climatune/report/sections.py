@@ -24,6 +24,7 @@ from climatune.report.collect import (
 )
 from climatune.report.markup import Cell
 from climatune.report.markup import esc as _e
+from climatune.report.seeds import seeds_section
 
 __all__ = ["SECTIONS"]
 
@@ -762,6 +763,7 @@ SECTIONS: tuple[tuple[str, str, Callable[[Found], str]], ...] = (
     ("training", "Training curves", _training),
     ("metrics", "Metrics against the baselines", _metrics),
     ("probabilistic", "Probabilistic scores", _probabilistic),
+    ("seeds", "Over seeds", seeds_section),
     ("maps", "Maps", _maps),
     ("efficiency", "Data efficiency", _curve),
     ("leads", "Skill by lead time", _leads),

@@ -32,6 +32,8 @@ __all__ = ["run_demo", "demo_configs"]
 
 #: Budgets: (pre-training epochs, fine-tuning epochs, curve fractions).
 _BUDGET = {False: (30, 30, "0.25,0.5,1.0"), True: (6, 8, "0.5,1.0")}
+#: Members of the fine-tuned and the scratch ensembles (the pre-trained model is one network).
+MEMBERS = 3
 
 
 def demo_configs(fast: bool = False) -> tuple[Config, Config]:
@@ -43,7 +45,8 @@ def demo_configs(fast: bool = False) -> tuple[Config, Config]:
         Path(str(root / "pretrain.yaml")), [f"trainer.max_epochs={pre_epochs}", *common]
     )
     ft = load_config(
-        Path(str(root / "finetune.yaml")), [f"trainer.max_epochs={ft_epochs}", *common]
+        Path(str(root / "finetune.yaml")),
+        [f"trainer.max_epochs={ft_epochs}", f"ensemble.members={MEMBERS}", *common],
     )
     return pre, ft
 
