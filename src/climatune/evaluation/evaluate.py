@@ -25,7 +25,7 @@ from climatune.evaluation.bootstrap import INTERVAL_KEYS, comparison_rows
 from climatune.evaluation.climatology import climatology_at, view_climatology
 from climatune.evaluation.metrics import score
 from climatune.evaluation.probabilistic import probabilistic_rows
-from climatune.inference import LoadedModel, predict_view
+from climatune.inference import LoadedModel, predict_distribution, predict_view
 from climatune.utils.atomic import atomic_path
 
 __all__ = ["evaluate_view", "write_metrics", "parse_baselines", "model_label"]
@@ -87,8 +87,12 @@ def evaluate_view(
     weights = None if view.is_scalar else view.weights()
     preds: dict[str, xr.Dataset] = {}
     ensembles: dict[str, xr.Dataset] = {}
+    gaussians: dict[str, tuple[xr.Dataset, xr.Dataset]] = {}
     for name, model in models.items():
-        if model.members > 1:
+        if model.distribution == "gaussian":
+            gaussians[name] = predict_distribution(model, view, split)
+            preds[name] = gaussians[name][0].mean("member", keep_attrs=True)
+        elif model.members > 1:
             ensembles[name] = predict_view(model, view, split, members=True)
             preds[name] = ensembles[name].mean("member", keep_attrs=True)
         else:
@@ -106,8 +110,10 @@ def evaluate_view(
     rows += comparison_rows(
         preds, truth, weights, list(models), task=view.kind, split=split, seed=seed
     )
-    if ensembles:
-        rows += probabilistic_rows(view, ensembles, fitted, preds, truth, weights, split=split)
+    if ensembles or gaussians:
+        rows += probabilistic_rows(
+            view, ensembles, fitted, preds, truth, weights, split=split, gaussians=gaussians
+        )
     return rows, preds
 
 

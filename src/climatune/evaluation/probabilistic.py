@@ -15,6 +15,13 @@ like the deterministic metrics. The spread-skill ratio is
 with the unbiased member variance, as WeatherBench 2 defines it: 1 for a calibrated
 ensemble of M members; below 1 for an over-confident one.
 
+A Gaussian head (``model.head_distribution: gaussian``) is scored from its predictive
+distribution (:func:`gaussian_rows`): one network's CRPS and spread-skill in closed form
+(:func:`gaussian_crps`; spread-skill sqrt(mean_w σ²) / RMSE(μ)), everything else (an
+ensemble of Gaussian heads, the PIT, the rank histogram) through the ensemble path above
+with :data:`~climatune.inference.gaussian.QUANTILE_MEMBERS` equally spaced quantile draws
+per member. Each of these rows names its ``estimator``.
+
 Baselines: the climatological ensemble (every training year's value at the target's
 calendar month, one member a year, as WeatherBench 2 builds it) and deterministic
 predictions dressed with their own training-residual spread (:func:`dress`).
@@ -34,12 +41,15 @@ from scores.probability import Pit, crps_for_ensemble, rank_histogram
 from climatune.data.view import TaskView
 from climatune.evaluation.baselines import Baseline
 from climatune.evaluation.climatology import is_sub_annual
+from climatune.inference.gaussian import QUANTILE_MEMBERS, quantile_members
 
 __all__ = [
     "DRESSED_MEMBERS",
     "climatological_ensemble",
     "dress",
     "ensemble_rows",
+    "gaussian_crps",
+    "gaussian_rows",
     "probabilistic_rows",
     "residual_spread",
     "spread_skill",
@@ -109,6 +119,64 @@ def ensemble_rows(
     return rows
 
 
+def gaussian_crps(
+    mean: xr.DataArray, std: xr.DataArray, obs: xr.DataArray, weights: xr.DataArray | None
+) -> float:
+    """The weighted mean closed-form CRPS of N(mean, std²) for ``obs`` over its valid cells.
+
+    CRPS = σ [z (2 Φ(z) − 1) + 2 φ(z) − 1/√π], z = (y − μ) / σ (Gneiting and Raftery
+    2007), weighted like every score here.
+    """
+    z = (obs - mean) / std
+    cdf, pdf = z.copy(data=norm.cdf(z.values)), z.copy(data=norm.pdf(z.values))
+    crps = std * (z * (2 * cdf - 1) + 2 * pdf - 1 / math.sqrt(math.pi))
+    valid = crps.notnull()
+    w = _weights_for(obs.where(valid), weights)
+    return float(crps.fillna(0.0).weighted(w).mean())
+
+
+def gaussian_rows(
+    mean: xr.Dataset,
+    std: xr.Dataset,
+    truth: xr.Dataset,
+    weights: xr.DataArray | None,
+    *,
+    model: str,
+    task: str,
+    split: str,
+) -> list[dict[str, Any]]:
+    """The probabilistic rows of Gaussian heads' predictions (``member`` dimension).
+
+    The rows of :func:`ensemble_rows` on :func:`~climatune.inference.gaussian.quantile_members`
+    of each member; for one network, ``crps`` and ``spread_skill`` are replaced by their
+    closed forms. Every row names its ``estimator``.
+    """
+    rows = ensemble_rows(
+        quantile_members(mean, std), truth, weights, model=model, task=task, split=split
+    )
+    n = mean.sizes["member"]
+    draws = f"fair, {QUANTILE_MEMBERS} equally spaced quantile draws per member ({n})"
+    for row in rows:
+        row["estimator"] = draws
+    if n > 1:
+        return rows
+    for name in truth.data_vars:
+        mu, sd = mean[name].isel(member=0, drop=True), std[name].isel(member=0, drop=True)
+        obs = truth[name].where(mu.notnull() & sd.notnull())
+        w = _weights_for(obs, weights)
+        error = float(mse(mu.where(obs.notnull()), obs, weights=w))
+        variance = float((sd**2).where(obs.notnull()).weighted(w).mean())
+        exact = {
+            "crps": gaussian_crps(mu, sd, obs, weights),
+            "spread_skill": math.sqrt(variance / error) if error > 0 else math.nan,
+        }
+        for row in rows:
+            if row["variable"] == str(name) and row["metric"] in exact:
+                row["value"] = exact[row["metric"]]
+                row["estimator"] = "closed-form Gaussian"
+    return rows
+
+
 def climatological_ensemble(view: TaskView, split: str) -> xr.Dataset:
     """For each target time of ``split``, the training years' values as members.
 
@@ -160,10 +228,13 @@ def probabilistic_rows(
     weights: xr.DataArray | None,
     *,
     split: str,
+    gaussians: dict[str, tuple[xr.Dataset, xr.Dataset]] | None = None,
 ) -> list[dict[str, Any]]:
     """The :func:`ensemble_rows` of each network ensemble and of the probabilistic baselines.
 
-    ``ensembles`` are the networks' member predictions; ``baselines`` the fitted
+    ``ensembles`` are the networks' member predictions; ``gaussians`` the mean and
+    standard deviation of networks with a Gaussian head (:func:`gaussian_rows`);
+    ``baselines`` the fitted
     deterministic baselines whose predictions of ``split`` are in ``preds``. Each is
     dressed with its own training residuals (``NAME_dressed``); the climatological
     ensemble is ``climatological_ensemble``. ``truth`` is masked to the cells scored.
@@ -172,6 +243,8 @@ def probabilistic_rows(
     rows: list[dict[str, Any]] = []
     for name, members in ensembles.items():
         rows += ensemble_rows(members, truth, weights, model=name, **kw)
+    for name, (mean, std) in (gaussians or {}).items():
+        rows += gaussian_rows(mean, std, truth, weights, model=name, **kw)
     clim = climatological_ensemble(view, split)
     rows += ensemble_rows(clim, truth, weights, model="climatological_ensemble", **kw)
     train_truth = view.truth("train").load()

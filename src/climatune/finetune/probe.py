@@ -21,7 +21,7 @@ from climatune.data.samples import TaskSamples
 from climatune.data.splits import fold_blocks
 from climatune.data.view import TaskView
 from climatune.errors import ClimatuneError
-from climatune.models.heads import ReadoutHead
+from climatune.models.heads import SCALE_FLOOR, ReadoutHead
 
 __all__ = ["RidgeProbe", "fit_ridge_probe"]
 
@@ -125,6 +125,10 @@ def fit_ridge_probe(
         The index task, its statistics and the static inputs the network reads.
     folds
         Contiguous blocks of training years for choosing the penalty.
+
+    A Gaussian head (``model.head_distribution: gaussian``) becomes a Gaussian readout: the
+    ridge solution is its mean, and its scale is one constant per output, the root of
+    the chosen penalty's cross-validated mean-squared error (homoscedastic).
     """
     if not view.is_scalar:
         raise ClimatuneError(
@@ -140,8 +144,14 @@ def fit_ridge_probe(
     coef = _dual_ridge(z, y, np.array([alpha * scale]))
     weight = (z.T @ coef[0]) / std  # on the raw features
     grid = tuple(view.fields.lat.shape + view.fields.lon.shape)
-    head = ReadoutHead(net.backbone.out_channels, 1, grid)
-    head.proj.weight.data = torch.from_numpy(weight[None, :]).float()
-    head.proj.bias.data = torch.tensor([y.mean() - weight @ mean]).float()
+    distribution = getattr(net.head, "distribution", "none")
+    head = ReadoutHead(net.backbone.out_channels, 1, grid, distribution=distribution)
+    rows, bias = [weight], [y.mean() - weight @ mean]
+    if distribution == "gaussian":  # softplus(raw) + floor = the CV root-mean-square error
+        spread = max(float(np.sqrt(cv_mse[alpha])) - SCALE_FLOOR, 1e-6)
+        rows.append(np.zeros_like(weight))
+        bias.append(spread + float(np.log(-np.expm1(-spread))))  # softplus⁻¹
+    head.proj.weight.data = torch.from_numpy(np.stack(rows)).float()
+    head.proj.bias.data = torch.tensor(bias).float()
     net.head = head.to(next(net.backbone.parameters()).device)
     return RidgeProbe(alpha=float(alpha), cv_mse=cv_mse, folds=blocks)

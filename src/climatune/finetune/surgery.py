@@ -54,12 +54,16 @@ def adapt_network(
     view: TaskView,
     n_static: int,
     head_options: Mapping[str, Any] | None = None,
+    distribution: str = "none",
 ) -> SurgeryReport:
     """Modify ``net`` in place for ``view``'s task and return what changed.
 
     Sharing no input variable is allowed: the stem is then all new, but the backbone (and
     the head, if the outputs are the same) still transfer, and the report says so. A new
-    head is built with ``head_options`` (``model.head`` in the config).
+    head is built with ``head_options`` (``model.head`` in the config) and predicts
+    ``distribution`` (``model.head_distribution``): a head that predicts another
+    distribution than the pre-trained one (a Gaussian head on a deterministic parent) is
+    new, so its scale channels are trained from the start.
 
     Raises
     ------
@@ -90,10 +94,17 @@ def adapt_network(
             f"static channels: {meta.data.get('static')} -> {n_static} channels, re-initialised"
         )
     kind = "scalar" if view.is_scalar else "field"
-    head_changed = kind != net.head.kind or list(view.targets) != meta.outputs
+    head_changed = (
+        kind != net.head.kind
+        or list(view.targets) != meta.outputs
+        or distribution != net.head.distribution
+    )
     if head_changed:
-        net.reset_head(len(view.targets), kind, **(head_options or {}))
-        report.new_head = f"new {kind} head for {view.targets} (was {meta.outputs})"
+        was = net.head.distribution
+        net.reset_head(len(view.targets), kind, **(head_options or {}), distribution=distribution)
+        what = kind if distribution == "none" else f"{distribution} {kind}"
+        report.new_head = f"new {what} head for {view.targets} (was {meta.outputs}"
+        report.new_head += f", {was})" if was != distribution else ")"
     if not report.kept:
         report.notes.append(
             f"variable change: no input is shared with the pre-trained model; all of its inputs "

@@ -113,14 +113,16 @@ def adapt_parent(
     seed: int,
     head_options: Mapping[str, Any] | None = None,
     normalization: str = "auto",
+    distribution: str = "none",
 ) -> tuple[TaskView, Normalizer, ClimateNet, SurgeryReport]:
     """``parent``'s network adapted to ``view`` and its statistics merged with this data's.
 
     ``view`` comes back in the parent's units (``sst: degC -> K``, :func:`model_units`),
     which the training uses. New weights (head, stem variables, static channels) are
     drawn from ``seed``; a new head is built with ``head_options`` (``model.head``);
-    ``normalization`` is ``data.normalization`` (see :func:`finetune_normalization`). The
-    report lists every change, unit conversions included.
+    ``normalization`` is ``data.normalization`` (see :func:`finetune_normalization`);
+    ``distribution`` is ``model.head_distribution``. The report lists every change, unit
+    conversions included.
     """
     view, converted = model_units(parent, view, "the pre-trained model")
     finetune_normalization(parent, view, normalization)  # before any work
@@ -131,7 +133,7 @@ def adapt_parent(
             "adapt one member of a pre-trained ensemble at a time (LoadedModel.member(k))"
         )
     with seeded(seed):
-        report = adapt_network(net, parent.meta, view, len(names), head_options)
+        report = adapt_network(net, parent.meta, view, len(names), head_options, distribution)
     if converted:
         report.notes.append(f"units converted to the pre-trained model's: {', '.join(converted)}")
     normalizer, lines = merged_normalizer(parent, view, policy, normalization)

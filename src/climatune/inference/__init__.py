@@ -26,6 +26,7 @@ from climatune.inference.predict import (
     check_task,
     model_units,
     model_view,
+    predict_distribution,
     predict_view,
     static_for,
 )
@@ -41,6 +42,7 @@ __all__ = [
     "model_paths",
     "model_view",
     "predict_file",
+    "predict_distribution",
     "predict_view",
     "read_artifact",
     "resolve_device",

@@ -19,7 +19,7 @@ from climatune.inference.artifact import (
     resolve_device,
     resolve_model_dir,
 )
-from climatune.inference.predict import predict_view
+from climatune.inference.predict import predict_distribution, predict_view
 from climatune.models.ensemble import EnsembleNet, members_of
 from climatune.models.net import ClimateNet
 
@@ -58,6 +58,12 @@ class LoadedModel:
         """How many networks the model holds (1 for a single network)."""
         return len(self.net) if isinstance(self.net, EnsembleNet) else 1
 
+    @property
+    def distribution(self) -> str:
+        """What the network predicts: ``"none"`` (values) or ``"gaussian"`` (each member a
+        mean and a scale; an ensemble of them is a mixture of Gaussians)."""
+        return str(self.net.distribution)
+
     def member(self, k: int) -> LoadedModel:
         """Member ``k`` as a model of its own, with a copy of its weights (to adapt or train)."""
         if not 0 <= k < self.members:
@@ -77,6 +83,22 @@ class LoadedModel:
         if isinstance(self.net, EnsembleNet):
             return self.net.forward_members(x, s).to(fields.device)
         return self.net(x, s).unsqueeze(0).to(fields.device)
+
+    def forward_members_dist(
+        self, fields: torch.Tensor, static: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Each member's normalised ``(mean, scale)``, ``[members, B, ...]`` each; the scale
+        is None for a deterministic network (:meth:`ClimateNet.forward_dist`)."""
+        static = self.static if static is None else static
+        x = fields.to(self.device)
+        s = static.to(self.device).expand(fields.shape[0], *static.shape[-3:])
+        if isinstance(self.net, EnsembleNet):
+            mean, scale = self.net.forward_members_dist(x, s)
+        else:
+            mean, scale = self.net.forward_dist(x, s)
+            mean, scale = mean.unsqueeze(0), None if scale is None else scale.unsqueeze(0)
+        back = fields.device
+        return mean.to(back), None if scale is None else scale.to(back)
 
     def forward(self, fields: torch.Tensor, static: torch.Tensor | None = None) -> torch.Tensor:
         """Normalised prediction for normalised ``fields`` ``[B, V, history, H, W]``.
@@ -127,6 +149,18 @@ class LoadedModel:
             samples=samples,
         )
         return pred if view.is_scalar else pred.where(view.region_mask)
+
+    def predict_distribution(
+        self, ds: xr.Dataset, *, batch_size: int = 32, units: Literal["input", "model"] = "input"
+    ) -> tuple[xr.Dataset, xr.Dataset]:
+        """A Gaussian head's predictive mean and standard deviation for every step of ``ds``,
+        each along a ``member`` dimension (length 1 for a single network); masked and in
+        units as :meth:`predict`'s predictions are."""
+        view = self.view(ds)
+        mean, std = predict_distribution(self, view, "predict", batch_size=batch_size, units=units)
+        if view.is_scalar:
+            return mean, std
+        return mean.where(view.region_mask), std.where(view.region_mask)
 
 
 def load_model(path: str | Path, device: str | torch.device = "cpu") -> LoadedModel:

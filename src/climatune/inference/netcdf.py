@@ -14,7 +14,8 @@ from climatune import __version__
 from climatune.data.io import open_dataset, source_paths
 from climatune.errors import ClimatuneError
 from climatune.inference.artifact import model_paths
-from climatune.inference.model import load_model
+from climatune.inference.gaussian import gaussian_quantiles
+from climatune.inference.model import LoadedModel, load_model
 from climatune.utils.atomic import atomic_path, check_new_path, check_not_input
 
 __all__ = ["MAX_SAMPLES", "check_quantiles", "predict_file"]
@@ -40,6 +41,13 @@ def predict_file(
     per member with MC dropout. With ``quantiles``, the file holds instead the mean over
     the members (``cell_methods: "member: mean"``) and, in ``NAME_quantiles``, the given
     quantiles along a ``quantile`` coordinate.
+
+    A Gaussian head (``model.head_distribution: gaussian``) writes its predictive mean
+    and, in ``NAME_std``, its standard deviation (per member for an ensemble); with
+    ``quantiles``, the mean and the quantiles of its distribution (closed-form for one
+    network, of the mixture of the members' Gaussians for an ensemble); ``samples=N``
+    draws N values from each member's Gaussian. The global ``distribution`` attribute
+    says which.
     """
     quantiles = check_quantiles(quantiles)
     if not 0 <= samples <= MAX_SAMPLES:
@@ -52,16 +60,20 @@ def predict_file(
     check_not_input(output, [*model_paths(model_path), *source_paths(input_path)], flag="--output")
     check_new_path(output, flag="--output")
     model = load_model(model_path, device)
-    if quantiles and model.members == 1 and not samples:
+    gaussian = model.distribution == "gaussian"
+    if quantiles and model.members == 1 and not samples and not gaussian:
         raise ClimatuneError(
-            "--quantiles needs several predictions: an ensemble model (ensemble.members) "
-            "or MC dropout draws (--samples N)"
+            "--quantiles needs several predictions: an ensemble model (ensemble.members), "
+            "MC dropout draws (--samples N) or a Gaussian head (model.head_distribution)"
         )
     ds = open_dataset(input_path)
     draws = model.members > 1 or samples > 0
-    pred = model.predict(ds, units=units, members=draws, samples=samples)
-    if draws:
-        pred = _ensemble_summary(pred, quantiles, samples)
+    if gaussian and not samples:
+        pred = _gaussian_summary(model, ds, units, quantiles)
+    else:
+        pred = model.predict(ds, units=units, members=draws, samples=samples)
+        if draws:
+            pred = _ensemble_summary(pred, quantiles, samples, gaussian=gaussian)
     calendar = ds.time.encoding.get("calendar") or pred.time.dt.calendar
     pred.attrs = {
         "Conventions": "CF-1.8",
@@ -109,13 +121,17 @@ def check_quantiles(quantiles: str | Sequence[float]) -> list[float]:
     return sorted(values)
 
 
-def _ensemble_summary(pred: xr.Dataset, quantiles: Sequence[float], samples: int) -> xr.Dataset:
+def _ensemble_summary(
+    pred: xr.Dataset, quantiles: Sequence[float], samples: int, *, gaussian: bool = False
+) -> xr.Dataset:
     """``pred`` (with a ``member`` dimension) as CF wants it: each member as a realization,
-    or the members' mean plus the chosen quantiles."""
+    or the members' mean plus the chosen quantiles. ``gaussian``: the samples are random
+    draws from a Gaussian head's predictive distribution, not MC-dropout draws."""
     n = pred.sizes["member"]
-    how = f"{n} MC-dropout draws" if samples else f"{n} ensemble members"
+    kind = "random draws from the predictive Gaussian" if gaussian else "MC-dropout draws"
+    how = f"{n} {kind}" if samples else f"{n} ensemble members"
     if samples and n != samples:
-        how = f"{samples} MC-dropout draws from each of {n // samples} ensemble members"
+        how = f"{samples} {kind} from each of {n // samples} ensemble members"
     if not quantiles:
         pred = pred.assign_coords(member=np.arange(n, dtype="int32"))
         pred.member.attrs.update(
@@ -135,4 +151,54 @@ def _ensemble_summary(pred: xr.Dataset, quantiles: Sequence[float], samples: int
     result = xr.Dataset(out)
     result["quantile"].attrs.update({"long_name": "probability of the quantile", "units": "1"})
     result.attrs = {"ensemble": f"the mean and quantiles {list(quantiles)} of {how}"}
+    return result
+
+
+def _gaussian_summary(
+    model: LoadedModel, ds: xr.Dataset, units: Literal["input", "model"], quantiles: Sequence[float]
+) -> xr.Dataset:
+    """A Gaussian head's predictive distribution as CF NetCDF: the mean and ``NAME_std``
+    (along ``member`` for an ensemble), or the mean and ``NAME_quantiles``."""
+    mean, std = model.predict_distribution(ds, units=units)
+    n = mean.sizes["member"]
+    what = "the predictive Gaussian" if n == 1 else f"the mixture of {n} members' Gaussians"
+    out = {}
+    if quantiles:
+        how = "closed form" if n == 1 else "its CDF solved numerically"
+        for name, da in mean.data_vars.items():
+            avg = da.mean("member", keep_attrs=True)
+            avg.attrs["cell_methods"] = "member: mean" if n > 1 else "distribution: mean"
+            out[str(name)] = avg
+            q = gaussian_quantiles(da, std[name], quantiles)
+            q.attrs["long_name"] = f"quantiles of {da.attrs.get('long_name') or name} from {what}"
+            q.attrs["comment"] = f"the quantile coordinate gives the probability ({how})"
+            out[f"{name}_quantiles"] = q
+        result = xr.Dataset(out)
+        result["quantile"].attrs.update({"long_name": "probability of the quantile", "units": "1"})
+        result.attrs = {
+            "distribution": f"the mean and quantiles {list(quantiles)} of {what} ({how})"
+        }
+        return result
+    for name, da in mean.data_vars.items():
+        sd = std[name].assign_attrs(
+            {
+                **{k: v for k, v in da.attrs.items() if k == "units"},
+                "long_name": f"standard deviation of the predictive Gaussian of {da.attrs.get('long_name') or name}",
+                "cell_methods": "distribution: standard_deviation",
+            }
+        )
+        mu = da.assign_attrs(cell_methods="distribution: mean")
+        if n == 1:
+            mu, sd = mu.isel(member=0, drop=True), sd.isel(member=0, drop=True)
+        out[str(name)], out[f"{name}_std"] = mu, sd
+    result = xr.Dataset(out)
+    if n > 1:
+        result = result.assign_coords(member=np.arange(n, dtype="int32"))
+        result.member.attrs.update(
+            {"standard_name": "realization", "long_name": "ensemble member", "units": "1"}
+        )
+    where = "" if n == 1 else ", per ensemble member along 'member'"
+    result.attrs = {
+        "distribution": f"the mean and standard deviation (NAME_std) of the predictive Gaussian{where}"
+    }
     return result

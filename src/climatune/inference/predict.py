@@ -22,7 +22,14 @@ if TYPE_CHECKING:  # LoadedModel.predict calls predict_view
 
 _log = logging.getLogger("climatune")
 
-__all__ = ["predict_view", "model_units", "check_task", "model_view", "static_for"]
+__all__ = [
+    "predict_view",
+    "predict_distribution",
+    "model_units",
+    "check_task",
+    "model_view",
+    "static_for",
+]
 
 
 def model_units(
@@ -105,7 +112,9 @@ def predict_view(
     ``members=True`` each member's prediction along a leading ``member`` dimension.
     ``samples=N`` draws N predictions per member with dropout on
     (:func:`~climatune.models.ensemble.mc_dropout`, seeded: the same call gives the same
-    draws), along ``member`` too.
+    draws), along ``member`` too; a Gaussian head's N draws per member come from its
+    predictive Gaussians instead (seeded as well), dropout off. A Gaussian head's
+    prediction is its mean (:func:`predict_distribution` gives the scale too).
 
     Cells that are NaN in the input are NaN in the output. The cells of the halo around a
     region are predicted too; the metrics weight them 0 (:meth:`TaskView.weights`).
@@ -119,7 +128,9 @@ def predict_view(
     static = static_for(model, view)
     model.net.eval()
     loader = DataLoader(batches, batch_size=batch_size)
-    if samples:
+    if samples and model.distribution == "gaussian":
+        pred = _gaussian_draws(model, loader, static, samples)
+    elif samples:
         pred = _sampled(model, loader, static, samples)
     elif members:
         pred = np.concatenate(
@@ -128,6 +139,68 @@ def predict_view(
     else:
         pred = np.concatenate([model.forward(b["fields"], static).float().numpy() for b in loader])
     lead = ["member"] if samples or members else []
+    out = _dataset(model, view, split, pred, lead, given, given_index, units)
+    return out.assign_coords(member=np.arange(pred.shape[0])) if lead else out
+
+
+@torch.no_grad()
+def predict_distribution(
+    model: LoadedModel,
+    view: TaskView,
+    split: str,
+    *,
+    batch_size: int = 32,
+    units: Literal["input", "model"] = "input",
+) -> tuple[xr.Dataset, xr.Dataset]:
+    """Each member's predictive Gaussian on ``split``: its mean and its standard deviation.
+
+    Both have a leading ``member`` dimension (of length 1 for a single network) and are
+    shaped and masked like :func:`predict_view`'s predictions; the standard deviation is
+    in the same units as the mean (a change of units scales it, never shifts it).
+
+    Raises
+    ------
+    ClimatuneError
+        For a model whose head is not Gaussian (``model.head_distribution``).
+    """
+    if model.distribution != "gaussian":
+        raise ClimatuneError(
+            "this model predicts values, not a distribution: train it with "
+            "model.head_distribution=gaussian"
+        )
+    given, given_index = view.fields, view.index
+    view = model_view(model, view)
+    batches = TaskSamples(view, split, model.normalizer, mask_ratio=0.0)
+    static = static_for(model, view)
+    model.net.eval()
+    means, scales = [], []
+    for b in DataLoader(batches, batch_size=batch_size):
+        mean, scale = model.forward_members_dist(b["fields"], static)
+        assert scale is not None
+        means.append(mean.float().numpy())
+        scales.append(scale.float().numpy())
+    mean, scale = np.concatenate(means, axis=1), np.concatenate(scales, axis=1)
+    lead = ["member"]
+    ds = _dataset(model, view, split, mean, lead, given, given_index, units)
+    spread = _dataset(model, view, split, scale, lead, given, given_index, units, spread=True)
+    member = np.arange(mean.shape[0])
+    return ds.assign_coords(member=member), spread.assign_coords(member=member)
+
+
+def _dataset(
+    model: LoadedModel,
+    view: TaskView,
+    split: str,
+    pred: np.ndarray,
+    lead: list[str],
+    given: xr.Dataset,
+    given_index: xr.DataArray | None,
+    units: Literal["input", "model"],
+    *,
+    spread: bool = False,
+) -> xr.Dataset:
+    """Normalised predictions ``pred`` (``[*lead, N, n_out, ...]``) as a dataset in
+    physical units; ``spread`` denormalises a standard deviation (scaled, not centred)."""
     times = view.fields.time.isel(time=view.target_index(view.anchors[split]))
     names = model.meta.outputs
     records = {r["name"]: r for r in model.meta.data["outputs"]}
@@ -136,14 +209,14 @@ def predict_view(
     for i, name in enumerate(names):
         values = pred[..., i, :, :] if pred.ndim == 4 + len(lead) else pred[..., i]
         cells = values.shape[1 + len(lead) :]  # after the member and time axes
-        centre = model.normalizer.centre(name, months, cells)  # the mean, or a climatology
+        centre = 0.0 if spread else model.normalizer.centre(name, months, cells)
         values = values * model.normalizer.std_[name] + centre
         attrs = {k: v for k, v in records[name].items() if k != "name" and v}
         if values.ndim == 1 + len(lead):
             series = xr.DataArray(values, coords={"time": times}, dims=[*lead, "time"], attrs=attrs)
             back = "" if given_index is None else str(given_index.attrs.get("units", ""))
             if units == "input" and back and back != attrs.get("units", back):
-                series = convert(series, back)
+                series = _convert(series, back, spread)
             data[name] = series
             continue
         da = xr.DataArray(
@@ -155,11 +228,33 @@ def predict_view(
         if name in given:
             back = given[name].attrs.get("units", "")
             if units == "input" and back and back != attrs.get("units", back):
-                da = convert(da, back)
+                da = _convert(da, back, spread)
             da = da.where(given[name].isel(time=0).notnull())
         data[name] = da
-    out = xr.Dataset(data)
-    return out.assign_coords(member=np.arange(pred.shape[0])) if lead else out
+    return xr.Dataset(data)
+
+
+def _convert(da: xr.DataArray, units: str, spread: bool) -> xr.DataArray:
+    """``da`` in ``units``; a spread converts as a difference (K to degC: unchanged)."""
+    if not spread:
+        return convert(da, units)
+    return convert(da, units) - convert(xr.zeros_like(da).assign_attrs(da.attrs), units)
+
+
+def _gaussian_draws(
+    model: LoadedModel, loader: DataLoader, static: torch.Tensor, samples: int, seed: int = 0
+) -> np.ndarray:
+    """``samples`` random draws from each member's predictive Gaussian,
+    ``[members * samples, N, ...]``, seeded (the same call gives the same draws)."""
+    generator = torch.Generator().manual_seed(seed)
+    draws = []
+    for b in loader:
+        mean, scale = model.forward_members_dist(b["fields"], static)
+        assert scale is not None
+        mean, scale = mean.float().cpu(), scale.float().cpu()
+        noise = torch.randn((samples, *mean.shape), generator=generator)
+        draws.append((mean + scale * noise).flatten(0, 1).numpy())  # as _sampled orders them
+    return np.concatenate(draws, axis=1)
 
 
 def _sampled(

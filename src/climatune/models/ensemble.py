@@ -62,12 +62,29 @@ class EnsembleNet(nn.Module):
         """The members' shared architecture (:meth:`ClimateNet.spec`)."""
         return self.members[0].spec()  # type: ignore[operator]
 
+    @property
+    def distribution(self) -> str:
+        """What each member's head predicts (:attr:`ClimateNet.distribution`)."""
+        return str(self.members[0].distribution)
+
     def forward_members(self, fields: Tensor, static: Tensor | None = None, **kw: Any) -> Tensor:
         """Each member's prediction, stacked on a new first axis ``[members, ...]``."""
         return torch.stack([m(fields, static, **kw) for m in self.members])
 
+    def forward_members_dist(
+        self, fields: Tensor, static: Tensor | None = None, **kw: Any
+    ) -> tuple[Tensor, Tensor | None]:
+        """Each member's ``(mean, scale)`` (:meth:`ClimateNet.forward_dist`), stacked on a
+        new first axis; the scale is None for deterministic members."""
+        outs = [m.forward_dist(fields, static, **kw) for m in self.members]
+        means = torch.stack([mean for mean, _ in outs])
+        scales = [scale for _, scale in outs]
+        if any(s is None for s in scales):
+            return means, None
+        return means, torch.stack([s for s in scales if s is not None])
+
     def forward(self, fields: Tensor, static: Tensor | None = None, **kw: Any) -> Tensor:
-        """The ensemble mean."""
+        """The ensemble mean (of a mixture of Gaussians too: the mean of the members')."""
         return self.forward_members(fields, static, **kw).mean(0)
 
 

@@ -12,7 +12,12 @@ from climatune.errors import ClimatuneError, closest
 from climatune.models.backbones.base import Dropout
 from climatune.models.registry import register_head
 
-__all__ = ["Head", "FieldHead", "ScalarHead", "ReadoutHead"]
+__all__ = ["DISTRIBUTIONS", "SCALE_FLOOR", "Head", "FieldHead", "ScalarHead", "ReadoutHead"]
+
+#: What a head predicts per output: a value (``none``) or a Gaussian's mean and scale.
+DISTRIBUTIONS = ("none", "gaussian")
+#: The smallest scale a Gaussian head predicts, in normalised units (softplus + floor).
+SCALE_FLOOR = 1e-3
 
 
 class Head(nn.Module):
@@ -23,24 +28,43 @@ class Head(nn.Module):
     backbone and the data, the rest are the user's options (``model.head`` in the config).
     ``legacy_hparams`` are the values of hyperparameters added since a saved head was
     written: what that head did before they existed.
+
+    ``distribution`` (``model.head_distribution``) is ``"none"``: one channel per output,
+    or ``"gaussian"``: per output a mean channel, then as many scale channels after them,
+    ``[B, 2 * n_out, ...]``; :class:`~climatune.models.net.ClimateNet` turns the scale
+    channels positive (softplus plus :data:`SCALE_FLOOR`). It is in ``hparams`` only when
+    not ``none``, so a deterministic head's spec is what it always was.
     """
 
     kind: ClassVar[str] = ""
-    data_options: ClassVar[frozenset[str]] = frozenset({"in_ch", "n_out"})
+    data_options: ClassVar[frozenset[str]] = frozenset({"in_ch", "n_out", "distribution"})
     legacy_hparams: ClassVar[dict[str, Any]] = {}
     n_out: int
     hparams: dict[str, Any]
+    distribution: str = "none"
+
+    def _set_distribution(self, distribution: str) -> int:
+        """Record ``distribution`` (checked) and return the channels per output."""
+        if distribution not in DISTRIBUTIONS:
+            raise ClimatuneError(
+                f"unknown head distribution '{distribution}'{closest(distribution, DISTRIBUTIONS)}; "
+                f"choose one of: {', '.join(DISTRIBUTIONS)}"
+            )
+        self.distribution = distribution
+        if distribution != "none":
+            self.hparams["distribution"] = distribution
+        return 2 if distribution == "gaussian" else 1
 
 
 @register_head("field")
 class FieldHead(Head):
     """A 1x1 convolution: ``[B, in_ch, H, W] -> [B, n_out, H, W]``; ``mask`` is ignored."""
 
-    def __init__(self, in_ch: int, n_out: int) -> None:
+    def __init__(self, in_ch: int, n_out: int, distribution: str = "none") -> None:
         super().__init__()
         self.n_out = n_out
         self.hparams = {}
-        self.proj = nn.Conv2d(in_ch, n_out, 1)
+        self.proj = nn.Conv2d(in_ch, n_out * self._set_distribution(distribution), 1)
 
     def forward(self, feats: Tensor, mask: Tensor | None = None) -> Tensor:
         return self.proj(feats)
@@ -77,6 +101,7 @@ class ScalarHead(Head):
         hidden: PositiveInt = 64,
         dropout: Dropout = 0.0,
         norm: str = "batch",
+        distribution: str = "none",
     ) -> None:
         super().__init__()
         if norm not in self.norms:
@@ -86,9 +111,10 @@ class ScalarHead(Head):
             )
         self.n_out = n_out
         self.hparams = {"hidden": hidden, "dropout": dropout, "norm": norm}
+        channels = n_out * self._set_distribution(distribution)
         self.norm = PooledBatchNorm(in_ch) if norm == "batch" else nn.Identity()
         self.mlp = nn.Sequential(
-            nn.Linear(in_ch, hidden), nn.GELU(), nn.Dropout(dropout), nn.Linear(hidden, n_out)
+            nn.Linear(in_ch, hidden), nn.GELU(), nn.Dropout(dropout), nn.Linear(hidden, channels)
         )
 
     def forward(self, feats: Tensor, mask: Tensor | None = None) -> Tensor:
@@ -125,12 +151,19 @@ class ReadoutHead(Head):
 
     data_options = Head.data_options | {"grid"}
 
-    def __init__(self, in_ch: int, n_out: int, grid: tuple[int, int] = (1, 1)) -> None:
+    def __init__(
+        self,
+        in_ch: int,
+        n_out: int,
+        grid: tuple[int, int] = (1, 1),
+        distribution: str = "none",
+    ) -> None:
         super().__init__()
         self.n_out = n_out
         self.grid = (int(grid[0]), int(grid[1]))
         self.hparams = {"grid": list(self.grid)}
-        self.proj = nn.Linear(in_ch * self.grid[0] * self.grid[1], n_out)
+        channels = n_out * self._set_distribution(distribution)
+        self.proj = nn.Linear(in_ch * self.grid[0] * self.grid[1], channels)
 
     def forward(self, feats: Tensor, mask: Tensor | None = None) -> Tensor:
         if tuple(feats.shape[-2:]) != self.grid:

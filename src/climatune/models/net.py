@@ -8,11 +8,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from climatune.errors import ClimatuneError, closest
 from climatune.models.backbones.base import Backbone
-from climatune.models.heads import Head
+from climatune.models.heads import SCALE_FLOOR, Head
 from climatune.models.registry import (
     backbone_class,
     create_backbone,
@@ -24,7 +25,9 @@ from climatune.models.stem import VariableStem
 
 __all__ = ["ClimateNet", "build_net", "SPEC_VERSION"]
 
-SPEC_VERSION = 2  # 2: the residual connection is part of the spec
+SPEC_VERSION = 3  # 2: the residual connection is part of the spec; 3: a probabilistic head
+# (a deterministic network still writes version 2, which every reader since then reads)
+_SPEC_VERSIONS = (1, 2, 3)
 _SPEC_KEYS = ("backbone", "backbone_kwargs", "variables", "history", "n_static", "head", "n_out")
 
 
@@ -72,6 +75,11 @@ class ClimateNet(nn.Module):
         """``"field"`` or ``"scalar"``."""
         return self.head.kind
 
+    @property
+    def distribution(self) -> str:
+        """What the head predicts: ``"none"`` (values) or ``"gaussian"`` (mean and scale)."""
+        return self.head.distribution
+
     # -- forward ---------------------------------------------------------------------------
     def forward_features(
         self, fields: Tensor, static: Tensor | None = None, names: Sequence[str] | None = None
@@ -112,8 +120,29 @@ class ClimateNet(nn.Module):
         return out + torch.stack(base, 1)
 
     def forward_head(self, feats: Tensor, mask: Tensor | None = None) -> Tensor:
-        """Head: ``[B, C, H, W]`` -> ``[B, n_out, H, W]`` (field) or ``[B, n_out]`` (scalar)."""
+        """Head: ``[B, C, H, W]`` -> ``[B, n_out, H, W]`` (field) or ``[B, n_out]`` (scalar);
+        a Gaussian head's raw scale channels follow its means (``2 * n_out`` channels)."""
         return self.head(feats, mask)
+
+    def forward_dist(
+        self,
+        fields: Tensor,
+        static: Tensor | None = None,
+        mask: Tensor | None = None,
+        names: Sequence[str] | None = None,
+    ) -> tuple[Tensor, Tensor | None]:
+        """The predictive distribution: ``(mean, scale)``, each shaped like :meth:`forward`.
+
+        A Gaussian head's scale is ``softplus(raw) + SCALE_FLOOR``, positive, in normalised
+        units; the residual base is added to the mean only. A deterministic head gives
+        ``(prediction, None)``.
+        """
+        out = self.forward_head(self.forward_features(fields, static, names), mask)
+        scale = None
+        if self.distribution == "gaussian":
+            out, raw = out[:, : self.n_out], out[:, self.n_out :]
+            scale = F.softplus(raw) + SCALE_FLOOR
+        return self._add_residual(out, fields, names), scale
 
     def forward(
         self,
@@ -139,13 +168,13 @@ class ClimateNet(nn.Module):
         -------
         Tensor
             ``[B, n_out, H, W]`` for a field head, ``[B, n_out]`` for a scalar head, with
-            the residual base added.
+            the residual base added: a Gaussian head's mean (:meth:`forward_dist`).
         """
-        out = self.forward_head(self.forward_features(fields, static, names), mask)
-        return self._add_residual(out, fields, names)
+        return self.forward_dist(fields, static, mask, names)[0]
 
     def reset_head(self, n_out: int, kind: str | None = None, **head_kwargs: Any) -> None:
-        """Replace the head with a fresh one (same kind unless ``kind`` is given).
+        """Replace the head with a fresh one (same kind unless ``kind`` is given; the
+        distribution is ``head_kwargs["distribution"]``, ``"none"`` by default).
 
         The residual is turned off; :meth:`set_residual` sets it for the new outputs.
         """
@@ -212,7 +241,7 @@ class ClimateNet(nn.Module):
     def spec(self) -> dict[str, Any]:
         """A JSON-able description that :meth:`from_spec` rebuilds the network from."""
         return {
-            "spec_version": SPEC_VERSION,
+            "spec_version": SPEC_VERSION if self.distribution != "none" else 2,
             "backbone": self.backbone.backbone_name,
             "backbone_kwargs": dict(self.backbone.hparams),
             "variables": self.variables,
@@ -231,7 +260,7 @@ class ClimateNet(nn.Module):
         A version-1 spec (before the residual was part of it) has no residual.
         """
         version = spec.get("spec_version", SPEC_VERSION)
-        if version not in (1, SPEC_VERSION):
+        if version not in _SPEC_VERSIONS:
             raise ClimatuneError(
                 f"model spec version {version} is not supported (this ClimaTune reads "
                 f"{SPEC_VERSION}); upgrade climatune to load this model"
@@ -260,6 +289,7 @@ def build_net(
     grid_shape: Sequence[int] | None = None,
     head_kwargs: Mapping[str, Any] | None = None,
     residual_index: Sequence[int] | None = None,
+    distribution: str = "none",
     **backbone_kw: Any,
 ) -> ClimateNet:
     """Build a :class:`ClimateNet` from a registered backbone name and its options.
@@ -276,7 +306,9 @@ def build_net(
         The data context: whether the grid is global in longitude, and its (lat, lon)
         size. Each is handed to the backbones whose constructor takes it by that name.
 
-    ``residual_index`` is described in :meth:`ClimateNet.set_residual` (none by default).
+    ``residual_index`` is described in :meth:`ClimateNet.set_residual` (none by default);
+    ``distribution`` is what the head predicts (``"none"`` or ``"gaussian"``, see
+    :meth:`ClimateNet.forward_dist`).
 
     Examples
     --------
@@ -290,5 +322,6 @@ def build_net(
     data = {k: v for k, v in context.items() if k in takes and v is not None}
     bb = create_backbone(backbone, **data, **backbone_kw)
     stem = VariableStem(variables, history, n_static, bb.hparams["width"])
-    head_module = create_head(head, bb.out_channels, n_out, **(head_kwargs or {}))
+    head_kwargs = {**(head_kwargs or {}), "distribution": distribution}
+    head_module = create_head(head, bb.out_channels, n_out, **head_kwargs)
     return ClimateNet(stem, bb, head_module, residual_index)

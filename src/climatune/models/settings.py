@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import inspect
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import (
     ConfigDict,
@@ -45,7 +45,9 @@ class ModelConfig(Section):
     ``head`` holds the options of the head the task picks: a ``field`` head (no options)
     for gridded targets, a ``scalar`` head for an index (``hidden``, ``dropout``,
     ``norm``). ``residual`` makes a field forecast the change from the input field of
-    the same variable.
+    the same variable. ``head_distribution`` is what the head predicts: ``none`` (a value
+    per output, trained with the MSE) or ``gaussian`` (a mean and a positive scale per
+    output, trained with the closed-form CRPS).
 
     A key that is an option of another backbone, at that backbone's default, is dropped,
     so configs written with every old field (``patch: 4`` under a unet) still load.
@@ -62,6 +64,7 @@ class ModelConfig(Section):
     backbone: str = "unet"
     residual: bool = True
     head: dict[str, Any] = Field(default_factory=dict)
+    head_distribution: Literal["none", "gaussian"] = "none"
 
     @property
     def options(self) -> dict[str, Any]:

@@ -389,9 +389,10 @@ def _probabilistic(found: Found) -> str:
             body: list[list[Cell]] = []
             for model, entry in models.items():
                 ratio = entry.get("spread_skill", math.nan)
+                how = entry.get("estimator")  # a Gaussian head's CRPS: how it was computed
                 body.append(
                     [
-                        _e(model),
+                        _e(model) + (f" (Gaussian head; CRPS: {_e(how)})" if how else ""),
                         tables.fmt(entry.get("crps", math.nan), 3),
                         f"{ratio:.2f}" if math.isfinite(ratio) else "–",
                         tables.fmt(entry.get("pit_alpha", math.nan), 3),

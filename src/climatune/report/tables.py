@@ -104,8 +104,8 @@ def probabilistic_table(
 
     Each model's entry holds ``crps``, ``spread_skill``, ``pit_alpha``, ``rmse`` (of the
     ensemble mean, where the rows have it: a network's, or a dressed baseline's own) and
-    ``ranks``, the rank histogram in rank order.
-    Models come in order of CRPS, best first. Empty when no row is probabilistic.
+    ``ranks``, the rank histogram in rank order, and for a Gaussian head the
+    ``estimator`` of its CRPS. Models come in order of CRPS, best first. Empty when no row is probabilistic.
     """
     rows = [r for r in rows if isinstance(r, dict) and {"model", "variable", "metric"} <= set(r)]
     out: dict[str, dict[str, dict[str, Any]]] = {}
@@ -118,6 +118,8 @@ def probabilistic_table(
             entry["ranks"][int(metric.removeprefix("rank_hist_"))] = to_float(r.get("value"))
         else:
             entry[metric] = to_float(r.get("value"))
+        if metric == "crps" and r.get("estimator"):  # a Gaussian head's, say how it is scored
+            entry["estimator"] = str(r["estimator"])
     for r in rows:  # a dressed baseline's mean is the baseline itself
         if r["metric"] != "rmse" or "reference" in r:
             continue
@@ -144,7 +146,10 @@ def probabilistic_lines(rows: Sequence[dict[str, Any]], units: dict[str, str]) -
         for model, entry in models.items():
             if model not in NETWORKS:
                 continue
-            text = f"{var} {model} ensemble: CRPS {fmt(entry.get('crps', math.nan))}{unit}"
+            what = "Gaussian head" if entry.get("estimator") else "ensemble"
+            text = f"{var} {model} {what}: CRPS {fmt(entry.get('crps', math.nan))}{unit}"
+            if entry.get("estimator"):
+                text += f" ({entry['estimator']})"
             if baselines:
                 best, other = baselines[0]  # in order of CRPS
                 text += f" (best probabilistic baseline {best}: {fmt(other.get('crps', math.nan))}{unit})"

@@ -15,7 +15,7 @@ from torch import nn
 
 from climatune.errors import ClimatuneError
 from climatune.models.heads import PooledBatchNorm
-from climatune.training.losses import weighted_mse
+from climatune.training.losses import weighted_gaussian_crps, weighted_mse
 
 __all__ = ["ClimateTask", "NonFiniteLoss"]
 
@@ -28,7 +28,9 @@ PRECISE_BATCHES = 64  # training batches that the pooled statistics are recomput
 
 
 class ClimateTask(pl.LightningModule):
-    """Train a ClimateNet with a latitude-weighted, NaN-masked MSE.
+    """Train a ClimateNet with a latitude-weighted, NaN-masked MSE, or, for a Gaussian
+    head (``model.head_distribution: gaussian``), the same weighting of its closed-form
+    CRPS (:func:`~climatune.training.losses.weighted_gaussian_crps`).
 
     Parameters
     ----------
@@ -73,9 +75,14 @@ class ClimateTask(pl.LightningModule):
         return self.net(fields, static)
 
     def _step(self, batch: dict[str, torch.Tensor], stage: str) -> torch.Tensor:
-        pred = self(batch["fields"])
+        fields = batch["fields"]
+        static = self.static.expand(fields.shape[0], *self.static.shape)
+        pred, scale = self.net.forward_dist(fields, static)
         weight = self.weight if pred.dim() == 4 else None
-        loss = weighted_mse(pred, batch["target"], weight)
+        if scale is None:
+            loss = weighted_mse(pred, batch["target"], weight)
+        else:
+            loss = weighted_gaussian_crps(pred, scale, batch["target"], weight)
         if not torch.isfinite(loss):  # checked before backward: no NaN reaches the weights
             raise NonFiniteLoss(
                 f"the {stage} loss became {loss.item()} at epoch {self.current_epoch}, step "

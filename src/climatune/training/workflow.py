@@ -145,6 +145,7 @@ def new_net(model: ModelConfig, view: TaskView, n_static: int, seed: int) -> Cli
         periodic_lon=view.periodic_lon,
         grid_shape=(view.fields.lat.size, view.fields.lon.size),
         head_kwargs=m.head,
+        distribution=m.head_distribution,
         **m.options,
     )
 

@@ -37,7 +37,7 @@ __all__ = ["tune_command", "load_space_for", "write_outputs"]
 
 _WRITE_LOCK = threading.Lock()
 #: The model.* settings that fine-tuning reads; the rest come from the pre-trained model.
-_FINETUNE_MODEL_KEYS = ("model.residual", "model.head")
+_FINETUNE_MODEL_KEYS = ("model.residual", "model.head", "model.head_distribution")
 
 
 @releases_outputs

@@ -50,7 +50,13 @@ def adapt_member(
     view = view if view is not None else build_view(cfg.data, cfg.task)
     own = parent.member(k if parent.members > 1 else 0)
     view, normalizer, net, report = adapt_parent(
-        own, view, cfg.finetune.normalization, seed, cfg.model.head, cfg.data.normalization
+        own,
+        view,
+        cfg.finetune.normalization,
+        seed,
+        cfg.model.head,
+        cfg.data.normalization,
+        cfg.model.head_distribution,
     )
     return parent, view, normalizer, net, report
 
