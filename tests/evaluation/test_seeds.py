@@ -61,21 +61,29 @@ def test_evaluate_seeds_scores_each_member_with_mean_and_spread(runs, tmp_path, 
     alone = tmp_path / "alone"
     assert main(["evaluate", str(one), *argv[2:], "--out", str(alone)]) == 0
     single = json.loads((alone / "metrics.json").read_text())
-    rmse_one = next(r["value"] for r in single if (r["model"], r["metric"]) == ("finetuned", "rmse"))
+    rmse_one = next(
+        r["value"] for r in single if (r["model"], r["metric"]) == ("finetuned", "rmse")
+    )
     assert tuned["values"][1] == pytest.approx(rmse_one, rel=1e-5)
     assert tuned["n_seeds"] == 2 and tuned["values"][0] != tuned["values"][1]
     assert tuned["value"] == pytest.approx(np.mean(tuned["values"]))
     assert tuned["std"] == pytest.approx(np.std(tuned["values"], ddof=1))
     # the ensemble mean is no worse than its average member (RMSE is convex)
     metrics = json.loads((out / "metrics.json").read_text())
-    mean_rmse = next(r["value"] for r in metrics if (r["model"], r["metric"]) == ("finetuned", "rmse"))
+    mean_rmse = next(
+        r["value"] for r in metrics if (r["model"], r["metric"]) == ("finetuned", "rmse")
+    )
     assert mean_rmse <= tuned["value"] + 1e-9
     # the difference with scratch: per seed, and pooled with its interval
     raw = cell[("scratch", "rmse", None)]["values"]
     diff = cell[("finetuned", "rmse_diff", "scratch")]
     assert diff["values"] == pytest.approx([a - b for a, b in zip(tuned["values"], raw)])
     assert diff["ci_low"] <= diff["pooled"] <= diff["ci_high"] and diff["block_length"] >= 1
-    assert ("scratch", "rmse_diff", "finetuned") in cell and ("finetuned", "rmse_diff", "ridge") in cell
+    assert ("scratch", "rmse_diff", "finetuned") in cell and (
+        "finetuned",
+        "rmse_diff",
+        "ridge",
+    ) in cell
     assert "over 2 seeds (members 0–1 of each ensemble scored one by one" in printed
     assert f"finetuned vs scratch: Δ {diff['value']:+.2g}" in printed
     html = write_report(out).read_text()
@@ -88,10 +96,15 @@ def test_evaluate_seeds_scores_each_member_with_mean_and_spread(runs, tmp_path, 
         (["--seeds", "3"], "has 2 members; train it with ensemble.members=3"),
         (["--seeds", "0"], "--seeds must be an integer from 1 to 64"),
         (["--seeds", "2", "--scratch", "ONE"], "the --scratch model"),
-        (["--seeds", "2", "--baselines", "scratch", "--set", "ensemble.members=1"], "set ensemble.members=2"),
+        (
+            ["--seeds", "2", "--baselines", "scratch", "--set", "ensemble.members=1"],
+            "set ensemble.members=2",
+        ),
     ],
 )
-def test_evaluate_seeds_refuses_networks_with_too_few_members(runs, tmp_path, capsys, extra, message):
+def test_evaluate_seeds_refuses_networks_with_too_few_members(
+    runs, tmp_path, capsys, extra, message
+):
     _, ens, _, _, one = runs
     extra = [str(one) if e == "ONE" else e for e in extra]
     out = tmp_path / "e"

@@ -21,7 +21,11 @@ _SHOWN = ("rmse", "mae", "bias", "acc", "skill", "corr")
 
 def _rows(rows: Any) -> list[dict[str, Any]]:
     keys = {"model", "variable", "metric", "value", "n_seeds"}
-    return [r for r in rows if isinstance(r, dict) and keys <= set(r)] if isinstance(rows, list) else []
+    return (
+        [r for r in rows if isinstance(r, dict) and keys <= set(r)]
+        if isinstance(rows, list)
+        else []
+    )
 
 
 def _mean_sd(row: dict[str, Any], d: int, unit: str = "", *, signed: bool = False) -> str:
@@ -58,9 +62,7 @@ def seed_lines(rows: Sequence[dict[str, Any]], units: dict[str, str]) -> list[st
     if not rows:
         return []
     k = int(to_float(rows[0]["n_seeds"]))
-    lines = [
-        f"over {k} seeds (members 0–{k - 1} of each ensemble scored one by one; mean ± sd):"
-    ]
+    lines = [f"over {k} seeds (members 0–{k - 1} of each ensemble scored one by one; mean ± sd):"]
     for var in dict.fromkeys(str(r["variable"]) for r in rows):
         unit = f" {units[var]}" if units.get(var) else ""
         mine = [r for r in rows if r["variable"] == var]
