@@ -434,7 +434,7 @@ def _probabilistic(found: Found) -> str:
                     body,
                 )
             )
-            nets = {m: e["ranks"] for m, e in models.items() if m in tables.NETWORKS}
+            nets = {m: e["ranks"] for m, e in models.items() if tables.is_network(m)}
             png = figures.rank_histograms(nets, variable=var)
             if png:
                 out.append(markup.figure(png, f"{var}: rank histograms"))
@@ -446,7 +446,9 @@ def _probabilistic(found: Found) -> str:
         "calibrated; about 1/(4 M) for M members even then), latitude-weighted inside the "
         "region, computed with the scores package. Baselines: the climatological ensemble "
         "(the training years) and each deterministic baseline dressed with its training "
-        "residual spread (20 members).</p>" + "".join(out)
+        "residual spread (20 members); a network ensemble NAME_dressed is its members "
+        "dressed with the spread they lack on the training years (kernel dressing).</p>"
+        + "".join(out)
     )
 
 

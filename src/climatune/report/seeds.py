@@ -113,10 +113,11 @@ def _metrics_table(rows: list[dict[str, Any]]) -> str:
     metrics = [m for m in _SHOWN if any(r["metric"] == m for r in rows)]
     models = list(dict.fromkeys(str(r["model"]) for r in rows if r["metric"] in metrics))
     cells = {(str(r["model"]), str(r["metric"])): r for r in rows}
-    body: list[list[Cell]] = [
-        [esc(m)] + [esc(_mean_sd(cells[(m, k)], 3)) if (m, k) in cells else "–" for k in metrics]
-        for m in models
-    ]
+    body: list[list[Cell]] = []
+    for m in models:
+        row: list[Cell] = [esc(m)]
+        row += [esc(_mean_sd(cells[(m, k)], 3)) if (m, k) in cells else "–" for k in metrics]
+        body.append(row)
     return table(["network", *metrics], body)
 
 

@@ -52,7 +52,6 @@ def demo_configs(fast: bool = False) -> tuple[Config, Config]:
         [
             f"trainer.max_epochs={ft_epochs}",
             f"ensemble.members={members}",
-            "model.head_distribution=gaussian",
             *common,
         ],
     )
