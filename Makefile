@@ -34,7 +34,7 @@ enso: install
 # Two workers, one test file each at a time (files share their runs through fixtures);
 # testpaths in pyproject.toml include src/, so the docstring examples run too.
 test: install
-	$(PY) -m pytest -q -p no:cacheprovider -n 2 --dist loadfile
+	$(PY) -m pytest -q -p no:cacheprovider -n 2 --dist loadfile --durations=15
 
 # The CLI fuzzer, long (its seeded slice runs in `make test`): rounds of FUZZ_EXAMPLES
 # cases per target, seeds FUZZ_SEED, FUZZ_SEED+1, ... (printed, so that a failure replays

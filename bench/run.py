@@ -5,7 +5,11 @@ machine, once the data stores under ``bench/_data`` exist (the first run writes 
 ``--quick`` (``make bench-quick``) runs a reduced version in about a minute. ``--only``
 runs some sections, e.g. ``--only loader,memory``, and updates only their rows.
 
-The ``gpu`` and ``gpu_breakdown`` sections run where torch sees a CUDA GPU; their rows
+``vartoken`` times the variable-token ViT's CPU training step against the matmul peak;
+``foundation`` (``python bench/run.py --only foundation``) trains ``examples/foundation``
+through Lightning on a GPU against the bf16 matmul peak.
+
+The ``gpu``, ``gpu_breakdown`` and ``foundation`` sections run where torch sees a CUDA GPU; their rows
 (named ``gpu_*``) have their own table in ``BENCHMARKS.md``, with the GPU machine, and
 are kept when a later run on a machine without a GPU rewrites the CPU table.
 """
@@ -29,7 +33,17 @@ from _common import DATA, FULL, QUICK, ROOT, Sizes, synthetic_store  # noqa: E40
 
 __all__ = ["main", "render_table"]
 
-SECTIONS = ("training", "efficiency", "loader", "memory", "ddp", "gpu", "gpu_breakdown")
+SECTIONS = (
+    "training",
+    "efficiency",
+    "loader",
+    "memory",
+    "ddp",
+    "gpu",
+    "gpu_breakdown",
+    "vartoken",
+    "foundation",
+)
 RESULTS = ROOT / "bench" / "results.json"
 DOC = ROOT / "BENCHMARKS.md"
 MARKERS = {
@@ -114,6 +128,7 @@ def run(sz: Sizes, only: set[str]) -> list[dict[str, Any]]:
     """Run the chosen sections in order; each prints its rows as it finishes."""
     from _common import bare_rate, new_task, training_flops
     from _ddp import ddp
+    from _foundation import foundation, vartoken
     from _loader import loader
     from _memory import memory
     from _training import efficiency, first_batch, gpu, gpu_breakdown, overhead, training_setup
@@ -156,6 +171,10 @@ def run(sz: Sizes, only: set[str]) -> list[dict[str, Any]]:
             got = ddp(sz)
         elif section == "gpu":
             got = gpu(sz, flops())
+        elif section == "vartoken":
+            got = vartoken(sz)
+        elif section == "foundation":
+            got = foundation(sz)
         else:
             got = gpu_breakdown(sz, flops())
         for r in got:

@@ -154,7 +154,11 @@ def test_every_example_runs_as_its_comments_say(folder, workspace, capsys):
         commands += [c for c in documented if c not in commands]
     commands.sort(key=lambda c: ORDER.get(c[1], 3))
     for argv in commands:
-        run_documented(argv[1:], capsys)
+        if runs_here(argv):
+            run_documented(argv[1:], capsys)
+        else:  # hardware this machine lacks (a GPU): the flags and keys must still be right
+            args = build_parser().parse_args(argv[1:])
+            load_config(getattr(args, "config", None), _sets(argv[1:]))
 
 
 @pytest.mark.slow

@@ -38,19 +38,54 @@ def _config(args: argparse.Namespace):
 
 
 def _cmd_inspect(args: argparse.Namespace) -> None:
-    from climatune.data.inspect import format_table, inspect_paths
+    from climatune.data.inspect import format_sources, format_table, inspect_paths
 
-    rows = inspect_paths(args.paths)
+    paths = args.paths
+    if len(paths) == 1 and paths[0].endswith((".yaml", ".yml")):  # a config: its data
+        from climatune.data.sources import describe_sources
+
+        data = _config(argparse.Namespace(config=paths[0])).data
+        if data.sources:
+            desc = describe_sources(data)
+            print(json.dumps(desc, indent=2) if args.json else format_sources(desc))
+            return
+        paths = data.path if isinstance(data.path, list) else [data.path]
+    rows = inspect_paths(paths)
     print(json.dumps(rows, indent=2) if args.json else format_table(rows))
 
 
 def _cmd_synth(args: argparse.Namespace) -> None:
     from climatune.data.synthetic import parse_grid, write_synthetic
 
-    path = write_synthetic(
-        args.out, years=args.years, grid=parse_grid(args.grid), freq=args.freq, seed=args.seed
-    )
+    if args.model or args.family:
+        _synth_models(args)
+        return
+    if args.coarsen is not None:
+        raise ClimatuneError("--coarsen applies to --model or --family; give --grid instead")
+    grid = parse_grid(args.grid or "64x128")
+    path = write_synthetic(args.out, years=args.years, grid=grid, freq=args.freq, seed=args.seed)
     print(f"wrote {path}")
+
+
+def _synth_models(args: argparse.Namespace) -> None:
+    from climatune.data.gcm_family import parse_members, write_family, write_member
+
+    if args.model and args.family:
+        raise ClimatuneError("give --model NAME or --family A,B,..., not both")
+    if args.grid is not None:
+        raise ClimatuneError("a synthetic model has its own grid; use --coarsen K, not --grid")
+    kwargs = {
+        "years": args.years,
+        "seed": args.seed,
+        "coarsen": 1 if args.coarsen is None else args.coarsen,
+    }
+    if args.model:
+        print(f"wrote {write_member(args.out, args.model, freq=args.freq, **kwargs)}")
+        return
+    for path in write_family(
+        args.out, parse_members(args.family), freq=args.freq, **kwargs
+    ).values():
+        print(f"wrote {path}")
 
 
 def _cmd_samples(args: argparse.Namespace) -> None:
@@ -242,15 +277,34 @@ def build_parser() -> argparse.ArgumentParser:
     )
     dsub = data.add_subparsers(dest="data_command", metavar="SUBCOMMAND", parser_class=_Parser)
     p = dsub.add_parser("inspect", help="describe variables, grid, time axis and NaNs")
-    p.add_argument("paths", nargs="+", help="NetCDF files, globs, Zarr stores or sample://NAME")
+    p.add_argument(
+        "paths",
+        nargs="+",
+        help="NetCDF files, globs, Zarr stores or sample://NAME; or one YAML config (its sources)",
+    )
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=_cmd_inspect)
     p = dsub.add_parser("synth", help="write a synthetic coupled climate archive (Zarr)")
-    p.add_argument("--out", required=True, help="a new Zarr store (never replaced)")
+    p.add_argument(
+        "--out",
+        required=True,
+        help="a new Zarr store, or a new folder for --family (never replaced)",
+    )
     p.add_argument("--years", type=int, required=True)
-    p.add_argument("--grid", default="64x128", help="NLATxNLON, e.g. 64x128")
+    p.add_argument("--grid", help="NLATxNLON, e.g. 64x128 (the default)")
     p.add_argument("--freq", choices=["monthly", "daily"], default="monthly")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--model",
+        help="one synthetic GCM on its own grid and calendar: gcm-a, gcm-b, gcm-c, or obs "
+        "(the truth; it keeps the last 40 of --years)",
+    )
+    p.add_argument(
+        "--family", help="comma-separated models, e.g. gcm-a,gcm-b,gcm-c,obs: OUT/NAME.zarr each"
+    )
+    p.add_argument(
+        "--coarsen", type=int, help="divide each model's grid by K per axis (1, 2, 3 or 6)"
+    )
     p.set_defaults(func=_cmd_synth)
     p = dsub.add_parser("samples", help="list the bundled real datasets")
     p.set_defaults(func=_cmd_samples)

@@ -77,7 +77,7 @@ class Config(Section):
 
 def config_inputs(cfg: Config) -> list[Path]:
     """Every file or store ``cfg`` reads: the data, the index series and the static fields."""
-    sources: list = [cfg.data.path]
+    sources: list = [s.path for s in cfg.data.sources] if cfg.data.sources else [cfg.data.path]
     if cfg.task.index is not None and cfg.task.index.path:
         sources.append(cfg.task.index.path)
     if cfg.data.static is not None:

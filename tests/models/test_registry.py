@@ -8,7 +8,7 @@ from climatune.models import Backbone, create_backbone, list_backbones, register
 
 
 def test_list_backbones() -> None:
-    assert list_backbones() == ["resnet", "unet", "vit"]
+    assert list_backbones() == ["resnet", "unet", "vartoken_vit", "vit"]
     assert list_backbones("*net") == ["resnet", "unet"]
     assert list_backbones("nothing*") == []
 

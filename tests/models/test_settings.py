@@ -121,7 +121,9 @@ def test_a_wrong_option_is_one_line_naming_the_closest(sets, message) -> None:
 def test_old_configs_drop_other_backbones_options_at_their_default() -> None:
     old = {"backbone": "unet", "width": 4, "depth": 1, "dropout": 0.0, "patch": 4, "heads": 4}
     assert ModelConfig.model_validate({**old, "residual": True}) == ModelConfig(width=4, depth=1)
-    with pytest.raises(ClimatuneError, match="'patch' is an option of backbone 'vit', not of "):
+    with pytest.raises(
+        ClimatuneError, match="'patch' is an option of backbone 'vartoken_vit' and 'vit', not of "
+    ):
         load_config(None, ["model.patch=8"])
 
 

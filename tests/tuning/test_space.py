@@ -30,7 +30,9 @@ def test_backbone_options_are_checked_against_the_base_backbone() -> None:
     vit = Config.model_validate({"model": {"backbone": "vit"}}).model_dump(mode="json")
     space = parse_space({"model.patch": {"type": "int", "low": 2, "high": 8}}, base=vit)
     assert space["model.patch"].high == 8
-    with pytest.raises(ClimatuneError, match="'patch' is an option of backbone 'vit', not of"):
+    with pytest.raises(
+        ClimatuneError, match="'patch' is an option of backbone 'vartoken_vit' and 'vit', not of"
+    ):
         parse_space({"model.patch": {"type": "int", "low": 2, "high": 8}})
 
 

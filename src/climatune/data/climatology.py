@@ -15,7 +15,7 @@ import xarray as xr
 
 from climatune.errors import ClimatuneError
 
-__all__ = ["is_sub_annual", "climatology", "climatology_at"]
+__all__ = ["is_sub_annual", "step_unit", "climatology", "climatology_at"]
 
 T = TypeVar("T", xr.Dataset, xr.DataArray)
 
@@ -24,6 +24,21 @@ def is_sub_annual(time: xr.DataArray) -> bool:
     """True when some calendar year holds more than one step (monthly, daily, ... data)."""
     years = np.asarray(time.dt.year)
     return np.unique(years).size < years.size
+
+
+def step_unit(time: xr.DataArray) -> str:
+    """The time step of ``time`` in words, from the steps in its fullest calendar year:
+    ``"years"``, ``"months"``, ``"days"`` or, for any other spacing, ``"time steps"``.
+
+    >>> import pandas as pd
+    >>> step_unit(xr.DataArray(pd.date_range("2000-01-01", periods=24, freq="MS"), dims="time"))
+    'months'
+    """
+    if time.size < 2:
+        return "time steps"
+    per_year = int(np.unique(np.asarray(time.dt.year), return_counts=True)[1].max())
+    units = {1: "years", 12: "months", 360: "days", 365: "days", 366: "days"}
+    return units.get(per_year, "time steps")
 
 
 def climatology(train: T) -> T:

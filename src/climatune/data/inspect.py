@@ -28,7 +28,7 @@ from rich.table import Table
 
 from climatune.data.io import open_dataset
 
-__all__ = ["inspect_paths", "inspect_dataset", "format_table"]
+__all__ = ["inspect_paths", "inspect_dataset", "format_table", "format_sources"]
 
 
 def _iso(value: Any) -> str:
@@ -149,13 +149,9 @@ def _levels_text(row: dict[str, Any]) -> str:
     return ",".join(f"{v:g}" for v in row["levels"]) + units
 
 
-def format_table(rows: Sequence[dict[str, Any]], *, width: int | None = None) -> str:
-    """Render :func:`inspect_paths` rows as plain text, one table per source (no terminal needed)."""
-    if not rows:
-        return "no variables found"
+def _console(buffer: io.StringIO, width: int | None) -> Console:
     width = width or max(80, shutil.get_terminal_size((120, 24)).columns)
-    buffer = io.StringIO()
-    console = Console(
+    return Console(
         file=buffer,
         width=width,
         color_system=None,
@@ -164,6 +160,59 @@ def format_table(rows: Sequence[dict[str, Any]], *, width: int | None = None) ->
         emoji=False,
         highlight=False,
     )
+
+
+def _span(values: Sequence[float]) -> str:
+    return f"{_number(values[0])}..{_number(values[1])}"
+
+
+def format_sources(desc: dict[str, Any], *, width: int | None = None) -> str:
+    """Render :func:`~climatune.data.sources.describe_sources` as plain text: one row per
+    source (grid, calendar, years, variables with units, missing ones) and the common grid."""
+    buffer = io.StringIO()
+    console = _console(buffer, width)
+    table = Table(title="sources", title_justify="left", box=box.SIMPLE_HEAD, header_style="bold")
+    for column in (
+        "source",
+        "grid",
+        "calendar",
+        "years",
+        "variables (units)",
+        "missing",
+        "weight",
+        "regrid",
+    ):
+        table.add_column(column, overflow="fold")
+    for row in desc["sources"]:
+        regrid = row["regrid"]
+        table.add_row(
+            row["source"],
+            f"{row['grid'][0]}x{row['grid'][1]} lat {_span(row['lat_range'])} lon {_span(row['lon_range'])}",
+            row["calendar"],
+            f"{row['years'][0]}-{row['years'][1]} ({row['n_times']} steps)",
+            ", ".join(f"{k} ({v or '-'})" for k, v in row["variables"].items()),
+            ", ".join(row["missing"]) or "-",
+            f"{row['weight']:g}",
+            regrid
+            if isinstance(regrid, str)
+            else ", ".join(f"{k}: {v}" for k, v in regrid.items()),
+        )
+    console.print(table)
+    grid = desc["grid"]
+    console.print(
+        f"common grid ({grid['from']}): {grid['nlat']}x{grid['nlon']}, lat "
+        f"{_span(grid['lat_range'])}, lon {_span(grid['lon_range'])}; steps aligned on "
+        f"(year, month); statistics {desc['normalization']}"
+    )
+    return "\n".join(line.rstrip() for line in buffer.getvalue().splitlines()).strip("\n")
+
+
+def format_table(rows: Sequence[dict[str, Any]], *, width: int | None = None) -> str:
+    """Render :func:`inspect_paths` rows as plain text, one table per source (no terminal needed)."""
+    if not rows:
+        return "no variables found"
+    buffer = io.StringIO()
+    console = _console(buffer, width)
     for source in dict.fromkeys(row["source"] for row in rows):
         table = Table(
             title=str(source),

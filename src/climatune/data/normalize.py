@@ -24,7 +24,7 @@ from climatune.data.climatology import climatology, climatology_at
 from climatune.data.io import reading
 from climatune.errors import ClimatuneError
 
-__all__ = ["Normalizer"]
+__all__ = ["Normalizer", "SourceNormalizer"]
 
 _MIN_STD = 1e-6
 # Statistics beyond this size are no physical field's (in any units): a broken artifact
@@ -301,6 +301,51 @@ class Normalizer:
                     f"(mean {mean}, std {std}); a mean must be finite and a std finite and "
                     f"positive, both at most {_LARGEST:g} in size: re-export the model"
                 )
+        if "sources" in data and cls is Normalizer:
+            return SourceNormalizer.with_sources(out, data["sources"])
+        return out
+
+
+class SourceNormalizer(Normalizer):
+    """Pooled statistics (what data of no known source is normalised with) plus one
+    :class:`Normalizer` per source of a multi-source archive (``sources_``), global mode.
+
+    Reads of steps labelled with a source (the ``source`` coordinate of
+    :func:`~climatune.data.sources.open_sources`) use that source's statistics, for the
+    variables it has.
+    """
+
+    def __init__(self, variables: Iterable[str] | None = None) -> None:
+        super().__init__(variables)
+        self.sources_: dict[str, Normalizer] = {}
+
+    def for_source(self, name: str) -> Normalizer:
+        """The statistics that steps of source ``name`` are normalised with."""
+        own = self.sources_.get(name)
+        if own is None:
+            return self
+        out = Normalizer()
+        out.mean_, out.std_, out.units_ = dict(self.mean_), dict(self.std_), dict(self.units_)
+        out.mean_.update(own.mean_)
+        out.std_.update(own.std_)
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        out = super().to_dict()
+        out["sources"] = {k: {"mean": v.mean_, "std": v.std_} for k, v in self.sources_.items()}
+        return out
+
+    @classmethod
+    def with_sources(cls, pooled: Normalizer, sources: dict[str, Any]) -> SourceNormalizer:
+        """``pooled`` plus per-source statistics read from :meth:`to_dict` output."""
+        out = cls()
+        out.__dict__.update(pooled.__dict__)
+        out.sources_ = {}
+        if not isinstance(sources, dict):
+            raise ClimatuneError("normalisation statistics in the artifact are malformed: sources")
+        for name, stats in sources.items():
+            own = Normalizer.from_dict({"mean": stats.get("mean", {}), "std": stats.get("std", {})})
+            out.sources_[str(name)] = own
         return out
 
 

@@ -21,7 +21,9 @@ from torch.utils.data import Dataset, Sampler
 
 from climatune.data.climatology import is_sub_annual
 from climatune.data.io import reading
-from climatune.data.normalize import Normalizer
+from climatune.data.normalize import Normalizer, SourceNormalizer
+from climatune.data.selection import empty_variables
+from climatune.data.sources import SOURCE, source_segments
 from climatune.data.view import TaskView
 from climatune.errors import ClimatuneError
 
@@ -36,11 +38,13 @@ except ImportError:  # pragma: no cover - older or newer dask: read chunk by chu
 __all__ = [
     "TaskSamples",
     "EpochShuffleSampler",
+    "SourceMixSampler",
     "static_channels",
     "fit_normalizer",
     "normalization_mode",
     "read_window",
     "patch_mask",
+    "fill_nan",
     "block_nbytes",
 ]
 
@@ -76,11 +80,32 @@ def normalization_mode(view: TaskView, choice: str = "auto") -> str:
     return choice
 
 
-def fit_normalizer(view: TaskView, mode: str = "global") -> Normalizer:
+def fit_normalizer(view: TaskView, mode: str = "global", *, per_source: bool = False) -> Normalizer:
     """Fit statistics (``mode``: see :func:`normalization_mode`) on the training steps only,
-    out of core, with Dask."""
+    out of core, with Dask.
+
+    With ``per_source`` (a multi-source view, ``data.source_normalization: per_source``)
+    each source also gets its own statistics, fitted on its training steps, beside the
+    pooled ones (:class:`~climatune.data.normalize.SourceNormalizer`).
+    """
     ds = view.fields[view.inputs].merge(view.target_data(), compat="override", join="exact")
-    return Normalizer().fit(ds.isel(time=view.steps("train")), anomaly=mode == "anomaly")
+    train = ds.isel(time=view.steps("train"))
+    if not per_source:
+        return Normalizer().fit(train, anomaly=mode == "anomaly")
+    if mode == "anomaly":
+        raise ClimatuneError(
+            "data.source_normalization=per_source keeps one mean and std per source and "
+            "variable; set data.normalization: global (or source_normalization: pooled)"
+        )
+    if SOURCE not in train.coords:
+        raise ClimatuneError("data.source_normalization=per_source needs data.sources")
+    out = SourceNormalizer().fit(train)
+    labels = np.asarray(train[SOURCE].values)
+    for name in dict.fromkeys(labels.tolist()):
+        part = train.isel(time=np.flatnonzero(labels == name))
+        have = [v for v in part.data_vars if v not in empty_variables(part)]
+        out.sources_[str(name)] = Normalizer().fit(part[have])
+    return out
 
 
 def static_channels(view: TaskView) -> tuple[list[str], np.ndarray]:
@@ -93,7 +118,9 @@ def static_channels(view: TaskView) -> tuple[list[str], np.ndarray]:
     ones = np.ones((lat.size, lon.size))
     valid = np.ones_like(ones, dtype=bool)
     for name in view.inputs:
-        valid &= np.isfinite(view.fields[name].isel(time=0).values)
+        first = np.isfinite(view.fields[name].isel(time=0).values)
+        if first.any():  # a variable missing at the first step (another source's) says nothing
+            valid &= first
     channels = {
         "sin_lat": np.sin(lat) * ones,
         "cos_lat": np.cos(lat) * ones,
@@ -246,6 +273,20 @@ def _read(
     return out
 
 
+def _read_sources(
+    ds: xr.Dataset, names: list[str], window: slice, norm: Normalizer, months: np.ndarray
+) -> np.ndarray:
+    """:func:`_read`, with each source's own statistics where ``norm`` keeps them."""
+    if not isinstance(norm, SourceNormalizer) or SOURCE not in ds.coords:
+        return _read(ds, names, window, norm, months)
+    labels = np.asarray(ds[SOURCE].values[window])
+    parts = [
+        _read(ds, names, slice(window.start + a, window.start + b), norm.for_source(name), months)
+        for name, a, b in source_segments(labels)
+    ]
+    return np.concatenate(parts) if len(parts) > 1 else parts[0]
+
+
 def read_window(
     view: TaskView, normalizer: Normalizer, window: slice
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -261,7 +302,7 @@ def read_window(
     names = view.inputs + own
     months = view.months[window] if normalizer.climatology_ else np.empty(0, dtype=int)
     fields = view.input_fields() if downscale else view.fields
-    block = _read(fields, names, window, normalizer, months)
+    block = _read_sources(fields, names, window, normalizer, months)
     inputs = block[:, : len(view.inputs)]
     if view.is_scalar:
         if view.index is None:  # a view for prediction has no target to read
@@ -273,10 +314,25 @@ def read_window(
             :, None
         ]
     if downscale:
-        return inputs, _read(view.fields, view.targets, window, normalizer, months)
+        return inputs, _read_sources(view.fields, view.targets, window, normalizer, months)
     if view.targets == names[: len(view.targets)]:
         return inputs, block[:, : len(view.targets)]
     return inputs, block[:, [names.index(n) for n in view.targets]]
+
+
+def fill_nan(fields: np.ndarray) -> np.ndarray:
+    """``fields`` ``[..., H, W]`` with NaN cells set to 0 (the normalised mean), in place.
+
+    A field missing at a step (every cell NaN: a source without that variable) stays
+    NaN, so that the network's stem gives it a valid fraction of 0 instead of being fed
+    zeros it cannot tell from data.
+    """
+    nan = np.isnan(fields)
+    missing = nan.reshape(*nan.shape[:-2], -1).all(-1)
+    if missing.any():
+        nan &= ~missing[..., None, None]
+    np.copyto(fields, np.float32(0), where=nan)
+    return fields
 
 
 def patch_mask(
@@ -336,7 +392,7 @@ class TaskSamples(Dataset):
             view, normalizer, slice(int(steps[0]), int(steps[-1]) + 1)
         )
         # inputs may share memory with the targets, which keep NaN: copy while filling
-        self.fields = np.nan_to_num(inputs, nan=0.0, copy=True)
+        self.fields = fill_nan(inputs.copy())
         del inputs
         self.mask_ratio = mask_ratio if view.kind == "reconstruct" else 0.0
         self.mask_patch, self.seed = mask_patch, seed
@@ -380,3 +436,25 @@ class EpochShuffleSampler(Sampler[int]):
     def __iter__(self):
         g = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
         return iter(torch.randperm(self.n, generator=g).tolist())
+
+
+class SourceMixSampler(Sampler[int]):
+    """Draws ``len(probabilities)`` samples per epoch, with replacement, each with its
+    probability (:func:`~climatune.data.sources.mixing_probabilities`): batches then mix
+    the sources of a multi-source archive with the user's weights. The draws depend only
+    on ``(seed, epoch)``, so a resumed run replays them.
+    """
+
+    def __init__(self, probabilities: np.ndarray, seed: int = 0) -> None:
+        p = np.asarray(probabilities, dtype=float)
+        self.p, self.seed, self.epoch = p / p.sum(), seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return int(self.p.size)
+
+    def __iter__(self):
+        rng = np.random.default_rng((self.seed, self.epoch))
+        return iter(rng.choice(self.p.size, size=self.p.size, p=self.p).tolist())

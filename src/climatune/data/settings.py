@@ -14,8 +14,10 @@ from climatune.utils.settings import Section
 
 __all__ = [
     "DataConfig",
+    "GridSpec",
     "IndexTargetConfig",
     "RegionConfig",
+    "SourceConfig",
     "SplitConfig",
     "StaticConfig",
     "TaskConfig",
@@ -94,6 +96,46 @@ class StaticConfig(Section):
     variables: list[str]
 
 
+Regrid = Literal["bilinear", "conservative"]
+
+
+class SourceConfig(Section):
+    """One archive of a multi-source config (``data.sources``): its path, the file names
+    of the canonical variables it provides, its share of the batches and how it is
+    regridded to the common grid (one method, or one per canonical variable)."""
+
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    path: str | list[str]
+    variables: dict[str, str] | None = Field(
+        None, description="canonical name -> the variable's name in this source's files"
+    )
+    weight: float = Field(1.0, gt=0, description="relative share of the training batches")
+    regrid: Regrid | dict[str, Regrid] = "bilinear"
+
+    def method(self, variable: str) -> str:
+        """The regridding method of a canonical ``variable``."""
+        if isinstance(self.regrid, str):
+            return self.regrid
+        return self.regrid.get(variable, "bilinear")
+
+
+class GridSpec(Section):
+    """An explicit regular target grid: cell centres ``[first, last, step]`` in degrees."""
+
+    lat: tuple[float, float, float]
+    lon: tuple[float, float, float]
+
+    @model_validator(mode="after")
+    def _increasing(self) -> GridSpec:
+        for axis in ("lat", "lon"):
+            first, last, step = getattr(self, axis)
+            if step <= 0 or last < first:
+                raise ValueError(f"grid.{axis} must be [first, last, step] with step > 0")
+        if self.lat[0] < -90 or self.lat[1] > 90:
+            raise ValueError("grid.lat must lie within [-90, 90]")
+        return self
+
+
 class DataConfig(Section):
     """Where the data come from, what is read, and how it is batched and normalised.
 
@@ -117,6 +159,27 @@ class DataConfig(Section):
     shuffle_buffer_chunks: int = Field(4, gt=0)
     train_fraction: float = Field(1.0, gt=0, le=1)
     normalization: Literal["auto", "anomaly", "global"] = "auto"
+    # multi-source archives (climatune.data.sources); data.path alone is one source
+    sources: list[SourceConfig] | None = None
+    grid: str | GridSpec | None = None
+    source_normalization: Literal["pooled", "per_source"] = "pooled"
+
+    @model_validator(mode="after")
+    def _sources(self) -> DataConfig:
+        if self.sources is None:
+            if self.grid is not None or self.source_normalization != "pooled":
+                raise ValueError("data.grid and data.source_normalization need data.sources")
+            return self
+        if not self.sources:
+            raise ValueError("data.sources needs at least one source")
+        if self.path != DataConfig.model_fields["path"].default:
+            raise ValueError("give data.path or data.sources, not both")
+        names = [s.name for s in self.sources]
+        if len(set(names)) != len(names):
+            raise ValueError(f"data.sources names must be unique, got {names}")
+        if isinstance(self.grid, str) and self.grid not in names:
+            raise ValueError(f"data.grid {self.grid!r} is not a source; the sources are {names}")
+        return self
 
 
 class IndexTargetConfig(Section):

@@ -80,6 +80,9 @@ def sample_anchors(
         return indices
     first, last = int(indices[0]), int(indices[-1])
     anchors = np.arange(first + history - 1, last - lead + 1)
+    if indices.size != last - first + 1:  # a block's steps in several sources: no step between
+        keep = np.isin(anchors - history + 1, indices) & np.isin(anchors + lead, indices)
+        anchors = anchors[keep]
     if runs is None:
         return anchors
     return anchors[runs[anchors - history + 1] == runs[anchors + lead]]
@@ -119,6 +122,16 @@ def time_runs(time: xr.DataArray) -> np.ndarray:
     """
     if time.size < 2:
         return np.zeros(time.size, dtype=np.int64)
+    if "source" in time.coords:  # a multi-source axis: each source's steps run apart
+        labels = np.asarray(time["source"].values)
+        cuts = np.flatnonzero(labels[1:] != labels[:-1]) + 1
+        if cuts.size:
+            out, base = [], 0
+            for part in np.split(np.arange(time.size), cuts):
+                runs = time_runs(time.isel(time=part).drop_vars("source")) + base
+                out.append(runs)
+                base = int(runs[-1]) + 1
+            return np.concatenate(out)
     diffs = np.diff(_ordinals(time)).astype(float)
     values, counts = np.unique(diffs.round(6), return_counts=True)
     step = values[np.argmax(counts)]
@@ -173,7 +186,7 @@ def split_anchors(
     """
     years = time.dt.year.values
     runs = time_runs(time)
-    blocks = split_blocks(split, int(years[0]), int(years[-1]))
+    blocks = split_blocks(split, int(years.min()), int(years.max()))
     steps = block_indices(years, blocks)
     anchors: dict[str, np.ndarray] = {}
     for name in ("train", "val", "test"):

@@ -29,7 +29,8 @@ import torch.distributed as dist
 from torch.utils.data import IterableDataset, get_worker_info
 
 from climatune.data.normalize import Normalizer
-from climatune.data.samples import patch_mask, read_window
+from climatune.data.samples import fill_nan, patch_mask, read_window
+from climatune.data.sources import SOURCE, mixing_probabilities
 from climatune.data.view import TaskView
 
 __all__ = ["TaskStream", "chunk_starts"]
@@ -67,6 +68,14 @@ def chunk_starts(view: TaskView, chunk_steps: int | None = None) -> np.ndarray:
     sizes = np.asarray(data.chunks[data.get_axis_num("time")])
     per_chunk = max(1, round(CHUNK_BYTES / (float(np.median(sizes)) * _step_bytes(view))))
     return np.concatenate([[0], np.cumsum(sizes)[:-1]])[::per_chunk]
+
+
+def _systematic(p: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+    """``n`` draws of indices with probabilities ``p``, each index drawn ``n p`` times
+    rounded up or down (systematic resampling: the shares hold even for few chunks)."""
+    edges = np.cumsum(p / p.sum())
+    edges[-1] = 1.0
+    return np.searchsorted(edges, (rng.random() + np.arange(n)) / n, side="right")
 
 
 def _share(n: int, parts: int, i: int) -> tuple[int, int]:
@@ -120,6 +129,7 @@ class TaskStream(IterableDataset):
         seed: int = 0,
         mask_ratio: float = 0.5,
         mask_patch: int = 4,
+        source_weights: dict[str, float] | None = None,
     ) -> None:
         super().__init__()
         if buffer_chunks < 1 or (batch_size is not None and batch_size < 1):
@@ -129,7 +139,11 @@ class TaskStream(IterableDataset):
         self.num_workers, self.seed, self.mask_patch = num_workers, seed, mask_patch
         self.mask_ratio = mask_ratio if view.kind == "reconstruct" else 0.0
         self.anchors = np.asarray(view.anchors[split])
+        self.labels = (
+            np.asarray(view.fields[SOURCE].values) if SOURCE in view.fields.coords else None
+        )
         self.chunks = self._cut(chunk_starts(view, chunk_steps))
+        self.chunk_p = self._chunk_probabilities(source_weights)
         self.epoch = 0
         self._rank_world = (0, 1)
 
@@ -139,8 +153,19 @@ class TaskStream(IterableDataset):
         a = self.anchors
         first = a - self.view.history + 1
         chunk = np.searchsorted(starts, first, side="right") - 1
-        cuts = np.flatnonzero((np.diff(a) != 1) | (np.diff(chunk) != 0)) + 1
+        cut = (np.diff(a) != 1) | (np.diff(chunk) != 0)
+        if self.labels is not None:  # a chunk never mixes two sources
+            cut |= self.labels[a[1:]] != self.labels[a[:-1]]
+        cuts = np.flatnonzero(cut) + 1
         return [c for c in np.split(a, cuts) if c.size]
+
+    def _chunk_probabilities(self, weights: dict[str, float] | None) -> np.ndarray | None:
+        """With source weights, each chunk's chance of being drawn: its samples' share."""
+        if not weights or self.labels is None or not self.chunks:
+            return None
+        per_sample = mixing_probabilities(self.labels[self.anchors], weights)
+        sizes = np.cumsum([0] + [c.size for c in self.chunks])
+        return np.add.reduceat(per_sample, sizes[:-1])
 
     def set_epoch(self, epoch: int) -> None:
         """Shuffle for ``epoch`` next (Lightning calls this through the loader's sampler)."""
@@ -176,11 +201,11 @@ class TaskStream(IterableDataset):
         n = len(self.chunks)
         if n == 0:
             return []
-        order = (
-            np.random.default_rng((self.seed, epoch)).permutation(n)
-            if self.shuffle
-            else np.arange(n)
-        )
+        rng = np.random.default_rng((self.seed, epoch))
+        if self.shuffle and self.chunk_p is not None:  # sources mixed by their weights
+            order = rng.permutation(_systematic(self.chunk_p, n, rng))
+        else:
+            order = rng.permutation(n) if self.shuffle else np.arange(n)
         anchors = np.concatenate([self.chunks[i] for i in order])
         chunk = np.repeat(order, [self.chunks[i].size for i in order])
         per_rank = self._per_rank(world)
@@ -211,7 +236,7 @@ class TaskStream(IterableDataset):
         )
         for i, (f, _, _) in enumerate(items):
             fields[i] = f.swapaxes(0, 1)
-        np.copyto(fields, np.float32(0), where=np.isnan(fields))  # as TaskSamples: NaN in is 0
+        fill_nan(fields)  # as TaskSamples: NaN in is 0, a missing field stays NaN
         anchors = [a for _, _, a in items]
         if self.mask_ratio:
             for i, a in enumerate(anchors):

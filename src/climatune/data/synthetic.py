@@ -42,6 +42,13 @@ attributes, one key each and together as JSON in ``attrs["coupling_coefficients"
 The same seed gives identical arrays, whatever the write chunking; memory stays bounded
 by one block of steps, whatever ``years``.
 
+An :class:`ArchiveSpec` generalises the archive for the synthetic GCM families of
+:mod:`climatune.data.gcm_family`: its own :class:`Coefficients`, a cftime calendar
+(``noleap``, ``360_day``, ``standard``/``gregorian``, ...; the seasonal cycle and the
+trend follow the fraction of each calendar year), a :class:`Bias` added to tas, a
+separate random stream, NaN cells in tas, and variable names and units of its own. The
+default spec is the archive described above, bit for bit.
+
 Examples
 --------
 >>> ds = synthetic_dataset(years=1, grid=(8, 16))
@@ -53,11 +60,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import re
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import cftime
 import numpy as np
 import xarray as xr
 from scipy.ndimage import gaussian_filter1d
@@ -66,13 +76,26 @@ from climatune import __version__
 from climatune.errors import ClimatuneError
 from climatune.utils.atomic import atomic_path, check_new_path
 
-__all__ = ["Coefficients", "COEFFICIENTS", "parse_grid", "write_synthetic", "synthetic_dataset"]
+__all__ = [
+    "ArchiveSpec",
+    "Bias",
+    "check_spec",
+    "fill_store",
+    "Coefficients",
+    "COEFFICIENTS",
+    "parse_grid",
+    "write_archive",
+    "write_synthetic",
+    "synthetic_dataset",
+]
 
 MIN_GRID = (8, 16)
 MAX_GRID = (1800, 3600)
 MAX_YEARS = 2000
 FREQS = ("monthly", "daily")
 CALENDAR = "noleap"
+CALENDARS = ("noleap", "365_day", "360_day", "standard", "gregorian", "proleptic_gregorian")
+KELVIN_TO_CELSIUS = 273.15
 _LAND_SEED = 20240917  # shapes the coasts; fixed so every archive shares one land mask
 _CHUNK_CELLS = 1 << 22  # at most 16 MiB per float32 Zarr chunk
 _BLOCK_CELLS = 1 << 20  # cells generated per block (bounds the working memory)
@@ -142,6 +165,123 @@ class Coefficients:
 
 
 COEFFICIENTS = Coefficients()
+
+
+@dataclass(frozen=True)
+class Bias:
+    """A fixed error of a model's tas: a global offset plus a smooth spatial pattern.
+
+    The pattern is a random combination of the real spherical harmonics of degrees 1 to
+    ``BIAS_DEGREE`` (drawn from ``pattern_seed``), scaled to an area-weighted RMS of
+    ``pattern_K`` over the sphere. Every such harmonic has zero mean over the sphere, so
+    the global mean of the bias is ``offset_K`` (up to the grid's discretisation), and the
+    pattern is one continuous field: it is the same wherever two grids overlap.
+
+    Examples
+    --------
+    >>> bias = Bias(offset_K=1.0, pattern_K=0.5, pattern_seed=3)
+    >>> field = bias.field(np.array([-45.0, 45.0]), np.array([0.0, 90.0, 180.0, 270.0]))
+    >>> field.shape
+    (2, 4)
+    """
+
+    offset_K: float = 0.0
+    pattern_K: float = 0.0
+    pattern_seed: int = 0
+
+    def pattern(self, lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
+        """The zero-mean pattern on the ``(lat, lon)`` cell centres (degrees), float64."""
+        from scipy.special import lpmv
+
+        x = np.sin(np.deg2rad(np.asarray(lat, float)))[:, None]
+        lam = np.deg2rad(np.asarray(lon, float))[None, :]
+        rng = np.random.default_rng(int(self.pattern_seed))
+        total, weight = np.zeros((x.size, lam.size)), 0.0
+        for degree in range(1, BIAS_DEGREE + 1):
+            for order in range(degree + 1):
+                legendre = lpmv(order, degree, x)
+                norm = 2.0 / (2 * degree + 1) * math.factorial(degree + order)
+                norm /= math.factorial(degree - order)
+                waves = [np.cos(order * lam)] + ([np.sin(order * lam)] if order else [])
+                for wave in waves:
+                    # mean square over the sphere of P_l^m(sin phi) cos(m lon) (or sin)
+                    mean_square = norm * (2.0 if order == 0 else 1.0) / 4.0
+                    a = float(rng.standard_normal())
+                    total += a * legendre * wave / np.sqrt(mean_square)
+                    weight += a * a
+        return self.pattern_K * total / np.sqrt(weight)
+
+    def field(self, lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
+        """Offset plus pattern on the ``(lat, lon)`` cell centres, in K (float64)."""
+        return self.offset_K + self.pattern(lat, lon)
+
+    def to_dict(self) -> dict[str, float | int]:
+        """The bias as attributes (``bias_offset_K``, ``bias_pattern_K``, ...)."""
+        return {f"bias_{k}": v for k, v in dataclasses.asdict(self).items()}
+
+
+BIAS_DEGREE = 3  # the bias patterns are made of spherical harmonics of degrees 1..3
+
+
+@dataclass(frozen=True)
+class ArchiveSpec:
+    """Everything that makes one synthetic archive: size, physics, calendar and looks.
+
+    The defaults (and ``coefficients=None``, read as :data:`COEFFICIENTS` when the archive
+    is made) give the archive of :func:`write_synthetic`, bit for bit.
+
+    Parameters
+    ----------
+    years, grid, freq, seed, start_year
+        As for :func:`write_synthetic`.
+    coefficients
+        The physics; None for :data:`COEFFICIENTS`.
+    calendar
+        The cftime calendar of the time axis, one of :data:`CALENDARS`.
+    forcing_start_year
+        The year the forced warming starts from (None: ``start_year``); a record that
+        starts later (observations) then carries the warming accumulated before it.
+    stream
+        A separate random stream for the internal variability (None: the plain archive's).
+    bias
+        Added to tas after the physics (it does not feed back on sea ice or zg).
+    missing_fraction, missing_seed, missing_south_of
+        tas is NaN, at every step, in a fixed random ``missing_fraction`` of the cells and
+        south of latitude ``missing_south_of`` (None: nowhere): gaps in an observed record.
+    names
+        ``{variable: name written}``, e.g. ``{"tas": "ts"}``.
+    celsius
+        The temperatures (tas, sst) written in degC instead of K.
+    attrs
+        Extra global attributes (a model's identity).
+    """
+
+    years: int
+    grid: tuple[int, int] = (64, 128)
+    freq: str = "monthly"
+    seed: int = 0
+    start_year: int = 1950
+    coefficients: Coefficients | None = None
+    calendar: str = CALENDAR
+    forcing_start_year: int | None = None
+    stream: int | None = None
+    bias: Bias | None = None
+    missing_fraction: float = 0.0
+    missing_seed: int = 0
+    missing_south_of: float | None = None
+    names: Mapping[str, str] = field(default_factory=dict)
+    celsius: frozenset[str] = frozenset()
+    attrs: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def coeffs(self) -> Coefficients:
+        """The coefficients in force (:data:`COEFFICIENTS` when none were given)."""
+        return COEFFICIENTS if self.coefficients is None else self.coefficients
+
+    def written_name(self, name: str) -> str:
+        """The name ``name`` has in the store."""
+        return self.names.get(name, name)
+
 
 _VAR_ATTRS = {
     "tas": ("K", "air_temperature", "Near-surface air temperature", "atmosphere"),
@@ -229,10 +369,11 @@ def _in_box(lat: np.ndarray, lon: np.ndarray, box: str) -> np.ndarray:
     return (lat >= a) & (lat <= b) & (lon >= c) & (lon <= d)
 
 
-def _land_and_orography(lat: np.ndarray, lon: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _land_and_orography(
+    lat: np.ndarray, lon: np.ndarray, c: Coefficients
+) -> tuple[np.ndarray, np.ndarray]:
     """Fixed smooth continents: super-ellipses whose coasts are wobbled by a few low-order
     harmonics from a fixed seed, plus Antarctica; returns (land, orography)."""
-    c = COEFFICIENTS
     rng = np.random.default_rng(_LAND_SEED)
     la, lo = np.meshgrid(lat, lon, indexing="ij")
     land = np.zeros(la.shape, bool)
@@ -308,8 +449,9 @@ class _RedSpatialNoise:
 class _Enso:
     """AR(2) damped oscillator with unit stationary variance, keeping a lag history."""
 
-    def __init__(self, rng: np.random.Generator, dt_years: float, lag: int) -> None:
-        c = COEFFICIENTS
+    def __init__(
+        self, rng: np.random.Generator, dt_years: float, lag: int, c: Coefficients
+    ) -> None:
         r = np.exp(-dt_years / c.enso_damping_years)
         self.phi1, self.phi2 = 2 * r * np.cos(2 * np.pi * dt_years / c.enso_period_years), -(r**2)
         var = (1 - self.phi2) / ((1 + self.phi2) * ((1 - self.phi2) ** 2 - self.phi1**2))
@@ -332,25 +474,50 @@ class _Enso:
         return full[-n:], full[len(full) - n - self.lag : len(full) - self.lag]
 
 
-def _lag_steps(freq: str) -> int:
+def _lag_steps(freq: str, c: Coefficients) -> int:
     """The ENSO teleconnection lag in time steps of ``freq``."""
     per_year = 12 if freq == "monthly" else 365
-    return int(round(COEFFICIENTS.enso_teleconnection_lag_months * per_year / 12))
+    return int(round(c.enso_teleconnection_lag_months * per_year / 12))
+
+
+def _time_axis(spec: ArchiveSpec) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(days since ``start_year``-01-01 at mid-step, years since then, fraction of the
+    calendar year) of every step, in ``spec.calendar``; monthly steps are stamped
+    mid-month, daily ones at 12:00."""
+    cal, start = spec.calendar, spec.start_year
+    units = f"days since {start:04d}-01-01"
+    if spec.freq == "monthly":
+        edges = [
+            cftime.datetime(start + i // 12, i % 12 + 1, 1, calendar=cal)
+            for i in range(12 * spec.years + 1)
+        ]
+        bounds = np.asarray(cftime.date2num(edges, units, calendar=cal), dtype=float)
+        days = (bounds[:-1] + bounds[1:]) / 2.0
+    else:
+        end = cftime.datetime(start + spec.years, 1, 1, calendar=cal)
+        days = np.arange(int(round(float(cftime.date2num(end, units, calendar=cal))))) + 0.5
+    firsts = [cftime.datetime(start + y, 1, 1, calendar=cal) for y in range(spec.years + 1)]
+    year_starts = np.asarray(cftime.date2num(firsts, units, calendar=cal), dtype=float)
+    year = np.searchsorted(year_starts, days, side="right") - 1
+    frac = (days - year_starts[year]) / np.diff(year_starts)[year]
+    return days, year + frac, frac
 
 
 class _Generator:
     """Streams the archive block by block; all state for continuity lives here."""
 
-    def __init__(self, grid: tuple[int, int], freq: str, seed: int, start_year: int) -> None:
-        c = COEFFICIENTS
-        nlat, nlon = grid
-        self.freq, self.start_year = freq, start_year
+    def __init__(self, spec: ArchiveSpec) -> None:
+        self.spec = spec
+        c = self.c = spec.coeffs
+        nlat, nlon = _check_grid(spec.grid)
+        freq, seed = spec.freq, spec.seed
+        self.freq, self.start_year = freq, spec.start_year
         self.steps_per_year = 12 if freq == "monthly" else 365
         self.dt_days = 365.0 / self.steps_per_year
-        self.lag = _lag_steps(freq)
+        self.lag = _lag_steps(freq, c)
         self.lat = -90.0 + (np.arange(nlat) + 0.5) * 180.0 / nlat
         self.lon = np.arange(nlon) * 360.0 / nlon
-        self.land, self.orog = _land_and_orography(self.lat, self.lon)
+        self.land, self.orog = _land_and_orography(self.lat, self.lon, c)
         self.ocean = ~self.land
         la, lo = np.meshgrid(self.lat, self.lon, indexing="ij")
         phi = np.deg2rad(self.lat)[:, None]
@@ -376,31 +543,51 @@ class _Generator:
             "zg_trop": np.exp(-0.5 * (phi / np.deg2rad(c.enso_zg_tropical_sigma_lat_deg)) ** 2),
             "nino_w": nino_w / nino_w.sum(),
         }
+        if spec.bias is not None:
+            statics["bias"] = spec.bias.field(self.lat, self.lon)
         self.f32 = {k: np.asarray(v, dtype=np.float32) for k, v in statics.items()}
-        ss = np.random.SeedSequence([int(seed), 0x5EED])
+        self.missing = _missing_cells(spec, self.lat, self.lon)
+        self.calendar_time = None if spec.calendar == CALENDAR else _time_axis(spec)
+        self.total = spec.years * self.steps_per_year
+        if self.calendar_time is not None:
+            self.total = self.calendar_time[0].size
+        self.forcing_lead = float(spec.start_year - (spec.forcing_start_year or spec.start_year))
+        entropy = [int(seed), 0x5EED] + ([] if spec.stream is None else [int(spec.stream)])
+        ss = np.random.SeedSequence(entropy)
         enso_ss, tas_ss, sst_ss, zg_ss = (np.random.default_rng(s) for s in ss.spawn(4))
         rho_atm = np.exp(-self.dt_days / c.atmosphere_memory_days)
         rho_ocn = np.exp(-self.dt_days / c.ocean_memory_days)
-        self.enso = _Enso(enso_ss, self.dt_days / 365.0, self.lag)
+        self.enso = _Enso(enso_ss, self.dt_days / 365.0, self.lag, c)
         self.n_tas = _RedSpatialNoise(tas_ss, nlat, nlon, c.noise_length_deg, rho_atm)
         self.n_sst = _RedSpatialNoise(sst_ss, nlat, nlon, c.noise_length_deg, rho_ocn)
         self.n_zg = _RedSpatialNoise(zg_ss, nlat, nlon, c.zg_noise_length_deg, rho_atm)
         self.step = 0
 
     def days(self, s0: int, s1: int) -> np.ndarray:
-        """Days since ``start_year``-01-01 (noleap) of steps s0..s1-1, at mid-step."""
+        """Days since ``start_year``-01-01 (in the calendar) of steps s0..s1-1, at mid-step."""
+        if self.calendar_time is not None:
+            return self.calendar_time[0][s0:s1]
         year, k = np.divmod(np.arange(s0, s1), self.steps_per_year)
         if self.freq == "monthly":
             return year * 365.0 + _MONTH_START[k] + _MONTH_DAYS[k] / 2.0
         return year * 365.0 + k + 0.5
 
+    def _years_and_fraction(self, s0: int, s1: int) -> tuple[np.ndarray, np.ndarray]:
+        """Years since the forcing started, and fraction of the calendar year (float64)."""
+        if self.calendar_time is not None:
+            _, years, frac = (a[s0:s1] for a in self.calendar_time)
+        else:
+            days = self.days(s0, s1)
+            years, frac = days / 365.0, days % 365.0 / 365.0
+        return (years + self.forcing_lead if self.forcing_lead else years), frac
+
     def block(self, n: int) -> dict[str, np.ndarray]:
         """The next ``n`` steps of every time-dependent variable (float32 arrays)."""
-        c, s = COEFFICIENTS, self.f32
-        days = self.days(self.step, self.step + n)
+        c, s = self.c, self.f32
+        years_f64, frac_f64 = self._years_and_fraction(self.step, self.step + n)
         self.step += n
-        years = (days / 365.0).astype(np.float32)[:, None, None]
-        frac = (days % 365.0 / 365.0).astype(np.float32)[:, None, None]
+        years = years_f64.astype(np.float32)[:, None, None]
+        frac = frac_f64.astype(np.float32)[:, None, None]
         seas_o = (
             c.seasonal_amplitude_ocean_K
             * s["sin"]
@@ -437,6 +624,10 @@ class _Generator:
             + c.zg_noise_m * self.n_zg.draw(n)
         )
         nino34 = ((sst - sst_forced) * s["nino_w"]).sum(axis=(1, 2), dtype=np.float64)
+        if "bias" in s:
+            tas = tas + s["bias"]
+        if self.missing is not None:
+            tas = np.where(self.missing, np.float32(np.nan), tas)
         out = {
             "tas": tas,
             "sst": np.where(self.ocean, sst, np.float32(np.nan)),
@@ -444,7 +635,21 @@ class _Generator:
             "zg": zg[:, None],
             "nino34": nino34,
         }
-        return {k: np.asarray(v, dtype=np.float32) for k, v in out.items()}
+        out = {k: np.asarray(v, dtype=np.float32) for k, v in out.items()}
+        for name in self.spec.celsius:
+            out[name] -= np.float32(KELVIN_TO_CELSIUS)
+        return {self.spec.written_name(k): v for k, v in out.items()}
+
+
+def _missing_cells(spec: ArchiveSpec, lat: np.ndarray, lon: np.ndarray) -> np.ndarray | None:
+    """The (lat, lon) cells where tas is NaN, or None when it has no gaps."""
+    if not spec.missing_fraction and spec.missing_south_of is None:
+        return None
+    rng = np.random.default_rng(int(spec.missing_seed))
+    missing = rng.random((lat.size, lon.size)) < spec.missing_fraction
+    if spec.missing_south_of is not None:
+        missing |= (lat < spec.missing_south_of)[:, None]
+    return missing
 
 
 _DIMS = {
@@ -478,8 +683,10 @@ _COORD_ATTRS = {
 }
 
 
-def _var_attrs(name: str) -> dict[str, str]:
+def _var_attrs(name: str, spec: ArchiveSpec | None = None) -> dict[str, str]:
     units, standard_name, long_name, component = _VAR_ATTRS[name]
+    if spec is not None and name in spec.celsius:
+        units = "degC"
     attrs = {"units": units, "standard_name": standard_name, "long_name": long_name}
     attrs["component"] = component
     if name in ("tas", "sst", "siconc", "zg"):
@@ -487,8 +694,15 @@ def _var_attrs(name: str) -> dict[str, str]:
     return attrs
 
 
-def _global_attrs(years: int, grid: tuple[int, int], freq: str, seed: int, start_year: int) -> dict:
-    coeffs = COEFFICIENTS.to_dict()
+def _global_attrs(spec: ArchiveSpec) -> dict:
+    years, grid, freq, seed, start_year = (
+        spec.years,
+        spec.grid,
+        spec.freq,
+        spec.seed,
+        spec.start_year,
+    )
+    coeffs = spec.coeffs.to_dict()
     attrs: dict = {
         "Conventions": "CF-1.8",
         "title": "ClimaTune synthetic coupled climate archive",
@@ -496,28 +710,37 @@ def _global_attrs(years: int, grid: tuple[int, int], freq: str, seed: int, start
         "history": f"generated by climatune.data.synthetic: years={years}, "
         f"grid={grid[0]}x{grid[1]}, freq={freq}, seed={seed}, start_year={start_year}",
         "frequency": "mon" if freq == "monthly" else "day",
-        "calendar": CALENDAR,
+        "calendar": spec.calendar,
         "seed": int(seed),
         "start_year": int(start_year),
         "years": int(years),
         "coupling_coefficients": json.dumps(coeffs, sort_keys=True),
-        "enso_teleconnection_lag_steps": _lag_steps(freq),
+        "enso_teleconnection_lag_steps": _lag_steps(freq, spec.coeffs),
     }
     attrs.update(coeffs)
+    attrs.update(spec.attrs)
     return attrs
 
 
 def _dataset(gen: _Generator, days: np.ndarray, data: dict[str, Any], attrs: dict) -> xr.Dataset:
     """Assemble the CF dataset (time still numeric, with ``units`` and ``calendar``)."""
+    spec = gen.spec
     ds = xr.Dataset(
-        {name: (_DIMS[name], data[name], _var_attrs(name)) for name in _DIMS},
+        {
+            spec.written_name(name): (
+                _DIMS[name],
+                data[spec.written_name(name)],
+                _var_attrs(name, spec),
+            )
+            for name in _DIMS
+        },
         coords={"time": days, "level": [500.0], "lat": gen.lat, "lon": gen.lon},
         attrs=attrs,
     )
     ds["orography"] = (("lat", "lon"), gen.orog.astype(np.float32), _var_attrs("orography"))
     for name, coord_attrs in _COORD_ATTRS.items():
         ds[name].attrs.update(coord_attrs)
-    ds["time"].attrs.update(units=f"days since {gen.start_year:04d}-01-01", calendar=CALENDAR)
+    ds["time"].attrs.update(units=f"days since {gen.start_year:04d}-01-01", calendar=spec.calendar)
     return ds
 
 
@@ -529,13 +752,25 @@ def _block_steps(grid: tuple[int, int], steps_per_year: int) -> tuple[int, int]:
     return chunk, max(1, _BLOCK_CELLS // (cells * chunk)) * chunk
 
 
-def _prepare(
-    years: int, grid: tuple[int, int], freq: str, seed: int, start_year: int
-) -> tuple[_Generator, int, int, int]:
-    _check_args(years, grid, freq, seed, start_year)
-    gen = _Generator(_check_grid(grid), freq, seed, start_year)
-    chunk, per_block = _block_steps(_check_grid(grid), gen.steps_per_year)
-    return gen, years * gen.steps_per_year, chunk, per_block
+def check_spec(spec: ArchiveSpec) -> None:
+    """Raise a :class:`ClimatuneError` if ``spec`` cannot be written."""
+    _check_args(spec.years, spec.grid, spec.freq, spec.seed, spec.start_year)
+    if spec.calendar not in CALENDARS:
+        raise ClimatuneError(
+            f"calendar {spec.calendar!r} is not supported; choose one of {', '.join(CALENDARS)}"
+        )
+    unknown = sorted(set(spec.names) - set(_DIMS))
+    if unknown:
+        raise ClimatuneError(f"cannot rename {unknown}: the archive's variables are {list(_DIMS)}")
+    if not set(spec.celsius) <= {"tas", "sst"}:
+        raise ClimatuneError(f"only tas and sst can be written in degC, not {sorted(spec.celsius)}")
+
+
+def _prepare(spec: ArchiveSpec) -> tuple[_Generator, int, int, int]:
+    check_spec(spec)
+    gen = _Generator(spec)
+    chunk, per_block = _block_steps(_check_grid(spec.grid), gen.steps_per_year)
+    return gen, gen.total, chunk, per_block
 
 
 def synthetic_dataset(
@@ -544,17 +779,21 @@ def synthetic_dataset(
     freq: str = "monthly",
     seed: int = 0,
     start_year: int = 1950,
+    *,
+    spec: ArchiveSpec | None = None,
 ) -> xr.Dataset:
     """Generate the synthetic archive in memory (for tests and small archives).
 
-    Returns the arrays :func:`write_synthetic` writes for the same arguments, with time
-    decoded to cftime objects.
+    Returns the arrays :func:`write_synthetic` writes for the same arguments (or
+    :func:`write_archive` for ``spec``, which then replaces the other arguments), with
+    time decoded to cftime objects.
     """
-    gen, total, _, per_block = _prepare(years, grid, freq, seed, start_year)
+    if spec is None:
+        spec = ArchiveSpec(years, grid, freq, seed, start_year)
+    gen, total, _, per_block = _prepare(spec)
     blocks = [gen.block(min(per_block, total - s0)) for s0 in range(0, total, per_block)]
-    data = {name: np.concatenate([b[name] for b in blocks]) for name in _DIMS}
-    attrs = _global_attrs(years, _check_grid(grid), freq, seed, start_year)
-    ds = _dataset(gen, gen.days(0, total), data, attrs)
+    data = {name: np.concatenate([b[name] for b in blocks]) for name in blocks[0]}
+    ds = _dataset(gen, gen.days(0, total), data, _global_attrs(spec))
     return xr.decode_cf(ds, decode_times=xr.coders.CFDatetimeCoder(use_cftime=True))
 
 
@@ -585,29 +824,46 @@ def write_synthetic(
     Path
         ``out``.
     """
+    return write_archive(out, ArchiveSpec(years, grid, freq, seed, start_year))
+
+
+def write_archive(out: str | Path, spec: ArchiveSpec) -> Path:
+    """Write the archive ``spec`` describes to the new Zarr store ``out``, atomically.
+
+    Returns
+    -------
+    Path
+        ``out``.
+    """
+    out = check_new_path(out)
+    check_spec(spec)
+    with atomic_path(out, overwrite=False) as tmp:
+        fill_store(tmp, spec)
+    return out
+
+
+def fill_store(path: Path, spec: ArchiveSpec) -> None:
+    """Write the archive ``spec`` describes to ``path`` (not atomic: see write_archive)."""
     import dask.array as da
     import zarr
 
-    out = check_new_path(out)
-    gen, total, chunk, per_block = _prepare(years, grid, freq, seed, start_year)
+    gen, total, chunk, per_block = _prepare(spec)
     nlat, nlon = gen.lat.size, gen.lon.size
     shapes = {"tas": (nlat, nlon), "sst": (nlat, nlon), "siconc": (nlat, nlon)}
     shapes.update(zg=(1, nlat, nlon), nino34=())
+    shapes = {spec.written_name(name): shape for name, shape in shapes.items()}
     chunks = {name: (chunk, *shape) for name, shape in shapes.items()}
-    chunks["nino34"] = (min(per_block, total),)  # each block writes whole chunks
+    chunks[spec.written_name("nino34")] = (min(per_block, total),)  # blocks write whole chunks
     lazy = {
         name: da.empty((total, *shape), chunks=chunks[name], dtype=np.float32)
         for name, shape in shapes.items()
     }
-    attrs = _global_attrs(years, (nlat, nlon), freq, seed, start_year)
-    template = _dataset(gen, gen.days(0, total), lazy, attrs)
+    template = _dataset(gen, gen.days(0, total), lazy, _global_attrs(spec))
     encoding: dict = {name: {"chunks": chunks[name]} for name in shapes}
     encoding.update({name: {"_FillValue": None} for name in ("time", "lat", "lon", "level")})
-    with atomic_path(out, overwrite=False) as tmp:
-        template.to_zarr(tmp, mode="w", compute=False, encoding=encoding, zarr_format=2)
-        group = zarr.open_group(str(tmp), mode="r+")
-        for s0 in range(0, total, per_block):
-            n = min(per_block, total - s0)
-            for name, values in gen.block(n).items():
-                group[name][s0 : s0 + n] = values
-    return out
+    template.to_zarr(path, mode="w", compute=False, encoding=encoding, zarr_format=2)
+    group = zarr.open_group(str(path), mode="r+")
+    for s0 in range(0, total, per_block):
+        n = min(per_block, total - s0)
+        for name, values in gen.block(n).items():
+            group[name][s0 : s0 + n] = values

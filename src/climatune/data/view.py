@@ -35,6 +35,7 @@ from climatune.data.settings import (
     StaticConfig,
     TaskConfig,
 )
+from climatune.data.sources import open_sources
 from climatune.data.splits import sample_anchors, split_anchors, time_runs
 from climatune.errors import ClimatuneError
 
@@ -268,7 +269,8 @@ def select_variables(
     """
     inputs = list(data.variables or field_variables(ds))
     if not inputs:
-        raise ClimatuneError(f"{data.path} holds no (time, lat, lon) fields to learn from")
+        where = "data.sources" if data.sources else data.path
+        raise ClimatuneError(f"{where} holds no (time, lat, lon) fields to learn from")
     targets = [] if task.kind == "index" else list(data.targets or inputs)
     require_variables(ds, inputs + targets)
     if task.kind in ("downscale", "reconstruct") and set(targets) - set(inputs):
@@ -363,7 +365,10 @@ def build_view(
     whole
         Ignore the split and the years: one ``"predict"`` block over every step.
     """
-    ds = open_dataset(data.path) if ds is None else ds
+    if ds is None:
+        ds = open_sources(data) if data.sources else open_dataset(data.path)
+    if data.sources and task.kind == "index":
+        raise ClimatuneError("index tasks read one archive; give data.path instead of data.sources")
     inputs, targets = select_variables(data, task, ds)
     index = _index_series(task.index, ds) if task.kind == "index" and not whole else None
     chosen = list(dict.fromkeys(inputs + targets))

@@ -14,6 +14,7 @@ from torch import Tensor, nn
 from climatune.errors import ClimatuneError, closest
 from climatune.models.backbones.base import Backbone
 from climatune.models.heads import SCALE_FLOOR, Head
+from climatune.models.padding import crop
 from climatune.models.registry import (
     backbone_class,
     create_backbone,
@@ -22,6 +23,7 @@ from climatune.models.registry import (
     list_heads,
 )
 from climatune.models.stem import VariableStem
+from climatune.models.token_stem import VariableTokenStem
 
 __all__ = ["ClimateNet", "build_net", "SPEC_VERSION"]
 
@@ -44,7 +46,7 @@ class ClimateNet(nn.Module):
 
     def __init__(
         self,
-        stem: VariableStem,
+        stem: VariableStem | VariableTokenStem,
         backbone: Backbone,
         head: Head,
         residual_index: Sequence[int] | None = None,
@@ -86,9 +88,15 @@ class ClimateNet(nn.Module):
     ) -> Tensor:
         """Stem and backbone: ``fields[B, V, history, H, W]`` -> ``[B, C, H, W]``.
 
-        See :meth:`VariableStem.forward` for ``static`` and ``names``.
+        See :meth:`VariableStem.forward` for ``static`` and ``names``. A backbone that
+        returns a padded grid (``vartoken_vit``) is cropped to the input's, centrally as
+        :func:`~climatune.models.padding.pad_to_multiple` padded it.
         """
-        return self.backbone.forward_features(self.stem(fields, static, names))
+        feats = self.backbone.forward_features(self.stem(fields, static, names))
+        (h, w), (ph, pw) = fields.shape[-2:], feats.shape[-2:]
+        if (ph, pw) != (h, w):
+            feats = crop(feats, ((ph - h) // 2, (pw - w) // 2, h, w))
+        return feats
 
     def set_residual(self, residual_index: Sequence[int] | None) -> None:
         """Per output, the input variable (index into :attr:`variables`) whose last history
@@ -112,6 +120,13 @@ class ClimateNet(nn.Module):
         if not any(i >= 0 for i in self.residual_index):
             return out
         order = list(self.variables if names is None else names)
+        absent = [self.variables[i] for i in self.residual_index if i >= 0]
+        absent = [v for v in absent if v not in order]
+        if absent:
+            raise ClimatuneError(
+                f"the outputs add the last step of {absent} to the prediction, but the inputs "
+                f"{order} lack it; give it, or fine-tune without model.residual"
+            )
         zeros = torch.zeros_like(fields[:, 0, -1])
         base = [
             fields[:, order.index(self.variables[i]), -1] if i >= 0 else zeros
@@ -186,6 +201,8 @@ class ClimateNet(nn.Module):
     def set_periodic_lon(self, periodic_lon: bool) -> None:
         """Switch circular longitude padding (global grid or not); weights are unchanged."""
         self.backbone.set_periodic_lon(periodic_lon)
+        if isinstance(self.stem, VariableTokenStem):
+            self.stem.set_periodic_lon(periodic_lon)
 
     # -- parameter groups ------------------------------------------------------------------
     def module_groups(self) -> dict[str, nn.Module]:
@@ -270,7 +287,7 @@ class ClimateNet(nn.Module):
             raise ClimatuneError(f"model spec is missing {missing}; the artifact is incomplete")
         kwargs = dict(spec["backbone_kwargs"])
         backbone = create_backbone(spec["backbone"], **kwargs)
-        stem = VariableStem(spec["variables"], spec["history"], spec["n_static"], kwargs["width"])
+        stem = backbone.make_stem(spec["variables"], spec["history"], spec["n_static"])
         legacy = head_class(spec["head"]).legacy_hparams if spec["head"] in list_heads() else {}
         head_kwargs = {**legacy, **spec.get("head_kwargs", {})}
         head = create_head(spec["head"], backbone.out_channels, spec["n_out"], **head_kwargs)
@@ -321,7 +338,7 @@ def build_net(
     takes = inspect.signature(backbone_class(backbone)).parameters
     data = {k: v for k, v in context.items() if k in takes and v is not None}
     bb = create_backbone(backbone, **data, **backbone_kw)
-    stem = VariableStem(variables, history, n_static, bb.hparams["width"])
+    stem = bb.make_stem(variables, history, n_static)
     head_kwargs = {**(head_kwargs or {}), "distribution": distribution}
     head_module = create_head(head, bb.out_channels, n_out, **head_kwargs)
     return ClimateNet(stem, bb, head_module, residual_index)

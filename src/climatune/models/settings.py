@@ -38,7 +38,7 @@ class ModelConfig(Section):
     and ``residual``, are that backbone's options, checked against its constructor:
     ``width``, ``depth``, ``dropout``, ``edge_padding`` for every built-in one, with
     ``mults`` (unet), ``blocks`` (resnet), or ``patch``, ``dim``, ``heads``,
-    ``mlp_ratio`` (vit). Options left out take the constructor's default, and
+    ``mlp_ratio`` (vit, and vartoken_vit with ``activation_checkpointing``). Options left out take the constructor's default, and
     :attr:`options` holds them all. What comes from the data (``periodic_lon``,
     ``grid_shape``) is not set here.
 

@@ -27,6 +27,10 @@ def _key(name: str) -> str:
     return "%" + key if key in _RESERVED else key
 
 
+#: The module key of a variable name (shared with the variable-token stem).
+variable_key = _key
+
+
 class VariableStem(nn.Module):
     """Project named input variables and static channels to ``width`` features.
 

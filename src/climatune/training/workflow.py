@@ -271,6 +271,7 @@ def _fit(
         mask_patch=setup.task.mask_patch,
         in_memory=setup.data.in_memory,
         shuffle_buffer_chunks=setup.data.shuffle_buffer_chunks,
+        source_weights={s.name: s.weight for s in setup.data.sources or []} or None,
     )
     if setup.trainer.compile:
         task.net.compile()  # in place: parameter names, checkpoints and the artifact are unchanged
@@ -350,7 +351,11 @@ def export_model(
             "task": {k: v for k, v in setup.record["task"].items() if k not in TASK_KEYS},
         },
         "provenance": {
-            "data": setup.data.path,
+            "data": (
+                {s.name: s.path for s in setup.data.sources}
+                if setup.data.sources
+                else setup.data.path
+            ),
             "blocks": {k: list(v) for k, v in view.blocks.items()},
             "n_samples": view.n_samples(),
             "time_range": [str(view.fields.time.values[0]), str(view.fields.time.values[-1])],
@@ -427,7 +432,9 @@ def _initial(
     """The statistics and the network a run starts from."""
     if isinstance(init, Scratch):
         normalizer = init.normalizer or fit_normalizer(
-            view, normalization_mode(view, setup.data.normalization)
+            view,
+            normalization_mode(view, setup.data.normalization),
+            per_source=setup.data.source_normalization == "per_source",
         )
         names, _ = static_channels(view)
         return normalizer, new_net(setup.model, view, len(names), setup.seed)

@@ -87,6 +87,11 @@ def evaluate_command(
         "overwrite": overwrite,
     }
     out = prepare_output_dir(out, create=False, **claim)
+    if cfg.data.sources and len(cfg.data.sources) > 1:
+        raise ClimatuneError(
+            f"evaluate scores one archive at a time; data.sources lists {len(cfg.data.sources)}: "
+            "keep one (its statistics are used when the model kept them per source)"
+        )
     view = build_view(cfg.data, cfg.task)
     if "test" not in view.anchors:
         raise ClimatuneError("the config's split has no test block; add data.split.test")

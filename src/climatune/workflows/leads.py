@@ -21,6 +21,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from climatune.config import Config, config_inputs
+from climatune.data.climatology import step_unit
 from climatune.data.view import TaskView, build_view
 from climatune.errors import ClimatuneError
 from climatune.evaluation.baselines import baselines_for
@@ -187,7 +188,7 @@ def leads_command(
         metrics, preds = evaluate_view(view, models, names)
         rows += lead_rows(view, metrics, preds, lead)
     write_leads(rows, out)
-    plot_leads(rows, out / "leads.png")
+    plot_leads(rows, out / "leads.png", unit=step_unit(view.fields.time))
     return out
 
 
@@ -247,9 +248,9 @@ def skill_metric(rows: Sequence[dict[str, Any]]) -> str:
     return next((m for m in ("corr_anom", "acc", "corr") if m in have), "corr")
 
 
-def plot_leads(rows: Sequence[dict[str, Any]], path: Path) -> Path:
-    """Skill against lead time, one line per model: the correlation and the skill against
-    the climatology (0 is the climatology itself)."""
+def plot_leads(rows: Sequence[dict[str, Any]], path: Path, unit: str = "time steps") -> Path:
+    """Skill against lead time in ``unit`` (``"months"``, ...), one line per model: the
+    correlation and the skill against the climatology (0 is the climatology itself)."""
     corr = skill_metric(rows)
     panels = ((corr, "anomaly correlation" if corr != "corr" else "correlation"), ("skill", ""))
     fig = Figure(figsize=(10, 4), layout="constrained")
@@ -268,7 +269,7 @@ def plot_leads(rows: Sequence[dict[str, Any]], path: Path) -> Path:
                     name = model if len(variables) == 1 else f"{model} ({var})"
                     ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=name)
         ax.axhline(0, color="grey", linewidth=0.8)
-        ax.set_xlabel("lead (time steps)")
+        ax.set_xlabel(f"lead ({unit})")
         ax.set_ylabel(label or "skill vs climatology (1 - MSE/MSE_clim)")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)

@@ -3,6 +3,7 @@
 from climatune.models.backbones.base import Backbone
 from climatune.models.backbones.resnet import ResNet
 from climatune.models.backbones.unet import UNet
+from climatune.models.backbones.vartoken import VarTokenViT
 from climatune.models.backbones.vit import ViT
 
-__all__ = ["Backbone", "ResNet", "UNet", "ViT"]
+__all__ = ["Backbone", "ResNet", "UNet", "VarTokenViT", "ViT"]

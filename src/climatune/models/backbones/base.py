@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from typing import Annotated, Any, ClassVar
 
 from pydantic import Field
@@ -10,6 +11,8 @@ from torch import Tensor, nn
 
 from climatune.errors import ClimatuneError
 from climatune.models.padding import GeoConv2d
+from climatune.models.stem import VariableStem
+from climatune.models.token_stem import VariableTokenStem
 
 __all__ = ["Backbone", "ConvBlock", "CellNorm", "cell_norm", "check_sizes", "Dropout"]
 
@@ -21,7 +24,9 @@ class Backbone(nn.Module, ABC):
     """Abstract base class of the registered backbones.
 
     A backbone maps stem features ``[B, width, H, W]`` to ``[B, out_channels, H, W]`` at
-    the full input resolution, for any H and W. Subclasses set :attr:`out_channels` and
+    the full input resolution, for any H and W (a backbone with its own
+    :meth:`make_stem` reads what that stem returns, and may return a grid padded
+    centrally, which :class:`~climatune.models.net.ClimateNet` crops). Subclasses set :attr:`out_channels` and
     :attr:`hparams` (their resolved constructor arguments, JSON-able, enough to rebuild
     them) and implement :meth:`forward_features` and :meth:`stages`.
 
@@ -50,6 +55,14 @@ class Backbone(nn.Module, ABC):
 
     def forward(self, h: Tensor) -> Tensor:
         return self.forward_features(h)
+
+    def make_stem(
+        self, variables: Sequence[str], history: int, n_static: int
+    ) -> VariableStem | VariableTokenStem:
+        """The input stem this backbone reads: by default a :class:`VariableStem` that sums
+        the variables into ``width`` features per cell. A backbone that reads variables
+        as tokens returns its own (``vartoken_vit``)."""
+        return VariableStem(variables, history, n_static, self.hparams["width"])
 
     def set_periodic_lon(self, periodic_lon: bool) -> None:
         """Switch circular longitude padding on or off (for a grid that is, or is not,

@@ -1,0 +1,270 @@
+"""Multi-source archives: several stores, each on its own grid and calendar, read as one.
+
+``data.sources`` lists archives (CMIP-style models, a reanalysis, observations). Each is
+opened lazily, its variables renamed to canonical names, converted to common units,
+regridded on the fly to the common grid ``data.grid`` (bilinear, or conservative with
+``xarray-regrid``'s weights, per variable: :mod:`climatune.data.regrid`), and relabelled on the ``(year, month)`` of its steps, so
+that a 360-day model and a noleap one share labels, never datetimes. The sources are
+then joined along ``time`` into one dataset with a ``source`` coordinate naming the
+archive of every step; :func:`~climatune.data.splits.time_runs` starts a new run at each
+source, so no sample spans two of them.
+
+Regridding is one Dask task per block of the sources' own time chunks, so reading a window
+of steps regrids only the chunks that hold it: the streaming loader's memory bound holds.
+
+A source that lacks a variable gets it as all-NaN steps, with a note: the network's stem
+sees a valid fraction of 0 there and the loss ignores the missing target cells.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import cftime
+import numpy as np
+import xarray as xr
+
+from climatune.data.grid import is_global
+from climatune.data.io import open_dataset
+from climatune.data.regrid import regrid
+from climatune.data.settings import DataConfig, GridSpec, SourceConfig
+from climatune.data.units import to_units
+from climatune.errors import ClimatuneError
+
+__all__ = [
+    "SOURCE",
+    "open_sources",
+    "open_source",
+    "target_grid",
+    "source_segments",
+    "mixing_probabilities",
+    "describe_sources",
+]
+
+_log = logging.getLogger("climatune")
+
+#: The coordinate along ``time`` naming the source of every step
+SOURCE = "source"
+
+
+def open_source(source: SourceConfig) -> xr.Dataset:
+    """One source, opened lazily, with its variables under their canonical names."""
+    ds = open_dataset(source.path)
+    if "time" not in ds.dims:
+        raise ClimatuneError(f"source '{source.name}' ({source.path}) has no time axis")
+    if source.variables is None:  # its gridded fields (an index series is one archive's)
+        return ds[[n for n, v in ds.data_vars.items() if {"time", "lat", "lon"} <= set(v.dims)]]
+    missing = [f for f in source.variables.values() if f not in ds.data_vars]
+    if missing:
+        raise ClimatuneError(
+            f"source '{source.name}' has no variable {missing[0]!r}; its files have: "
+            f"{', '.join(map(str, ds.data_vars))} (fix data.sources[].variables)"
+        )
+    renamed = {f: c for c, f in source.variables.items() if f != c}
+    keep = list(source.variables.values())
+    return ds[keep].rename(renamed)
+
+
+def _axis(first: float, last: float, step: float) -> np.ndarray:
+    return first + step * np.arange(int(np.floor((last - first) / step + 1e-6)) + 1)
+
+
+def target_grid(grid: str | GridSpec | None, opened: Mapping[str, xr.Dataset]) -> xr.Dataset:
+    """The common grid: a source's (by name; the first source's by default) or explicit."""
+    if isinstance(grid, GridSpec):
+        lat, lon = _axis(*grid.lat), _axis(*grid.lon) % 360.0
+        if np.unique(lon).size != lon.size:
+            raise ClimatuneError("data.grid.lon covers a longitude twice; stop before 360")
+    else:
+        ref = opened[grid or next(iter(opened))]
+        lat, lon = ref.lat.values, ref.lon.values
+    return xr.Dataset(
+        coords={
+            "lat": ("lat", np.asarray(lat, float), {"units": "degrees_north"}),
+            "lon": ("lon", np.asarray(lon, float), {"units": "degrees_east"}),
+        }
+    )
+
+
+def _same_grid(ds: xr.Dataset, target: xr.Dataset) -> bool:
+    return (
+        ds.lat.size == target.lat.size
+        and ds.lon.size == target.lon.size
+        and bool(np.allclose(ds.lat, target.lat) and np.allclose(ds.lon % 360, target.lon % 360))
+    )
+
+
+def _regrid(ds: xr.Dataset, target: xr.Dataset, source: SourceConfig) -> xr.Dataset:
+    """``ds`` on the target grid, lazily; bilinear or conservative per variable."""
+    if _same_grid(ds, target):
+        return ds.assign_coords(lat=target.lat, lon=target.lon)
+    periodic = is_global(ds.lon)
+    lo = float(ds.lon.min())
+    lon = (target.lon.values - lo) % 360.0 + lo  # in the source's own range
+    out = {}
+    for name, da in ds.data_vars.items():
+        method = source.method(str(name))
+        got = regrid(da, target.lat.values, lon, method, periodic=periodic)  # type: ignore[arg-type]
+        out[name] = got.assign_attrs(da.attrs).astype(np.float32)
+    regridded = xr.Dataset(out).assign_coords(lat=target.lat, lon=target.lon)
+    return regridded.transpose("time", ..., "lat", "lon")
+
+
+def _relabel(ds: xr.Dataset, calendar: str, name: str) -> xr.Dataset:
+    """Steps relabelled on the first day of their (year, month) in ``calendar``."""
+    time = ds.time
+    years, months = time.dt.year.values, time.dt.month.values
+    keys = years.astype(np.int64) * 12 + months
+    if np.unique(keys).size != keys.size:
+        raise ClimatuneError(
+            f"source '{name}' has several steps in one month; sources are aligned on "
+            "(year, month) labels, so resample it to monthly or annual means first"
+        )
+    labels = [cftime.datetime(int(y), int(m), 1, calendar=calendar) for y, m in zip(years, months)]
+    return ds.assign_coords(time=xr.DataArray(labels, dims="time", attrs=time.attrs))
+
+
+def _units_wanted(opened: Mapping[str, xr.Dataset]) -> dict[str, str]:
+    """Per variable, the units of the first source that has it."""
+    wanted: dict[str, str] = {}
+    for ds in opened.values():
+        for name, da in ds.data_vars.items():
+            wanted.setdefault(str(name), str(da.attrs.get("units", "")))
+    return wanted
+
+
+def open_sources(data: DataConfig) -> xr.Dataset:
+    """The sources of ``data`` as one lazy, canonical dataset on the common grid.
+
+    Steps keep each source's order and are labelled with ``(year, month)`` in the common
+    grid source's calendar; the ``source`` coordinate names each step's archive. The
+    dataset's ``attrs["sources"]`` describes each source (calendar, grid, units changed,
+    missing variables).
+
+    Raises
+    ------
+    ClimatuneError
+        For a source that cannot be read, lacks a mapped variable, has sub-monthly steps
+        or units that cannot be converted.
+    """
+    if not data.sources:
+        raise ClimatuneError("data.sources is empty; list at least one source")
+    opened = {s.name: open_source(s) for s in data.sources}
+    target = target_grid(data.grid, opened)
+    ref = opened[data.grid] if isinstance(data.grid, str) else next(iter(opened.values()))
+    calendar = str(ref.time.dt.calendar)
+    wanted = _units_wanted(opened)
+    names = list(wanted)
+    parts, info = [], {}
+    for source in data.sources:
+        ds = opened[source.name]
+        own_calendar = str(ds.time.dt.calendar)
+        grid = [int(ds.lat.size), int(ds.lon.size)]
+        ds, changes = to_units(ds, wanted, f"source '{data.sources[0].name}'")
+        for line in changes:
+            _log.info("source %s: %s", source.name, line)
+        ds = _relabel(_regrid(ds, target, source), calendar, source.name)
+        lacking = [n for n in names if n not in ds.data_vars]
+        if lacking:
+            _log.warning(
+                "note: source %s lacks %s: fed as missing (all NaN: valid fraction 0, "
+                "no loss there)",
+                source.name,
+                ", ".join(lacking),
+            )
+        template = ds[next(iter(ds.data_vars))]
+        for n in lacking:
+            ds[n] = xr.full_like(template, np.nan, dtype=np.float32).assign_attrs(
+                units=wanted[n], missing_in_source=source.name
+            )
+        ds = ds[names].assign_coords({SOURCE: ("time", np.full(ds.time.size, source.name))})
+        parts.append(ds)
+        info[source.name] = {
+            "calendar": own_calendar,
+            "grid": grid,
+            "weight": source.weight,
+            "units_converted": changes,
+            "missing": lacking,
+        }
+    out = xr.concat(parts, dim="time", data_vars="all", coords="minimal", join="exact")
+    out.attrs = {"sources": info, "calendar_labels": calendar}
+    for n in names:
+        out[n].attrs["units"] = wanted[n]
+        out[n].encoding["source"] = "data.sources"
+    return out
+
+
+def source_segments(labels: np.ndarray) -> list[tuple[str, int, int]]:
+    """``(source, start, stop)`` of each run of equal labels along the time axis."""
+    labels = np.asarray(labels)
+    if labels.size == 0:
+        return []
+    cuts = np.flatnonzero(labels[1:] != labels[:-1]) + 1
+    starts = np.concatenate([[0], cuts])
+    stops = np.concatenate([cuts, [labels.size]])
+    return [(str(labels[a]), int(a), int(b)) for a, b in zip(starts, stops)]
+
+
+def mixing_probabilities(labels: np.ndarray, weights: Mapping[str, float]) -> np.ndarray:
+    """Per sample, the probability of drawing it so that each source's share of the draws
+    is its weight over the weights of the sources present.
+
+    Examples
+    --------
+    >>> p = mixing_probabilities(np.array(["a", "a", "a", "b"]), {"a": 1.0, "b": 1.0})
+    >>> p.round(3).tolist()
+    [0.167, 0.167, 0.167, 0.5]
+    """
+    labels = np.asarray(labels).astype(str)
+    names, counts = np.unique(labels, return_counts=True)
+    share = np.array([float(weights.get(n, 1.0)) for n in names])
+    share = share / share.sum()
+    per = dict(zip(names, share / counts))
+    return np.array([per[x] for x in labels])
+
+
+def describe_sources(data: DataConfig) -> dict[str, Any]:
+    """Every source (grid, calendar, years, variables, units) and the common grid."""
+    assert data.sources
+    rows: list[dict[str, Any]] = []
+    opened = {}
+    for source in data.sources:
+        ds = open_source(source)
+        opened[source.name] = ds
+        years = ds.time.dt.year.values
+        rows.append(
+            {
+                "source": source.name,
+                "path": str(source.path),
+                "calendar": str(ds.time.dt.calendar),
+                "years": [int(years.min()), int(years.max())],
+                "n_times": int(ds.time.size),
+                "grid": [int(ds.lat.size), int(ds.lon.size)],
+                "lat_range": [float(ds.lat.min()), float(ds.lat.max())],
+                "lon_range": [float(ds.lon.min()), float(ds.lon.max())],
+                "weight": source.weight,
+                "variables": {
+                    str(n): str(v.attrs.get("units", "")) for n, v in ds.data_vars.items()
+                },
+                "regrid": source.regrid,
+            }
+        )
+    target = target_grid(data.grid, opened)
+    names = list(_units_wanted(opened))
+    for row in rows:
+        row["missing"] = [n for n in names if n not in row["variables"]]
+    return {
+        "sources": rows,
+        "grid": {
+            "from": data.grid
+            if isinstance(data.grid, str)
+            else ("explicit" if data.grid is not None else data.sources[0].name),
+            "nlat": int(target.lat.size),
+            "nlon": int(target.lon.size),
+            "lat_range": [float(target.lat.min()), float(target.lat.max())],
+            "lon_range": [float(target.lon.min()), float(target.lon.max())],
+        },
+        "normalization": data.source_normalization,
+    }
