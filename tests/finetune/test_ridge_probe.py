@@ -177,3 +177,30 @@ def test_ridge_probe_reaches_the_ridge_baseline(tmp_path):
     corr, rmse = _probe_on_a_real_budget(tmp_path, "global")
     assert corr["finetuned"] >= corr["ridge"] - 0.005 and corr["ridge"] > 0.85
     assert rmse["finetuned"] <= rmse["ridge"] * 1.02
+
+
+def test_a_gaussian_ridge_probe_has_the_ridge_mean_and_its_cv_error_as_scale(pretrained):
+    store, run = pretrained
+    heads = {}
+    for distribution in ("none", "gaussian"):
+        cfg = config(
+            store,
+            *INDEX,
+            "finetune.strategy=ridge_probe",
+            f"model.head_distribution={distribution}",
+        )
+        _, view, normalizer, net, report = prepare_finetune(cfg, run)
+        net, _ = apply_strategy(net, cfg.finetune)
+        task = build_task(training_setup(cfg), view, net)
+        probe = fit_ridge_probe(net, view, normalizer, task.static, folds=4)
+        fields = torch.stack([TaskSamples(view, "test", normalizer)[i]["fields"] for i in range(3)])
+        with torch.no_grad():
+            heads[distribution] = (
+                net.forward_dist(fields, task.static.expand(3, -1, -1, -1)),
+                probe,
+            )
+    (mean, scale), probe = heads["gaussian"]
+    assert heads["none"][0][1] is None and scale is not None
+    torch.testing.assert_close(mean, heads["none"][0][0])  # the same ridge solution
+    expected = np.sqrt(probe.cv_mse[probe.alpha])  # homoscedastic: the CV root-mean-square error
+    np.testing.assert_allclose(scale.numpy(), expected, rtol=1e-4)

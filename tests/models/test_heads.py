@@ -4,7 +4,9 @@ import pytest
 import torch
 
 from climatune.errors import ClimatuneError
-from climatune.models import create_head
+from climatune.models import build_net, create_head
+from climatune.models.heads import SCALE_FLOOR
+from climatune.models.settings import ModelConfig
 
 
 def test_field_head_shape() -> None:
@@ -45,3 +47,32 @@ def test_scalar_head_standardises_the_pooled_features_over_the_batch() -> None:
 def test_unknown_head() -> None:
     with pytest.raises(ClimatuneError, match="did you mean 'scalar'"):
         create_head("scaler", 8, 1)
+
+
+@pytest.mark.parametrize(("kind", "kw"), [("field", {}), ("scalar", {"hidden": 8})])
+def test_a_gaussian_head_predicts_a_mean_and_a_positive_scale(kind, kw):
+    torch.manual_seed(0)
+    net = build_net(
+        "unet",
+        ["tas"],
+        n_out=2,
+        head=kind,
+        width=4,
+        depth=1,
+        head_kwargs=kw,
+        distribution="gaussian",
+    )
+    x = torch.randn(3, 1, 1, 8, 8)
+    mean, scale = net.forward_dist(x)
+    assert mean.shape == scale.shape == ((3, 2, 8, 8) if kind == "field" else (3, 2))
+    assert bool((scale >= SCALE_FLOOR).all())
+    assert torch.equal(net(x), mean) and net.spec()["head_kwargs"]["distribution"] == "gaussian"
+    plain = build_net("unet", ["tas"], n_out=2, head=kind, width=4, depth=1, head_kwargs=kw)
+    assert plain.forward_dist(x)[1] is None and "distribution" not in plain.spec()["head_kwargs"]
+
+
+def test_an_unknown_head_distribution_is_refused():
+    with pytest.raises(ValueError, match="gaussian"):
+        ModelConfig(head_distribution="laplace")
+    with pytest.raises(ClimatuneError, match="unknown head distribution 'gausian'.*gaussian"):
+        create_head("field", 4, 1, distribution="gausian")

@@ -21,7 +21,7 @@ from climatune.data.samples import TaskSamples
 from climatune.data.splits import fold_blocks
 from climatune.data.view import TaskView
 from climatune.errors import ClimatuneError
-from climatune.models.heads import SCALE_FLOOR, ReadoutHead
+from climatune.models.heads import ReadoutHead
 
 __all__ = ["RidgeProbe", "fit_ridge_probe"]
 
@@ -146,12 +146,10 @@ def fit_ridge_probe(
     grid = tuple(view.fields.lat.shape + view.fields.lon.shape)
     distribution = getattr(net.head, "distribution", "none")
     head = ReadoutHead(net.backbone.out_channels, 1, grid, distribution=distribution)
-    rows, bias = [weight], [y.mean() - weight @ mean]
-    if distribution == "gaussian":  # softplus(raw) + floor = the CV root-mean-square error
-        spread = max(float(np.sqrt(cv_mse[alpha])) - SCALE_FLOOR, 1e-6)
-        rows.append(np.zeros_like(weight))
-        bias.append(spread + float(np.log(-np.expm1(-spread))))  # softplus⁻¹
-    head.proj.weight.data = torch.from_numpy(np.stack(rows)).float()
-    head.proj.bias.data = torch.tensor(bias).float()
+    head.proj.weight.data[0] = torch.from_numpy(weight).float()
+    head.proj.bias.data[0] = float(y.mean() - weight @ mean)
+    if distribution == "gaussian":  # one scale: the CV root-mean-square error
+        head.set_output(scale=torch.tensor([float(np.sqrt(cv_mse[alpha]))]))
+    head.fresh = False  # solved: no starting point to set
     net.head = head.to(next(net.backbone.parameters()).device)
     return RidgeProbe(alpha=float(alpha), cv_mse=cv_mse, folds=blocks)

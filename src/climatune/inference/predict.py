@@ -179,11 +179,11 @@ def predict_distribution(
         assert scale is not None
         means.append(mean.float().numpy())
         scales.append(scale.float().numpy())
-    mean, scale = np.concatenate(means, axis=1), np.concatenate(scales, axis=1)
+    mu, sigma = np.concatenate(means, axis=1), np.concatenate(scales, axis=1)
     lead = ["member"]
-    ds = _dataset(model, view, split, mean, lead, given, given_index, units)
-    spread = _dataset(model, view, split, scale, lead, given, given_index, units, spread=True)
-    member = np.arange(mean.shape[0])
+    ds = _dataset(model, view, split, mu, lead, given, given_index, units)
+    spread = _dataset(model, view, split, sigma, lead, given, given_index, units, spread=True)
+    member = np.arange(mu.shape[0])
     return ds.assign_coords(member=member), spread.assign_coords(member=member)
 
 

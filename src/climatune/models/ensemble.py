@@ -76,7 +76,7 @@ class EnsembleNet(nn.Module):
     ) -> tuple[Tensor, Tensor | None]:
         """Each member's ``(mean, scale)`` (:meth:`ClimateNet.forward_dist`), stacked on a
         new first axis; the scale is None for deterministic members."""
-        outs = [m.forward_dist(fields, static, **kw) for m in self.members]
+        outs = [m.forward_dist(fields, static, **kw) for m in members_of(self)]
         means = torch.stack([mean for mean, _ in outs])
         scales = [scale for _, scale in outs]
         if any(s is None for s in scales):

@@ -13,7 +13,7 @@ from torch import Tensor, nn
 
 from climatune.errors import ClimatuneError, closest
 from climatune.models.backbones.base import Backbone
-from climatune.models.heads import SCALE_FLOOR, Head
+from climatune.models.heads import SCALE_FLOOR, SCALE_GAIN, Head
 from climatune.models.padding import crop
 from climatune.models.registry import (
     backbone_class,
@@ -148,7 +148,7 @@ class ClimateNet(nn.Module):
     ) -> tuple[Tensor, Tensor | None]:
         """The predictive distribution: ``(mean, scale)``, each shaped like :meth:`forward`.
 
-        A Gaussian head's scale is ``softplus(raw) + SCALE_FLOOR``, positive, in normalised
+        A Gaussian head's scale is ``softplus(SCALE_GAIN * raw) + SCALE_FLOOR``, positive, in normalised
         units; the residual base is added to the mean only. A deterministic head gives
         ``(prediction, None)``.
         """
@@ -156,7 +156,7 @@ class ClimateNet(nn.Module):
         scale = None
         if self.distribution == "gaussian":
             out, raw = out[:, : self.n_out], out[:, self.n_out :]
-            scale = F.softplus(raw) + SCALE_FLOOR
+            scale = F.softplus(SCALE_GAIN * raw) + SCALE_FLOOR
         return self._add_residual(out, fields, names), scale
 
     def forward(

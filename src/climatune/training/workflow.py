@@ -38,6 +38,7 @@ from climatune.training.resume import (
     completed_epoch,
     interruptible,
 )
+from climatune.training.scale import initialise_gaussian_head
 from climatune.training.settings import OptimConfig, TrainerConfig
 from climatune.training.task import ClimateTask, NonFiniteLoss
 from climatune.utils.openmp import prefer_passive_openmp
@@ -412,6 +413,7 @@ def run_training(
     if start is not None:
         start()
     task = build_task(setup, view, net)
+    initialise_gaussian_head(task, view, normalizer, mask_ratio=setup.task.mask_ratio)
     parent = init.parent if isinstance(init, FromArtifact) else None
     if isinstance(init, FromArtifact) and not init.train:
         export_model(out / "model", setup, view, normalizer, task, parent=parent, origin=origin)
@@ -488,6 +490,7 @@ def run_ensemble(
         if k == 0 and start is not None:
             start()
         task = build_task(mine, view, net)
+        initialise_gaussian_head(task, view, normalizer, mask_ratio=mine.task.mask_ratio)
         if not isinstance(init, FromArtifact) or init.train:
             where = out / "members" / str(k)
             trainer = _fit(
