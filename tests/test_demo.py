@@ -16,6 +16,11 @@ def test_fast_demo_writes_every_output(tmp_path, capsys):
     assert main(["demo", "--out", str(out), "--fast"]) == 0
     for run in ("pretrain", "finetune", "scratch"):
         assert (out / run / "model" / "weights.safetensors").exists()
+    members = {
+        r: json.loads((out / r / "model" / "climatune.json").read_text())["members"]
+        for r in ("pretrain", "finetune", "scratch")
+    }
+    assert members == {"pretrain": 1, "finetune": 2, "scratch": 2}  # --fast: 2 members
     rows = json.loads((out / "metrics.json").read_text())
     rmse = {r["model"]: r["value"] for r in rows if r["metric"] == "rmse" and r["split"] == "test"}
     assert {"finetuned", "scratch", *baselines_for("downscale")} <= set(rmse)
@@ -24,7 +29,16 @@ def test_fast_demo_writes_every_output(tmp_path, capsys):
     assert diff["model"] == "finetuned" and diff["n_times"] == 30  # test years 2070-2099
     assert diff["value"] == pytest.approx(rmse["finetuned"] - rmse["scratch"])
     assert diff["ci_low"] <= diff["value"] <= diff["ci_high"] and diff["block_length"] >= 3
+    crps = {r["model"]: r["value"] for r in rows if r["metric"] == "crps"}
+    assert {"finetuned", "scratch", "climatological_ensemble", "ridge_dressed"} <= set(crps)
+    assert all(0 < v < 5 for v in crps.values())
+    seeds = json.loads((out / "seeds.json").read_text())
+    tuned = next(r for r in seeds if (r["model"], r["metric"]) == ("finetuned", "rmse"))
+    assert (
+        tuned["n_seeds"] == 2 and rmse["finetuned"] <= tuned["value"] + 1e-9
+    )  # mean beats members on average
     printed = capsys.readouterr()
+    assert "finetuned ensemble: CRPS" in printed.err and "over 2 seeds" in printed.err
     line = f"vs scratch: Δ {diff['value']:+.2g} K, 95 % CI [{diff['ci_low']:+.2g}, "
     assert line in printed.err and f"block {diff['block_length']}" in printed.err
     assert str(out / "report.html") in printed.out
@@ -39,6 +53,8 @@ def test_fast_demo_writes_every_output(tmp_path, capsys):
     assert (out / "explain" / "attributions.nc").exists()
     assert "Attribution maps: explain/attributions.nc" in html
     assert "Interaction matrix: share of |attribution|" in html
+    assert "Output × climate component" in html and "2 members (deep ensemble, seeds 0–1)" in html
+    assert "Probabilistic scores" in html and "Over seeds" in html
     capsys.readouterr()
     assert main(["demo", "--out", str(out), "--fast"]) == 2  # a second run replaces nothing
     assert "pass --overwrite to replace it" in capsys.readouterr().err

@@ -136,6 +136,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> None:
         scratch=args.scratch,
         device=args.device,
         overwrite=args.overwrite,
+        seeds=args.seeds,
     )
     print(f"metrics written to {out / 'metrics.json'}")
 
@@ -337,6 +338,15 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="RUN",
         help="a network trained from scratch on the same task, scored as 'scratch' "
         "(default for a fine-tuned model: train one with the config's budget)",
+    )
+    p.add_argument(
+        "--seeds",
+        type=int,
+        default=1,
+        metavar="K",
+        help="also score the first K members of each ensemble (the model, and the scratch "
+        "network) one by one, as K seeds, since members differ only by seed: mean and spread "
+        "over seeds, in seeds.json; refused when a network has fewer than K members",
     )
     _add_out(p, required=True)
     _add_device(p)

@@ -165,6 +165,7 @@ def test_evaluate_scores_an_ensemble_by_its_mean_and_adds_probabilistic_rows(tra
     prob = {r["model"] for r in rows if r["metric"] == "crps"}
     assert prob == {
         "pretrained",
+        "pretrained_dressed",  # the ensemble dressed with the spread it lacks on training years
         "climatological_ensemble",
         "persistence_dressed",
     }

@@ -88,6 +88,7 @@ def evaluate_view(
     preds: dict[str, xr.Dataset] = {}
     ensembles: dict[str, xr.Dataset] = {}
     gaussians: dict[str, tuple[xr.Dataset, xr.Dataset]] = {}
+    trained: dict[str, xr.Dataset] = {}
     for name, model in models.items():
         if model.distribution == "gaussian":
             gaussians[name] = predict_distribution(model, view, split)
@@ -95,6 +96,8 @@ def evaluate_view(
         elif model.members > 1:
             ensembles[name] = predict_view(model, view, split, members=True)
             preds[name] = ensembles[name].mean("member", keep_attrs=True)
+            if "train" in view.anchors:  # its spread on the training years, to dress it
+                trained[name] = predict_view(model, view, "train", members=True)
         else:
             preds[name] = predict_view(model, view, split)
     fitted: dict[str, Baseline] = {}
@@ -112,7 +115,15 @@ def evaluate_view(
     )
     if ensembles or gaussians:
         rows += probabilistic_rows(
-            view, ensembles, fitted, preds, truth, weights, split=split, gaussians=gaussians
+            view,
+            ensembles,
+            fitted,
+            preds,
+            truth,
+            weights,
+            split=split,
+            gaussians=gaussians,
+            trained=trained,
         )
     return rows, preds
 

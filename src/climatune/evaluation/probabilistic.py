@@ -47,9 +47,11 @@ __all__ = [
     "DRESSED_MEMBERS",
     "climatological_ensemble",
     "dress",
+    "dress_members",
     "ensemble_rows",
     "gaussian_crps",
     "gaussian_rows",
+    "kernel_spread",
     "probabilistic_rows",
     "residual_spread",
     "spread_skill",
@@ -219,6 +221,27 @@ def dress(pred: xr.Dataset, spread: xr.Dataset, members: int = DRESSED_MEMBERS) 
     return (pred + spread * offsets).transpose("member", ...)
 
 
+def kernel_spread(train: xr.Dataset, train_truth: xr.Dataset) -> xr.Dataset:
+    """Per cell, the spread an ensemble lacks on its training years: the root of the mean
+    squared error of its mean less its members' mean variance (``ddof=1``), floored at 0."""
+    error = ((train.mean("member") - train_truth) ** 2).mean("time")
+    own = train.var("member", ddof=1).mean("time")
+    return np.sqrt((error - own).clip(min=0.0))
+
+
+def dress_members(
+    members: xr.Dataset, spread: xr.Dataset, total: int = DRESSED_MEMBERS
+) -> xr.Dataset:
+    """An ensemble dressed with Gaussian kernels (kernel dressing, Roulston and Smith 2003):
+    each of its M members becomes ``total // M`` (at least 2) evenly spaced quantiles of
+    N(member, spread²) (:func:`dress`), so the members keep their own spread and gain the
+    ``spread`` they lack (:func:`kernel_spread`)."""
+    count = max(total // members.sizes["member"], 2)
+    parts = [dress(members.isel(member=k, drop=True), spread, count) for k in members.member.values]
+    out = xr.concat(parts, dim="member")
+    return out.assign_coords(member=np.arange(out.sizes["member"]))
+
+
 def probabilistic_rows(
     view: TaskView,
     ensembles: dict[str, xr.Dataset],
@@ -229,6 +252,7 @@ def probabilistic_rows(
     *,
     split: str,
     gaussians: dict[str, tuple[xr.Dataset, xr.Dataset]] | None = None,
+    trained: dict[str, xr.Dataset] | None = None,
 ) -> list[dict[str, Any]]:
     """The :func:`ensemble_rows` of each network ensemble and of the probabilistic baselines.
 
@@ -238,16 +262,23 @@ def probabilistic_rows(
     deterministic baselines whose predictions of ``split`` are in ``preds``. Each is
     dressed with its own training residuals (``NAME_dressed``); the climatological
     ensemble is ``climatological_ensemble``. ``truth`` is masked to the cells scored.
+    ``trained`` holds, per network ensemble, its members' predictions of the training
+    years: the ensemble is then also scored dressed with the spread it lacks there
+    (:func:`dress_members`, ``NAME_dressed``), as the baselines are with theirs.
     """
     kw: dict[str, Any] = {"task": view.kind, "split": split}
     rows: list[dict[str, Any]] = []
+    train_truth = view.truth("train").load()
     for name, members in ensembles.items():
         rows += ensemble_rows(members, truth, weights, model=name, **kw)
+        if trained and name in trained:
+            spread = kernel_spread(trained[name], train_truth)
+            dressed = dress_members(members, spread)
+            rows += ensemble_rows(dressed, truth, weights, model=f"{name}_dressed", **kw)
     for name, (mean, std) in (gaussians or {}).items():
         rows += gaussian_rows(mean, std, truth, weights, model=name, **kw)
     clim = climatological_ensemble(view, split)
     rows += ensemble_rows(clim, truth, weights, model="climatological_ensemble", **kw)
-    train_truth = view.truth("train").load()
     for name, baseline in baselines.items():
         spread = residual_spread(baseline.predict(view, "train"), train_truth)
         dressed = dress(preds[name], spread)

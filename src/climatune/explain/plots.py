@@ -121,9 +121,10 @@ def plot_interactions(table: Interactions, path: Path) -> Path:
     comps = list(table.component_shares(targets[0]))
     by_var = np.array([[table.rows[t][v] for v in table.variables] for t in targets])
     by_comp = np.array([[table.component_shares(t)[c] for c in comps] for t in targets])
-    width = 2.0 + 0.7 * (len(table.variables) + len(comps))
-    fig = Figure(figsize=(width, 1.6 + 0.45 * len(targets)), layout="constrained")
-    axes = fig.subplots(1, 2, gridspec_kw={"width_ratios": [len(table.variables), len(comps)]})
+    # each panel wide enough for its title, even with one column
+    panels = [max(0.7 * len(table.variables), 1.9), max(0.7 * len(comps), 1.9)]
+    fig = Figure(figsize=(2.0 + sum(panels), 1.6 + 0.45 * len(targets)), layout="constrained")
+    axes = fig.subplots(1, 2, gridspec_kw={"width_ratios": panels})
     _heat(axes[0], by_var, targets, table.variables, "share by input variable")
     image = _heat(axes[1], by_comp, targets, comps, "share by component")
     axes[1].set_yticks([])

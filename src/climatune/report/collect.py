@@ -56,6 +56,7 @@ class Found:
     root: Path
     runs: list[RunInfo] = field(default_factory=list)
     metrics: list[Path] = field(default_factory=list)
+    seeds: list[Path] = field(default_factory=list)
     maps: list[Path] = field(default_factory=list)
     curves: list[Path] = field(default_factory=list)
     leads: list[Path] = field(default_factory=list)
@@ -85,6 +86,7 @@ class Found:
         return not (
             self.runs
             or self.metrics
+            or self.seeds
             or self.maps
             or self.curves
             or self.leads
@@ -230,6 +232,8 @@ def _classify(found: Found, folder: Path, files: set[str]) -> None:
         found.runs.append(run)
     if "metrics.json" in files:
         found.metrics.append(folder / "metrics.json")
+    if "seeds.json" in files:
+        found.seeds.append(folder / "seeds.json")
     for name in sorted(files):
         if name.startswith("map_") and name.endswith(".png") and found.accept_image(folder / name):
             found.maps.append(folder / name)

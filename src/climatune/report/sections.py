@@ -24,6 +24,7 @@ from climatune.report.collect import (
 )
 from climatune.report.markup import Cell
 from climatune.report.markup import esc as _e
+from climatune.report.seeds import seeds_section
 
 __all__ = ["SECTIONS"]
 
@@ -146,8 +147,25 @@ def _run_facts(run: RunInfo, found: Found) -> list[tuple[str, str]]:
         ("split (years)", _years(prov.get("blocks") or _get(cfg, "data", "split"))),
         ("samples", _counts(prov.get("n_samples"))),
         ("backbone", backbone),
+        ("ensemble", _ensemble(meta, cfg)),
         ("parent", _parent(meta.get("parent"), found)),
     ]
+
+
+def _members(meta: dict[str, Any], cfg: dict[str, Any]) -> int:
+    """How many networks a run holds: the artifact's ``members``, else the config's."""
+    n = meta.get("members", _get(cfg, "ensemble", "members"))
+    return n if isinstance(n, int) and not isinstance(n, bool) and n > 0 else 1
+
+
+def _ensemble(meta: dict[str, Any], cfg: dict[str, Any]) -> str:
+    """``3 members (deep ensemble, seeds 0–2)`` for an ensemble; empty for one network."""
+    n = _members(meta, cfg)
+    if n < 2:
+        return ""
+    seed = cfg.get("seed", _get(meta, "config", "seed"))
+    seeds = f", seeds {seed}–{seed + n - 1}" if isinstance(seed, int) else ""
+    return f"{n} members (deep ensemble{seeds})"
 
 
 def _primary(found: Found) -> RunInfo | None:
@@ -168,18 +186,21 @@ def _summary(found: Found) -> str:
     if not found.runs:
         return ""
     out = []
-    if len(found.runs) > 1:
-        keys = ("task", "data", "outputs", "grid", "split (years)", "samples", "parent")
+    # an ensemble member's folder holds only its log: its run is the ensemble's
+    listed = [r for r in found.runs if r.meta is not None or r.config is not None]
+    if len(listed) > 1:
+        keys = ("task", "data", "outputs", "grid", "split (years)", "samples", "members", "parent")
         rows = []
-        for run in found.runs:
+        for run in listed:
             facts = dict(_run_facts(run, found))
             facts["outputs"] = _variables(_get(run.meta, "outputs"), long=False) or facts["outputs"]
             facts["grid"] = facts["grid"].split(" cells")[0]
+            facts["members"] = str(_members(run.meta or {}, run.config or {}))
             rows.append([_e(run.name)] + [(_e(facts[k]) or "–", "w") for k in keys])
         out.append("<h3>Runs</h3>" + markup.table(["run", *keys], rows))
     primary = _primary(found)
     assert primary is not None
-    out.append(f"<h3>{_e(primary.name)}</h3>" if len(found.runs) > 1 else "")
+    out.append(f"<h3>{_e(primary.name)}</h3>" if len(listed) > 1 else "")
     out.append(markup.facts(_run_facts(primary, found)))
     text = ""
     if primary.config is not None:
@@ -413,7 +434,7 @@ def _probabilistic(found: Found) -> str:
                     body,
                 )
             )
-            nets = {m: e["ranks"] for m, e in models.items() if m in tables.NETWORKS}
+            nets = {m: e["ranks"] for m, e in models.items() if tables.is_network(m)}
             png = figures.rank_histograms(nets, variable=var)
             if png:
                 out.append(markup.figure(png, f"{var}: rank histograms"))
@@ -425,7 +446,9 @@ def _probabilistic(found: Found) -> str:
         "calibrated; about 1/(4 M) for M members even then), latitude-weighted inside the "
         "region, computed with the scores package. Baselines: the climatological ensemble "
         "(the training years) and each deterministic baseline dressed with its training "
-        "residual spread (20 members).</p>" + "".join(out)
+        "residual spread (20 members); a network ensemble NAME_dressed is its members "
+        "dressed with the spread they lack on the training years (kernel dressing).</p>"
+        + "".join(out)
     )
 
 
@@ -652,10 +675,37 @@ def _is_matrix(obj: Any) -> bool:
     )
 
 
+def _target_shares(data: dict[str, Any]) -> str:
+    """``explain``'s ``{"targets": {output: {"components": {...}, "variables": {...}}}}``:
+    an output × component matrix, then an output × input-variable one, with the method
+    and measure above them; empty when ``data`` has another shape."""
+    targets = data.get("targets")
+    if not isinstance(targets, dict) or not targets:
+        return ""
+    parts = []
+    for key, title in (("components", "climate component"), ("variables", "input variable")):
+        matrix = {str(t): v.get(key) for t, v in targets.items() if isinstance(v, dict)}
+        matrix = {t: m for t, m in matrix.items() if isinstance(m, dict) and m}
+        if matrix and _is_matrix(matrix):
+            parts.append(f"<h3>Output × {_e(title)}</h3>{_matrix(matrix)}")
+    if not parts:
+        return ""
+    facts = [(k, str(data[k])) for k in ("method", "measure") if isinstance(data.get(k), str)]
+    of = data.get("components_of")
+    if isinstance(of, dict) and of:
+        facts.append(("components", ", ".join(f"{k}: {v}" for k, v in of.items())))
+    samples = {str(v.get("samples")) for v in targets.values() if isinstance(v, dict)}
+    if len(samples) == 1 and samples != {"None"}:
+        facts.append(("samples", samples.pop()))
+    return markup.facts(facts) + "".join(parts)
+
+
 def _interactions(data: Any) -> str:
     """Render the interaction matrix in whichever plain JSON shape it comes."""
     if _is_matrix(data):
         return _matrix(data)
+    if isinstance(data, dict) and (shares := _target_shares(data)):
+        return shares
     if isinstance(data, dict):
         if {"rows", "columns", "values"} <= set(data) and isinstance(data["values"], list):
             try:
@@ -763,6 +813,7 @@ SECTIONS: tuple[tuple[str, str, Callable[[Found], str]], ...] = (
     ("training", "Training curves", _training),
     ("metrics", "Metrics against the baselines", _metrics),
     ("probabilistic", "Probabilistic scores", _probabilistic),
+    ("seeds", "Over seeds", seeds_section),
     ("maps", "Maps", _maps),
     ("efficiency", "Data efficiency", _curve),
     ("leads", "Skill by lead time", _leads),

@@ -18,6 +18,7 @@ __all__ = [
     "METRIC_ORDER",
     "PROBABILISTIC_METRICS",
     "is_probabilistic",
+    "is_network",
     "probabilistic_lines",
     "probabilistic_table",
     "NETWORKS",
@@ -97,6 +98,12 @@ def is_probabilistic(metric: str) -> bool:
     return metric in PROBABILISTIC_METRICS or metric.startswith("rank_hist_")
 
 
+def is_network(model: str) -> bool:
+    """Whether a probabilistic row's ``model`` is a network: one of :data:`NETWORKS`, or
+    one of them dressed with the spread it lacks on its training years (``NAME_dressed``)."""
+    return model in NETWORKS or model.removesuffix("_dressed") in NETWORKS
+
+
 def probabilistic_table(
     rows: Sequence[dict[str, Any]],
 ) -> dict[str, dict[str, dict[str, Any]]]:
@@ -142,11 +149,13 @@ def probabilistic_lines(rows: Sequence[dict[str, Any]], units: dict[str, str]) -
     lines = []
     for var, models in probabilistic_table(rows).items():
         unit = f" {units[var]}" if units.get(var) else ""
-        baselines = [(m, e) for m, e in models.items() if m not in NETWORKS]
+        baselines = [(m, e) for m, e in models.items() if not is_network(m)]
         for model, entry in models.items():
-            if model not in NETWORKS:
+            if not is_network(model):
                 continue
             what = "Gaussian head" if entry.get("estimator") else "ensemble"
+            if model.endswith("_dressed"):
+                model, what = model.removesuffix("_dressed"), "ensemble dressed"
             text = f"{var} {model} {what}: CRPS {fmt(entry.get('crps', math.nan))}{unit}"
             if entry.get("estimator"):
                 text += f" ({entry['estimator']})"

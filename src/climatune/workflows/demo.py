@@ -8,6 +8,7 @@ data-efficiency curve, explain the fine-tuned model's predictions and write the 
 
 from __future__ import annotations
 
+import json
 import time
 from importlib import resources
 from pathlib import Path
@@ -19,31 +20,40 @@ from climatune.data.view import build_view
 from climatune.evaluation.baselines import baselines_for
 from climatune.evaluation.evaluate import evaluate_view, write_metrics
 from climatune.evaluation.maps import plot_maps
+from climatune.evaluation.seeds import SEEDS_FILE, member_predictions, seed_rows
 from climatune.explain.run import explain, write_explanation
 from climatune.inference import load_model
 from climatune.report.html import write_report
+from climatune.report.seeds import seed_lines
 from climatune.report.tables import probabilistic_lines, verdicts
-from climatune.utils.atomic import prepare_output_dir, releases_outputs
+from climatune.utils.atomic import atomic_path, prepare_output_dir, releases_outputs
 from climatune.workflows.curve import curve_command
 from climatune.workflows.finetuning import finetune
 from climatune.workflows.pretraining import pretrain, train_scratch
 
 __all__ = ["run_demo", "demo_configs"]
 
-#: Budgets: (pre-training epochs, fine-tuning epochs, curve fractions).
-_BUDGET = {False: (30, 30, "0.25,0.5,1.0"), True: (6, 8, "0.5,1.0")}
+#: Budgets: (pre-training epochs, fine-tuning epochs, curve fractions, members of the
+#: fine-tuned and the scratch ensembles; the pre-trained model is one network). The curve
+#: trains ensembles of as many members at each fraction; ``--fast`` (the tests) two.
+_BUDGET = {False: (30, 30, "0.25,0.5,1.0", 3), True: (6, 8, "0.5,1.0", 2)}
 
 
 def demo_configs(fast: bool = False) -> tuple[Config, Config]:
     """The pre-training and fine-tuning configs (``examples/a1b``), with the demo's budget."""
     root = resources.files("climatune") / "examples" / "a1b"
-    pre_epochs, ft_epochs, _ = _BUDGET[fast]
+    pre_epochs, ft_epochs, _, members = _BUDGET[fast]
     common = ["trainer.progress_bar=false"]
     pre = load_config(
         Path(str(root / "pretrain.yaml")), [f"trainer.max_epochs={pre_epochs}", *common]
     )
     ft = load_config(
-        Path(str(root / "finetune.yaml")), [f"trainer.max_epochs={ft_epochs}", *common]
+        Path(str(root / "finetune.yaml")),
+        [
+            f"trainer.max_epochs={ft_epochs}",
+            f"ensemble.members={members}",
+            *common,
+        ],
     )
     return pre, ft
 
@@ -81,7 +91,13 @@ def run_demo(out: str | Path = "runs/demo", fast: bool = False, overwrite: bool 
     for model, value in sorted(rmse.items(), key=lambda kv: kv[1]):
         console.print(f"    {model:<18} test RMSE {value:.3f} K")
     units = {v: str(view.fields[v].attrs.get("units", "")) for v in view.targets}
-    for line in verdicts(rows, units) + probabilistic_lines(rows, units):
+    # the members differ only by seed: each scored alone gives the spread over seeds
+    members = member_predictions(models, view, ft_cfg.ensemble.members)
+    over = seed_rows(view, members, {k: v for k, v in preds.items() if k not in models})
+    with atomic_path(out / SEEDS_FILE) as tmp:
+        tmp.write_text(json.dumps(over, indent=2))
+    lines = verdicts(rows, units) + probabilistic_lines(rows, units) + seed_lines(over, units)
+    for line in lines:
         console.print(f"    {line}", markup=False, soft_wrap=True)
     step("data-efficiency curve …")
     curve_command(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -11,9 +12,11 @@ from climatune.data.view import build_view
 from climatune.errors import ClimatuneError
 from climatune.evaluation.evaluate import evaluate_view, model_label, parse_baselines, write_metrics
 from climatune.evaluation.maps import plot_maps
+from climatune.evaluation.seeds import SEEDS_FILE, check_seeds, member_predictions, seed_rows
 from climatune.inference import LoadedModel, load_model, model_paths, model_units, model_view
+from climatune.report.seeds import seed_lines
 from climatune.report.tables import probabilistic_lines, verdicts
-from climatune.utils.atomic import prepare_output_dir, releases_outputs
+from climatune.utils.atomic import atomic_path, prepare_output_dir, releases_outputs
 from climatune.workflows.pretraining import train_scratch
 
 __all__ = ["evaluate_command"]
@@ -57,15 +60,22 @@ def evaluate_command(
     scratch: str | Path | None = None,
     device: str = "cpu",
     overwrite: bool = False,
+    seeds: int = 1,
 ) -> Path:
     """``climatune evaluate``: metrics of a model and its baselines on the test years, plus maps.
 
     Prints the verdict of each target variable, every comparison with its 95 % interval.
+    With ``seeds`` K > 1, the first K members of each ensemble (the model and the scratch
+    network) are also scored one by one, as K seeds of one recipe: ``seeds.json`` and the
+    printed lines give each metric's mean and spread over seeds and each difference's
+    pooled interval (:func:`~climatune.evaluation.seeds.seed_rows`). A network with fewer
+    than K members is refused before anything is written.
 
     The models predict on ``device``; a scratch network for ``--baselines`` trains as the
     config's ``trainer`` says. ``overwrite`` replaces an earlier evaluation at ``out``.
     """
     model = load_model(model_path, device)
+    check_seeds(seeds, {"evaluated": model})
     if config:
         cfg = load_config(config, overrides)
     else:
@@ -95,6 +105,13 @@ def evaluate_command(
             raise ClimatuneError(f"{model_path} is itself a scratch network; drop --scratch")
         models["scratch"] = load_model(scratch, device)
         _check_scratch(models["scratch"], model, scratch)
+        check_seeds(seeds, {"--scratch": models["scratch"]})
+    if "scratch" in names and scratch is None and cfg.ensemble.members < seeds:
+        raise ClimatuneError(
+            f"--seeds {seeds} scores {seeds} members of the scratch network too, and the one "
+            f"trained here would have ensemble.members={cfg.ensemble.members}; set "
+            f"ensemble.members={seeds} (--set), or pass --scratch RUN with enough members"
+        )
     out = prepare_output_dir(out, **claim)  # created only once the inputs are known to be good
     if "scratch" in names and scratch is None:
         print(
@@ -112,6 +129,14 @@ def evaluate_command(
     lead = view.lead if view.kind in ("forecast", "index") else None
     for line in verdicts(rows, units, lead) + probabilistic_lines(rows, units):
         print(line)
+    if seeds > 1:
+        members = member_predictions(models, view, seeds)
+        others = {name: pred for name, pred in preds.items() if name not in models}
+        over = seed_rows(view, members, others)
+        with atomic_path(out / SEEDS_FILE) as tmp:
+            tmp.write_text(json.dumps(over, indent=2))
+        for line in seed_lines(over, units):
+            print(line)
     truth = view.truth("test")
     for label in models:
         plot_maps(preds[label], truth, out, label=label, weights=view.weights())
