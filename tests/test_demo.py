@@ -32,6 +32,12 @@ def test_fast_demo_writes_every_output(tmp_path, capsys):
     crps = {r["model"]: r["value"] for r in rows if r["metric"] == "crps"}
     assert {"finetuned", "scratch", "climatological_ensemble", "ridge_dressed"} <= set(crps)
     assert all(0 < v < 5 for v in crps.values())
+    crps_diff = {r["model"]: r for r in rows if r["metric"] == "crps_diff"}
+    assert set(crps_diff) == {"finetuned", "finetuned_dressed", "scratch", "scratch_dressed"}
+    best = crps_diff["finetuned"]["reference"]
+    baselines = {m: v for m, v in crps.items() if m not in crps_diff}
+    assert best == min(baselines, key=baselines.__getitem__)
+    assert crps_diff["finetuned"]["value"] == pytest.approx(crps["finetuned"] - crps[best])
     seeds = json.loads((out / "seeds.json").read_text())
     tuned = next(r for r in seeds if (r["model"], r["metric"]) == ("finetuned", "rmse"))
     assert (
@@ -55,6 +61,7 @@ def test_fast_demo_writes_every_output(tmp_path, capsys):
     assert "Interaction matrix: share of |attribution|" in html
     assert "Output × climate component" in html and "2 members (deep ensemble, seeds 0–1)" in html
     assert "Probabilistic scores" in html and "Over seeds" in html
+    assert "Δ CRPS [K] against the best baseline" in html
     capsys.readouterr()
     assert main(["demo", "--out", str(out), "--fast"]) == 2  # a second run replaces nothing
     assert "pass --overwrite to replace it" in capsys.readouterr().err

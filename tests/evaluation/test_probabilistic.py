@@ -12,12 +12,14 @@ from climatune.evaluation.evaluate import evaluate_view
 from climatune.evaluation.metrics import lat_weights, rmse
 from climatune.evaluation.probabilistic import (
     climatological_ensemble,
+    crps_comparison_rows,
     dress,
     ensemble_rows,
     residual_spread,
     spread_skill,
 )
 from climatune.inference import predict_view
+from climatune.report.tables import probabilistic_lines
 from climatune.testing import tiny_archive, tiny_config
 from climatune.workflows.pretraining import pretrain
 
@@ -69,6 +71,29 @@ def test_an_over_confident_ensemble_is_caught():
         ensemble_rows(*_synthetic(scale=1.0), _weights(), model="m", task="t", split="test")
     )
     assert values["crps"] > calibrated["crps"] and values["pit_alpha"] > 0.1
+
+
+def test_the_crps_difference_has_a_paired_interval_against_the_best_baseline():
+    calibrated, truth = _synthetic(scale=1.0, times=120)
+    wide, _ = _synthetic(scale=3.0, times=120, seed=1)
+    narrow, _ = _synthetic(scale=0.3, times=120, seed=2)
+    ensembles = {"net": calibrated, "clim": wide, "other": narrow}
+    rows = crps_comparison_rows(
+        ensembles, truth, _weights(), ["net"], task="t", split="test", seed=3
+    )
+    crps = {
+        m: _values(ensemble_rows(e, truth, _weights(), model=m, task="t", split="test"), m)["crps"]
+        for m, e in ensembles.items()
+    }
+    (row,) = rows
+    best = min(("clim", "other"), key=crps.__getitem__)
+    assert row["metric"] == "crps_diff" and row["reference"] == best
+    assert row["value"] == pytest.approx(crps["net"] - crps[best], rel=1e-9)
+    assert row["ci_low"] < row["value"] < row["ci_high"] < 0  # the calibrated one is better
+    prob = ensemble_rows(calibrated, truth, _weights(), model="finetuned", task="t", split="test")
+    prob += ensemble_rows(wide, truth, _weights(), model="clim", task="t", split="test")
+    (line,) = probabilistic_lines([*prob, {**row, "model": "finetuned"}], {"tas": "K"})
+    assert "; Δ -" in line and " K, 95 % CI [-" in line and "not significant" not in line
 
 
 def test_an_under_dispersed_ensemble_is_below_1_and_an_over_dispersed_above():
@@ -179,5 +204,12 @@ def test_evaluate_scores_an_ensemble_by_its_mean_and_adds_probabilistic_rows(tra
     }
     assert not any(r["metric"] == "rank_hist_4" for r in rows if r["model"] == "pretrained")
     assert all(np.isfinite(r["value"]) for r in rows if r["metric"] == "crps")
+    crps = {r["model"]: r["value"] for r in rows if r["metric"] == "crps"}
+    diffs = {r["model"]: r for r in rows if r["metric"] == "crps_diff"}
+    assert set(diffs) == {"pretrained", "pretrained_dressed"}  # the networks, raw and dressed
+    best = min(("climatological_ensemble", "persistence_dressed"), key=crps.__getitem__)
+    for name, row in diffs.items():
+        assert row["reference"] == best and row["ci_low"] <= row["value"] <= row["ci_high"]
+        assert row["value"] == pytest.approx(crps[name] - crps[best], rel=1e-6)
     single, _ = evaluate_view(view, {"pretrained": model.member(0)}, [])
     assert not any(r["metric"] == "crps" for r in single)  # one network: no new rows

@@ -104,14 +104,17 @@ def paired_interval(
     level: float = 0.95,
     n_resamples: int = 2000,
     seed: int = 0,
+    root: bool = True,
 ) -> Interval:
-    """Interval of RMSE(model) − RMSE(reference) by a paired circular block bootstrap.
+    """Interval of RMSE(model) − RMSE(reference) by a paired circular block bootstrap
+    (``root`` False: of the difference of the weighted means themselves, such as CRPS).
 
     Parameters
     ----------
     model, reference
         Per test time, the weighted squared errors and their weights
         (:func:`~climatune.evaluation.metrics.squared_errors`) of the two predictions.
+        With ``root`` False, any per-time weighted sums (CRPS) and their weights.
     level
         Coverage of the interval.
     n_resamples
@@ -122,13 +125,14 @@ def paired_interval(
     (ea, na), (eb, nb) = model, reference
     keep = (na > 0) & (nb > 0)  # times with no valid cell carry nothing
     ea, na, eb, nb = ea[keep], na[keep], eb[keep], nb[keep]
-    diff = float(np.sqrt(ea.sum() / na.sum()) - np.sqrt(eb.sum() / nb.sum()))
+    stat = np.sqrt if root else np.asarray
+    diff = float(stat(ea.sum() / na.sum()) - stat(eb.sum() / nb.sum()))
     n = len(ea)
     if n < 2:
         return Interval(diff, math.nan, math.nan, level, 1, n, seed)
     block = block_length(ea / na - eb / nb)
     idx = _resample(n, block, n_resamples, np.random.default_rng(seed))
-    draws = np.sqrt(ea[idx].sum(1) / na[idx].sum(1)) - np.sqrt(eb[idx].sum(1) / nb[idx].sum(1))
+    draws = stat(ea[idx].sum(1) / na[idx].sum(1)) - stat(eb[idx].sum(1) / nb[idx].sum(1))
     se = float(np.std(draws)) * math.sqrt(n / (n - block))
     half = float(stats.t.ppf((1 + level) / 2, max(n / block - 1, 1))) * se
     return Interval(diff, diff - half, diff + half, level, block, n, seed)

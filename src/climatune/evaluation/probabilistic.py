@@ -40,12 +40,15 @@ from scores.probability import Pit, crps_for_ensemble, rank_histogram
 
 from climatune.data.view import TaskView
 from climatune.evaluation.baselines import Baseline
+from climatune.evaluation.bootstrap import paired_interval
 from climatune.evaluation.climatology import is_sub_annual
 from climatune.inference.gaussian import QUANTILE_MEMBERS, quantile_members
 
 __all__ = [
     "DRESSED_MEMBERS",
     "climatological_ensemble",
+    "crps_comparison_rows",
+    "crps_per_time",
     "dress",
     "dress_members",
     "ensemble_rows",
@@ -242,6 +245,71 @@ def dress_members(
     return out.assign_coords(member=np.arange(out.sizes["member"]))
 
 
+def crps_per_time(
+    fcst: xr.DataArray, obs: xr.DataArray, weights: xr.DataArray | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per time, the weighted sum of the fair CRPS over the cells where the truth and every
+    member are valid, and the sum of their weights: the terms of the paired bootstrap."""
+    valid = obs.notnull() & fcst.notnull().all("member")
+    crps = crps_for_ensemble(
+        fcst.where(valid), obs.where(valid), "member", method="fair", preserve_dims="all"
+    )
+    w = xr.ones_like(obs) if weights is None else weights.broadcast_like(obs)
+    w = w.where(valid, 0.0)
+    cells = [d for d in obs.dims if d != "time"]
+    total = (crps.fillna(0.0) * w).sum(cells) if cells else crps.fillna(0.0) * w
+    count = w.sum(cells) if cells else w
+    return np.asarray(total.values, float), np.asarray(count.values, float)
+
+
+def crps_comparison_rows(
+    ensembles: dict[str, xr.Dataset],
+    truth: xr.Dataset,
+    weights: xr.DataArray | None,
+    networks: list[str],
+    *,
+    task: str,
+    split: str,
+    seed: int = 0,
+) -> list[dict[str, Any]]:
+    """One ``crps_diff`` row per network ensemble (``networks``, raw or dressed) and
+    variable: its CRPS minus that of the best probabilistic baseline among the other
+    ``ensembles`` (the lowest CRPS), with the paired block-bootstrap interval over test
+    times (:func:`~climatune.evaluation.bootstrap.paired_interval`)."""
+    rows: list[dict[str, Any]] = []
+    weights = None if weights is None else weights.load()
+    for name in truth.data_vars:
+        obs = truth[name].load()
+        terms = {m: crps_per_time(e[name].load(), obs, weights) for m, e in ensembles.items()}
+        mean = {m: t[0].sum() / t[1].sum() for m, t in terms.items() if t[1].sum() > 0}
+        references = [m for m in mean if m not in networks]
+        if not references:
+            continue
+        best = min(references, key=mean.__getitem__)
+        for model in networks:
+            if model not in mean:
+                continue
+            iv = paired_interval(terms[model], terms[best], seed=seed, root=False)
+            rows.append(
+                {
+                    "model": model,
+                    "task": task,
+                    "variable": str(name),
+                    "metric": "crps_diff",
+                    "value": iv.diff,
+                    "split": split,
+                    "reference": best,
+                    "ci_low": iv.low,
+                    "ci_high": iv.high,
+                    "level": iv.level,
+                    "block_length": iv.block,
+                    "n_times": iv.n_times,
+                    "seed": iv.seed,
+                }
+            )
+    return rows
+
+
 def probabilistic_rows(
     view: TaskView,
     ensembles: dict[str, xr.Dataset],
@@ -264,23 +332,27 @@ def probabilistic_rows(
     ensemble is ``climatological_ensemble``. ``truth`` is masked to the cells scored.
     ``trained`` holds, per network ensemble, its members' predictions of the training
     years: the ensemble is then also scored dressed with the spread it lacks there
-    (:func:`dress_members`, ``NAME_dressed``), as the baselines are with theirs.
+    (:func:`dress_members`, ``NAME_dressed``), as the baselines are with theirs. Each
+    network ensemble, raw and dressed, then gets its ``crps_diff`` row against the best
+    probabilistic baseline (:func:`crps_comparison_rows`).
     """
     kw: dict[str, Any] = {"task": view.kind, "split": split}
     rows: list[dict[str, Any]] = []
     train_truth = view.truth("train").load()
+    scored: dict[str, xr.Dataset] = {}  # every ensemble scored, for the CRPS comparisons
     for name, members in ensembles.items():
-        rows += ensemble_rows(members, truth, weights, model=name, **kw)
+        scored[name] = members
         if trained and name in trained:
             spread = kernel_spread(trained[name], train_truth)
-            dressed = dress_members(members, spread)
-            rows += ensemble_rows(dressed, truth, weights, model=f"{name}_dressed", **kw)
+            scored[f"{name}_dressed"] = dress_members(members, spread)
+    networks = list(scored)
     for name, (mean, std) in (gaussians or {}).items():
         rows += gaussian_rows(mean, std, truth, weights, model=name, **kw)
-    clim = climatological_ensemble(view, split)
-    rows += ensemble_rows(clim, truth, weights, model="climatological_ensemble", **kw)
+    scored["climatological_ensemble"] = climatological_ensemble(view, split)
     for name, baseline in baselines.items():
         spread = residual_spread(baseline.predict(view, "train"), train_truth)
-        dressed = dress(preds[name], spread)
-        rows += ensemble_rows(dressed, truth, weights, model=f"{name}_dressed", **kw)
+        scored[f"{name}_dressed"] = dress(preds[name], spread)
+    for name, members in scored.items():
+        rows += ensemble_rows(members, truth, weights, model=name, **kw)
+    rows += crps_comparison_rows(scored, truth, weights, networks, **kw)
     return rows

@@ -403,11 +403,18 @@ def _probabilistic(found: Found) -> str:
     out = []
     for path in found.metrics:
         rows = read_json(path, [])
-        by_var = tables.probabilistic_table(rows if isinstance(rows, list) else [])
+        rows = rows if isinstance(rows, list) else []
+        by_var = tables.probabilistic_table(rows)
+        diffs = {
+            (str(r["model"]), str(r["variable"])): r
+            for r in rows
+            if isinstance(r, dict) and r.get("metric") == "crps_diff"
+        }
         for var, models in by_var.items():
             unit = f" [{_e(units[var])}]" if units.get(var) else ""
             body: list[list[Cell]] = []
             for model, entry in models.items():
+                iv = diffs.get((model, var))
                 ratio = entry.get("spread_skill", math.nan)
                 how = entry.get("estimator")  # a Gaussian head's CRPS: how it was computed
                 body.append(
@@ -418,6 +425,7 @@ def _probabilistic(found: Found) -> str:
                         tables.fmt(entry.get("pit_alpha", math.nan), 3),
                         tables.fmt(entry.get("rmse", math.nan), 3),
                         _e(str(len(entry["ranks"]) - 1)) if entry["ranks"] else "–",
+                        _e(f"{tables.interval_text(iv)} vs {iv['reference']}") if iv else "–",
                     ]
                 )
             out.append(f"<h3>{_e(var)} ({_e(found.rel(path))})</h3>")
@@ -430,6 +438,7 @@ def _probabilistic(found: Found) -> str:
                         "PIT alpha",
                         f"ensemble-mean RMSE{unit}",
                         "members",
+                        f"Δ CRPS{unit} against the best baseline",
                     ],
                     body,
                 )

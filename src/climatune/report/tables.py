@@ -145,14 +145,21 @@ def probabilistic_table(
 
 def probabilistic_lines(rows: Sequence[dict[str, Any]], units: dict[str, str]) -> list[str]:
     """One line per variable and network ensemble: its CRPS against the best probabilistic
-    baseline's, and its spread-skill ratio. Empty without probabilistic rows."""
+    baseline's, with the interval of the difference where the rows have it
+    (``crps_diff``), and its spread-skill ratio. Empty without probabilistic rows."""
     lines = []
+    diffs = {
+        (str(r["model"]), str(r["variable"])): r
+        for r in rows
+        if isinstance(r, dict) and r.get("metric") == "crps_diff"
+    }
     for var, models in probabilistic_table(rows).items():
         unit = f" {units[var]}" if units.get(var) else ""
         baselines = [(m, e) for m, e in models.items() if not is_network(m)]
         for model, entry in models.items():
             if not is_network(model):
                 continue
+            name = model
             what = "Gaussian head" if entry.get("estimator") else "ensemble"
             if model.endswith("_dressed"):
                 model, what = model.removesuffix("_dressed"), "ensemble dressed"
@@ -161,7 +168,9 @@ def probabilistic_lines(rows: Sequence[dict[str, Any]], units: dict[str, str]) -
                 text += f" ({entry['estimator']})"
             if baselines:
                 best, other = baselines[0]  # in order of CRPS
-                text += f" (best probabilistic baseline {best}: {fmt(other.get('crps', math.nan))}{unit})"
+                text += f" (best probabilistic baseline {best}: {fmt(other.get('crps', math.nan))}{unit}"
+                iv = diffs.get((name, var))
+                text += f"; {interval_text(iv, units.get(var, ''))})" if iv else ")"
             ratio = entry.get("spread_skill", math.nan)
             lines.append(f"{text}, spread/skill {ratio:.2f}")
     return lines
@@ -190,7 +199,7 @@ def metric_table(rows: Sequence[dict[str, Any]], split: str = "test") -> MetricT
     if split not in splits:
         split = splits[0]
     rows = [r for r in rows if str(r.get("split", "test")) == split]
-    pairs = [r for r in rows if "reference" in r]
+    pairs = [r for r in rows if "reference" in r and r["metric"] == "rmse_diff"]
     rows = [r for r in rows if "reference" not in r]
     variables = list(dict.fromkeys(str(r["variable"]) for r in rows))
     metrics = {str(r["metric"]) for r in rows}
