@@ -26,7 +26,7 @@ import cftime
 import numpy as np
 import xarray as xr
 
-from climatune.data.grid import is_global
+from climatune.data.grid import contiguous_lon, is_global
 from climatune.data.io import open_dataset
 from climatune.data.regrid import regrid
 from climatune.data.settings import DataConfig, GridSpec, SourceConfig
@@ -80,9 +80,12 @@ def _axis(first: float, last: float, step: float) -> np.ndarray:
 def target_grid(grid: str | GridSpec | None, opened: Mapping[str, xr.Dataset]) -> xr.Dataset:
     """The common grid: a source's (by name; the first source's by default) or explicit."""
     if isinstance(grid, GridSpec):
-        lat, lon = _axis(*grid.lat), _axis(*grid.lon) % 360.0
-        if np.unique(lon).size != lon.size:
+        lat, lon = _axis(*grid.lat), _axis(*grid.lon)
+        if np.unique(lon % 360.0).size != lon.size:
             raise ClimatuneError("data.grid.lon covers a longitude twice; stop before 360")
+        # a file's longitudes after io.canonicalize: a global grid from 0°, a regional one
+        # from its first cell, across 0° as -40..30, never 320..350, 0..30 (maps, crops)
+        lon = contiguous_lon(lon, None if is_global(lon) else lon[0] % 360.0)[1]
     else:
         ref = opened[grid or next(iter(opened))]
         lat, lon = ref.lat.values, ref.lon.values

@@ -1,0 +1,64 @@
+"""Messy multi-source archives a climate scientist brings: grids across the 0° seam,
+descending latitudes, mixed units and calendars, typos in the config (red team)."""
+
+from __future__ import annotations
+
+import numpy as np
+import xarray as xr
+
+from climatune.config import load_config
+from climatune.data.sources import open_sources
+
+
+def field(lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
+    """A smooth field (K) whose value is known at any point."""
+    la, lo = np.deg2rad(lat)[:, None], np.deg2rad(lon)[None, :]
+    return 280.0 + 20.0 * np.cos(la) + 3.0 * np.sin(lo)
+
+
+def write_store(path, lat, lon, *, calendar="noleap", units="K", years=(1980, 1983)):
+    """A noise-free monthly ``tas`` on the given axes (descending or -180..180 as given)."""
+    time = xr.date_range(
+        f"{years[0]}-01", periods=12 * (years[1] - years[0] + 1), freq="MS",
+        calendar=calendar, use_cftime=True,
+    )  # fmt: skip
+    lat, lon = np.asarray(lat, float), np.asarray(lon, float)
+    tas = np.broadcast_to(field(lat, lon), (time.size, lat.size, lon.size))
+    data = tas - 273.15 if units == "degC" else tas
+    xr.Dataset(
+        {"tas": (("time", "lat", "lon"), data.astype("float32"), {"units": units})},
+        coords={"time": time, "lat": lat, "lon": lon},
+    ).to_netcdf(path)
+    return str(path)
+
+
+def write_config(path, sources: str, extra: str = "") -> str:
+    path.write_text(
+        f"data:\n  sources:\n{sources}{extra}  variables: [tas]\n"
+        "  split: {train: [1980, 1981], val: [1982, 1982], test: [1983, 1983]}\n"
+        "task: {kind: forecast, history: 1, lead: 1}\n"
+    )
+    return str(path)
+
+
+def test_an_explicit_grid_across_0_keeps_its_neighbours_together(tmp_path):
+    """data.grid lon [-40, 30, 10] read from a 0..360 source and a -180..180 one with
+    descending latitudes in degC: longitudes run -40..30 (as a file's do after
+    canonicalisation, so maps and crops see neighbours side by side), not 320..350, 0..30,
+    and every cell holds the source's value there."""
+    a = write_store(tmp_path / "a.nc", np.arange(-30, 31, 10), np.arange(0, 360, 10))
+    b = write_store(
+        tmp_path / "b.nc", np.arange(30, -31, -10), np.arange(-180, 180, 10),
+        calendar="360_day", units="degC",
+    )  # fmt: skip
+    cfg = write_config(
+        tmp_path / "c.yaml",
+        f"    - {{name: a, path: {a}}}\n    - {{name: b, path: {b}}}\n",
+        "  grid: {lat: [-20, 20, 10], lon: [-40, 30, 10]}\n",
+    )
+    ds = open_sources(load_config(cfg).data).load()
+    assert ds.lon.values.tolist() == list(np.arange(-40.0, 31.0, 10.0))
+    want = field(np.arange(-20.0, 21, 10), np.arange(-40.0, 31, 10))
+    for name in ("a", "b"):
+        got = ds.tas.isel(time=np.flatnonzero(ds.source.values == name)).values
+        np.testing.assert_allclose(got, np.broadcast_to(want, got.shape), atol=1e-3)
