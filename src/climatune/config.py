@@ -106,15 +106,42 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     return data
 
 
+def _sections(annotation: Any, prefix: str) -> list[tuple[type[BaseModel], str]]:
+    """The config sections an annotation holds, with their key prefix: ``*.`` stands for
+    the index of a list item (``data.sources.*.path``)."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [(annotation, prefix)]
+    if getattr(annotation, "__origin__", None) is list:
+        prefix += "*."
+    found = []
+    for arg in getattr(annotation, "__args__", ()):
+        found.extend(_sections(arg, prefix))
+    return found
+
+
 def _valid_keys(model: type[BaseModel], prefix: str = "") -> list[str]:
     keys = []
     for name, field in model.model_fields.items():
         keys.append(prefix + name)
-        annotation = field.annotation
-        for candidate in getattr(annotation, "__args__", (annotation,)):
-            if isinstance(candidate, type) and issubclass(candidate, BaseModel):
-                keys.extend(_valid_keys(candidate, f"{prefix}{name}."))
+        for section, sub in _sections(field.annotation, f"{prefix}{name}."):
+            keys.extend(_valid_keys(section, sub))
     return keys
+
+
+def _unknown_key(key: str, source: str) -> ClimatuneError:
+    """An unknown key, with the closest valid one (list indexes kept as written)."""
+    parts = key.split(".")
+    pattern = ".".join("*" if p.isdigit() else p for p in parts)
+    hint = closest(pattern, _valid_keys(Config))
+    for index in (p for p in parts if p.isdigit()):
+        hint = hint.replace("*", index, 1)
+    return ClimatuneError(f"unknown config key '{key}' in {source}{hint}")
+
+
+def _key(loc: tuple[Any, ...]) -> list[str]:
+    """An error's location as config keys, without pydantic's union-member tags
+    (``literal['a','b']``, ``tuple[int, int]``)."""
+    return [str(p) for p in loc if not (isinstance(p, str) and "[" in p)]
 
 
 def apply_overrides(raw: dict[str, Any], overrides: list[str] | None) -> dict[str, Any]:
@@ -148,12 +175,18 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str] | None) -> dict[st
 
 
 def _explain(exc: ValidationError, source: str) -> ClimatuneError:
-    err = exc.errors()[0]
-    key = ".".join(str(p) for p in err["loc"])
+    errors = exc.errors()
+    err, loc = errors[0], _key(errors[0]["loc"])
+    for other in errors[1:]:  # a union: the member that looked inside the value says more
+        deeper = _key(other["loc"])
+        if len(deeper) > len(loc) and deeper[: len(loc)] == loc:
+            err, loc = other, deeper
+        elif err["type"] == "missing" and other["type"] == "extra_forbidden":
+            if _key(other["loc"])[:-1] == loc[:-1]:  # a required key misspelt: name it
+                err, loc = other, _key(other["loc"])
+    key = ".".join(loc)
     if err["type"] == "extra_forbidden":
-        return ClimatuneError(
-            f"unknown config key '{key}' in {source}{closest(key, _valid_keys(Config))}"
-        )
+        return _unknown_key(key, source)
     msg = err["msg"].removeprefix("Value error, ")
     got = repr(err.get("input"))
     got = got if len(got) <= 80 else got[:77] + "..."

@@ -4,10 +4,12 @@ descending latitudes, mixed units and calendars, typos in the config (red team).
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import xarray as xr
 
 from climatune.config import load_config
 from climatune.data.sources import open_sources
+from climatune.errors import ClimatuneError
 
 
 def field(lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
@@ -62,3 +64,35 @@ def test_an_explicit_grid_across_0_keeps_its_neighbours_together(tmp_path):
     for name in ("a", "b"):
         got = ds.tas.isel(time=np.flatnonzero(ds.source.values == name)).values
         np.testing.assert_allclose(got, np.broadcast_to(want, got.shape), atol=1e-3)
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        # a typo inside a list item: the close key, with the item's index
+        (
+            "data.sources=[{name: a, path: a.nc, regird: conservative}]",
+            "unknown config key 'data.sources.0.regird' in --set "
+            "(did you mean 'data.sources.0.regrid'?)",
+        ),
+        (
+            "data.sources=[{name: a, path: a.nc}, {name: b, path: b.nc, wieght: 2}]",
+            "(did you mean 'data.sources.1.weight'?)",
+        ),
+        # a required key misspelt: named as unknown with its fix, not as 'Field required'
+        (
+            "data.sources=[{name: a, pth: a.nc}]",
+            "unknown config key 'data.sources.0.pth' in --set (did you mean 'data.sources.0.path'?)",
+        ),
+        # a per-variable method: the variable's key, not pydantic's union tag
+        (
+            "data.sources=[{name: a, path: a.nc, regrid: {tas: conservatve}}]",
+            "config key 'data.sources.0.regrid.tas' in --set: Input should be 'bilinear' or "
+            "'conservative' (got 'conservatve')",
+        ),
+    ],
+)
+def test_config_typos_in_a_source_name_the_close_key(override, message):
+    with pytest.raises(ClimatuneError) as info:
+        load_config(None, [override])
+    assert message in str(info.value)
