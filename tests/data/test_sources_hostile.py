@@ -96,3 +96,18 @@ def test_config_typos_in_a_source_name_the_close_key(override, message):
     with pytest.raises(ClimatuneError) as info:
         load_config(None, [override])
     assert message in str(info.value)
+
+
+def test_a_source_in_degc_is_converted_and_says_so(tmp_path, caplog):
+    """The conversion of a source's units to the first source's is reported on stderr
+    (a note, as for any conversion), and the values are exact."""
+    a = write_store(tmp_path / "a.nc", np.arange(-30, 31, 10), np.arange(0, 360, 30))
+    b = write_store(tmp_path / "b.nc", np.arange(-30, 31, 10), np.arange(0, 360, 30), units="degC")
+    cfg = write_config(
+        tmp_path / "c.yaml", f"    - {{name: a, path: {a}}}\n    - {{name: b, path: {b}}}\n"
+    )
+    with caplog.at_level("WARNING", logger="climatune"):
+        ds = open_sources(load_config(cfg).data).load()
+    assert "note: source b: units converted: tas: degC -> K" in caplog.messages
+    b_only = ds.tas.isel(time=np.flatnonzero(ds.source.values == "b"))
+    np.testing.assert_allclose(b_only.values[0], field(ds.lat.values, ds.lon.values), atol=1e-4)

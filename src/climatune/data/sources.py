@@ -172,8 +172,8 @@ def open_sources(data: DataConfig) -> xr.Dataset:
         own_calendar = str(ds.time.dt.calendar)
         grid = [int(ds.lat.size), int(ds.lon.size)]
         ds, changes = to_units(ds, wanted, f"source '{data.sources[0].name}'")
-        for line in changes:
-            _log.info("source %s: %s", source.name, line)
+        for line in changes:  # reported like every conversion (DESIGN: units)
+            _log.warning("note: source %s: units converted: %s", source.name, line)
         ds = _relabel(_regrid(ds, target, source), calendar, source.name)
         lacking = [n for n in names if n not in ds.data_vars]
         if lacking:
