@@ -111,3 +111,16 @@ def test_a_source_in_degc_is_converted_and_says_so(tmp_path, caplog):
     assert "note: source b: units converted: tas: degC -> K" in caplog.messages
     b_only = ds.tas.isel(time=np.flatnonzero(ds.source.values == "b"))
     np.testing.assert_allclose(b_only.values[0], field(ds.lat.values, ds.lon.values), atol=1e-4)
+
+
+def test_a_mapping_that_reads_one_variable_twice_is_refused(tmp_path):
+    """``{tas: t2m, sst: t2m}`` kept only one of the names: tas was fed as missing."""
+    a = write_store(tmp_path / "a.nc", np.arange(-30, 31, 10), np.arange(0, 360, 30))
+    ds = xr.open_dataset(a).rename(tas="t2m")
+    ds.to_netcdf(tmp_path / "c.nc")
+    cfg = write_config(
+        tmp_path / "c.yaml",
+        f"    - {{name: c, path: {tmp_path / 'c.nc'}, variables: {{tas: t2m, sst: t2m}}}}\n",
+    )
+    with pytest.raises(ClimatuneError, match="source 'c' maps its variable 't2m' to tas and sst"):
+        open_sources(load_config(cfg).data)

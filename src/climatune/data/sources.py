@@ -68,6 +68,13 @@ def open_source(source: SourceConfig) -> xr.Dataset:
             f"{', '.join(map(str, ds.data_vars))} (fix data.sources[].variables)"
         )
     listed = list(source.variables.values())
+    twice = sorted({f for f in listed if listed.count(f) > 1})
+    if twice:  # a rename keeps one of the names: the other would be fed as missing
+        names = [c for c, f in source.variables.items() if f == twice[0]]
+        raise ClimatuneError(
+            f"source '{source.name}' maps its variable {twice[0]!r} to {' and '.join(names)}; "
+            "map each of its variables to one name (fix data.sources[].variables)"
+        )
     unlisted = [n for n in gridded if n not in listed and n not in source.variables]
     renamed = {f: c for c, f in source.variables.items() if f != c}
     return ds[listed + unlisted].rename(renamed)
