@@ -124,3 +124,19 @@ def test_a_mapping_that_reads_one_variable_twice_is_refused(tmp_path):
     )
     with pytest.raises(ClimatuneError, match="source 'c' maps its variable 't2m' to tas and sst"):
         open_sources(load_config(cfg).data)
+
+
+def test_annual_and_monthly_sources_are_refused(tmp_path):
+    """An annual source beside a monthly one: its steps were labelled with the month of
+    their date and entered that month's climatology as if they were monthly values."""
+    a = write_store(tmp_path / "a.nc", np.arange(-30, 31, 10), np.arange(0, 360, 30))
+    monthly = xr.open_dataset(a)  # noleap: cftime dates
+    monthly.isel(time=slice(6, None, 12)).to_netcdf(tmp_path / "y.nc")  # one step a year
+    cfg = write_config(
+        tmp_path / "c.yaml",
+        f"    - {{name: a, path: {a}}}\n    - {{name: y, path: {tmp_path / 'y.nc'}}}\n",
+    )
+    with pytest.raises(
+        ClimatuneError, match="source 'y' has steps of years but source 'a' of months"
+    ):
+        open_sources(load_config(cfg).data)

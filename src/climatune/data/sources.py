@@ -26,6 +26,7 @@ import cftime
 import numpy as np
 import xarray as xr
 
+from climatune.data.climatology import is_sub_annual, step_unit
 from climatune.data.grid import contiguous_lon, is_global
 from climatune.data.io import open_dataset
 from climatune.data.regrid import regrid
@@ -174,9 +175,18 @@ def open_sources(data: DataConfig) -> xr.Dataset:
     wanted = _units_wanted(opened)
     names = list(wanted)
     parts, info = [], {}
+    first = data.sources[0].name
     for source in data.sources:
         ds = opened[source.name]
         own_calendar = str(ds.time.dt.calendar)
+        if is_sub_annual(ds.time) != is_sub_annual(opened[first].time):
+            # a step would mean a month in one source and a year in another, and annual
+            # means would enter the climatology of their label's month
+            raise ClimatuneError(
+                f"source '{source.name}' has steps of {step_unit(ds.time)} but source "
+                f"'{first}' of {step_unit(opened[first].time)}; sources must share their "
+                "time step: resample one of them first"
+            )
         grid = [int(ds.lat.size), int(ds.lon.size)]
         ds, changes = to_units(ds, wanted, f"source '{data.sources[0].name}'")
         for line in changes:  # reported like every conversion (DESIGN: units)
