@@ -168,3 +168,23 @@ def test_a_training_run_from_before_the_stamps_can_be_resumed(tmp_path: Path) ->
     with pytest.raises(ClimatuneError, match="no stamp"):  # any other unstamped folder is not
         _claim(user, command="pretrain", resume=True)
     assert sorted(p.name for p in user.iterdir()) == ["notes.txt"]
+
+
+def test_a_user_error_after_the_claim_leaves_no_empty_folder(tmp_path: Path) -> None:
+    """evaluate found a grid mismatch only after claiming --out: the folder it created,
+    holding only its stamp, refused the corrected rerun. It goes; one with outputs stays."""
+
+    @releases_outputs
+    def failing(out: Path, write: bool) -> None:
+        prepare_output_dir(out, command="evaluate")
+        if write:
+            (out / "metrics.json").write_text("{}")
+        raise ClimatuneError("the climatology was fitted on another grid")
+
+    with pytest.raises(ClimatuneError):
+        failing(tmp_path / "ev", False)
+    assert not (tmp_path / "ev").exists()
+    _claim(tmp_path / "ev", command="evaluate")  # the rerun needs no --overwrite
+    with pytest.raises(ClimatuneError):
+        failing(tmp_path / "ev2", True)
+    assert sorted(p.name for p in (tmp_path / "ev2").iterdir()) == sorted(["metrics.json", STAMP])

@@ -308,6 +308,16 @@ def _discard_started(key: Path) -> None:
         shutil.rmtree(key, ignore_errors=True)
 
 
+def _discard_bare(key: Path) -> None:
+    """Remove a folder this process created that holds nothing but its stamp and lock:
+    a command that stops on a user error leaves no empty claimed folder behind, which
+    would refuse the corrected rerun without ``--overwrite``."""
+    with _held_guard:
+        created = _started.get(key)
+    if created and key.is_dir() and {e.name for e in key.iterdir()} <= {STAMP, LOCK}:
+        shutil.rmtree(key, ignore_errors=True)
+
+
 def releases_outputs(func: _F) -> _F:
     """Wrap a command so that the output folders it locked are unlocked when it returns.
 
@@ -325,6 +335,9 @@ def releases_outputs(func: _F) -> _F:
         except Exception as exc:
             error = os_error(exc, default=taken[0] if taken else "the output")
             if error is None:
+                if isinstance(exc, ClimatuneError):  # a user error found after the claim
+                    for key in taken:
+                        _discard_bare(key)
                 raise
             for key in taken:
                 _discard_started(key)
