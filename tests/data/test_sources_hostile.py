@@ -9,7 +9,9 @@ import xarray as xr
 
 from climatune.config import load_config
 from climatune.data.sources import open_sources
+from climatune.data.view import build_view
 from climatune.errors import ClimatuneError
+from climatune.workflows.evaluate import target_units
 
 
 def field(lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
@@ -140,3 +142,23 @@ def test_annual_and_monthly_sources_are_refused(tmp_path):
         ClimatuneError, match="source 'y' has steps of years but source 'a' of months"
     ):
         open_sources(load_config(cfg).data)
+
+
+def test_an_index_target_is_reported_in_its_series_units(tmp_path):
+    """An index averaged from a field that is not an input (sst from t2m inputs): evaluate
+    printed its RMSE and CRPS without units, looking for them among the input fields."""
+    path = write_store(tmp_path / "a.nc", np.arange(-30, 31, 10), np.arange(0, 360, 30))
+    ds = xr.open_dataset(path).load()
+    ds["sst"] = (ds.tas + 1.0).assign_attrs(units="K")
+    ds.rename(tas="t2m").to_netcdf(tmp_path / "b.nc")
+    cfg = load_config(
+        None,
+        [
+            f"data.path={tmp_path / 'b.nc'}",
+            "data.variables=[t2m]",
+            "data.split={train: [1980, 1981], val: [1982, 1982], test: [1983, 1983]}",
+            "task={kind: index, history: 1, lead: 0, index: {variable: sst, "
+            "region: {lat: [-10, 10], lon: [-40, 40]}}}",
+        ],
+    )
+    assert target_units(build_view(cfg.data, cfg.task)) == {"sst": "K"}

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from climatune.config import config_inputs, load_config, model_config
-from climatune.data.view import build_view
+from climatune.data.view import TaskView, build_view
 from climatune.errors import ClimatuneError
 from climatune.evaluation.evaluate import evaluate_view, model_label, parse_baselines, write_metrics
 from climatune.evaluation.maps import plot_maps
@@ -47,6 +47,12 @@ def _check_scratch(scratch: LoadedModel, model: LoadedModel, path: str | Path) -
             f"--scratch {path} was trained on another grid or region than the evaluated model; "
             "give a network trained from scratch on the same data"
         )
+
+
+def target_units(view: TaskView) -> dict[str, str]:
+    """The units of each target: an index's are its series', not an input field's."""
+    targets = view.target_data()
+    return {v: str(targets[v].attrs.get("units", "")) for v in view.targets if v in targets}
 
 
 @releases_outputs
@@ -123,9 +129,7 @@ def evaluate_command(
         models["scratch"] = load_model(train_scratch(cfg, view, out / "scratch"), device)
     rows, preds = evaluate_view(view, models, names)
     write_metrics(rows, out)
-    units = {
-        v: str(view.fields[v].attrs.get("units", "")) for v in view.targets if v in view.fields
-    }
+    units = target_units(view)
     lead = view.lead if view.kind in ("forecast", "index") else None
     for line in verdicts(rows, units, lead) + probabilistic_lines(rows, units):
         print(line)
