@@ -162,3 +162,20 @@ def test_an_index_target_is_reported_in_its_series_units(tmp_path):
         ],
     )
     assert target_units(build_view(cfg.data, cfg.task)) == {"sst": "K"}
+
+
+def test_only_the_asked_variables_are_read_and_noted(tmp_path, caplog):
+    """One source also holds ``pr``, which data.variables does not ask for: the other
+    source was noted as lacking it (fed as missing) and it was carried along."""
+    a = write_store(tmp_path / "a.nc", np.arange(-30, 31, 10), np.arange(0, 360, 30))
+    ds = xr.open_dataset(a).load()
+    ds["pr"] = (ds.tas * 0 + 1e-5).assign_attrs(units="kg m-2 s-1")
+    ds.to_netcdf(tmp_path / "b.nc")
+    cfg = write_config(
+        tmp_path / "c.yaml",
+        f"    - {{name: a, path: {a}}}\n    - {{name: b, path: {tmp_path / 'b.nc'}}}\n",
+    )
+    with caplog.at_level("WARNING", logger="climatune"):
+        out = open_sources(load_config(cfg).data)
+    assert list(out.data_vars) == ["tas"]
+    assert not [m for m in caplog.messages if "lacks" in m]

@@ -173,6 +173,9 @@ def open_sources(data: DataConfig) -> xr.Dataset:
     ref = opened[data.grid] if isinstance(data.grid, str) else next(iter(opened.values()))
     calendar = str(ref.time.dt.calendar)
     wanted = _units_wanted(opened)
+    asked = set(data.variables or []) | set(data.targets or [])
+    if data.variables is not None:  # only these: another field one source lacks is no news
+        wanted = {n: u for n, u in wanted.items() if n in asked}
     names = list(wanted)
     parts, info = [], {}
     first = data.sources[0].name
