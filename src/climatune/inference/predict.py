@@ -18,11 +18,12 @@ from climatune.data.units import convert, to_units
 from climatune.data.view import TaskView
 from climatune.errors import ClimatuneError
 from climatune.inference.margin import (
+    Margins,
     MarginSamples,
-    crop_margin,
+    crop_margins,
     margin_static,
     same_axis,
-    trim_margin,
+    trim_margins,
 )
 from climatune.models.ensemble import mc_dropout, members_of
 from climatune.models.padding import lon_padding
@@ -155,7 +156,7 @@ def predict_view(
                 [model.forward(b["fields"], static).float().numpy() for b in loader]
             )
     lead = ["member"] if samples or members else []
-    pred = trim_margin(pred, margin)
+    pred = trim_margins(pred, margin)
     out = _dataset(model, view, split, pred, lead, given, given_index, units)
     return out.assign_coords(member=np.arange(pred.shape[0])) if lead else out
 
@@ -196,8 +197,8 @@ def predict_distribution(
             assert scale is not None
             means.append(mean.float().numpy())
             scales.append(scale.float().numpy())
-    mu = trim_margin(np.concatenate(means, axis=1), margin)
-    sigma = trim_margin(np.concatenate(scales, axis=1), margin)
+    mu = trim_margins(np.concatenate(means, axis=1), margin)
+    sigma = trim_margins(np.concatenate(scales, axis=1), margin)
     lead = ["member"]
     ds = _dataset(model, view, split, mu, lead, given, given_index, units)
     spread = _dataset(model, view, split, sigma, lead, given, given_index, units, spread=True)
@@ -300,17 +301,20 @@ def _sampled(
     return np.concatenate([d.float().numpy() for d in draws], axis=1)
 
 
-def _samples(model: LoadedModel, view: TaskView, split: str) -> tuple[Dataset, torch.Tensor, int]:
+def _samples(
+    model: LoadedModel, view: TaskView, split: str
+) -> tuple[Dataset, torch.Tensor, Margins | None]:
     """The samples of ``split`` the model reads, its static inputs, and the margin of
     cells around them: ``CROP_MARGIN`` replicated cells around a grid other than the
     model's own (:mod:`climatune.inference.margin`), which the predictions lose again."""
     batches: Dataset = TaskSamples(view, split, model.normalizer, mask_ratio=0.0)
     static = static_for(model, view)
-    margin = crop_margin(model.meta.data["grid"], view)
-    if margin:
-        batches = MarginSamples(batches, margin, view.periodic_lon)
-        static = margin_static(static, view, margin)
-    return batches, static, margin
+    multiple = members_of(model.net)[0].backbone.grid_multiple
+    margins = crop_margins(model.meta.data["grid"], view, multiple)
+    if margins is not None:
+        batches = MarginSamples(batches, margins, view.periodic_lon)
+        static = margin_static(static, view, margins)
+    return batches, static, margins
 
 
 def static_for(model: LoadedModel, view: TaskView) -> torch.Tensor:
