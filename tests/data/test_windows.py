@@ -4,9 +4,18 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
-from climatune.data.windows import check_window, crops_batch, draw_windows, keep_masks
+from climatune.data.settings import RandomCropConfig
+from climatune.data.windows import (
+    check_window,
+    crops_batch,
+    draw_windows,
+    keep_masks,
+    window_size,
+)
 from climatune.errors import ClimatuneError
+from climatune.training.objectives import RandomCrop, Window
 
 ANCHORS = np.arange(200)
 
@@ -73,3 +82,54 @@ def test_masks_hide_squares_at_the_ratio_and_change_with_the_epoch():
     assert np.array_equal(masks, again)
     other = keep_masks(ANCHORS, seed=0, epoch=2, shape=(10, 12), mask_patch=4, ratio=0.5)
     assert not np.array_equal(masks, other)
+
+
+def _coverage(starts: np.ndarray, n: int, size: int) -> np.ndarray:
+    counts = np.zeros(n)
+    for s in starts:
+        counts[s : s + size] += 1
+    return counts
+
+
+def test_edge_cells_are_in_about_as_many_windows_as_the_middle():
+    # the A1B domain (37 x 49 cells) in 24 x 24 windows: starts drawn among the windows
+    # inside the grid put an edge row in 1 window of 14 and an edge column in 1 of 26
+    rows, cols = draw_windows(
+        np.arange(3000), seed=0, epoch=0, grid=(37, 49), size=(24, 24), periodic_lon=False
+    )
+    assert rows.min() == 0 and rows.max() == 36 and cols.min() == 0 and cols.max() == 48
+    for starts, n in ((rows[:, 0], 37), (cols[:, 0], 49)):
+        counts = _coverage(starts, n, 24)
+        assert counts.min() / counts.max() > 0.3
+        assert counts[0] / len(starts) > 0.3 and counts[-1] / len(starts) > 0.3
+
+
+def test_window_sizes_vary_per_batch_between_min_size_and_size():
+    assert {window_size(0, e, b, (24, 20), None) for e in range(3) for b in range(9)} == {(24, 20)}
+    sizes = [window_size(0, 1, b, (24, 20), (16, 13)) for b in range(300)]
+    assert sizes == [window_size(0, 1, b, (24, 20), (16, 13)) for b in range(300)]
+    heights, widths = {h for h, _ in sizes}, {w for _, w in sizes}
+    assert heights == set(range(16, 25)) and widths == set(range(13, 21))
+    # every size modulo a U-Net's padding multiple, as regional crops have
+    assert {h % 4 for h in heights} == {w % 4 for w in widths} == {0, 1, 2, 3}
+    assert sizes != [window_size(0, 2, b, (24, 20), (16, 13)) for b in range(300)]
+
+
+def test_a_cropped_batch_shares_one_window_size():
+    crop = RandomCrop((6, 8), 1.0, (10, 16), periodic_lon=True, seed=0, min_size=(3, 4))
+    fields = torch.arange(4 * 10 * 16, dtype=torch.float32).reshape(4, 1, 1, 10, 16)
+    whole = Window(fields, fields[:, :, 0], torch.zeros(4, 2, 10, 16), torch.ones(10, 16), True)
+    shapes = set()
+    for batch in range(12):
+        win = crop(whole, torch.arange(4), epoch=0, batch=batch)
+        shapes.add(tuple(win.fields.shape[-2:]))
+        assert win.fields.shape[-2:] == win.target.shape[-2:] == win.weight.shape[-2:]
+        assert tuple(win.fields.shape[-2:]) == window_size(0, 0, batch, (6, 8), (3, 4))
+    assert len(shapes) > 3
+
+
+def test_min_size_must_lie_within_size():
+    assert RandomCropConfig(size=(24, 24), min_size=(16, 24)).min_size == (16, 24)
+    for bad in ((25, 16), (0, 16)):
+        with pytest.raises(ValueError, match="min_size"):
+            RandomCropConfig(size=(24, 24), min_size=bad)
