@@ -84,26 +84,6 @@ def test_masks_hide_squares_at_the_ratio_and_change_with_the_epoch():
     assert not np.array_equal(masks, other)
 
 
-def _coverage(starts: np.ndarray, n: int, size: int) -> np.ndarray:
-    counts = np.zeros(n)
-    for s in starts:
-        counts[s : s + size] += 1
-    return counts
-
-
-def test_edge_cells_are_in_about_as_many_windows_as_the_middle():
-    # the A1B domain (37 x 49 cells) in 24 x 24 windows: starts drawn among the windows
-    # inside the grid put an edge row in 1 window of 14 and an edge column in 1 of 26
-    rows, cols = draw_windows(
-        np.arange(3000), seed=0, epoch=0, grid=(37, 49), size=(24, 24), periodic_lon=False
-    )
-    assert rows.min() == 0 and rows.max() == 36 and cols.min() == 0 and cols.max() == 48
-    for starts, n in ((rows[:, 0], 37), (cols[:, 0], 49)):
-        counts = _coverage(starts, n, 24)
-        assert counts.min() / counts.max() > 0.3
-        assert counts[0] / len(starts) > 0.3 and counts[-1] / len(starts) > 0.3
-
-
 def test_window_sizes_vary_per_batch_between_min_size_and_size():
     assert {window_size(0, e, b, (24, 20), None) for e in range(3) for b in range(9)} == {(24, 20)}
     sizes = [window_size(0, 1, b, (24, 20), (16, 13)) for b in range(300)]
