@@ -164,6 +164,7 @@ def test_a_combined_cropped_pretrain_logs_each_objective_and_fine_tunes(archive,
         ),
         (["task.random_crop={size: [9, 4]}"], "[9, 4] is larger than the training grid [8, 16]"),
         (["task.random_crop={size: [4, 4], prob: 0}"], "random_crop.prob"),
+        (["task.random_crop={size: [4, 4], min_size: [5, 2]}"], "min_size [5, 2] must lie"),
     ],
 )
 def test_bad_objectives_and_crops_are_one_line_errors(archive, tmp_path, capsys, sets, message):
