@@ -234,6 +234,24 @@ def finetuned(trained, tmp_path_factory):
     return ft, scratch
 
 
+def test_the_scratch_baseline_trains_every_weight_at_the_full_learning_rate(trained, tmp_path):
+    """``optim.backbone_lr_scale`` slows a pre-trained backbone; a scratch network has none."""
+    from safetensors.numpy import load_file
+
+    from climatune.workflows.pretraining import train_scratch
+
+    archive, _ = trained
+    runs = {}
+    for scale in (0.25, 1.0):
+        cfg = tiny_config(archive, "trainer.max_epochs=1", f"optim.backbone_lr_scale={scale}")
+        runs[scale] = train_scratch(cfg, build_view(cfg.data, cfg.task), tmp_path / str(scale))
+    slowed, full = (load_file(runs[s] / "model" / "weights.safetensors") for s in (0.25, 1.0))
+    assert slowed.keys() == full.keys()
+    for name in full:
+        np.testing.assert_array_equal(slowed[name], full[name], err_msg=name)
+    assert load_config(runs[0.25] / "config.yaml").optim.backbone_lr_scale == 1.0
+
+
 def _rmse(out) -> dict[str, float]:
     rows = json.loads((out / "metrics.json").read_text())
     return {r["model"]: r["value"] for r in rows if r["metric"] == "rmse"}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 
 import numpy as np
@@ -17,6 +18,9 @@ from climatune.data.samples import TaskSamples, fit_normalizer, static_channels
 from climatune.data.settings import TaskConfig
 from climatune.data.view import build_view
 from climatune.data.windows import draw_windows, keep_masks
+from climatune.explain import run as explain_run
+from climatune.explain.run import explain
+from climatune.explain.targets import TargetFunction
 from climatune.inference.margin import (
     CROP_MARGIN,
     MarginSamples,
@@ -213,3 +217,32 @@ def test_a_global_model_predicts_a_regional_crop_with_edge_padding(archive, tmp_
         got, wrapped * std + mean, atol=1e-3
     )  # the east edge is not the west's neighbour
     assert model.net.backbone.periodic_lon  # restored
+
+
+def test_explain_pads_a_regional_crop_of_a_global_model_as_predict_does(
+    archive, tmp_path, monkeypatch
+):
+    sets = ["trainer.max_epochs=1", "trainer.limit_train_batches=0.25"]
+    run = pretrain(tiny_config(archive, "data.normalization=global", *sets), out=tmp_path / "run")
+    model = load_model(run)
+    crop = tiny_config(
+        archive, "data.normalization=global", "data.region={lat: [-90, 90], lon: [45, 160]}"
+    )
+    view = build_view(crop.data, crop.task)
+    assert view.fields.sizes["lon"] == 6 and not view.periodic_lon
+    seen: list[bool] = []
+    forward = TargetFunction.forward
+
+    def recording(self, fields):
+        seen.append(self.model.net.backbone.periodic_lon)
+        return forward(self, fields)
+
+    monkeypatch.setattr(TargetFunction, "forward", recording)
+    expl = explain(model, view, method="saliency", samples=2)
+    assert seen and not any(seen)  # every pass pads the crop's edges, none wraps them
+    assert model.net.backbone.periodic_lon  # restored
+    # and it changes the attributions: wrapping the crop's east edge onto its west edge
+    # explains another function than the one predict computes
+    monkeypatch.setattr(explain_run, "padded_for", lambda model, view: contextlib.nullcontext())
+    wrapped = explain(model, view, method="saliency", samples=2)
+    assert not np.allclose(expl.attribution.values, wrapped.attribution.values)

@@ -60,6 +60,17 @@ class Interval:
         """Whether the interval excludes zero."""
         return not self.low <= 0.0 <= self.high
 
+    def row_keys(self) -> dict[str, Any]:
+        """The interval's keys of a comparison row: ``ci_low`` .. ``seed``."""
+        return {
+            "ci_low": self.low,
+            "ci_high": self.high,
+            "level": self.level,
+            "block_length": self.block,
+            "n_times": self.n_times,
+            "seed": self.seed,
+        }
+
 
 def block_length(diff: np.ndarray) -> int:
     """Circular-bootstrap block length for a series of paired loss differences.
@@ -170,12 +181,7 @@ def comparison_rows(
                         "value": iv.diff,
                         "split": split,
                         "reference": ref,
-                        "ci_low": iv.low,
-                        "ci_high": iv.high,
-                        "level": iv.level,
-                        "block_length": iv.block,
-                        "n_times": iv.n_times,
-                        "seed": iv.seed,
                     }
+                    | iv.row_keys()
                 )
     return rows

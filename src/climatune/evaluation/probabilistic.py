@@ -299,13 +299,8 @@ def crps_comparison_rows(
                     "value": iv.diff,
                     "split": split,
                     "reference": best,
-                    "ci_low": iv.low,
-                    "ci_high": iv.high,
-                    "level": iv.level,
-                    "block_length": iv.block,
-                    "n_times": iv.n_times,
-                    "seed": iv.seed,
                 }
+                | iv.row_keys()
             )
     return rows
 

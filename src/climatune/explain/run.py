@@ -40,6 +40,7 @@ from climatune.explain.interactions import (
 from climatune.explain.plots import plot_attribution_maps, plot_faithfulness, plot_interactions
 from climatune.explain.targets import Target, TargetFunction, parse_target
 from climatune.inference import LoadedModel, load_model, model_paths, model_view, static_for
+from climatune.inference.predict import padded_for
 from climatune.utils.atomic import atomic_path, prepare_output_dir, releases_outputs
 
 __all__ = ["Explanation", "explain", "explain_command", "write_explanation", "resolve_config"]
@@ -193,28 +194,32 @@ def explain(
     static = static_for(model, view)
     inputs = load_inputs(view, split, samples, model.normalizer, baseline=baseline)
     bg = background(view, model.normalizer) if method == "shap" else None
-    attr = _attribute(model, static, tgt, inputs, method, settings, bg)
-    comps = _components(model, view, components or {})
-    rows = {tgt.label: attr}
-    spec = "" if tgt.region is None else f"@{tgt.region}"
-    others = [o for o in outputs if o != tgt.variable] if not view.is_scalar else []
-    skipped: dict[str, str] = {}
-    if others:
-        few = dataclasses.replace(
-            inputs, fields=inputs.fields[:EXTRA_SAMPLES], baseline=inputs.baseline[:EXTRA_SAMPLES]
-        )
-        for name in others:
-            try:
-                other = parse_target(name + spec, view, outputs, units)
-            except ClimatuneError:  # e.g. SST over a land box: no row for it
-                skipped[name + spec] = f"'{name}' has no valid cell in the target region"
-                continue
-            quiet = dataclasses.replace(settings, used={})
-            rows[other.label] = _attribute(model, static, other, few, method, quiet, bg)
-    table = interaction_matrix(rows, view.inputs, comps, method)
-    table.skipped = skipped
-    func = TargetFunction(model, static, tgt)
-    faith = deletion_curves(func, inputs.fields, inputs.baseline, attr, seed=settings.seed)
+    # a crop of a global grid is padded at its edges, as predict pads it, not wrapped
+    with padded_for(model, view):
+        attr = _attribute(model, static, tgt, inputs, method, settings, bg)
+        comps = _components(model, view, components or {})
+        rows = {tgt.label: attr}
+        spec = "" if tgt.region is None else f"@{tgt.region}"
+        others = [o for o in outputs if o != tgt.variable] if not view.is_scalar else []
+        skipped: dict[str, str] = {}
+        if others:
+            few = dataclasses.replace(
+                inputs,
+                fields=inputs.fields[:EXTRA_SAMPLES],
+                baseline=inputs.baseline[:EXTRA_SAMPLES],
+            )
+            for name in others:
+                try:
+                    other = parse_target(name + spec, view, outputs, units)
+                except ClimatuneError:  # e.g. SST over a land box: no row for it
+                    skipped[name + spec] = f"'{name}' has no valid cell in the target region"
+                    continue
+                quiet = dataclasses.replace(settings, used={})
+                rows[other.label] = _attribute(model, static, other, few, method, quiet, bg)
+        table = interaction_matrix(rows, view.inputs, comps, method)
+        table.skipped = skipped
+        func = TargetFunction(model, static, tgt)
+        faith = deletion_curves(func, inputs.fields, inputs.baseline, attr, seed=settings.seed)
     da = _to_dataarray(attr, inputs, view, tgt, comps)
     return Explanation(
         da,

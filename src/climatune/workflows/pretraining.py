@@ -11,7 +11,7 @@ from climatune.utils.atomic import prepare_output_dir, releases_outputs
 from climatune.workflows.resume import refuse_ensemble_resume, resume_checkpoint
 from climatune.workflows.runs import default_run_dir, training_setup, write_config
 
-__all__ = ["pretrain", "train_scratch"]
+__all__ = ["pretrain", "train_scratch", "without_backbone_lr_scale"]
 
 
 @releases_outputs
@@ -33,8 +33,14 @@ def train_scratch(
     ``origin`` is recorded in the artifact and names the command in ``out``'s stamp:
     ``scratch`` for the baseline of a fine-tune, ``pretrain`` for ``climatune pretrain``.
     ``overwrite`` replaces an earlier run of the same kind at ``out``.
+
+    The scratch baseline of a fine-tune trains every weight at ``optim.lr``: its
+    ``optim.backbone_lr_scale``, which slows a pre-trained backbone, is set to 1, as there
+    is nothing pre-trained to keep (the run's ``config.yaml`` records it).
     """
     out = Path(out)
+    if origin == "scratch":
+        cfg = without_backbone_lr_scale(cfg)
 
     def start() -> None:  # the run folder is created only once the inputs are known to be good
         prepare_output_dir(
@@ -103,3 +109,12 @@ def pretrain(
         origin="pretrain",
         overwrite=overwrite,
     )
+
+
+def without_backbone_lr_scale(cfg: Config) -> Config:
+    """``cfg`` with ``optim.backbone_lr_scale`` 1: every weight of a new network trains at
+    ``optim.lr`` (the scale is for fine-tuning, where it slows the pre-trained backbone)."""
+    if cfg.optim.backbone_lr_scale == 1.0:
+        return cfg
+    optim = cfg.optim.model_copy(update={"backbone_lr_scale": 1.0})
+    return cfg.model_copy(update={"optim": optim})
