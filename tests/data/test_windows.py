@@ -4,9 +4,18 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
-from climatune.data.windows import check_window, crops_batch, draw_windows, keep_masks
+from climatune.data.settings import RandomCropConfig
+from climatune.data.windows import (
+    check_window,
+    crops_batch,
+    draw_windows,
+    keep_masks,
+    window_size,
+)
 from climatune.errors import ClimatuneError
+from climatune.training.objectives import RandomCrop, Window
 
 ANCHORS = np.arange(200)
 
@@ -73,3 +82,34 @@ def test_masks_hide_squares_at_the_ratio_and_change_with_the_epoch():
     assert np.array_equal(masks, again)
     other = keep_masks(ANCHORS, seed=0, epoch=2, shape=(10, 12), mask_patch=4, ratio=0.5)
     assert not np.array_equal(masks, other)
+
+
+def test_window_sizes_vary_per_batch_between_min_size_and_size():
+    assert {window_size(0, e, b, (24, 20), None) for e in range(3) for b in range(9)} == {(24, 20)}
+    sizes = [window_size(0, 1, b, (24, 20), (16, 13)) for b in range(300)]
+    assert sizes == [window_size(0, 1, b, (24, 20), (16, 13)) for b in range(300)]
+    heights, widths = {h for h, _ in sizes}, {w for _, w in sizes}
+    assert heights == set(range(16, 25)) and widths == set(range(13, 21))
+    # every size modulo a U-Net's padding multiple, as regional crops have
+    assert {h % 4 for h in heights} == {w % 4 for w in widths} == {0, 1, 2, 3}
+    assert sizes != [window_size(0, 2, b, (24, 20), (16, 13)) for b in range(300)]
+
+
+def test_a_cropped_batch_shares_one_window_size():
+    crop = RandomCrop((6, 8), 1.0, (10, 16), periodic_lon=True, seed=0, min_size=(3, 4))
+    fields = torch.arange(4 * 10 * 16, dtype=torch.float32).reshape(4, 1, 1, 10, 16)
+    whole = Window(fields, fields[:, :, 0], torch.zeros(4, 2, 10, 16), torch.ones(10, 16), True)
+    shapes = set()
+    for batch in range(12):
+        win = crop(whole, torch.arange(4), epoch=0, batch=batch)
+        shapes.add(tuple(win.fields.shape[-2:]))
+        assert win.fields.shape[-2:] == win.target.shape[-2:] == win.weight.shape[-2:]
+        assert tuple(win.fields.shape[-2:]) == window_size(0, 0, batch, (6, 8), (3, 4))
+    assert len(shapes) > 3
+
+
+def test_min_size_must_lie_within_size():
+    assert RandomCropConfig(size=(24, 24), min_size=(16, 24)).min_size == (16, 24)
+    for bad in ((25, 16), (0, 16)):
+        with pytest.raises(ValueError, match="min_size"):
+            RandomCropConfig(size=(24, 24), min_size=bad)

@@ -21,6 +21,13 @@ from climatune.data.windows import draw_windows, keep_masks
 from climatune.explain import run as explain_run
 from climatune.explain.run import explain
 from climatune.explain.targets import TargetFunction
+from climatune.inference.margin import (
+    CROP_MARGIN,
+    MarginSamples,
+    crop_margins,
+    margin_static,
+    trim_margins,
+)
 from climatune.testing import tiny_config
 from climatune.training.losses import weighted_mse
 from climatune.training.objectives import take_window
@@ -125,7 +132,8 @@ def test_a_combined_cropped_pretrain_logs_each_objective_and_fine_tunes(archive,
     )
     meta = json.loads((run / "model" / "climatune.json").read_text())
     assert meta["config"]["task"]["objectives"] == {"forecast": 1.0, "reconstruct": 0.5}
-    assert meta["config"]["task"]["random_crop"] == {"size": [4, 6], "prob": 1.0}
+    crop = {"size": [4, 6], "prob": 1.0, "min_size": None}  # unset keys are recorded as null
+    assert meta["config"]["task"]["random_crop"] == crop
     header = (run / "logs" / "metrics.csv").read_text().splitlines()[0].split(",")
     assert {"train_loss_epoch", "train_forecast_loss", "train_reconstruct_loss"} <= set(header)
     assert {"val_loss", "val_forecast_loss", "val_reconstruct_loss"} <= set(header)
@@ -160,6 +168,7 @@ def test_a_combined_cropped_pretrain_logs_each_objective_and_fine_tunes(archive,
         ),
         (["task.random_crop={size: [9, 4]}"], "[9, 4] is larger than the training grid [8, 16]"),
         (["task.random_crop={size: [4, 4], prob: 0}"], "random_crop.prob"),
+        (["task.random_crop={size: [4, 4], min_size: [5, 2]}"], "min_size [5, 2] must lie"),
     ],
 )
 def test_bad_objectives_and_crops_are_one_line_errors(archive, tmp_path, capsys, sets, message):
@@ -189,13 +198,18 @@ def test_a_global_model_predicts_a_regional_crop_with_edge_padding(archive, tmp_
     view = model.view(crop)
     assert not view.periodic_lon
     got = model.predict(crop, units="model").tas.values
-    samples = TaskSamples(view, "predict", model.normalizer, mask_ratio=0.0)
+    # the crop is predicted inside its margin of replicated cells (inference.margin)
+    margins = crop_margins(model.meta.data["grid"], view, model.net.backbone.grid_multiple)
+    assert margins is not None and margins[:2] == (0, 0) and min(margins[2:]) >= CROP_MARGIN
+    samples = MarginSamples(
+        TaskSamples(view, "predict", model.normalizer, mask_ratio=0.0), margins, False
+    )
     fields = torch.stack([samples[i]["fields"] for i in range(len(samples))])
-    static = torch.from_numpy(static_channels(view)[1])
+    static = margin_static(torch.from_numpy(static_channels(view)[1]), view, margins)
     with torch.no_grad():
-        wrapped = model.forward(fields, static)[:, 0].numpy()
+        wrapped = trim_margins(model.forward(fields, static)[:, 0].numpy(), margins)
         model.net.set_periodic_lon(False)
-        edges = model.forward(fields, static)[:, 0].numpy()
+        edges = trim_margins(model.forward(fields, static)[:, 0].numpy(), margins)
         model.net.set_periodic_lon(True)
     mean, std = model.normalizer.mean_["tas"], model.normalizer.std_["tas"]
     assert np.allclose(got, edges * std + mean, atol=1e-3)

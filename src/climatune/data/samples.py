@@ -40,6 +40,7 @@ __all__ = [
     "EpochShuffleSampler",
     "SourceMixSampler",
     "static_channels",
+    "position_channels",
     "fit_normalizer",
     "normalization_mode",
     "read_window",
@@ -108,26 +109,34 @@ def fit_normalizer(view: TaskView, mode: str = "global", *, per_source: bool = F
     return out
 
 
+def position_channels(lat: np.ndarray, lon: np.ndarray) -> dict[str, np.ndarray]:
+    """The first static inputs, ``sin_lat``, ``cos_lat``, ``sin_lon``, ``cos_lon``, on the
+    ``(lat, lon)`` grid of the 1-D coordinates ``lat`` and ``lon`` (degrees)."""
+    la, lo = (
+        np.deg2rad(np.asarray(lat, float))[:, None],
+        np.deg2rad(np.asarray(lon, float))[None, :],
+    )
+    ones = np.ones((la.size, lo.size))
+    return {
+        "sin_lat": np.sin(la) * ones,
+        "cos_lat": np.cos(la) * ones,
+        "sin_lon": np.sin(lo) * ones,
+        "cos_lon": np.cos(lo) * ones,
+    }
+
+
 def static_channels(view: TaskView) -> tuple[list[str], np.ndarray]:
     """Static inputs: lat/lon encodings, the valid-cell (land–sea) mask and user fields.
 
     Returns channel names and a float32 ``[S, H, W]`` array.
     """
-    lat = np.deg2rad(view.fields.lat.values)[:, None]
-    lon = np.deg2rad(view.fields.lon.values)[None, :]
-    ones = np.ones((lat.size, lon.size))
-    valid = np.ones_like(ones, dtype=bool)
+    channels = position_channels(view.fields.lat.values, view.fields.lon.values)
+    valid = np.ones(next(iter(channels.values())).shape, dtype=bool)
     for name in view.inputs:
         first = np.isfinite(view.fields[name].isel(time=0).values)
         if first.any():  # a variable missing at the first step (another source's) says nothing
             valid &= first
-    channels = {
-        "sin_lat": np.sin(lat) * ones,
-        "cos_lat": np.cos(lat) * ones,
-        "sin_lon": np.sin(lon) * ones,
-        "cos_lon": np.cos(lon) * ones,
-        "valid_mask": valid.astype(float),
-    }
+    channels["valid_mask"] = valid.astype(float)
     if view.static is not None:
         for name, da in view.static.data_vars.items():
             values = da.values.astype(float)

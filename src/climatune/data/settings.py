@@ -200,15 +200,26 @@ class RandomCropConfig(Section):
     Each training batch is cropped with probability ``prob``; each of its samples gets its
     own window, drawn from ``(seed, epoch, sample)``. Windows wrap across the longitude
     seam of a global grid, never across a pole. Validation and test see the whole domain.
+    With ``min_size``, each cropped batch draws its windows' size between ``min_size``
+    and ``size`` (from ``(seed, epoch, batch)``), so that the network meets grids of every
+    size modulo its padding multiple, as regional crops have.
     """
 
     size: tuple[int, int] = Field(description="the window's (lat, lon) size in grid cells")
     prob: float = Field(1.0, gt=0, le=1, description="the share of training batches cropped")
+    min_size: tuple[int, int] | None = Field(
+        None, description="the smallest (lat, lon) window; unset: every window has size"
+    )
 
     @model_validator(mode="after")
     def _positive(self) -> RandomCropConfig:
         if min(self.size) < 1:
             raise ValueError(f"a crop needs at least one cell each way, not {list(self.size)}")
+        low = self.min_size
+        if low is not None and not (1 <= low[0] <= self.size[0] and 1 <= low[1] <= self.size[1]):
+            raise ValueError(
+                f"min_size {list(low)} must lie between [1, 1] and size {list(self.size)}"
+            )
         return self
 
 

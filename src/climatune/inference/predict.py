@@ -11,12 +11,20 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 import torch
 import xarray as xr
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Dataset
 
 from climatune.data.samples import TaskSamples, static_channels
 from climatune.data.units import convert, to_units
 from climatune.data.view import TaskView
 from climatune.errors import ClimatuneError
+from climatune.inference.margin import (
+    Margins,
+    MarginSamples,
+    crop_margins,
+    margin_static,
+    same_axis,
+    trim_margins,
+)
 from climatune.models.ensemble import mc_dropout, members_of
 from climatune.models.padding import lon_padding
 
@@ -121,15 +129,16 @@ def predict_view(
     prediction is its mean (:func:`predict_distribution` gives the scale too).
 
     Cells that are NaN in the input are NaN in the output. The cells of the halo around a
-    region are predicted too; the metrics weight them 0 (:meth:`TaskView.weights`).
+    region are predicted too; the metrics weight them 0 (:meth:`TaskView.weights`). A
+    grid other than the model's own (a regional crop of it) is predicted with a margin of
+    replicated cells around it, cut off again (:mod:`climatune.inference.margin`).
     ``units="input"`` gives each field in the units ``view`` has it in (converted back
     from the model's when the data was converted, :func:`model_units`); ``"model"`` in the
     model's.
     """
     given, given_index = view.fields, view.index
     view = model_view(model, view)
-    batches = TaskSamples(view, split, model.normalizer, mask_ratio=0.0)
-    static = static_for(model, view)
+    batches, static, margin = _samples(model, view, split)
     model.net.eval()
     loader = DataLoader(batches, batch_size=batch_size)
     with padded_for(model, view):
@@ -147,6 +156,7 @@ def predict_view(
                 [model.forward(b["fields"], static).float().numpy() for b in loader]
             )
     lead = ["member"] if samples or members else []
+    pred = trim_margins(pred, margin)
     out = _dataset(model, view, split, pred, lead, given, given_index, units)
     return out.assign_coords(member=np.arange(pred.shape[0])) if lead else out
 
@@ -178,8 +188,7 @@ def predict_distribution(
         )
     given, given_index = view.fields, view.index
     view = model_view(model, view)
-    batches = TaskSamples(view, split, model.normalizer, mask_ratio=0.0)
-    static = static_for(model, view)
+    batches, static, margin = _samples(model, view, split)
     model.net.eval()
     means, scales = [], []
     with padded_for(model, view):
@@ -188,7 +197,8 @@ def predict_distribution(
             assert scale is not None
             means.append(mean.float().numpy())
             scales.append(scale.float().numpy())
-    mu, sigma = np.concatenate(means, axis=1), np.concatenate(scales, axis=1)
+    mu = trim_margins(np.concatenate(means, axis=1), margin)
+    sigma = trim_margins(np.concatenate(scales, axis=1), margin)
     lead = ["member"]
     ds = _dataset(model, view, split, mu, lead, given, given_index, units)
     spread = _dataset(model, view, split, sigma, lead, given, given_index, units, spread=True)
@@ -291,14 +301,20 @@ def _sampled(
     return np.concatenate([d.float().numpy() for d in draws], axis=1)
 
 
-def _same_axis(a: np.ndarray, b: np.ndarray, *, periodic: bool) -> bool:
-    """Whether two coordinate axes hold the same cells in the same order (lon modulo 360)."""
-    if a.size != b.size:
-        return False
-    diff = np.abs(a - b)
-    if periodic:
-        diff = np.minimum(diff % 360.0, 360.0 - diff % 360.0)
-    return bool(np.all(diff <= 1e-4))
+def _samples(
+    model: LoadedModel, view: TaskView, split: str
+) -> tuple[Dataset, torch.Tensor, Margins | None]:
+    """The samples of ``split`` the model reads, its static inputs, and the margin of
+    cells around them: ``CROP_MARGIN`` replicated cells around a grid other than the
+    model's own (:mod:`climatune.inference.margin`), which the predictions lose again."""
+    batches: Dataset = TaskSamples(view, split, model.normalizer, mask_ratio=0.0)
+    static = static_for(model, view)
+    multiple = members_of(model.net)[0].backbone.grid_multiple
+    margins = crop_margins(model.meta.data["grid"], view, multiple)
+    if margins is not None:
+        batches = MarginSamples(batches, margins, view.periodic_lon)
+        static = margin_static(static, view, margins)
+    return batches, static, margins
 
 
 def static_for(model: LoadedModel, view: TaskView) -> torch.Tensor:
@@ -308,7 +324,7 @@ def static_for(model: LoadedModel, view: TaskView) -> torch.Tensor:
     if tuple(stored.shape[-2:]) == fresh.shape[-2:] and stored.shape[0] == fresh.shape[0]:
         grid = model.meta.data["grid"]
         same = [
-            _same_axis(np.asarray(grid[axis]), view.fields[axis].values, periodic=axis == "lon")
+            same_axis(np.asarray(grid[axis]), view.fields[axis].values, periodic=axis == "lon")
             for axis in ("lat", "lon")
         ]
         if all(same):

@@ -20,7 +20,13 @@ from torch import Tensor, nn
 
 from climatune.data.settings import TaskConfig
 from climatune.data.view import TaskView
-from climatune.data.windows import check_window, crops_batch, draw_windows, keep_masks
+from climatune.data.windows import (
+    check_window,
+    crops_batch,
+    draw_windows,
+    keep_masks,
+    window_size,
+)
 from climatune.errors import ClimatuneError
 from climatune.models.net import ClimateNet
 from climatune.models.registry import create_head
@@ -84,6 +90,9 @@ class RandomCrop:
         Whether the grid is global: windows then wrap across the longitude seam.
     seed
         The run's seed; windows are drawn from ``(seed, epoch, anchor)``.
+    min_size
+        ``task.random_crop.min_size``: each cropped batch draws its windows' size
+        between it and ``size`` (:func:`~climatune.data.windows.window_size`).
     """
 
     def __init__(
@@ -93,20 +102,23 @@ class RandomCrop:
         grid: tuple[int, int],
         periodic_lon: bool,
         seed: int = 0,
+        min_size: tuple[int, int] | None = None,
     ) -> None:
         self.size, self.prob, self.grid = tuple(size), prob, grid
         self.periodic_lon, self.seed = periodic_lon, seed
+        self.min_size = None if min_size is None else tuple(min_size)
 
     def __call__(self, whole: Window, anchors: Tensor, epoch: int, batch: int) -> Window:
         """``whole`` cut to each sample's window, or ``whole`` when this batch is not cropped."""
         if not crops_batch(self.seed, epoch, batch, self.prob):
             return whole
+        size = window_size(self.seed, epoch, batch, self.size, self.min_size)
         rows, cols = draw_windows(
             anchors.tolist(),
             seed=self.seed,
             epoch=epoch,
             grid=self.grid,
-            size=self.size,
+            size=size,
             periodic_lon=self.periodic_lon,
         )
         device = whole.fields.device
@@ -116,7 +128,7 @@ class RandomCrop:
             whole.static,
             whole.weight,
             # a full ring of longitudes, started anywhere, still wraps
-            periodic=self.periodic_lon and self.size[1] == self.grid[1],
+            periodic=self.periodic_lon and size[1] == self.grid[1],
             rows=torch.from_numpy(rows).to(device),
             cols=torch.from_numpy(cols).to(device),
         )
@@ -225,7 +237,7 @@ def random_crop(task: TaskConfig, view: TaskView, seed: int) -> RandomCrop | Non
         return None
     check_training_task(task, view)
     spec = task.random_crop
-    return RandomCrop(spec.size, spec.prob, _grid(view), view.periodic_lon, seed)
+    return RandomCrop(spec.size, spec.prob, _grid(view), view.periodic_lon, seed, spec.min_size)
 
 
 def weighed_objectives(

@@ -53,6 +53,13 @@ class Backbone(nn.Module, ABC):
         Used to freeze the first N stages, unfreeze gradually and set layer-wise rates.
         """
 
+    @property
+    def grid_multiple(self) -> int:
+        """The backbone pads its grid to a multiple of this many cells (1: never), centred
+        as :func:`~climatune.models.padding.pad_to_multiple` does; its output is the same
+        under shifts of the grid by a multiple of it, not under others."""
+        return 1
+
     def forward(self, h: Tensor) -> Tensor:
         return self.forward_features(h)
 

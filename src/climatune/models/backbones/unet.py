@@ -83,6 +83,10 @@ class UNet(Backbone):
             ConvBlock(ch[i + 1] + ch[i], ch[i], **geo) for i in reversed(range(depth))
         )
 
+    @property
+    def grid_multiple(self) -> int:
+        return int(2**self.depth)
+
     def stages(self) -> list[nn.Module]:
         return [*self.enc, *self.dec]
 

@@ -199,6 +199,10 @@ class VarTokenViT(Backbone):
             edge_padding=self.edge_padding,
         )
 
+    @property
+    def grid_multiple(self) -> int:
+        return int(self.patch)
+
     def stages(self) -> list[nn.Module]:
         return [self.aggregate, *self.blocks, self.decoder]
 

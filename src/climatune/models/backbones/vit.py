@@ -159,6 +159,10 @@ class ViT(Backbone):
         self.blocks = nn.ModuleList(Block(dim, heads, mlp_ratio, dropout) for _ in range(depth))
         self.decoder = _Decoder(dim, width, patch)
 
+    @property
+    def grid_multiple(self) -> int:
+        return int(self.patch)
+
     def stages(self) -> list[nn.Module]:
         return [self.embed, *self.blocks, self.decoder]
 
