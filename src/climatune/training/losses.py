@@ -6,7 +6,7 @@ import math
 
 import torch
 
-__all__ = ["gaussian_crps", "weighted_gaussian_crps", "weighted_mse"]
+__all__ = ["gaussian_crps", "scored_cells", "weighted_gaussian_crps", "weighted_mse"]
 
 
 def weighted_mse(
@@ -27,6 +27,23 @@ def weighted_mse(
     if weight is not None:
         w = w * weight
     return (w * diff.square()).sum() / w.sum().clamp_min(1e-12)
+
+
+def scored_cells(target: torch.Tensor, weight: torch.Tensor | None = None) -> int:
+    """How many target cells a loss scores: finite, with a positive weight.
+
+    A batch where this is 0 (every target missing, or outside the scored region) has no
+    loss at all; the weighted losses above return 0 for it, which is no measurement.
+
+    Examples
+    --------
+    >>> scored_cells(torch.tensor([[float("nan"), 1.0]]))
+    1
+    """
+    valid = torch.isfinite(target)
+    if weight is not None:
+        valid = valid & (weight > 0)
+    return int(valid.sum())
 
 
 def gaussian_crps(mean: torch.Tensor, scale: torch.Tensor, obs: torch.Tensor) -> torch.Tensor:

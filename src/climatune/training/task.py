@@ -17,7 +17,7 @@ from torch import nn
 from climatune.errors import ClimatuneError
 from climatune.models.heads import PooledBatchNorm
 from climatune.models.padding import lon_padding, periodic_lon
-from climatune.training.losses import weighted_gaussian_crps, weighted_mse
+from climatune.training.losses import scored_cells, weighted_gaussian_crps, weighted_mse
 from climatune.training.objectives import RandomCrop, Reconstruction, Window
 
 __all__ = ["ClimateTask", "NonFiniteLoss"]
@@ -111,11 +111,14 @@ class ClimateTask(pl.LightningModule):
         self, batch: dict[str, torch.Tensor], stage: str, batch_idx: int = 0
     ) -> dict[str, torch.Tensor]:
         """Each objective's loss on ``batch``: the network's own (``kind``), and masked
-        reconstruction when it is weighed."""
+        reconstruction when it is weighed. Empty (no entry at all) when the batch, or its
+        window, holds no target cell to score (:func:`scored_cells`)."""
         win = self._window(batch, stage, batch_idx)
+        weight = win.weight if win.target.dim() == 4 else None
+        if scored_cells(win.target, weight) == 0:
+            return {}
         with lon_padding(self.net, win.periodic):
             pred, scale = self.net.forward_dist(win.fields, win.static)
-            weight = win.weight if pred.dim() == 4 else None
             if scale is None:
                 own = weighted_mse(pred, win.target, weight)
             else:
@@ -126,8 +129,22 @@ class ClimateTask(pl.LightningModule):
                 out["reconstruct"] = self.reconstruction.loss(self.net, win, batch["anchor"], epoch)
         return out
 
-    def _step(self, batch: dict[str, torch.Tensor], stage: str, batch_idx: int = 0) -> torch.Tensor:
+    def _step(
+        self, batch: dict[str, torch.Tensor], stage: str, batch_idx: int = 0
+    ) -> torch.Tensor | None:
+        """The batch's loss, logged with its size; None for a batch with no target cell.
+
+        Such a batch (every target missing: a source that lacks the variable, a window
+        over land for an SST target) has no loss: it counts in no logged mean, and
+        training skips its step, so neither Adam's momentum nor weight decay moves the
+        weights on it. Distributed training cannot skip a step on one process: there it
+        backpropagates zero, unlogged.
+        """
         parts = self.losses(batch, stage, batch_idx)
+        if not parts:
+            if stage == "train" and self._trainer is not None and self.trainer.world_size > 1:
+                return sum(p.sum() * 0.0 for p in self.parameters() if p.requires_grad)
+            return None
         if self.objectives is None:
             loss = parts[self.kind]
         else:
