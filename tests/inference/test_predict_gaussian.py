@@ -65,7 +65,7 @@ def test_the_artifact_holds_the_gaussian_head_and_a_deterministic_one_is_unchang
     assert torch.equal(model.forward(x), mean[0])  # deterministic uses see the mean
 
 
-def test_predict_writes_the_mean_and_std_and_closed_form_quantiles(runs, tmp_path):
+def test_predict_writes_the_mean_and_std_and_closed_form_quantiles(runs, tmp_path, caplog):
     archive, _, gauss, _ = runs
     model = load_model(gauss)
     mean, std = model.predict_distribution(open_dataset(archive))
@@ -85,6 +85,14 @@ def test_predict_writes_the_mean_and_std_and_closed_form_quantiles(runs, tmp_pat
         for q in (0.05, 0.5, 0.95):
             expected = mean.tas[0] + std.tas[0] * norm.ppf(q)
             np.testing.assert_allclose(pred.tas_quantiles.sel(quantile=q), expected, rtol=1e-5)
+    # --samples beside --quantiles: the same exact quantiles, not estimates from 5 draws
+    both = tmp_path / "qs.nc"
+    argv = ["predict", str(gauss), "--input", str(archive), "--output", str(both)]
+    assert main([*argv, "--quantiles", "0.05,0.5,0.95", "--samples", "5"]) == 0
+    assert "--samples 5 not drawn" in caplog.text
+    with xr.open_dataset(out) as exact, xr.open_dataset(both) as pred:
+        assert "closed form" in pred.attrs["distribution"] and "ensemble" not in pred.attrs
+        np.testing.assert_array_equal(pred.tas_quantiles, exact.tas_quantiles)
     drawn = tmp_path / "s.nc"
     argv = ["predict", str(gauss), "--input", str(archive), "--output", str(drawn)]
     assert main([*argv, "--samples", "3"]) == 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
@@ -19,6 +20,8 @@ from climatune.inference.model import LoadedModel, load_model
 from climatune.utils.atomic import atomic_path, check_new_path, check_not_input
 
 __all__ = ["MAX_SAMPLES", "check_quantiles", "predict_file"]
+
+_log = logging.getLogger("climatune")
 
 MAX_SAMPLES = 1000  # MC-dropout draws: each is a whole prediction held in memory
 
@@ -45,9 +48,10 @@ def predict_file(
     A Gaussian head (``model.head_distribution: gaussian``) writes its predictive mean
     and, in ``NAME_std``, its standard deviation (per member for an ensemble); with
     ``quantiles``, the mean and the quantiles of its distribution (closed-form for one
-    network, of the mixture of the members' Gaussians for an ensemble); ``samples=N``
-    draws N values from each member's Gaussian. The global ``distribution`` attribute
-    says which.
+    network, of the mixture of the members' Gaussians for an ensemble), with or without
+    ``samples`` (the exact quantiles need no draws, which would only add sampling noise;
+    a note says so); ``samples=N`` alone draws N values from each member's Gaussian. The
+    global ``distribution`` attribute says which.
     """
     quantiles = check_quantiles(quantiles)
     if not 0 <= samples <= MAX_SAMPLES:
@@ -67,6 +71,14 @@ def predict_file(
             "MC dropout draws (--samples N) or a Gaussian head (model.head_distribution)"
         )
     ds = open_dataset(input_path)
+    if gaussian and quantiles and samples:
+        _log.warning(
+            "note: --samples %d not drawn: the quantiles of a Gaussian head are exact "
+            "(closed form%s), not estimated from draws",
+            samples,
+            ", of the members' mixture" if model.members > 1 else "",
+        )
+        samples = 0
     draws = model.members > 1 or samples > 0
     if gaussian and not samples:
         pred = _gaussian_summary(model, ds, units, quantiles)
