@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from climatune.data.normalize import Normalizer
+from climatune.data.normalize import Normalizer, SourceNormalizer
 from climatune.data.samples import fit_normalizer, normalization_mode, static_channels
 from climatune.data.view import TaskView
 from climatune.errors import ClimatuneError
@@ -53,24 +53,11 @@ def finetune_normalization(parent: LoadedModel, view: TaskView, choice: str = "a
         ) from None
 
 
-def merged_normalizer(
-    parent: LoadedModel, view: TaskView, policy: NormalizationPolicy, choice: str = "auto"
-) -> tuple[Normalizer, list[str]]:
-    """Pre-trained statistics, refitted on this data's training years where ``policy`` says.
-
-    The mode is the parent's (see :func:`finetune_normalization`; ``choice`` is
-    ``data.normalization``). New variables are always fitted on this data, and so is the
-    climatology of a parent trained on anomalies (the anomalies are what transfers; the
-    policy applies to their scale). Returns the normaliser and report lines.
-
-    Raises
-    ------
-    ClimatuneError
-        When the policy is ``keep`` for a variable whose data have clearly shifted (for
-        anomalies: whose spread has), or ``choice`` is not the parent's mode.
-    """
-    old = parent.normalizer
-    fresh = fit_normalizer(view, finetune_normalization(parent, view, choice))
+def _policy_split(
+    old: Normalizer, fresh: Normalizer, policy: NormalizationPolicy, owner: str = ""
+) -> tuple[list[str], list[str], list[str]]:
+    """The variables of both ``old`` and ``fresh`` whose statistics are kept and refitted per
+    ``policy``, and a note per clearly shifted one; ``owner`` names a source in them."""
     kept: list[str] = []
     refit: list[str] = []
     notes: list[str] = []
@@ -79,14 +66,78 @@ def merged_normalizer(
         shift = old.shift(fresh, name)
         if shift and choice == "keep":
             raise ClimatuneError(
-                f"'{name}' here is not distributed like the pre-trained model's data ({shift}); "
-                f"set finetune.normalization.variables.{name}=refit (or auto), or force_keep "
-                "if the shift is meant to be read as an anomaly"
+                f"'{name}'{owner} here is not distributed like the pre-trained model's data "
+                f"({shift}); set finetune.normalization.variables.{name}=refit (or auto), or "
+                "force_keep if the shift is meant to be read as an anomaly"
             )
         (refit if choice == "refit" or (choice == "auto" and shift) else kept).append(name)
         if shift:
             done = "refitted" if name in refit else f"kept ({choice})"
-            notes.append(f"statistics of {name} {done}: {shift}")
+            notes.append(f"statistics of {name}{owner} {done}: {shift}")
+    return kept, refit, notes
+
+
+def _per_source(
+    old: Normalizer,
+    pooled: Normalizer,
+    view: TaskView,
+    mode: str,
+    policy: NormalizationPolicy,
+) -> tuple[SourceNormalizer, list[str]]:
+    """``pooled`` plus one set of statistics per source of ``view`` (fine-tuning with
+    ``data.source_normalization: per_source``): a source the pre-trained model kept its own
+    statistics for keeps them (refitted per ``policy``, as pooled ones are), any other
+    source gets its own, fitted on its training years."""
+    fresh = fit_normalizer(view, mode, per_source=True)
+    assert isinstance(fresh, SourceNormalizer)
+    known = old.sources_ if isinstance(old, SourceNormalizer) else {}
+    out = SourceNormalizer()
+    out.__dict__.update(pooled.__dict__)
+    out.sources_ = {}
+    lines, notes = [], []
+    for name, own in fresh.sources_.items():
+        if name not in known:
+            out.sources_[name] = own
+            lines.append(f"{name} fitted (a source new to the model)")
+            continue
+        kept, refit, more = _policy_split(known[name], own, policy, f" in source {name}")
+        out.sources_[name] = known[name].merge(own, refit)
+        lines.append(f"{name} kept {', '.join(kept) or '-'}, refitted {', '.join(refit) or '-'}")
+        notes += more
+    return out, [f"per source:     {'; '.join(lines)}", *notes]
+
+
+def merged_normalizer(
+    parent: LoadedModel,
+    view: TaskView,
+    policy: NormalizationPolicy,
+    choice: str = "auto",
+    *,
+    per_source: bool = False,
+) -> tuple[Normalizer, list[str]]:
+    """Pre-trained statistics, refitted on this data's training years where ``policy`` says.
+
+    The mode is the parent's (see :func:`finetune_normalization`; ``choice`` is
+    ``data.normalization``). New variables are always fitted on this data, and so is the
+    climatology of a parent trained on anomalies (the anomalies are what transfers; the
+    policy applies to their scale). Returns the normaliser and report lines.
+
+    A parent pre-trained with per-source statistics (``data.source_normalization:
+    per_source``) transfers its pooled ones: the fine-tuning data is a new source. A line
+    says so. With ``per_source`` (the fine-tune's own ``data.sources`` kept per source), a
+    source the parent knew by name keeps its statistics (refitted per ``policy``) and any
+    other gets its own.
+
+    Raises
+    ------
+    ClimatuneError
+        When the policy is ``keep`` for a variable whose data have clearly shifted (for
+        anomalies: whose spread has), or ``choice`` is not the parent's mode.
+    """
+    old = parent.normalizer
+    mode = finetune_normalization(parent, view, choice)
+    fresh = fit_normalizer(view, mode)
+    kept, refit, notes = _policy_split(old, fresh, policy)
     fitted = [n for n in fresh.mean_ if n not in old.mean_]
     lines = [
         f"statistics:     kept {', '.join(kept) or '-'}; refitted {', '.join(refit) or '-'}"
@@ -95,7 +146,17 @@ def merged_normalizer(
     ]
     if fresh.climatology_:
         lines.insert(1, f"climatology:    refitted on this data ({', '.join(fresh.climatology_)})")
-    return old.merge(fresh, refit), lines
+    merged = old.merge(fresh, refit)
+    if per_source:
+        merged, more = _per_source(old, merged, view, mode, policy)
+        return merged, lines + more
+    if isinstance(old, SourceNormalizer) and old.sources_:
+        lines.append(
+            f"per source:     not used ({', '.join(old.sources_)}): this data is a new "
+            "source, read with the pooled statistics (data.source_normalization=per_source "
+            "keeps those of a source listed in data.sources by the same name)"
+        )
+    return merged, lines
 
 
 @contextmanager
@@ -114,6 +175,7 @@ def adapt_parent(
     head_options: Mapping[str, Any] | None = None,
     normalization: str = "auto",
     distribution: str = "none",
+    per_source: bool = False,
 ) -> tuple[TaskView, Normalizer, ClimateNet, SurgeryReport]:
     """``parent``'s network adapted to ``view`` and its statistics merged with this data's.
 
@@ -121,8 +183,9 @@ def adapt_parent(
     which the training uses. New weights (head, stem variables, static channels) are
     drawn from ``seed``; a new head is built with ``head_options`` (``model.head``);
     ``normalization`` is ``data.normalization`` (see :func:`finetune_normalization`);
-    ``distribution`` is ``model.head_distribution``. The report lists every change, unit
-    conversions included.
+    ``distribution`` is ``model.head_distribution``; ``per_source`` keeps statistics per
+    source (``data.source_normalization``, :func:`merged_normalizer`). The report lists
+    every change, unit conversions included.
     """
     view, converted = model_units(parent, view, "the pre-trained model")
     finetune_normalization(parent, view, normalization)  # before any work
@@ -136,6 +199,8 @@ def adapt_parent(
         report = adapt_network(net, parent.meta, view, len(names), head_options, distribution)
     if converted:
         report.notes.append(f"units converted to the pre-trained model's: {', '.join(converted)}")
-    normalizer, lines = merged_normalizer(parent, view, policy, normalization)
+    normalizer, lines = merged_normalizer(
+        parent, view, policy, normalization, per_source=per_source
+    )
     report.notes.extend(lines)
     return view, normalizer, net, report

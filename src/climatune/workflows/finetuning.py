@@ -58,6 +58,7 @@ def adapt_member(
         cfg.model.head,
         cfg.data.normalization,
         cfg.model.head_distribution,
+        per_source=cfg.data.source_normalization == "per_source",
     )
     return parent, view, normalizer, net, report
 
