@@ -39,6 +39,7 @@ __all__ = [
     "open_sources",
     "open_source",
     "target_grid",
+    "check_coverage",
     "source_segments",
     "mixing_probabilities",
     "describe_sources",
@@ -103,6 +104,62 @@ def target_grid(grid: str | GridSpec | None, opened: Mapping[str, xr.Dataset]) -
             "lon": ("lon", np.asarray(lon, float), {"units": "degrees_east"}),
         }
     )
+
+
+def _covered(ds: xr.Dataset, target: xr.Dataset) -> np.ndarray:
+    """``(lat, lon)`` bool: the target cells inside ``ds``'s span, where regridding it gives
+    values (outside, :func:`~climatune.data.regrid.regrid` gives NaN)."""
+    tol = 1e-6
+    lat = (target.lat.values >= float(ds.lat.min()) - tol) & (
+        target.lat.values <= float(ds.lat.max()) + tol
+    )
+    if is_global(ds.lon):
+        lon = np.ones(target.lon.size, bool)
+    else:  # the target's longitudes in the source's own range, as _regrid reads them
+        lo = float(ds.lon.min())
+        lon = (target.lon.values - lo) % 360.0 + lo <= float(ds.lon.max()) + tol
+    return lat[:, None] & lon[None, :]
+
+
+def check_coverage(opened: Mapping[str, xr.Dataset], target: xr.Dataset) -> int:
+    """How many cells of the common grid lie outside every source, with a note when some do.
+
+    Those cells are NaN in every step of every variable: masked out of the loss and the
+    metrics, and land in the land-sea mask.
+
+    Raises
+    ------
+    ClimatuneError
+        When no cell of the common grid lies inside any source.
+    """
+    covered = np.zeros((target.lat.size, target.lon.size), bool)
+    for ds in opened.values():
+        covered |= _covered(ds, target)
+    spans = "; ".join(
+        f"{name}: lat {float(ds.lat.min()):g}..{float(ds.lat.max()):g}, "
+        f"lon {float(ds.lon.min()):g}..{float(ds.lon.max()):g}"
+        for name, ds in opened.items()
+    )
+    if not covered.any():
+        raise ClimatuneError(
+            f"data.grid (lat {float(target.lat.min()):g}..{float(target.lat.max()):g}, lon "
+            f"{float(target.lon.min()):g}..{float(target.lon.max()):g}) lies outside every "
+            f"source ({spans}); choose a data.grid inside them"
+        )
+    empty = int((~covered).sum())
+    if empty:
+        rows = target.lat.values[~covered.any(axis=1)]
+        where = f", rows at lat {', '.join(f'{v:g}' for v in rows[:6])}" if rows.size else ""
+        where += " ..." if rows.size > 6 else ""
+        _log.warning(
+            "note: data.grid reaches beyond every source: %d of %d cells%s hold no data "
+            "(all NaN, masked out of the loss and the metrics like land; sources: %s)",
+            empty,
+            covered.size,
+            where,
+            spans,
+        )
+    return empty
 
 
 def _same_grid(ds: xr.Dataset, target: xr.Dataset) -> bool:
@@ -170,6 +227,7 @@ def open_sources(data: DataConfig) -> xr.Dataset:
         raise ClimatuneError("data.sources is empty; list at least one source")
     opened = {s.name: open_source(s) for s in data.sources}
     target = target_grid(data.grid, opened)
+    check_coverage(opened, target)
     ref = opened[data.grid] if isinstance(data.grid, str) else next(iter(opened.values()))
     calendar = str(ref.time.dt.calendar)
     wanted = _units_wanted(opened)

@@ -11,6 +11,7 @@ split the time axis (:func:`~climatune.data.splits.split_anchors`).
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -35,7 +36,7 @@ from climatune.data.settings import (
     StaticConfig,
     TaskConfig,
 )
-from climatune.data.sources import open_sources
+from climatune.data.sources import SOURCE, open_sources
 from climatune.data.splits import sample_anchors, split_anchors, time_runs
 from climatune.errors import ClimatuneError
 
@@ -48,6 +49,7 @@ __all__ = [
     "cut_region",
     "field_variables",
     "keep_usable_inputs",
+    "note_idle_sources",
 ]
 
 _log = logging.getLogger("climatune")
@@ -349,6 +351,28 @@ def _every_anchor(time: xr.DataArray, history: int, lead: int) -> np.ndarray:
     return anchors
 
 
+def note_idle_sources(fields: xr.Dataset, anchors: Mapping[str, np.ndarray]) -> list[str]:
+    """The sources of a multi-source ``fields`` (its ``source`` coordinate) with no training
+    sample in ``anchors``, each with a note: such a source trains nothing (and has no
+    statistics of its own), though its steps may still be validated or tested on."""
+    if SOURCE not in fields.coords or "train" not in anchors:
+        return []
+    labels = np.asarray(fields[SOURCE].values).astype(str)
+    used = set(labels[anchors["train"]].tolist())
+    idle = [name for name in dict.fromkeys(labels.tolist()) if name not in used]
+    years = fields.time.dt.year.values
+    for name in idle:
+        own = years[labels == name]
+        _log.warning(
+            "note: source %s has no training sample in data.split.train (its steps span "
+            "%d-%d): it trains nothing; move the split or drop it from data.sources",
+            name,
+            int(own.min()),
+            int(own.max()),
+        )
+    return idle
+
+
 def build_view(
     data: DataConfig, task: TaskConfig, ds: xr.Dataset | None = None, *, whole: bool = False
 ) -> TaskView:
@@ -395,6 +419,7 @@ def build_view(
         anchors, blocks = split_anchors(
             domain.time, data.split, history, lead, train_fraction=data.train_fraction
         )
+        note_idle_sources(domain, anchors)
     return TaskView(
         kind=task.kind,
         fields=domain,

@@ -1,0 +1,76 @@
+"""Notes on multi-source archives whose parts would silently count for nothing: a source
+with no training year in the split, a common grid that reaches beyond every source."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from climatune.config import load_config
+from climatune.data.sources import open_sources
+from climatune.data.view import build_view
+from climatune.errors import ClimatuneError
+
+
+def _store(path, years: tuple[int, int], lat=(-60.0, 60.0), lon=(0.0, 330.0)) -> str:
+    """Monthly tas (K), finite everywhere, on a regular grid spanning ``lat`` x ``lon``."""
+    n = 12 * (years[1] - years[0] + 1)
+    time = xr.date_range(f"{years[0]}-01", periods=n, freq="MS", calendar="noleap", use_cftime=True)
+    la, lo = np.linspace(*lat, 5), np.linspace(lon[0], lon[1], 12)
+    tas = 280.0 + np.random.default_rng(0).normal(0, 1, (n, la.size, lo.size))
+    xr.Dataset(
+        {"tas": (("time", "lat", "lon"), tas.astype("float32"), {"units": "K"})},
+        coords={"time": time, "lat": la, "lon": lo},
+    ).to_netcdf(path)
+    return str(path)
+
+
+def _config(a: str, b: str, *sets: str):
+    return load_config(
+        None,
+        [
+            f"data.sources=[{{name: a, path: {a}}}, {{name: b, path: {b}}}]",
+            "data.split.train=[1980, 1983]",
+            "data.split.val=[1984, 1984]",
+            "data.split.test=[1985, 1986]",
+            "data.normalization=global",
+            *sets,
+        ],
+    )
+
+
+def test_a_source_without_training_years_is_noted(tmp_path, caplog):
+    a = _store(tmp_path / "a.nc", (1980, 1986))
+    late = _store(tmp_path / "b.nc", (1985, 1986))  # only test years
+    cfg = _config(a, late)
+    view = build_view(cfg.data, cfg.task)
+    assert set(view.fields.source.values[view.anchors["train"]]) == {"a"}
+    assert caplog.text.count("note: source") == 1
+    assert (
+        "note: source b has no training sample in data.split.train (its steps span 1985-1986): "
+        "it trains nothing" in caplog.text
+    )
+    caplog.clear()
+    build_view(_config(a, _store(tmp_path / "c.nc", (1980, 1986))).data, cfg.task)
+    assert "no training sample" not in caplog.text
+
+
+def test_a_grid_beyond_every_source_is_noted_and_one_outside_all_refused(tmp_path, caplog):
+    a = _store(tmp_path / "a.nc", (1980, 1986))
+    b = _store(tmp_path / "b.nc", (1980, 1986), lat=(-30.0, 30.0))
+    # rows at -90 and 90 lie outside both sources (-60..60): NaN in every step
+    cfg = _config(a, b, "data.grid={lat: [-90, 90, 30], lon: [0, 330, 30]}")
+    ds = open_sources(cfg.data)
+    empty = ds.tas.isnull().all("time").values
+    assert empty[[0, -1]].all() and not empty[1:-1].any()
+    assert (
+        "note: data.grid reaches beyond every source: 24 of 84 cells, rows at lat -90, 90 "
+        "hold no data" in caplog.text
+    )
+    caplog.clear()
+    open_sources(_config(a, b, "data.grid={lat: [-60, 60, 30], lon: [0, 330, 30]}").data)
+    assert "beyond every source" not in caplog.text
+    outside = _config(a, b, "data.grid={lat: [70, 85, 5], lon: [0, 330, 30]}")
+    with pytest.raises(ClimatuneError, match=r"data.grid \(lat 70..85, .*lies outside every"):
+        open_sources(outside.data)
