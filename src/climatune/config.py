@@ -16,6 +16,7 @@ Examples
 from __future__ import annotations
 
 import copy
+import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -24,6 +25,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from climatune.data.io import source_paths
 from climatune.data.settings import DataConfig, TaskConfig
+from climatune.data.sources import other_archive
 from climatune.errors import ClimatuneError, closest
 from climatune.finetune.settings import FinetuneConfig
 from climatune.models.settings import ModelConfig
@@ -203,9 +205,14 @@ def config_from_dict(raw: dict[str, Any], source: str = "config") -> Config:
 
 def model_config(meta: ArtifactMeta, overrides: list[str] | None = None) -> Config:
     """The config a model was trained with (:attr:`ArtifactMeta.task` as its task), plus
-    ``--set`` overrides."""
-    raw = copy.deepcopy({**meta.data["config"], "task": meta.task})
-    return config_from_dict(apply_overrides(raw, overrides), "the model's config")
+    ``--set`` overrides; another archive than a multi-source model's is read as
+    :func:`~climatune.data.sources.other_archive` says, with a note."""
+    raw = apply_overrides(copy.deepcopy({**meta.data["config"], "task": meta.task}), overrides)
+    if isinstance(raw.get("data"), dict):  # another archive than a multi-source model's
+        keys = {item.partition("=")[0].strip() for item in overrides or []}
+        for note in other_archive(raw["data"], keys, meta.data["grid"]):
+            logging.getLogger("climatune").warning("%s", note)
+    return config_from_dict(raw, "the model's config")
 
 
 def load_config(path: str | Path | None, overrides: list[str] | None = None) -> Config:

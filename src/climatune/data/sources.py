@@ -40,6 +40,9 @@ __all__ = [
     "open_source",
     "target_grid",
     "check_coverage",
+    "grid_spec",
+    "grid_note",
+    "other_archive",
     "source_segments",
     "mixing_probabilities",
     "describe_sources",
@@ -355,3 +358,97 @@ def describe_sources(data: DataConfig) -> dict[str, Any]:
         },
         "normalization": data.source_normalization,
     }
+
+
+def grid_spec(lat: Any, lon: Any) -> dict[str, list[float]] | None:
+    """``data.grid`` (``{lat: [first, last, step], lon: [...]}``) of regular axes, or None.
+
+    Examples
+    --------
+    >>> grid_spec([-10.0, 0.0, 10.0], [350.0, 0.0, 10.0])
+    {'lat': [-10.0, 10.0, 10.0], 'lon': [-10.0, 10.0, 10.0]}
+    """
+    out = {}
+    for name, axis in (("lat", np.asarray(lat, float)), ("lon", np.asarray(lon, float))):
+        if name == "lon":  # contiguous across 0° (a regional grid) or from 0° (global)
+            axis = np.unwrap(axis, period=360.0)
+            axis = axis - 360.0 if axis[0] >= 180.0 and not is_global(axis) else axis
+        steps = np.diff(axis)
+        if axis.size < 2 or steps.min() <= 0 or not np.allclose(steps, steps[0], atol=1e-4):
+            return None
+        out[name] = [round(float(axis[0]), 6), round(float(axis[-1]), 6), round(float(steps[0]), 6)]
+    return out
+
+
+def other_archive(data: dict[str, Any], set_keys: set[str], grid: Mapping[str, Any]) -> list[str]:
+    """Point a multi-source model's stored ``data`` section (a raw dict, edited in place) at
+    the archive the user named with ``--set``, and say how it is read.
+
+    ``set_keys`` are the ``--set`` keys; ``grid`` the model's own (``lat``, ``lon``).
+    ``data.path`` alone replaces the stored ``data.sources`` (and their ``grid`` and
+    ``source_normalization``): the file is read on its own grid. New ``data.sources``
+    without ``data.grid`` are read on the model's own grid, which the stored
+    ``data.grid`` (a source's name, or the first source's by default) stood for, unless
+    they still list that source.
+    Returns the notes.
+    """
+    if not data.get("sources"):
+        return []
+    if "data.path" in set_keys and "data.sources" not in set_keys:
+        names = [str(s.get("name")) for s in data["sources"] if isinstance(s, dict)]
+        data.pop("sources")
+        for key in ("grid", "source_normalization"):
+            if f"data.{key}" not in set_keys:
+                data.pop(key, None)
+        return [
+            f"note: data.path replaces the model's data.sources ({', '.join(names)}), and "
+            "their data.grid and data.source_normalization"
+        ]
+    if "data.sources" not in set_keys or "data.grid" in set_keys:
+        return []
+    listed = [s.get("name") for s in data["sources"] if isinstance(s, dict)]
+    stored = data.get("grid")
+    if isinstance(stored, dict) or (stored is not None and stored in listed):
+        return []  # an explicit grid, or the grid of a source still listed
+    spec = grid_spec(grid["lat"], grid["lon"])
+    size = f"{len(grid['lat'])}x{len(grid['lon'])}"
+    if spec is None:
+        data["grid"] = None
+        return [
+            f"note: data.grid {stored or 'by default'} named a source no longer listed, and the "
+            f"model's {size} grid is not regular: read on the first source's grid; set data.grid"
+        ]
+    data["grid"] = spec
+    return [
+        f"note: data.sources replaced: read on the model's own {size} grid "
+        f"(lat {spec['lat'][0]:g}..{spec['lat'][1]:g}, lon {spec['lon'][0]:g}..{spec['lon'][1]:g}), "
+        "which the model's data.grid "
+        f"{repr(stored) if stored else '(its first source)'} stood for; set data.grid to choose another"
+    ]
+
+
+def _step(axis: Any) -> float:
+    values = np.asarray(axis, float)
+    return float(np.median(np.abs(np.diff(values)))) if values.size > 1 else float("nan")
+
+
+def grid_note(grid: Mapping[str, Any], fields: xr.Dataset) -> str | None:
+    """A note when a model trained on ``data.sources`` regridded to ``grid`` (its ``lat``
+    and ``lon``) reads ``fields`` at another resolution, or None (the same resolution: its
+    grid or a crop of it)."""
+    trained = (_step(grid["lat"]), _step(grid["lon"]))
+    here = (_step(fields.lat.values), _step(fields.lon.values))
+    if np.allclose(trained, here, rtol=1e-3, equal_nan=True):
+        return None
+    spec = grid_spec(grid["lat"], grid["lon"])
+    how = (
+        f" and data.grid {{lat: {spec['lat']}, lon: {spec['lon']}}}"
+        if spec is not None
+        else " and data.grid"
+    )
+    return (
+        f"note: the model was trained on data.sources regridded to its "
+        f"{trained[0]:g}x{trained[1]:g}° grid ({len(grid['lat'])}x{len(grid['lon'])}); "
+        f"this data is read on its own {here[0]:g}x{here[1]:g}° grid ({fields.lat.size}x"
+        f"{fields.lon.size}): to read it as the model was trained, list it in data.sources{how}"
+    )

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from pathlib import Path
 from typing import Any
 
 from climatune.config import config_inputs, load_config, model_config
+from climatune.data.sources import grid_note
 from climatune.data.view import TaskView, build_view
 from climatune.errors import ClimatuneError
 from climatune.evaluation.evaluate import evaluate_view, model_label, parse_baselines, write_metrics
@@ -94,11 +96,18 @@ def evaluate_command(
     }
     out = prepare_output_dir(out, create=False, **claim)
     if cfg.data.sources and len(cfg.data.sources) > 1:
+        listed = ", ".join(s.name for s in cfg.data.sources)
         raise ClimatuneError(
-            f"evaluate scores one archive at a time; data.sources lists {len(cfg.data.sources)}: "
-            "keep one (its statistics are used when the model kept them per source)"
+            f"evaluate scores one archive at a time; data.sources lists {len(cfg.data.sources)} "
+            f"({listed}): keep one, --set 'data.sources=[{{name: NAME, path: PATH}}]' (read on "
+            "the model's grid, with the source's own statistics when the model kept them per "
+            "source), or give --set data.path=PATH (read on the file's own grid)"
         )
     view = build_view(cfg.data, cfg.task)
+    if model.meta.data["config"].get("data", {}).get("sources") and not view.is_scalar:
+        note = grid_note(model.meta.data["grid"], view.fields)
+        if note:
+            logging.getLogger("climatune").warning("%s", note)
     if "test" not in view.anchors:
         raise ClimatuneError("the config's split has no test block; add data.split.test")
     model_view(model, view)  # the same task, inputs and units: checked before any output
