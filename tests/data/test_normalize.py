@@ -190,7 +190,8 @@ def test_anomaly_statistics_round_trip_and_refuse_another_grid_or_missing_months
         norm.centre("tas", np.array([1, 2]), (3, 5))
     assert str(err.value) == (
         "the climatology of 'tas' was fitted on a grid of [4, 5] cells, but these data have "
-        "[3, 5]; fine-tune on these data to refit it"
+        "[3, 5]: give data on the model's grid (regrid them, or list them in data.sources "
+        "with the model's data.grid), or fine-tune on these data to refit it"
     )
     spring = Normalizer().fit(ds.isel(time=slice(2, 5)), anomaly=True)  # March to May
     assert spring.months_ == {"tas": [3, 4, 5]} and np.isfinite(spring.climatology_["tas"]).all()

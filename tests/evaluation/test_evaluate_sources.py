@@ -14,6 +14,8 @@ from climatune.cli import main
 from climatune.config import load_config, model_config
 from climatune.data.sources import grid_note, grid_spec
 from climatune.data.view import build_view
+from climatune.errors import ClimatuneError
+from climatune.workflows.evaluate import _check_sources_grid
 from climatune.workflows.pretraining import pretrain
 
 SETS = [
@@ -96,3 +98,18 @@ def test_grid_spec_reads_regular_axes_across_0():
         "lon": [-10.0, 5.0, 5.0],
     }
     assert grid_spec([0.0, 1.0, 3.0], [0.0, 1.0]) is None
+
+
+def test_an_anomaly_model_on_another_grid_is_told_the_grid_to_read(multi):
+    _, run, _, b = multi
+    model = load_model(run)
+    model.normalizer.climatology_ = {"tas": np.zeros((12, 8, 16), np.float32)}  # anomaly mode
+    cfg = model_config(model.meta, [f"data.path={b}"])
+    with pytest.raises(ClimatuneError) as err:
+        _check_sources_grid(model, build_view(cfg.data, cfg.task))
+    assert str(err.value) == (
+        "the model reads anomalies from a climatology of its own 8x16 grid, which its "
+        "data.sources were regridded to, and this data is on 6x12 cells: list it in "
+        "data.sources with data.grid {lat: [-78.75, 78.75, 22.5], lon: [0.0, 337.5, 22.5]} "
+        "to regrid it on the fly, or fine-tune on it"
+    )

@@ -130,7 +130,9 @@ class Normalizer:
         if tuple(clim.shape[1:]) != tuple(shape):
             raise ClimatuneError(
                 f"the climatology of '{name}' was fitted on a grid of {list(clim.shape[1:])} "
-                f"cells, but these data have {list(shape)}; fine-tune on these data to refit it"
+                f"cells, but these data have {list(shape)}: give data on the model's grid "
+                "(regrid them, or list them in data.sources with the model's data.grid), or "
+                "fine-tune on these data to refit it"
             )
         empty = sorted(set(np.unique(months).tolist()) - set(self.months_[name]))
         if empty:

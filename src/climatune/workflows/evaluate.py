@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from climatune.config import config_inputs, load_config, model_config
-from climatune.data.sources import grid_note
+from climatune.data.sources import grid_note, grid_spec
 from climatune.data.view import TaskView, build_view
 from climatune.errors import ClimatuneError
 from climatune.evaluation.evaluate import evaluate_view, model_label, parse_baselines, write_metrics
@@ -49,6 +49,27 @@ def _check_scratch(scratch: LoadedModel, model: LoadedModel, path: str | Path) -
             f"--scratch {path} was trained on another grid or region than the evaluated model; "
             "give a network trained from scratch on the same data"
         )
+
+
+def _check_sources_grid(model: LoadedModel, view: TaskView) -> None:
+    """A model trained on ``data.sources`` regridded to its grid, scoring data on another:
+    a note (:func:`~climatune.data.sources.grid_note`), or, for a model that reads
+    anomalies from a per-cell climatology of its grid, the error that says how to read
+    the data on that grid."""
+    grid = model.meta.data["grid"]
+    note = grid_note(grid, view.fields)
+    shape = (len(grid["lat"]), len(grid["lon"]))
+    if model.normalizer.climatology_ and (view.fields.lat.size, view.fields.lon.size) != shape:
+        spec = grid_spec(grid["lat"], grid["lon"])
+        where = f" {{lat: {spec['lat']}, lon: {spec['lon']}}}" if spec else ""
+        raise ClimatuneError(
+            f"the model reads anomalies from a climatology of its own {shape[0]}x{shape[1]} "
+            f"grid, which its data.sources were regridded to, and this data is on "
+            f"{view.fields.lat.size}x{view.fields.lon.size} cells: list it in data.sources with "
+            f"data.grid{where} to regrid it on the fly, or fine-tune on it"
+        )
+    if note:
+        logging.getLogger("climatune").warning("%s", note)
 
 
 def target_units(view: TaskView) -> dict[str, str]:
@@ -105,9 +126,7 @@ def evaluate_command(
         )
     view = build_view(cfg.data, cfg.task)
     if model.meta.data["config"].get("data", {}).get("sources") and not view.is_scalar:
-        note = grid_note(model.meta.data["grid"], view.fields)
-        if note:
-            logging.getLogger("climatune").warning("%s", note)
+        _check_sources_grid(model, view)
     if "test" not in view.anchors:
         raise ClimatuneError("the config's split has no test block; add data.split.test")
     model_view(model, view)  # the same task, inputs and units: checked before any output
