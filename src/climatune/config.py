@@ -143,7 +143,11 @@ def _unknown_key(key: str, source: str) -> ClimatuneError:
 def _key(loc: tuple[Any, ...]) -> list[str]:
     """An error's location as config keys, without pydantic's union-member tags
     (``literal['a','b']``, ``tuple[int, int]``)."""
-    return [str(p) for p in loc if not (isinstance(p, str) and "[" in p)]
+    return [str(p) for p in loc if not (isinstance(p, str) and ("[" in p or p in _TAGS))]
+
+
+#: pydantic's tags of the scalar members of a union (``str | GridSpec``: ``str``)
+_TAGS = {"str", "int", "float", "bool", "none", "list", "dict"}
 
 
 def apply_overrides(raw: dict[str, Any], overrides: list[str] | None) -> dict[str, Any]:
@@ -183,6 +187,8 @@ def _explain(exc: ValidationError, source: str) -> ClimatuneError:
         deeper = _key(other["loc"])
         if len(deeper) > len(loc) and deeper[: len(loc)] == loc:
             err, loc = other, deeper
+        elif deeper == loc and err["type"].endswith("_type") and other["type"] == "value_error":
+            err = other  # a mapping checked by the model member, not by the str member
         elif err["type"] == "missing" and other["type"] == "extra_forbidden":
             if _key(other["loc"])[:-1] == loc[:-1]:  # a required key misspelt: name it
                 err, loc = other, _key(other["loc"])

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
+from climatune.cli import main
 from climatune.config import load_config
 from climatune.data.sources import open_sources
 from climatune.data.view import build_view
@@ -74,3 +75,23 @@ def test_a_grid_beyond_every_source_is_noted_and_one_outside_all_refused(tmp_pat
     outside = _config(a, b, "data.grid={lat: [70, 85, 5], lon: [0, 330, 30]}")
     with pytest.raises(ClimatuneError, match=r"data.grid \(lat 70..85, .*lies outside every"):
         open_sources(outside.data)
+
+
+def test_a_grid_across_0_from_its_western_edge_and_a_descending_one(tmp_path, capsys):
+    a = _store(tmp_path / "a.nc", (1980, 1986))
+    b = _store(tmp_path / "b.nc", (1980, 1986))
+    west = _config(a, b, "data.grid={lat: [-30, 30, 30], lon: [300, 60, 30]}").data
+    assert west.grid.lon == (300.0, 420.0, 30.0)
+    assert open_sources(west).lon.values.tolist() == [-60.0, -30.0, 0.0, 30.0, 60.0]
+    path = tmp_path / "c.yaml"
+    path.write_text(
+        f"data:\n  sources: [{{name: a, path: {a}}}]\n"
+        "  grid: {lat: [30, -30, 30], lon: [0, 60, 30]}\n"
+    )
+    assert main(["data", "inspect", str(path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert (
+        err.startswith("climatune: error: config key 'data.grid' in ")
+        and "grid.lat must be [first, last, step] from south to north with step > 0" in err
+    )
+    assert "valid string" not in err and "\n" not in err

@@ -124,17 +124,28 @@ class SourceConfig(Section):
 
 
 class GridSpec(Section):
-    """An explicit regular target grid: cell centres ``[first, last, step]`` in degrees."""
+    """An explicit regular target grid: cell centres ``[first, last, step]`` in degrees.
+
+    Latitudes run south to north. Longitudes run east from ``first``: a grid across 0°
+    is ``[-42, 42, 6]``, or ``[318, 42, 6]`` (read as ``[318, 402, 6]``).
+    """
 
     lat: tuple[float, float, float]
     lon: tuple[float, float, float]
 
     @model_validator(mode="after")
     def _increasing(self) -> GridSpec:
+        first, last, step = self.lon
+        if step > 0 and last < first and first >= 0 and last >= 0:  # across 0°, east of first
+            self.lon = (first, last + 360.0, step)
         for axis in ("lat", "lon"):
             first, last, step = getattr(self, axis)
             if step <= 0 or last < first:
-                raise ValueError(f"grid.{axis} must be [first, last, step] with step > 0")
+                order = " from south to north" if axis == "lat" else ""
+                raise ValueError(
+                    f"grid.{axis} must be [first, last, step]{order} with step > 0, "
+                    f"got {[first, last, step]}"
+                )
         if self.lat[0] < -90 or self.lat[1] > 90:
             raise ValueError("grid.lat must lie within [-90, 90]")
         return self
