@@ -9,6 +9,7 @@ import xarray as xr
 
 from climatune.cli import main
 from climatune.config import load_config
+from climatune.data.samples import fit_normalizer
 from climatune.data.sources import open_sources
 from climatune.data.view import build_view
 from climatune.errors import ClimatuneError
@@ -95,3 +96,17 @@ def test_a_grid_across_0_from_its_western_edge_and_a_descending_one(tmp_path, ca
         and "grid.lat must be [first, last, step] from south to north with step > 0" in err
     )
     assert "valid string" not in err and "\n" not in err
+
+
+def test_anomalies_of_several_sources_say_their_climatology_is_pooled(tmp_path, caplog):
+    a = _store(tmp_path / "a.nc", (1980, 1986))
+    b = _store(tmp_path / "b.nc", (1980, 1986))
+    cfg = _config(a, b, "data.normalization=anomaly")
+    view = build_view(cfg.data, cfg.task)
+    fit_normalizer(view, "anomaly")
+    assert "note: the anomalies of a, b are taken from one climatology pooled over these 2" in (
+        caplog.text
+    )
+    caplog.clear()
+    fit_normalizer(view, "global")
+    assert "pooled over" not in caplog.text

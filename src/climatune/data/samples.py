@@ -8,6 +8,7 @@ is then a pair of array views. Inputs never read outside their own block (see
 from __future__ import annotations
 
 import itertools
+import logging
 from typing import Any
 
 import dask
@@ -49,6 +50,8 @@ __all__ = [
     "block_nbytes",
 ]
 
+_log = logging.getLogger("climatune")
+
 
 _ANOMALY_KINDS = ("forecast", "index")
 
@@ -81,6 +84,20 @@ def normalization_mode(view: TaskView, choice: str = "auto") -> str:
     return choice
 
 
+def _note_pooled_climatology(labels: np.ndarray) -> None:
+    """Say that several sources read as anomalies share one climatology."""
+    names = list(dict.fromkeys(labels.astype(str).tolist()))
+    if len(names) > 1:
+        _log.warning(
+            "note: the anomalies of %s are taken from one climatology pooled over these %d "
+            "sources, so each source's own mean state (its bias) stays in its anomalies; "
+            "data.normalization=global with data.source_normalization=per_source centres "
+            "each source on its own statistics",
+            ", ".join(names),
+            len(names),
+        )
+
+
 def fit_normalizer(view: TaskView, mode: str = "global", *, per_source: bool = False) -> Normalizer:
     """Fit statistics (``mode``: see :func:`normalization_mode`) on the training steps only,
     out of core, with Dask.
@@ -92,6 +109,8 @@ def fit_normalizer(view: TaskView, mode: str = "global", *, per_source: bool = F
     ds = view.fields[view.inputs].merge(view.target_data(), compat="override", join="exact")
     train = ds.isel(time=view.steps("train"))
     if not per_source:
+        if mode == "anomaly" and SOURCE in train.coords:
+            _note_pooled_climatology(np.asarray(train[SOURCE].values))
         return Normalizer().fit(train, anomaly=mode == "anomaly")
     if mode == "anomaly":
         raise ClimatuneError(
