@@ -10,7 +10,7 @@ import xarray as xr
 from climatune.cli import main
 from climatune.config import load_config
 from climatune.data.samples import fit_normalizer
-from climatune.data.sources import open_sources
+from climatune.data.sources import describe_sources, open_sources
 from climatune.data.view import build_view
 from climatune.errors import ClimatuneError
 
@@ -110,3 +110,19 @@ def test_anomalies_of_several_sources_say_their_climatology_is_pooled(tmp_path, 
     caplog.clear()
     fit_normalizer(view, "global")
     assert "pooled over" not in caplog.text
+
+
+def test_inspect_lists_as_missing_only_the_variables_asked_for(tmp_path):
+    a = _store(tmp_path / "a.nc", (1980, 1986))
+    with_psl = xr.open_dataset(a).load()
+    with_psl["psl"] = (
+        with_psl.tas.dims,
+        np.full(with_psl.tas.shape, 1000.0, "f4"),
+        {"units": "hPa"},
+    )
+    with_psl.to_netcdf(tmp_path / "p.nc")
+    both = f"data.sources=[{{name: a, path: {a}}}, {{name: p, path: {tmp_path / 'p.nc'}}}]"
+    rows = {r["source"]: r for r in describe_sources(load_config(None, [both]).data)["sources"]}
+    assert rows["a"]["missing"] == ["psl"]
+    asked = load_config(None, [both, "data.variables=[tas]"]).data
+    assert [r["missing"] for r in describe_sources(asked)["sources"]] == [[], []]

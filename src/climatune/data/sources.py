@@ -343,6 +343,9 @@ def describe_sources(data: DataConfig) -> dict[str, Any]:
         )
     target = target_grid(data.grid, opened)
     names = list(_units_wanted(opened))
+    if data.variables is not None:  # as open_sources: a field nobody asked for is no news
+        asked = set(data.variables) | set(data.targets or [])
+        names = [n for n in names if n in asked]
     for row in rows:
         row["missing"] = [n for n in names if n not in row["variables"]]
     return {
