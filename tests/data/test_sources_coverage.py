@@ -126,3 +126,17 @@ def test_inspect_lists_as_missing_only_the_variables_asked_for(tmp_path):
     assert rows["a"]["missing"] == ["psl"]
     asked = load_config(None, [both, "data.variables=[tas]"]).data
     assert [r["missing"] for r in describe_sources(asked)["sources"]] == [[], []]
+
+
+def test_a_lacking_variable_held_under_another_name_is_pointed_at(tmp_path, caplog):
+    a = _store(tmp_path / "a.nc", (1980, 1986))
+    ds = xr.open_dataset(a).load()
+    ds.tas.attrs["standard_name"] = "air_temperature"
+    ds.to_netcdf(tmp_path / "std.nc")
+    ds.rename(tas="ts").to_netcdf(tmp_path / "ts.nc")  # a CMIP-like name, same standard_name
+    both = f"[{{name: a, path: {tmp_path / 'std.nc'}}}, {{name: c, path: {tmp_path / 'ts.nc'}}}]"
+    open_sources(load_config(None, [f"data.sources={both}", "data.variables=[tas]"]).data)
+    assert (
+        "note: source c lacks tas: fed as missing (all NaN: valid fraction 0, no loss there); "
+        "it has ts with the same standard_name: map it with data.sources[].variables: {tas: ts}"
+    ) in caplog.text

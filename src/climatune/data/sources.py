@@ -203,6 +203,33 @@ def _relabel(ds: xr.Dataset, calendar: str, name: str) -> xr.Dataset:
     return ds.assign_coords(time=xr.DataArray(labels, dims="time", attrs=time.attrs))
 
 
+def _same_quantity(
+    opened: Mapping[str, xr.Dataset], name: str, lacking: list[str], names: list[str]
+) -> str:
+    """A hint naming the fields of source ``name`` that hold a ``lacking`` variable under
+    another name: the same CF ``standard_name`` as that variable has in another source."""
+    standard = {}
+    for other, ds in opened.items():
+        for var in lacking:
+            if other != name and var in ds.data_vars and var not in standard:
+                standard[var] = ds[var].attrs.get("standard_name")
+    own = opened[name]
+    maps = [
+        f"{var}: {field}"
+        for var in lacking
+        for field in own.data_vars
+        if str(field) not in names
+        and standard.get(var)
+        and own[field].attrs.get("standard_name") == standard[var]
+    ]
+    if not maps:
+        return ""
+    return (
+        f"; it has {', '.join(m.split(': ')[1] for m in maps)} with the same standard_name: "
+        f"map it with data.sources[].variables: {{{', '.join(maps)}}}"
+    )
+
+
 def _units_wanted(opened: Mapping[str, xr.Dataset]) -> dict[str, str]:
     """Per variable, the units of the first source that has it."""
     wanted: dict[str, str] = {}
@@ -260,9 +287,10 @@ def open_sources(data: DataConfig) -> xr.Dataset:
         if lacking:
             _log.warning(
                 "note: source %s lacks %s: fed as missing (all NaN: valid fraction 0, "
-                "no loss there)",
+                "no loss there)%s",
                 source.name,
                 ", ".join(lacking),
+                _same_quantity(opened, source.name, lacking, names),
             )
         template = ds[next(iter(ds.data_vars))]
         for n in lacking:
