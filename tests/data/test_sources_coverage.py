@@ -140,3 +140,19 @@ def test_a_lacking_variable_held_under_another_name_is_pointed_at(tmp_path, capl
         "note: source c lacks tas: fed as missing (all NaN: valid fraction 0, no loss there); "
         "it has ts with the same standard_name: map it with data.sources[].variables: {tas: ts}"
     ) in caplog.text
+
+
+def test_a_train_fraction_keeps_the_latest_years_of_every_source(tmp_path, caplog):
+    a = _store(tmp_path / "a.nc", (1980, 1986))
+    b = _store(tmp_path / "b.nc", (1980, 1986))
+    cfg = _config(a, b, "data.train_fraction=0.5")
+    view = build_view(cfg.data, cfg.task)
+    train = view.anchors["train"]
+    full = build_view(_config(a, b).data, cfg.task).anchors["train"]
+    labels = view.fields.source.values
+    years = view.fields.time.dt.year.values
+    for name in ("a", "b"):  # was: all of b's and none of a's
+        mine, all_of_it = train[labels[train] == name], full[labels[full] == name]
+        assert mine.size == int(np.ceil(all_of_it.size / 2))
+        assert (mine == all_of_it[-mine.size :]).all() and years[mine].max() == 1983
+    assert "no training sample" not in caplog.text

@@ -205,6 +205,15 @@ def split_anchors(
                 f"inside it: history={history}, lead={lead}); widen it in data.split"
             )
     if train_fraction < 1.0:
-        keep = max(1, int(np.ceil(train_fraction * anchors["train"].size)))
-        anchors["train"] = anchors["train"][-keep:]
+        anchors["train"] = _latest_share(anchors["train"], train_fraction, time)
     return anchors, blocks
+
+
+def _latest_share(train: np.ndarray, fraction: float, time: xr.DataArray) -> np.ndarray:
+    """The latest ``fraction`` of the training anchors; of each source's on a multi-source
+    axis (its ``source`` coordinate), whose sources follow each other along ``time``: the
+    latest share of them all would keep the last sources and drop the first ones."""
+    labels = np.asarray(time["source"].values)[train] if "source" in time.coords else None
+    groups = [train] if labels is None else [train[labels == n] for n in dict.fromkeys(labels)]
+    kept = [g[-max(1, int(np.ceil(fraction * g.size))) :] for g in groups if g.size]
+    return np.concatenate(kept) if kept else train
