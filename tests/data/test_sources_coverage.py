@@ -10,7 +10,7 @@ import xarray as xr
 from climatune.cli import main
 from climatune.config import load_config
 from climatune.data.samples import fit_normalizer
-from climatune.data.sources import describe_sources, open_sources
+from climatune.data.sources import describe_sources, mixing_probabilities, open_sources
 from climatune.data.view import build_view
 from climatune.errors import ClimatuneError
 
@@ -156,3 +156,10 @@ def test_a_train_fraction_keeps_the_latest_years_of_every_source(tmp_path, caplo
         assert mine.size == int(np.ceil(all_of_it.size / 2))
         assert (mine == all_of_it[-mine.size :]).all() and years[mine].max() == 1983
     assert "no training sample" not in caplog.text
+
+
+def test_huge_source_weights_still_mix():
+    labels = np.array(["a", "a", "b"])
+    for w in (1e308, 1e-300):
+        p = mixing_probabilities(labels, {"a": w, "b": w})
+        np.testing.assert_allclose(p, [0.25, 0.25, 0.5])

@@ -338,6 +338,7 @@ def mixing_probabilities(labels: np.ndarray, weights: Mapping[str, float]) -> np
     labels = np.asarray(labels).astype(str)
     names, counts = np.unique(labels, return_counts=True)
     share = np.array([float(weights.get(n, 1.0)) for n in names])
+    share = share / share.max()  # weights of 1e308 sum to inf: scale them first
     share = share / share.sum()
     per = dict(zip(names, share / counts))
     return np.array([per[x] for x in labels])

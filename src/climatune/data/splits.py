@@ -182,7 +182,7 @@ def split_anchors(
 
     Each split's samples keep every step they read inside one of its blocks and one run of
     regular steps (:func:`time_runs`). ``train_fraction`` < 1 keeps the latest share of
-    the training samples.
+    the training samples (of each source's, on a multi-source axis).
     """
     years = time.dt.year.values
     runs = time_runs(time)
