@@ -163,3 +163,28 @@ def test_huge_source_weights_still_mix():
     for w in (1e308, 1e-300):
         p = mixing_probabilities(labels, {"a": w, "b": w})
         np.testing.assert_allclose(p, [0.25, 0.25, 0.5])
+
+
+def test_conservative_regridding_to_a_grid_across_the_sources_seam(tmp_path):
+    """A global 0..360 source regridded conservatively to lon 320..40: it raised a pandas
+    interval error (the target ran 320..350, 0..40 in the source's range)."""
+    lat, lon = np.arange(-85.0, 90.0, 10.0), np.arange(0.0, 360.0, 10.0)
+    time = xr.date_range("1980-01", periods=84, freq="MS", calendar="noleap", use_cftime=True)
+    field = 280.0 + 20 * np.cos(np.deg2rad(lat))[:, None] + 3 * np.sin(np.deg2rad(lon))[None]
+    xr.Dataset(
+        {"tas": (("time", "lat", "lon"), np.broadcast_to(field, (84, *field.shape)).astype("f4"),
+                 {"units": "K"})},
+        coords={"time": time, "lat": lat, "lon": lon},
+    ).to_netcdf(tmp_path / "g.nc")  # fmt: skip
+    cfg = load_config(
+        None,
+        [
+            f"data.sources=[{{name: g, path: {tmp_path / 'g.nc'}, regrid: conservative}}]",
+            "data.grid={lat: [-25, 25, 10], lon: [325, 35, 10]}",
+        ],
+    )
+    ds = open_sources(cfg.data)
+    assert ds.lon.values.tolist() == [-35.0, -25.0, -15.0, -5.0, 5.0, 15.0, 25.0, 35.0]
+    la, lo = np.deg2rad(ds.lat.values)[:, None], np.deg2rad(ds.lon.values)[None]
+    want = 280.0 + 20 * np.cos(la) + 3 * np.sin(lo)
+    np.testing.assert_allclose(ds.tas.isel(time=0).values, want, atol=0.1)

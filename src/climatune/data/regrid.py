@@ -120,14 +120,18 @@ def _apply(x: np.ndarray, a: _Weights, b: _Weights, method: str) -> np.ndarray:
 
 
 def _periodic_lon(source: np.ndarray, target: np.ndarray, method: Method) -> np.ndarray:
-    """Longitude weights of a global source: computed with one column of padding across
-    the seam each side, then folded back onto the source's own columns."""
-    padded = np.concatenate([[source[-1] - 360.0], source, [source[0] + 360.0]])
+    """Longitude weights of a global source: computed on the source repeated one turn
+    each side of itself, then folded back onto its own columns.
+
+    The target is unwrapped first, so that a regional grid across the source's seam
+    (318..354, 0..42 on a 0..360 source) is one increasing run (318..402), as
+    conservative weights need (they failed there with a pandas interval error).
+    """
+    n = source.size
+    target = np.unwrap(np.asarray(target, float), period=360.0)
+    padded = np.concatenate([source - 360.0, source, source + 360.0])
     weights = axis_weights(padded, target, method, latitude=False)
-    out = weights[:, 1:-1].copy()
-    out[:, -1] += weights[:, 0]
-    out[:, 0] += weights[:, -1]
-    return out
+    return weights[:, :n] + weights[:, n : 2 * n] + weights[:, 2 * n :]
 
 
 def regrid(
