@@ -188,3 +188,24 @@ def test_conservative_regridding_to_a_grid_across_the_sources_seam(tmp_path):
     la, lo = np.deg2rad(ds.lat.values)[:, None], np.deg2rad(ds.lon.values)[None]
     want = 280.0 + 20 * np.cos(la) + 3 * np.sin(lo)
     np.testing.assert_allclose(ds.tas.isel(time=0).values, want, atol=0.1)
+
+
+def test_conservative_regridding_of_a_regional_source_to_a_grid_across_0(tmp_path):
+    lat, lon = np.arange(-25.0, 30.0, 10.0), np.arange(0.0, 61.0, 10.0)  # 0..60°E only
+    time = xr.date_range("1980-01", periods=84, freq="MS", calendar="noleap", use_cftime=True)
+    tas = np.full((84, lat.size, lon.size), 280.0, "f4")
+    xr.Dataset(
+        {"tas": (("time", "lat", "lon"), tas, {"units": "K"})},
+        coords={"time": time, "lat": lat, "lon": lon},
+    ).to_netcdf(tmp_path / "r.nc")
+    for method in ("bilinear", "conservative"):
+        cfg = load_config(
+            None,
+            [
+                f"data.sources=[{{name: r, path: {tmp_path / 'r.nc'}, regrid: {method}}}]",
+                "data.grid={lat: [-20, 20, 10], lon: [-20, 20, 10]}",
+            ],
+        )
+        got = open_sources(cfg.data).tas.isel(time=0).values
+        assert np.isnan(got[:, :2]).all()  # west of 0°E: outside the source
+        np.testing.assert_allclose(got[:, 2:], 280.0)

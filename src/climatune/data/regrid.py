@@ -134,6 +134,18 @@ def _periodic_lon(source: np.ndarray, target: np.ndarray, method: Method) -> np.
     return weights[:, :n] + weights[:, n : 2 * n] + weights[:, 2 * n :]
 
 
+def _regional_lon(source: np.ndarray, target: np.ndarray, method: Method) -> np.ndarray:
+    """Longitude weights of a regional source: the target unwrapped into one increasing
+    run, compared with the source one turn either side too; rows outside all are NaN."""
+    target = np.unwrap(np.asarray(target, float), period=360.0)
+    source = np.asarray(source, float)
+    turns = [axis_weights(source + k, target, method, latitude=False) for k in (-360, 0, 360)]
+    outside = np.all([np.isnan(w).any(1) for w in turns], axis=0)
+    out = np.sum([np.nan_to_num(w) for w in turns], axis=0)
+    out[outside] = np.nan
+    return out
+
+
 def regrid(
     da: xr.DataArray, lat: np.ndarray, lon: np.ndarray, method: Method, *, periodic: bool = False
 ) -> xr.DataArray:
@@ -146,7 +158,7 @@ def regrid(
     b = _sparse(
         _periodic_lon(da.lon.values, lon, method)
         if periodic
-        else axis_weights(da.lon.values, lon, method, latitude=False)
+        else _regional_lon(da.lon.values, lon, method)
     )
     src = da.rename(lat="_lat", lon="_lon")
     if src.chunks is not None:
