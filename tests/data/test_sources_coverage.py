@@ -3,6 +3,8 @@ with no training year in the split, a common grid that reaches beyond every sour
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import xarray as xr
@@ -209,3 +211,14 @@ def test_conservative_regridding_of_a_regional_source_to_a_grid_across_0(tmp_pat
         got = open_sources(cfg.data).tas.isel(time=0).values
         assert np.isnan(got[:, :2]).all()  # west of 0°E: outside the source
         np.testing.assert_allclose(got[:, 2:], 280.0)
+
+
+def test_inspect_counts_the_gaps_of_a_time_axis(tmp_path, capsys):
+    a = _store(tmp_path / "a.nc", (1980, 1986))
+    xr.open_dataset(a).load().drop_isel(time=[30, 31, 50]).to_netcdf(tmp_path / "holes.nc")
+    assert main(["data", "inspect", str(tmp_path / "holes.nc"), "--json"]) == 0
+    (row,) = json.loads(capsys.readouterr().out)
+    assert row["gaps"] == 2 and row["n_times"] == 81
+    cfg = _config(a, str(tmp_path / "holes.nc"))
+    rows = {r["source"]: r for r in describe_sources(cfg.data)["sources"]}
+    assert (rows["a"]["gaps"], rows["b"]["gaps"]) == (0, 2)

@@ -27,6 +27,7 @@ from rich.console import Console
 from rich.table import Table
 
 from climatune.data.io import open_dataset
+from climatune.data.splits import time_runs
 
 __all__ = ["inspect_paths", "inspect_dataset", "format_table", "format_sources"]
 
@@ -75,6 +76,7 @@ def _time(ds: xr.Dataset) -> dict[str, Any]:
         "time_first": _iso(times[0]),
         "time_last": _iso(times[-1]),
         "n_times": int(times.size),
+        "gaps": gaps(ds["time"]),
         "frequency": freq,
         "calendar": str(ds["time"].encoding.get("calendar") or ds["time"].dt.calendar),
     }
@@ -138,8 +140,24 @@ def _time_text(row: dict[str, Any]) -> str:
     freq = f" ({row['frequency']})" if row.get("frequency") else ""
     return (
         f"{row['time_first'][:10]}..{row['time_last'][:10]}, "
-        f"{row['n_times']} steps{freq}, {row['calendar']}"
+        f"{row['n_times']} steps{freq}{_gaps_text(row)}, {row['calendar']}"
     )
+
+
+def _gaps_text(row: dict[str, Any]) -> str:
+    n = int(row.get("gaps") or 0)
+    return f", {n} gap{'s' if n > 1 else ''}" if n else ""
+
+
+def gaps(time: xr.DataArray) -> int:
+    """How many holes (or irregular stamps) break a time axis into runs of regular steps
+    (:func:`~climatune.data.splits.time_runs`); 0 for a sorted, regular axis."""
+    if time.size < 2:
+        return 0
+    try:
+        return int(time_runs(time).max())
+    except (TypeError, ValueError):  # an axis time_runs cannot read: no claim
+        return 0
 
 
 def _levels_text(row: dict[str, Any]) -> str:
@@ -189,7 +207,7 @@ def format_sources(desc: dict[str, Any], *, width: int | None = None) -> str:
             row["source"],
             f"{row['grid'][0]}x{row['grid'][1]} lat {_span(row['lat_range'])} lon {_span(row['lon_range'])}",
             row["calendar"],
-            f"{row['years'][0]}-{row['years'][1]} ({row['n_times']} steps)",
+            f"{row['years'][0]}-{row['years'][1]} ({row['n_times']} steps{_gaps_text(row)})",
             ", ".join(f"{k} ({v or '-'})" for k, v in row["variables"].items()),
             ", ".join(row["missing"]) or "-",
             f"{row['weight']:g}",

@@ -28,6 +28,7 @@ import xarray as xr
 
 from climatune.data.climatology import is_sub_annual, step_unit
 from climatune.data.grid import contiguous_lon, is_global
+from climatune.data.inspect import gaps
 from climatune.data.io import open_dataset
 from climatune.data.regrid import regrid
 from climatune.data.settings import DataConfig, GridSpec, SourceConfig
@@ -345,7 +346,7 @@ def mixing_probabilities(labels: np.ndarray, weights: Mapping[str, float]) -> np
 
 
 def describe_sources(data: DataConfig) -> dict[str, Any]:
-    """Every source (grid, calendar, years, variables, units) and the common grid."""
+    """Every source (grid, calendar, years, gaps, variables, units) and the common grid."""
     assert data.sources
     rows: list[dict[str, Any]] = []
     opened = {}
@@ -360,6 +361,7 @@ def describe_sources(data: DataConfig) -> dict[str, Any]:
                 "calendar": str(ds.time.dt.calendar),
                 "years": [int(years.min()), int(years.max())],
                 "n_times": int(ds.time.size),
+                "gaps": gaps(ds.time),
                 "grid": [int(ds.lat.size), int(ds.lon.size)],
                 "lat_range": [float(ds.lat.min()), float(ds.lat.max())],
                 "lon_range": [float(ds.lon.min()), float(ds.lon.max())],
