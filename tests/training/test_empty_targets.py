@@ -9,6 +9,7 @@ import torch
 
 from climatune.data.samples import TaskSamples, fit_normalizer
 from climatune.data.view import build_view
+from climatune.errors import ClimatuneError
 from climatune.testing import tiny_config
 from climatune.training.losses import scored_cells
 from climatune.training.workflow import build_task, new_net
@@ -78,3 +79,22 @@ def test_batches_without_target_move_no_weight_and_count_in_no_mean(archive):
     assert seen[1] == pytest.approx(first, rel=1e-5)
     # the epoch mean is the real batch's loss, not a third of it
     assert float(trainer.callback_metrics["train_loss_epoch"]) == pytest.approx(first, rel=1e-5)
+
+
+def test_validation_years_without_any_target_are_refused(archive):
+    task, batch, empty = _task_and_batches(archive)
+    trainer = pl.Trainer(
+        max_epochs=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+    )
+    loader = torch.utils.data.DataLoader
+    with pytest.raises(ClimatuneError, match="no validation sample has a target value"):
+        trainer.fit(
+            task,
+            train_dataloaders=loader([batch], batch_size=None),
+            val_dataloaders=loader([empty, empty], batch_size=None),
+        )

@@ -83,6 +83,7 @@ class ClimateTask(pl.LightningModule):
         self.seed = seed
         self.objectives = None if objectives is None else dict(objectives)
         self.kind, self.reconstruction, self.crop = kind, reconstruction, crop
+        self._scored: dict[str, int] = {}  # per stage, the batches of this epoch with a loss
 
     @property
     def backbone(self) -> nn.Module:
@@ -141,6 +142,7 @@ class ClimateTask(pl.LightningModule):
         backpropagates zero, unlogged.
         """
         parts = self.losses(batch, stage, batch_idx)
+        self._scored[stage] = self._scored.get(stage, 0) + bool(parts)
         if not parts:
             if stage == "train" and self._trainer is not None and self.trainer.world_size > 1:
                 return sum(p.sum() * 0.0 for p in self.parameters() if p.requires_grad)
@@ -182,6 +184,15 @@ class ClimateTask(pl.LightningModule):
     def validation_step(self, batch, batch_idx):
         return self._step(batch, "val")
 
+    def on_validation_epoch_end(self) -> None:
+        """Refuse validation years without a single target value: ``val_loss`` (what early
+        stopping and the best checkpoint follow) would not exist."""
+        if self._scored.get("val") == 0 and not self.trainer.sanity_checking:
+            raise ClimatuneError(
+                "no validation sample has a target value (every target cell is missing in "
+                "the val years of data.split): move data.split.val to years with data"
+            )
+
     def test_step(self, batch, batch_idx):
         return self._step(batch, "test")
 
@@ -197,6 +208,7 @@ class ClimateTask(pl.LightningModule):
         Statistics computed for the current weights keep validation, the checkpoint and
         the exported model consistent with training.
         """
+        self._scored["val"] = 0
         norms = [m for m in self.net.modules() if isinstance(m, PooledBatchNorm)]
         if not norms or self.trainer.state.fn != "fit":
             return
