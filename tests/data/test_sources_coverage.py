@@ -222,3 +222,15 @@ def test_inspect_counts_the_gaps_of_a_time_axis(tmp_path, capsys):
     cfg = _config(a, str(tmp_path / "holes.nc"))
     rows = {r["source"]: r for r in describe_sources(cfg.data)["sources"]}
     assert (rows["a"]["gaps"], rows["b"]["gaps"]) == (0, 2)
+
+
+def test_a_split_whose_sources_all_lack_the_target_is_refused_before_training(tmp_path):
+    a = _store(tmp_path / "a.nc", (1980, 1983))
+    psl = xr.open_dataset(_store(tmp_path / "tmp.nc", (1980, 1986))).load()
+    psl.rename(tas="psl").assign_attrs().to_netcdf(tmp_path / "b.nc")  # no tas at all
+    cfg = _config(a, str(tmp_path / "b.nc"), "data.targets=[tas]", "data.variables=[tas, psl]")
+    with pytest.raises(ClimatuneError) as err:
+        build_view(cfg.data, cfg.task)  # val 1984 and test 1985-1986: only b has them
+    assert str(err.value).startswith(
+        "the val years 1984-1984 of data.split hold no target value: their source(s) b lack tas"
+    )

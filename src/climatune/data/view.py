@@ -50,6 +50,7 @@ __all__ = [
     "field_variables",
     "keep_usable_inputs",
     "note_idle_sources",
+    "check_split_targets",
 ]
 
 _log = logging.getLogger("climatune")
@@ -373,6 +374,34 @@ def note_idle_sources(fields: xr.Dataset, anchors: Mapping[str, np.ndarray]) -> 
     return idle
 
 
+def check_split_targets(
+    fields: xr.Dataset,
+    anchors: Mapping[str, np.ndarray],
+    targets: list[str],
+    history: int,
+    lead: int,
+    kind: str,
+) -> None:
+    """Refuse a split whose targets all come from sources that lack every target variable
+    (fed as all NaN): it would train, validate or score nothing. Only multi-source data
+    (its ``source`` coordinate) is checked, from what each source holds, reading nothing."""
+    info = fields.attrs.get("sources")
+    if SOURCE not in fields.coords or not isinstance(info, dict):
+        return
+    labels = np.asarray(fields[SOURCE].values).astype(str)
+    shift = lead if kind in ("forecast", "index") else 0
+    for split, anchor in anchors.items():
+        names = set(labels[np.asarray(anchor) + shift].tolist())
+        if names and all(set(targets) <= set(info.get(n, {}).get("missing", [])) for n in names):
+            years = fields.time.dt.year.values[np.asarray(anchor) + shift]
+            raise ClimatuneError(
+                f"the {split} years {int(years.min())}-{int(years.max())} of data.split hold no "
+                f"target value: their source(s) {', '.join(sorted(names))} lack "
+                f"{', '.join(targets)}; move data.split.{split} to years of a source that has "
+                "them, or map the variable in data.sources[].variables"
+            )
+
+
 def build_view(
     data: DataConfig, task: TaskConfig, ds: xr.Dataset | None = None, *, whole: bool = False
 ) -> TaskView:
@@ -420,6 +449,7 @@ def build_view(
             domain.time, data.split, history, lead, train_fraction=data.train_fraction
         )
         note_idle_sources(domain, anchors)
+        check_split_targets(domain, anchors, targets, history, lead, task.kind)
     return TaskView(
         kind=task.kind,
         fields=domain,
