@@ -104,13 +104,15 @@ def _axis_margins(
     offset = _offset(trained, coord, periodic=lon)
     pad_before = (-trained.size % k) // 2  # what pad_to_multiple put before the trained axis
     pad_after = -trained.size % k - pad_before
-    ends = offset is not None and not (lon and _is_global(trained))
-    if ends and offset == 0:  # the crop starts at the trained grid's first cell
+    # where the crop starts on the trained axis, if its ends can be that axis's own
+    # (a global longitude has none); else -1
+    edge = -1 if offset is None or (lon and _is_global(trained)) else offset
+    if edge == 0:  # the crop starts at the trained grid's first cell
         after = next(
             a for a in range(CROP_MARGIN, CROP_MARGIN + k) if (-(n + a) % k) // 2 == pad_before
         )
         return 0, after
-    if ends and offset + n == trained.size:  # it ends at the trained grid's last cell
+    if edge >= 0 and edge + n == trained.size:  # it ends at the trained grid's last cell
         before = next(
             b
             for b in range(CROP_MARGIN, CROP_MARGIN + k)
