@@ -1,0 +1,177 @@
+"""A variable-token model predicts, evaluates and explains data lacking some of its inputs:
+they are left out by name, as a training source lacking them is; other models refuse."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import numpy as np
+import pytest
+import torch
+import xarray as xr
+
+from climatune import load_model
+from climatune.cli import main
+from climatune.data.io import open_dataset
+from climatune.data.samples import TaskSamples
+from climatune.errors import ClimatuneError
+from climatune.inference import ABSENT_INPUTS, model_view, static_for
+from climatune.testing import tiny_archive, tiny_config
+from climatune.workflows.pretraining import pretrain
+
+VARTOKEN = ["model.backbone=vartoken_vit", "model.dim=16", "model.patch=4"]
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """An archive with tas, pr and sst; one-epoch models reading all three and predicting
+    tas and sst: a vartoken ensemble (2 members, anomalies, no residual), a U-Net, and a
+    vartoken network (global statistics, as a regional crop needs; residual)."""
+    torch.set_num_threads(1)
+    root = tmp_path_factory.mktemp("subset")
+    archive = tiny_archive(root / "tiny.nc")
+    sets = ["data.variables=[tas, pr, sst]", "data.targets=[tas, sst]", "trainer.max_epochs=1"]
+    vartoken = pretrain(
+        tiny_config(archive, *sets, *VARTOKEN, "ensemble.members=2", "model.residual=false"),
+        out=root / "vartoken",
+    )
+    unet = pretrain(tiny_config(archive, *sets), out=root / "unet")
+    single = pretrain(
+        tiny_config(archive, *sets, *VARTOKEN, "data.normalization=global"), out=root / "single"
+    )
+    full = open_dataset(archive).load()
+    no_pr = root / "no_pr.nc"
+    full.drop_vars("pr").to_netcdf(no_pr)
+    return archive, vartoken, unet, no_pr, single
+
+
+def _net_on_subset(model, ds: xr.Dataset, names: list[str]) -> np.ndarray:
+    """tas predicted by calling the networks on ``names`` alone (``names=``), in K."""
+    view = model_view(model, model.view(ds))
+    sub = TaskSamples(view, "predict", model.normalizer, mask_ratio=0.0)
+    fields = torch.stack([sub[i]["fields"] for i in range(len(sub))])
+    assert fields.shape[1] == len(names)
+    with torch.no_grad():
+        out = model.net(fields, static_for(model, view), names=names)[:, 0].numpy()
+    months = view.fields.time.isel(time=view.target_index(view.anchors["predict"])).dt.month
+    centre = model.normalizer.centre("tas", months.values, out.shape[1:])
+    return out * model.normalizer.std_["tas"] + centre
+
+
+def test_predict_leaves_a_missing_input_out_by_name(runs, tmp_path, caplog):
+    archive, vartoken, _, no_pr, _ = runs
+    out = tmp_path / "p.nc"
+    argv = ["predict", str(vartoken), "--input", str(no_pr), "--output", str(out)]
+    with caplog.at_level(logging.WARNING, logger="climatune"):
+        assert main(argv) == 0
+    notes = [r.getMessage() for r in caplog.records if "lacks input" in r.getMessage()]
+    assert len(notes) == 1 and notes[0].startswith("note:") and "pr" in notes[0]
+    model = load_model(vartoken)
+    whole = model.predict(open_dataset(archive), members=True)
+    with xr.open_dataset(out) as pred:
+        assert pred.attrs[ABSENT_INPUTS] == "pr" and "left out: pr" in pred.attrs["history"]
+        assert pred.tas.shape == whole.tas.shape  # (member, time, lat, lon)
+        assert np.isfinite(pred.tas.values).all()
+        # sst is NaN north of 40N in the input (land): NaN there in the output, not blanked
+        north = pred.lat >= 40
+        assert pred.sst.sel(lat=north).isnull().all() and pred.sst.sel(lat=~north).notnull().all()
+        # pr mattered: the prediction without it is another one
+        assert float(abs(pred.tas - whole.tas).max()) > 1e-3
+        # and it is the networks on tas and sst alone, by name
+        mean = pred.tas.mean("member").values
+    expected = _net_on_subset(model, open_dataset(no_pr), ["tas", "sst"])
+    np.testing.assert_allclose(mean, expected, rtol=0, atol=1e-3)
+
+
+def test_left_out_by_name_is_the_training_sources_all_nan_input(runs):
+    """Feeding pr by name or as an all-NaN channel (a source lacking it) is one prediction."""
+    model = load_model(runs[1])
+    net = model.net.members[0]
+    fields = torch.randn(2, 3, 1, 8, 16)
+    static = model.static
+    missing = fields.clone()
+    missing[:, 1] = float("nan")
+    with torch.no_grad():
+        by_name = net(fields[:, [0, 2]], static, names=["tas", "sst"])
+        as_nan = net(missing, static)
+    torch.testing.assert_close(by_name, as_nan, rtol=0, atol=1e-5)
+
+
+def test_a_regional_crop_in_other_units_without_an_input(runs):
+    archive, _, _, no_pr, single = runs
+    model = load_model(single)
+    crop = {"lat": slice(0, 6), "lon": slice(2, 12)}
+    ds = open_dataset(no_pr).isel(crop).load()
+    ds["tas"] = (ds.tas - 273.15).assign_attrs(ds.tas.attrs, units="degC")
+    pred = model.predict(ds)  # inside a margin of replicated cells
+    assert pred.tas.attrs["units"] == "degC" and pred.tas.shape[1:] == (6, 10)
+    assert np.isfinite(pred.tas.values).all()
+    whole = model.predict(open_dataset(archive).isel(crop))
+    assert 1e-4 < float(abs(pred.tas + 273.15 - whole.tas).max()) < 20
+
+
+def test_evaluate_with_a_subset_scores_the_model(runs, tmp_path, caplog):
+    archive, _, _, no_pr, single = runs
+    scores = {}
+    for name, path in (("all", archive), ("no_pr", no_pr)):
+        out = tmp_path / name
+        argv = ["evaluate", str(single), "--set", f"data.path={path}", "--baselines", "none"]
+        with caplog.at_level(logging.WARNING, logger="climatune"):
+            assert main([*argv, "--out", str(out)]) == 0
+        rows = json.loads((out / "metrics.json").read_text())
+        scores[name] = {
+            (r["variable"], r["metric"]): r["value"] for r in rows if r.get("value") is not None
+        }
+    notes = [r.getMessage() for r in caplog.records if "lacks input" in r.getMessage()]
+    assert len(notes) == 1  # once, however many predictions evaluate makes
+    for key, value in scores["all"].items():
+        assert np.isfinite(scores["no_pr"][key])
+    assert scores["no_pr"][("tas", "rmse")] != scores["all"][("tas", "rmse")]
+
+
+def test_explain_with_a_subset_attributes_the_inputs_given(runs, tmp_path):
+    _, vartoken, _, no_pr, _ = runs
+    out = tmp_path / "explain"
+    argv = ["explain", str(vartoken), "--set", f"data.path={no_pr}", "--method", "saliency"]
+    assert main([*argv, "--samples", "2", "--out", str(out)]) == 0
+    with xr.open_dataset(out / "attributions.nc") as ds:
+        assert list(ds.variable.values) == ["tas", "sst"]
+        assert np.isfinite(ds.attribution.sel(variable="tas").values).all()
+
+
+def test_a_unet_missing_an_input_refuses_in_one_line(runs, tmp_path, capsys):
+    _, _, unet, no_pr, _ = runs
+    out = tmp_path / "p.nc"
+    assert main(["predict", str(unet), "--input", str(no_pr), "--output", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("climatune: error: the data lacks input")
+    assert "['pr']" in err[0] and "vartoken_vit" in err[0]
+    assert not out.exists()
+
+
+def test_data_with_none_of_the_inputs_is_one_clear_error(runs, tmp_path, capsys):
+    archive, vartoken, _, _, _ = runs
+    other = tmp_path / "other.nc"
+    ds = open_dataset(archive).load()
+    ds[["tas"]].rename(tas="ta").to_netcdf(other)
+    out = tmp_path / "p.nc"
+    assert main(["predict", str(vartoken), "--input", str(other), "--output", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "none of the input variables ['tas', 'pr', 'sst']" in err[0]
+    assert "it has: ta" in err[0] and not out.exists()
+
+
+def test_a_residual_base_cannot_be_left_out(runs, tmp_path, capsys):
+    archive, _, _, _, single = runs
+    model = load_model(single)
+    assert model.net.residual_index == [0, 2]  # tas from tas, sst from sst
+    view = model.view(open_dataset(archive))
+    view.inputs = ["pr", "sst"]  # tas kept as the target, left out of the inputs
+    with pytest.raises(ClimatuneError, match=r"change of tas from tas \(model.residual\)"):
+        model_view(model, view)
+    out = tmp_path / "eval"
+    argv = ["evaluate", str(single), "--set", "data.variables=[pr, sst]", "--baselines", "none"]
+    assert main([*argv, "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "model.residual=false" in err[0] and not out.exists()
