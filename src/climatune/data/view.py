@@ -299,9 +299,10 @@ def _present_inputs(ds: xr.Dataset, inputs: list[str], targets: list[str]) -> li
         )
     lost = [t for t in targets if t not in ds.data_vars]
     if lost:
+        which = f"variable '{lost[0]}'" if len(lost) == 1 else f"variables {lost}"
         raise ClimatuneError(
-            f"the data lacks target variable(s) {lost} of the task; it has: {have} "
-            "(an input may be left out, a target may not)"
+            f"target {which} missing; the file has: {have} (an input may be left out, "
+            "a target may not)"
         )
     return present
 
