@@ -65,7 +65,7 @@ def test_predict_leaves_a_missing_input_out_by_name(runs, tmp_path, caplog):
     argv = ["predict", str(vartoken), "--input", str(no_pr), "--output", str(out)]
     with caplog.at_level(logging.WARNING, logger="climatune"):
         assert main(argv) == 0
-    notes = [r.getMessage() for r in caplog.records if "lacks input" in r.getMessage()]
+    notes = [r.getMessage() for r in caplog.records if "left out" in r.getMessage()]
     assert len(notes) == 1 and notes[0].startswith("note:") and "pr" in notes[0]
     model = load_model(vartoken)
     whole = model.predict(open_dataset(archive), members=True)
@@ -123,7 +123,7 @@ def test_evaluate_with_a_subset_scores_the_model(runs, tmp_path, caplog):
         scores[name] = {
             (r["variable"], r["metric"]): r["value"] for r in rows if r.get("value") is not None
         }
-    notes = [r.getMessage() for r in caplog.records if "lacks input" in r.getMessage()]
+    notes = [r.getMessage() for r in caplog.records if "left out" in r.getMessage()]
     assert len(notes) == 1  # once, however many predictions evaluate makes
     assert scores["no_pr"].keys() == scores["all"].keys()
     assert all(np.isfinite(v) for v in scores["no_pr"].values())
@@ -136,7 +136,7 @@ def test_explain_with_a_subset_attributes_the_inputs_given(runs, tmp_path):
     argv = ["explain", str(vartoken), "--set", f"data.path={no_pr}", "--method", "saliency"]
     assert main([*argv, "--samples", "2", "--out", str(out)]) == 0
     with xr.open_dataset(out / "attributions.nc") as ds:
-        assert list(ds.variable.values) == ["tas", "sst"]
+        assert list(ds.variable.values) == ["tas", "sst"] and ds.attrs[ABSENT_INPUTS] == "pr"
         assert np.isfinite(ds.attribution.sel(variable="tas").values).all()
 
 

@@ -40,6 +40,7 @@ from climatune.explain.interactions import (
 from climatune.explain.plots import plot_attribution_maps, plot_faithfulness, plot_interactions
 from climatune.explain.targets import Target, TargetFunction, parse_target
 from climatune.inference import (
+    ABSENT_INPUTS,
     LoadedModel,
     input_names,
     load_model,
@@ -71,6 +72,7 @@ class Explanation:
     baseline: str
     reference: str
     settings: dict[str, Any] = field(default_factory=dict)
+    left_out: tuple[str, ...] = ()  # the model's inputs that the data lacked
 
 
 def resolve_config(
@@ -239,6 +241,7 @@ def explain(
         baseline_description(method, baseline),
         baseline_description("ig", baseline),
         dict(settings.used),
+        view.left_out,
     )
 
 
@@ -271,6 +274,7 @@ def _dataset(expl: Explanation, model: LoadedModel) -> tuple[xr.Dataset, dict[st
         "baseline": expl.baseline,
         "inputs": "normalised per variable with the model's statistics; attributions are in the target's units",
         "settings": ", ".join(f"{k}={v}" for k, v in expl.settings.items()),
+        **({ABSENT_INPUTS: ", ".join(expl.left_out)} if expl.left_out else {}),
     }
     first = da["sample"].values[0]
     units = f"days since {getattr(first, 'year', 1970):04d}-01-01"

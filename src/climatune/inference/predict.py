@@ -112,8 +112,8 @@ def model_view(model: LoadedModel, view: TaskView) -> TaskView:
         _check_subset(model, present, missing, view.inputs)
         if tuple(missing) != view.left_out:
             _log.warning(
-                "note: the data lacks input variable(s) %s of the model; left out (the network "
-                "runs on %s without them)",
+                "note: input variable(s) %s of the model not among the data's inputs: left out (the "
+                "network runs on %s alone)",
                 ", ".join(missing),
                 ", ".join(present),
             )
