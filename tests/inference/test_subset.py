@@ -68,6 +68,7 @@ def test_predict_leaves_a_missing_input_out_by_name(runs, tmp_path, caplog):
     notes = [r.getMessage() for r in caplog.records if "left out" in r.getMessage()]
     assert len(notes) == 1 and notes[0].startswith("note:") and "pr" in notes[0]
     model = load_model(vartoken)
+    assert model.members == 2 and set(model.normalizer.climatology_) >= {"tas", "sst"}
     whole = model.predict(open_dataset(archive), members=True)
     with xr.open_dataset(out) as pred:
         assert pred.attrs[ABSENT_INPUTS] == "pr" and "left out: pr" in pred.attrs["history"]
@@ -109,6 +110,20 @@ def test_a_regional_crop_in_other_units_without_an_input(runs):
     assert np.isfinite(pred.tas.values).all()
     whole = model.predict(open_dataset(archive).isel(crop))
     assert 1e-4 < float(abs(pred.tas + 273.15 - whole.tas).max()) < 20
+
+
+def test_a_gaussian_head_without_an_input(runs, tmp_path):
+    archive, _, _, no_pr, _ = runs
+    sets = ["data.variables=[tas, pr, sst]", "data.targets=[tas]", "trainer.max_epochs=1"]
+    sets.append("data.normalization=global")
+    cfg = tiny_config(archive, *sets, *VARTOKEN, "model.head_distribution=gaussian")
+    model = load_model(pretrain(cfg, out=tmp_path / "gaussian"))
+    ds = open_dataset(no_pr)
+    mean, std = model.predict_distribution(ds)
+    assert mean.attrs[ABSENT_INPUTS] == "pr" and (std.tas.values > 0).all()
+    np.testing.assert_allclose(mean.tas.isel(member=0), model.predict(ds).tas, atol=1e-4)
+    whole = model.predict_distribution(open_dataset(archive))[0]
+    assert float(abs(mean.tas - whole.tas).max()) > 1e-4
 
 
 def test_evaluate_with_a_subset_scores_the_model(runs, tmp_path, caplog):
