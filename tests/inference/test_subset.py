@@ -15,8 +15,11 @@ from climatune import load_model
 from climatune.cli import main
 from climatune.data.io import open_dataset
 from climatune.data.samples import TaskSamples
+from climatune.data.settings import RegionConfig
+from climatune.data.view import build_view
 from climatune.errors import ClimatuneError
-from climatune.inference import ABSENT_INPUTS, model_view, static_for
+from climatune.evaluation.metrics import rmse as rmse_of
+from climatune.inference import ABSENT_INPUTS, model_view, predict_view, static_for
 from climatune.testing import tiny_archive, tiny_config
 from climatune.workflows.pretraining import pretrain
 
@@ -112,12 +115,18 @@ def test_a_regional_crop_in_other_units_without_an_input(runs):
     assert 1e-4 < float(abs(pred.tas + 273.15 - whole.tas).max()) < 20
 
 
-def test_a_gaussian_head_without_an_input(runs, tmp_path):
-    archive, _, _, no_pr, _ = runs
+@pytest.fixture(scope="module")
+def tas_only(runs, tmp_path_factory):
+    """A vartoken network with a Gaussian head forecasting tas alone (global statistics)."""
     sets = ["data.variables=[tas, pr, sst]", "data.targets=[tas]", "trainer.max_epochs=1"]
-    sets.append("data.normalization=global")
-    cfg = tiny_config(archive, *sets, *VARTOKEN, "model.head_distribution=gaussian")
-    model = load_model(pretrain(cfg, out=tmp_path / "gaussian"))
+    sets += ["data.normalization=global", "model.head_distribution=gaussian"]
+    cfg = tiny_config(runs[0], *sets, *VARTOKEN)
+    return cfg, load_model(pretrain(cfg, out=tmp_path_factory.mktemp("tas") / "run"))
+
+
+def test_a_gaussian_head_without_an_input(runs, tas_only):
+    archive, _, _, no_pr, _ = runs
+    model = tas_only[1]
     ds = open_dataset(no_pr)
     mean, std = model.predict_distribution(ds)
     assert mean.attrs[ABSENT_INPUTS] == "pr" and (std.tas.values > 0).all()
@@ -126,23 +135,36 @@ def test_a_gaussian_head_without_an_input(runs, tmp_path):
     assert float(abs(mean.tas - whole.tas).max()) > 1e-4
 
 
+def test_an_input_empty_in_a_region_is_left_out_with_one_note(tas_only, caplog):
+    cfg, model = tas_only
+    data = cfg.data.model_copy(update={"region": RegionConfig(lat=(45, 80), lon=(0, 360))})
+    with caplog.at_level(logging.WARNING, logger="climatune"):
+        view = build_view(data, cfg.task, partial_inputs=True)  # sst is NaN north of 40N
+        pred = predict_view(model, view, "test")
+    assert view.inputs == ["tas", "pr"] and view.left_out == ("sst",)
+    notes = [r.getMessage() for r in caplog.records if "sst" in r.getMessage()]
+    assert len(notes) == 1 and "dropped from the inputs" in notes[0]
+    assert pred.attrs[ABSENT_INPUTS] == "sst" and np.isfinite(pred.tas.values).all()
+
+
 def test_evaluate_with_a_subset_scores_the_model(runs, tmp_path, caplog):
     archive, _, _, no_pr, single = runs
-    scores = {}
-    for name, path in (("all", archive), ("no_pr", no_pr)):
-        out = tmp_path / name
-        argv = ["evaluate", str(single), "--set", f"data.path={path}", "--baselines", "none"]
-        with caplog.at_level(logging.WARNING, logger="climatune"):
-            assert main([*argv, "--out", str(out)]) == 0
-        rows = json.loads((out / "metrics.json").read_text())
-        scores[name] = {
-            (r["variable"], r["metric"]): r["value"] for r in rows if r.get("value") is not None
-        }
+    out = tmp_path / "eval"
+    argv = ["evaluate", str(single), "--set", f"data.path={no_pr}", "--baselines", "none"]
+    with caplog.at_level(logging.WARNING, logger="climatune"):
+        assert main([*argv, "--out", str(out)]) == 0
     notes = [r.getMessage() for r in caplog.records if "left out" in r.getMessage()]
     assert len(notes) == 1  # once, however many predictions evaluate makes
-    assert scores["no_pr"].keys() == scores["all"].keys()
-    assert all(np.isfinite(v) for v in scores["no_pr"].values())
-    assert scores["no_pr"][("tas", "rmse")] != scores["all"][("tas", "rmse")]
+    rows = json.loads((out / "metrics.json").read_text())
+    rmse = {(r["model"], r["variable"]): r["value"] for r in rows if r["metric"] == "rmse"}
+    assert set(rmse) == {("pretrained", "tas"), ("pretrained", "sst")}
+    assert all(np.isfinite(v) and v > 0 for v in rmse.values())
+    # the same network on the same test samples, with pr: another score
+    model = load_model(single)
+    view = model_view(model, build_view(model.meta.data_config, model.meta.task_config))
+    truth = view.truth("test")
+    full = predict_view(model, view, "test")
+    assert abs(rmse_of(full.tas, truth.tas, view.weights()) - rmse[("pretrained", "tas")]) > 1e-4
 
 
 def test_explain_with_a_subset_attributes_the_inputs_given(runs, tmp_path):

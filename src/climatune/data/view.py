@@ -98,8 +98,9 @@ class TaskView:
     blocks: dict[str, tuple[int, int]] = field(default_factory=dict)
     periodic_lon: bool = False
     coarse: xr.Dataset | None = field(default=None, repr=False, compare=False)
-    #: A model's inputs that this data lacks and its network runs without (set, and
-    #: noted once, by ``inference.model_view``)
+    #: Inputs left out of ``inputs``, each already noted: those with no valid cell in a
+    #: regional domain (:func:`build_view`), a model's that the data lacks
+    #: (``inference.model_view``)
     left_out: tuple[str, ...] = ()
 
     @property
@@ -417,10 +418,12 @@ def build_view(
     )
     domain, coarse, mask = cut_region(flat, data.region, coarse)
     domain = check_finite(domain)  # undeclared fill values become NaN, with a note
+    usable = inputs
     if data.region is None:
         check_not_all_nan(domain)
     else:
-        domain, inputs = keep_usable_inputs(domain, inputs, targets, data.region)
+        domain, usable = keep_usable_inputs(domain, inputs, targets, data.region)
+    left_out, inputs = tuple(v for v in inputs if v not in usable), usable
     static = _static(data.static, domain)
     history, lead = _lag(task.kind, task.history, task.lead)
     if whole:
@@ -444,4 +447,5 @@ def build_view(
         blocks=blocks,
         periodic_lon=is_global(domain.lon),
         coarse=coarse,
+        left_out=left_out,
     )

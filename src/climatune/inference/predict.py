@@ -110,11 +110,12 @@ def model_view(model: LoadedModel, view: TaskView) -> TaskView:
     missing = [n for n in model.meta.inputs if n not in view.inputs]
     if missing:
         _check_subset(model, present, missing, view.inputs)
-        if tuple(missing) != view.left_out:
+        new = [n for n in missing if n not in view.left_out]  # the others were noted
+        if new:
             _log.warning(
                 "note: input variable(s) %s of the model not among the data's inputs: left out (the "
                 "network runs on %s alone)",
-                ", ".join(missing),
+                ", ".join(new),
                 ", ".join(present),
             )
     view, converted = model_units(model, view)
