@@ -162,7 +162,8 @@ class LoadedModel:
         Field predictions hold the scored region only: the halo read around it is NaN.
         They are in the units of ``ds`` (``units="input"``; data in other units than the
         model's is converted for the network and the predictions converted back) or in
-        the model's (``units="model"``).
+        the model's (``units="model"``). A model that :attr:`accepts_subset` predicts
+        data lacking some of its inputs without them (named in ``attrs["absent_inputs"]``).
         """
         view = self.view(ds)
         pred = predict_view(

@@ -49,6 +49,10 @@ def predict_file(
     network, of the mixture of the members' Gaussians for an ensemble); ``samples=N``
     draws N values from each member's Gaussian. The global ``distribution`` attribute
     says which.
+
+    Input variables of the model that the file lacks, which a ``vartoken_vit`` model runs
+    without (:func:`~climatune.inference.predict.model_view`), are named in the global
+    ``absent_inputs`` attribute and in ``history``.
     """
     quantiles = check_quantiles(quantiles)
     if not 0 <= samples <= MAX_SAMPLES:
