@@ -37,7 +37,7 @@ def test_no_margin_on_the_models_own_grid_or_for_an_index():
 def test_a_crop_keeps_the_phase_its_cells_had_on_the_trained_grid():
     for k in (1, 2, 4, 8):
         trained_top, trained_left = (-37 % k) // 2, (-49 % k) // 2  # pad_to_multiple's
-        for r0, c0 in ((6, 10), (7, 11), (0, 0), (9, 3)):
+        for r0, c0 in ((6, 10), (7, 11), (1, 1), (9, 3)):
             view = _view(LAT[r0 : r0 + 25], LON[c0 : c0 + 19])
             top, bottom, left, right = crop_margins(GRID, view, k)
             assert min(top, bottom, left, right) >= CROP_MARGIN
@@ -69,6 +69,50 @@ def test_the_margin_continues_the_position_inputs_and_repeats_the_rest():
     assert torch.equal(padded[..., :top, left:-right], fields[..., :1, :].expand(1, 1, top, 19))
     assert np.array_equal(trim_margins(padded.numpy(), margins), fields.numpy())
     assert trim_margins(fields.numpy(), None) is not None
+
+
+def test_a_crop_along_the_trained_edges_gets_no_margin_on_them():
+    for k in (1, 2, 4, 8):
+        pad_top, pad_left = (-37 % k) // 2, (-49 % k) // 2  # pad_to_multiple's
+        pad_bottom, pad_right = -37 % k - pad_top, -49 % k - pad_left
+        for h, w in ((25, 19), (24, 20), (30, 33)):
+            top, bottom, left, right = crop_margins(GRID, _view(LAT[:h], LON[:w]), k)
+            assert top == 0 and left == 0 and min(bottom, right) >= CROP_MARGIN
+            # the backbone's own padding puts before the first cell what it put on the
+            # trained grid, so every cell keeps its phase and the edge looks as it did
+            assert (-(h + bottom) % k) // 2 == pad_top and (-(w + right) % k) // 2 == pad_left
+            top, bottom, left, right = crop_margins(GRID, _view(LAT[-h:], LON[-w:]), k)
+            assert bottom == 0 and right == 0 and min(top, left) >= CROP_MARGIN
+            dh, dw = -(h + top) % k, -(w + left) % k
+            assert dh - dh // 2 == pad_bottom and dw - dw // 2 == pad_right
+
+
+def test_a_crop_of_a_global_grid_has_no_trained_edge_in_longitude():
+    lon = np.arange(0.0, 360.0, 7.5)
+    grid = {"lat": LAT.tolist(), "lon": lon.tolist()}
+    left, right = crop_margins(grid, _view(LAT[5:30], lon[:19]), 4)[2:]
+    assert min(left, right) >= CROP_MARGIN  # 0° is no edge on a global grid
+
+
+def test_a_crop_along_the_trained_edge_predicts_it_as_the_whole_grid_does():
+    torch.manual_seed(0)
+    net = build_net("unet", ["tas"], n_static=0, width=4, depth=2).eval()
+    whole = torch.randn(1, 1, 1, 37, 49)
+    with torch.no_grad():
+        reference = net(whole).numpy()
+    for rows, cols in ((slice(0, 32), slice(0, 36)), (slice(5, 37), slice(13, 49))):
+        view = _view(LAT[rows], LON[cols])
+        margins = crop_margins(GRID, view, net.backbone.grid_multiple)
+        crop = whole[..., rows, cols]
+        padded = MarginSamples([{"fields": crop[0]}], margins, False)[0]["fields"][None]
+        with torch.no_grad():
+            got = trim_margins(net(padded).numpy(), margins)
+        near = (
+            (..., slice(0, 5), slice(0, 5))
+            if rows.start == 0
+            else (..., slice(-5, None), slice(-5, None))
+        )
+        assert np.allclose(got[near], reference[..., rows, cols][near], atol=1e-5)
 
 
 def test_a_crop_predicts_its_middle_as_the_whole_grid_does():

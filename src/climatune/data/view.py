@@ -101,6 +101,10 @@ class TaskView:
     blocks: dict[str, tuple[int, int]] = field(default_factory=dict)
     periodic_lon: bool = False
     coarse: xr.Dataset | None = field(default=None, repr=False, compare=False)
+    #: Inputs left out of ``inputs``, each already noted: those with no valid cell in a
+    #: regional domain (:func:`build_view`), a model's that the data lacks
+    #: (``inference.model_view``)
+    left_out: tuple[str, ...] = ()
 
     @property
     def is_scalar(self) -> bool:
@@ -262,19 +266,23 @@ def _static(static: StaticConfig | None, domain: xr.Dataset) -> xr.Dataset | Non
 
 
 def select_variables(
-    data: DataConfig, task: TaskConfig, ds: xr.Dataset
+    data: DataConfig, task: TaskConfig, ds: xr.Dataset, *, partial_inputs: bool = False
 ) -> tuple[list[str], list[str]]:
     """The task's input and field-target variables of ``ds``, checked.
 
     Inputs default to every field of ``ds`` and targets to the inputs; an index task has
     no field target. Refuses a missing variable, a downscaling or reconstruction target
-    that is not an input, and a lead-0 target that is also an input.
+    that is not an input, and a lead-0 target that is also an input. With
+    ``partial_inputs``, inputs that ``ds`` lacks are left out instead (the targets are
+    still required), as long as one of them is there.
     """
     inputs = list(data.variables or field_variables(ds))
     if not inputs:
         where = "data.sources" if data.sources else data.path
         raise ClimatuneError(f"{where} holds no (time, lat, lon) fields to learn from")
     targets = [] if task.kind == "index" else list(data.targets or inputs)
+    if partial_inputs:
+        inputs = _present_inputs(ds, inputs, targets)
     require_variables(ds, inputs + targets)
     if task.kind in ("downscale", "reconstruct") and set(targets) - set(inputs):
         raise ClimatuneError(
@@ -282,6 +290,25 @@ def select_variables(
         )
     _refuse_identity(task, inputs, targets)
     return inputs, targets
+
+
+def _present_inputs(ds: xr.Dataset, inputs: list[str], targets: list[str]) -> list[str]:
+    """The ``inputs`` that ``ds`` holds; refuses data lacking a target or every input."""
+    have = ", ".join(str(n) for n in ds.data_vars) or "no variables"
+    present = [n for n in inputs if n in ds.data_vars]
+    if not present:
+        raise ClimatuneError(
+            f"the data has none of the input variables {inputs}; it has: {have} "
+            "(rename its variables to these names)"
+        )
+    lost = [t for t in targets if t not in ds.data_vars]
+    if lost:
+        which = f"variable '{lost[0]}'" if len(lost) == 1 else f"variables {lost}"
+        raise ClimatuneError(
+            f"target {which} missing; the file has: {have} (an input may be left out, "
+            "a target may not)"
+        )
+    return present
 
 
 def level_variables(flat: xr.Dataset, names: list[str]) -> list[str]:
@@ -403,7 +430,12 @@ def check_split_targets(
 
 
 def build_view(
-    data: DataConfig, task: TaskConfig, ds: xr.Dataset | None = None, *, whole: bool = False
+    data: DataConfig,
+    task: TaskConfig,
+    ds: xr.Dataset | None = None,
+    *,
+    whole: bool = False,
+    partial_inputs: bool = False,
 ) -> TaskView:
     """Select the variables, flatten the levels, cut the region and split the data of a task.
 
@@ -417,12 +449,15 @@ def build_view(
         An already opened, canonical dataset to use instead of ``data.path``.
     whole
         Ignore the split and the years: one ``"predict"`` block over every step.
+    partial_inputs
+        Leave out the inputs the data lacks rather than refuse it (a model's view: the
+        model says whether it runs without them, ``inference.model_view``).
     """
     if ds is None:
         ds = open_sources(data) if data.sources else open_dataset(data.path)
     if data.sources and task.kind == "index":
         raise ClimatuneError("index tasks read one archive; give data.path instead of data.sources")
-    inputs, targets = select_variables(data, task, ds)
+    inputs, targets = select_variables(data, task, ds, partial_inputs=partial_inputs)
     index = _index_series(task.index, ds) if task.kind == "index" and not whole else None
     chosen = list(dict.fromkeys(inputs + targets))
     ds = select(ds, variables=chosen, levels=data.levels, years=None if whole else data.years)
@@ -436,10 +471,12 @@ def build_view(
     )
     domain, coarse, mask = cut_region(flat, data.region, coarse)
     domain = check_finite(domain)  # undeclared fill values become NaN, with a note
+    usable = inputs
     if data.region is None:
         check_not_all_nan(domain)
     else:
-        domain, inputs = keep_usable_inputs(domain, inputs, targets, data.region)
+        domain, usable = keep_usable_inputs(domain, inputs, targets, data.region)
+    left_out, inputs = tuple(v for v in inputs if v not in usable), usable
     static = _static(data.static, domain)
     history, lead = _lag(task.kind, task.history, task.lead)
     if whole:
@@ -465,4 +502,5 @@ def build_view(
         blocks=blocks,
         periodic_lon=is_global(domain.lon),
         coarse=coarse,
+        left_out=left_out,
     )

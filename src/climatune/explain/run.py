@@ -39,7 +39,15 @@ from climatune.explain.interactions import (
 )
 from climatune.explain.plots import plot_attribution_maps, plot_faithfulness, plot_interactions
 from climatune.explain.targets import Target, TargetFunction, parse_target
-from climatune.inference import LoadedModel, load_model, model_paths, model_view, static_for
+from climatune.inference import (
+    ABSENT_INPUTS,
+    LoadedModel,
+    input_names,
+    load_model,
+    model_paths,
+    model_view,
+    static_for,
+)
 from climatune.inference.predict import padded_for
 from climatune.utils.atomic import atomic_path, prepare_output_dir, releases_outputs
 
@@ -64,6 +72,7 @@ class Explanation:
     baseline: str
     reference: str
     settings: dict[str, Any] = field(default_factory=dict)
+    left_out: tuple[str, ...] = ()  # the model's inputs that the data lacked
 
 
 def resolve_config(
@@ -147,8 +156,9 @@ def _attribute(
     method: str,
     settings: Settings,
     bg: Tensor | None,
+    names: list[str] | None,
 ) -> np.ndarray:
-    func = TargetFunction(model, static, target)
+    func = TargetFunction(model, static, target, names)
     return attribute(
         method,
         func,
@@ -192,11 +202,12 @@ def explain(
     tgt = parse_target(target, view, outputs, units)
     settings = settings or Settings()
     static = static_for(model, view)
+    names = input_names(model, view)  # the inputs the data lacks are left out by name
     inputs = load_inputs(view, split, samples, model.normalizer, baseline=baseline)
     bg = background(view, model.normalizer) if method == "shap" else None
     # a crop of a global grid is padded at its edges, as predict pads it, not wrapped
     with padded_for(model, view):
-        attr = _attribute(model, static, tgt, inputs, method, settings, bg)
+        attr = _attribute(model, static, tgt, inputs, method, settings, bg, names)
         comps = _components(model, view, components or {})
         rows = {tgt.label: attr}
         spec = "" if tgt.region is None else f"@{tgt.region}"
@@ -215,10 +226,10 @@ def explain(
                     skipped[name + spec] = f"'{name}' has no valid cell in the target region"
                     continue
                 quiet = dataclasses.replace(settings, used={})
-                rows[other.label] = _attribute(model, static, other, few, method, quiet, bg)
+                rows[other.label] = _attribute(model, static, other, few, method, quiet, bg, names)
         table = interaction_matrix(rows, view.inputs, comps, method)
         table.skipped = skipped
-        func = TargetFunction(model, static, tgt)
+        func = TargetFunction(model, static, tgt, names)
         faith = deletion_curves(func, inputs.fields, inputs.baseline, attr, seed=settings.seed)
     da = _to_dataarray(attr, inputs, view, tgt, comps)
     return Explanation(
@@ -230,6 +241,7 @@ def explain(
         baseline_description(method, baseline),
         baseline_description("ig", baseline),
         dict(settings.used),
+        view.left_out,
     )
 
 
@@ -262,6 +274,7 @@ def _dataset(expl: Explanation, model: LoadedModel) -> tuple[xr.Dataset, dict[st
         "baseline": expl.baseline,
         "inputs": "normalised per variable with the model's statistics; attributions are in the target's units",
         "settings": ", ".join(f"{k}={v}" for k, v in expl.settings.items()),
+        **({ABSENT_INPUTS: ", ".join(expl.left_out)} if expl.left_out else {}),
     }
     first = da["sample"].values[0]
     units = f"days since {getattr(first, 'year', 1970):04d}-01-01"
@@ -335,7 +348,7 @@ def explain_command(
         "overwrite": overwrite,
     }
     prepare_output_dir(out, create=False, **claim)
-    view = build_view(cfg.data, cfg.task)
+    view = build_view(cfg.data, cfg.task, partial_inputs=True)
     expl = explain(
         loaded,
         view,

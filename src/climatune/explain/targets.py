@@ -8,6 +8,7 @@ variable is valid; for an index model it is the predicted index itself.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -102,12 +103,20 @@ class TargetFunction(nn.Module):
     """``fields [B, V, history, H, W]`` (normalised) -> the target ``[B]`` in physical units.
 
     Wraps :meth:`LoadedModel.forward` (the residual base included); an ``nn.Module`` so
-    that SHAP's explainers accept it.
+    that SHAP's explainers accept it. ``names`` are the variables of ``fields`` when they
+    are a subset of the model's inputs (:func:`~climatune.inference.input_names`).
     """
 
-    def __init__(self, model: LoadedModel, static: Tensor, target: Target) -> None:
+    def __init__(
+        self,
+        model: LoadedModel,
+        static: Tensor,
+        target: Target,
+        names: Sequence[str] | None = None,
+    ) -> None:
         super().__init__()
         self.model, self.target = model, target
+        self.names = None if names is None else list(names)
         self.net = model.net  # registered, so eval() and parameters() reach it
         self.register_buffer("static", static.float(), persistent=False)
         mean, std = model.normalizer.scale(target.variable)
@@ -120,7 +129,7 @@ class TargetFunction(nn.Module):
         self.register_buffer("weights", w, persistent=False)
 
     def forward(self, fields: Tensor) -> Tensor:
-        out = self.model.forward(fields, self.static)[:, self.target.channel]
+        out = self.model.forward(fields, self.static, self.names)[:, self.target.channel]
         if out.dim() == 3:
             out = (out * self.weights).sum(dim=(-2, -1))
         return out * self.std + self.mean

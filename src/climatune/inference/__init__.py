@@ -23,7 +23,9 @@ from climatune.inference.artifact import (
 from climatune.inference.model import LoadedModel, load_model
 from climatune.inference.netcdf import predict_file
 from climatune.inference.predict import (
+    ABSENT_INPUTS,
     check_task,
+    input_names,
     model_units,
     model_view,
     predict_distribution,
@@ -32,11 +34,13 @@ from climatune.inference.predict import (
 )
 
 __all__ = [
+    "ABSENT_INPUTS",
     "SCHEMA_VERSION",
     "TASK_KEYS",
     "ArtifactMeta",
     "LoadedModel",
     "check_task",
+    "input_names",
     "model_units",
     "load_model",
     "model_paths",

@@ -4,6 +4,7 @@ static inputs, on a device."""
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
 
@@ -59,6 +60,13 @@ class LoadedModel:
         return len(self.net) if isinstance(self.net, EnsembleNet) else 1
 
     @property
+    def accepts_subset(self) -> bool:
+        """Whether the network runs on a subset of its input variables (``vartoken_vit``):
+        data lacking some of them is then predicted without them
+        (:func:`~climatune.inference.predict.model_view`)."""
+        return all(net.accepts_subset for net in members_of(self.net))
+
+    @property
     def distribution(self) -> str:
         """What the network predicts: ``"none"`` (values) or ``"gaussian"`` (each member a
         mean and a scale; an ensemble of them is a mixture of Gaussians)."""
@@ -74,18 +82,24 @@ class LoadedModel:
         )
 
     def forward_members(
-        self, fields: torch.Tensor, static: torch.Tensor | None = None
+        self,
+        fields: torch.Tensor,
+        static: torch.Tensor | None = None,
+        names: Sequence[str] | None = None,
     ) -> torch.Tensor:
         """Each member's normalised prediction, ``[members, B, ...]`` (:meth:`forward`)."""
         static = self.static if static is None else static
         x = fields.to(self.device)
         s = static.to(self.device).expand(fields.shape[0], *static.shape[-3:])
         if isinstance(self.net, EnsembleNet):
-            return self.net.forward_members(x, s).to(fields.device)
-        return self.net(x, s).unsqueeze(0).to(fields.device)
+            return self.net.forward_members(x, s, names=names).to(fields.device)
+        return self.net(x, s, names=names).unsqueeze(0).to(fields.device)
 
     def forward_members_dist(
-        self, fields: torch.Tensor, static: torch.Tensor | None = None
+        self,
+        fields: torch.Tensor,
+        static: torch.Tensor | None = None,
+        names: Sequence[str] | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Each member's normalised ``(mean, scale)``, ``[members, B, ...]`` each; the scale
         is None for a deterministic network (:meth:`ClimateNet.forward_dist`)."""
@@ -93,28 +107,40 @@ class LoadedModel:
         x = fields.to(self.device)
         s = static.to(self.device).expand(fields.shape[0], *static.shape[-3:])
         if isinstance(self.net, EnsembleNet):
-            mean, scale = self.net.forward_members_dist(x, s)
+            mean, scale = self.net.forward_members_dist(x, s, names=names)
         else:
-            mean, scale = self.net.forward_dist(x, s)
+            mean, scale = self.net.forward_dist(x, s, names=names)
             mean, scale = mean.unsqueeze(0), None if scale is None else scale.unsqueeze(0)
         back = fields.device
         return mean.to(back), None if scale is None else scale.to(back)
 
-    def forward(self, fields: torch.Tensor, static: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self,
+        fields: torch.Tensor,
+        static: torch.Tensor | None = None,
+        names: Sequence[str] | None = None,
+    ) -> torch.Tensor:
         """Normalised prediction for normalised ``fields`` ``[B, V, history, H, W]``.
 
         The network adds the residual base (the matching input at step t) it was trained
-        with; ``static`` defaults to the stored static inputs. Differentiable, for attribution.
+        with; ``static`` defaults to the stored static inputs; ``names`` are the variables
+        of ``fields`` (all of the model's inputs, in order, by default; a subset when
+        :attr:`accepts_subset`). Differentiable, for attribution.
         """
         static = self.static if static is None else static
         x = fields.to(self.device)
         s = static.to(self.device).expand(fields.shape[0], *static.shape[-3:])
-        return self.net(x, s).to(fields.device)
+        return self.net(x, s, names=names).to(fields.device)
 
     def view(self, ds: xr.Dataset) -> TaskView:
-        """The model's own task over every step of ``ds`` (one ``"predict"`` block)."""
+        """The model's own task over every step of ``ds`` (one ``"predict"`` block); the
+        inputs ``ds`` lacks are left out of it, for :func:`model_view` to judge."""
         return build_view(
-            self.meta.data_config, self.meta.task_config, canonicalize(ds), whole=True
+            self.meta.data_config,
+            self.meta.task_config,
+            canonicalize(ds),
+            whole=True,
+            partial_inputs=True,
         )
 
     def predict(
@@ -136,7 +162,8 @@ class LoadedModel:
         Field predictions hold the scored region only: the halo read around it is NaN.
         They are in the units of ``ds`` (``units="input"``; data in other units than the
         model's is converted for the network and the predictions converted back) or in
-        the model's (``units="model"``).
+        the model's (``units="model"``). A model that :attr:`accepts_subset` predicts
+        data lacking some of its inputs without them (named in ``attrs["absent_inputs"]``).
         """
         view = self.view(ds)
         pred = predict_view(

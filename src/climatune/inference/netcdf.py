@@ -17,6 +17,7 @@ from climatune.errors import ClimatuneError
 from climatune.inference.artifact import model_paths
 from climatune.inference.gaussian import gaussian_quantiles
 from climatune.inference.model import LoadedModel, load_model
+from climatune.inference.predict import ABSENT_INPUTS
 from climatune.utils.atomic import atomic_path, check_new_path, check_not_input
 
 __all__ = ["MAX_SAMPLES", "check_quantiles", "predict_file"]
@@ -52,6 +53,10 @@ def predict_file(
     ``samples`` (the exact quantiles need no draws, which would only add sampling noise;
     a note says so); ``samples=N`` alone draws N values from each member's Gaussian. The
     global ``distribution`` attribute says which.
+
+    Input variables of the model that the file lacks, which a ``vartoken_vit`` model runs
+    without (:func:`~climatune.inference.predict.model_view`), are named in the global
+    ``absent_inputs`` attribute and in ``history``.
     """
     quantiles = check_quantiles(quantiles)
     if not 0 <= samples <= MAX_SAMPLES:
@@ -81,19 +86,22 @@ def predict_file(
         samples = 0
     draws = model.members > 1 or samples > 0
     if gaussian and not samples:
-        pred = _gaussian_summary(model, ds, units, quantiles)
+        pred, absent = _gaussian_summary(model, ds, units, quantiles)
     else:
         pred = model.predict(ds, units=units, members=draws, samples=samples)
+        absent = pred.attrs.get(ABSENT_INPUTS, "")
         if draws:
             pred = _ensemble_summary(pred, quantiles, samples, gaussian=gaussian)
     calendar = ds.time.encoding.get("calendar") or pred.time.dt.calendar
+    left_out = f" (absent input variables left out: {absent})" if absent else ""
     pred.attrs = {
         "Conventions": "CF-1.8",
         "title": f"ClimaTune {model.meta.data['task']['kind']} predictions",
         "source": f"climatune {__version__}, model {model.model_dir.resolve()}",
         "history": f"{datetime.now(timezone.utc).isoformat(timespec='seconds')}: climatune predict "
-        f"{model_path} --input {input_path} --output {output}",
+        f"{model_path} --input {input_path} --output {output}{left_out}",
         **pred.attrs,
+        **({ABSENT_INPUTS: absent} if absent else {}),
     }
     for coord, attrs in (
         ("lat", {"units": "degrees_north", "standard_name": "latitude", "axis": "Y"}),
@@ -168,10 +176,12 @@ def _ensemble_summary(
 
 def _gaussian_summary(
     model: LoadedModel, ds: xr.Dataset, units: Literal["input", "model"], quantiles: Sequence[float]
-) -> xr.Dataset:
+) -> tuple[xr.Dataset, str]:
     """A Gaussian head's predictive distribution as CF NetCDF: the mean and ``NAME_std``
-    (along ``member`` for an ensemble), or the mean and ``NAME_quantiles``."""
+    (along ``member`` for an ensemble), or the mean and ``NAME_quantiles``; and the
+    input variables that ``ds`` lacked (:data:`ABSENT_INPUTS`)."""
     mean, std = model.predict_distribution(ds, units=units)
+    absent = str(mean.attrs.get(ABSENT_INPUTS, ""))
     n = mean.sizes["member"]
     what = "the predictive Gaussian" if n == 1 else f"the mixture of {n} members' Gaussians"
     out = {}
@@ -190,7 +200,7 @@ def _gaussian_summary(
         result.attrs = {
             "distribution": f"the mean and quantiles {list(quantiles)} of {what} ({how})"
         }
-        return result
+        return result, absent
     for name, da in mean.data_vars.items():
         sd = std[name].assign_attrs(
             {
@@ -213,4 +223,4 @@ def _gaussian_summary(
     result.attrs = {
         "distribution": f"the mean and standard deviation (NAME_std) of the predictive Gaussian{where}"
     }
-    return result
+    return result, absent

@@ -33,12 +33,17 @@ if TYPE_CHECKING:  # LoadedModel.predict calls predict_view
 
 _log = logging.getLogger("climatune")
 
+#: The attribute of predictions naming the model's inputs that the data lacked
+ABSENT_INPUTS = "absent_inputs"
+
 __all__ = [
     "predict_view",
     "predict_distribution",
     "model_units",
     "check_task",
     "model_view",
+    "input_names",
+    "ABSENT_INPUTS",
     "padded_for",
     "static_for",
 ]
@@ -93,17 +98,63 @@ def check_task(model: LoadedModel, view: TaskView) -> None:
 
 def model_view(model: LoadedModel, view: TaskView) -> TaskView:
     """``view`` checked against the model (task, input variables), in its input order and
-    in the model's units (:func:`model_units`)."""
+    in the model's units (:func:`model_units`).
+
+    A model whose network runs on any subset of its inputs (``vartoken_vit``:
+    :attr:`LoadedModel.accepts_subset`) accepts data that lacks some of them: they are
+    left out (:attr:`TaskView.left_out`, fed by name: no tokens, as a training source
+    lacking them has none), with one ``note:``. Other models refuse such data.
+    """
     check_task(model, view)
+    present = [n for n in model.meta.inputs if n in view.inputs]
     missing = [n for n in model.meta.inputs if n not in view.inputs]
     if missing:
-        raise ClimatuneError(
-            f"the data lacks input variable(s) {missing} that the model needs; it has {view.inputs}"
-        )
+        _check_subset(model, present, missing, view.inputs)
+        new = [n for n in missing if n not in view.left_out]  # the others were noted
+        if new:
+            _log.warning(
+                "note: input variable(s) %s of the model not among the data's inputs: left out (the "
+                "network runs on %s alone)",
+                ", ".join(new),
+                ", ".join(present),
+            )
     view, converted = model_units(model, view)
     if converted:
         _log.warning("note: units converted to the model's: %s", ", ".join(converted))
-    return dataclasses.replace(view, inputs=list(model.meta.inputs))
+    return dataclasses.replace(view, inputs=present, left_out=tuple(missing))
+
+
+def _check_subset(
+    model: LoadedModel, present: list[str], missing: list[str], have: list[str]
+) -> None:
+    """Refuse ``missing`` inputs that the model cannot run without."""
+    if not model.accepts_subset:
+        raise ClimatuneError(
+            f"the data lacks input variable(s) {missing} that the model needs; it has "
+            f"{have}; give them (only a vartoken_vit model runs on a subset of its inputs)"
+        )
+    if not present:  # build_view(partial_inputs=True) refuses this first
+        raise ClimatuneError(f"the data has none of the model's input variables {missing}")
+    net = members_of(model.net)[0]
+    based = {
+        out: net.variables[i]
+        for out, i in zip(model.meta.outputs, net.residual_index)
+        if i >= 0 and net.variables[i] in missing
+    }
+    if based:
+        pairs = ", ".join(f"{out} from {base}" for out, base in based.items())
+        raise ClimatuneError(
+            f"the model predicts the change of {pairs} (model.residual) and the data lacks "
+            f"{sorted(set(based.values()))}; give it, or use a model trained with "
+            "model.residual=false"
+        )
+
+
+def input_names(model: LoadedModel, view: TaskView) -> list[str] | None:
+    """The variables of the ``fields`` that ``view``'s samples give the network (``names``
+    of :meth:`~climatune.models.net.ClimateNet.forward`): None when they are all of the
+    model's inputs in its order, the subset otherwise (:func:`model_view`)."""
+    return None if list(view.inputs) == list(model.meta.inputs) else list(view.inputs)
 
 
 @torch.no_grad()
@@ -139,21 +190,22 @@ def predict_view(
     given, given_index = view.fields, view.index
     view = model_view(model, view)
     batches, static, margin = _samples(model, view, split)
+    names = input_names(model, view)
     model.net.eval()
     loader = DataLoader(batches, batch_size=batch_size)
     with padded_for(model, view):
         if samples and model.distribution == "gaussian":
-            pred = _gaussian_draws(model, loader, static, samples)
+            pred = _gaussian_draws(model, loader, static, samples, names)
         elif samples:
-            pred = _sampled(model, loader, static, samples)
+            pred = _sampled(model, loader, static, samples, names)
         elif members:
             pred = np.concatenate(
-                [model.forward_members(b["fields"], static).float().numpy() for b in loader],
+                [model.forward_members(b["fields"], static, names).float().numpy() for b in loader],
                 axis=1,
             )
         else:
             pred = np.concatenate(
-                [model.forward(b["fields"], static).float().numpy() for b in loader]
+                [model.forward(b["fields"], static, names).float().numpy() for b in loader]
             )
     lead = ["member"] if samples or members else []
     pred = trim_margins(pred, margin)
@@ -189,11 +241,12 @@ def predict_distribution(
     given, given_index = view.fields, view.index
     view = model_view(model, view)
     batches, static, margin = _samples(model, view, split)
+    names = input_names(model, view)
     model.net.eval()
     means, scales = [], []
     with padded_for(model, view):
         for b in DataLoader(batches, batch_size=batch_size):
-            mean, scale = model.forward_members_dist(b["fields"], static)
+            mean, scale = model.forward_members_dist(b["fields"], static, names)
             assert scale is not None
             means.append(mean.float().numpy())
             scales.append(scale.float().numpy())
@@ -250,7 +303,8 @@ def _dataset(
                 da = _convert(da, back, spread)
             da = da.where(given[name].isel(time=0).notnull())
         data[name] = da
-    return xr.Dataset(data)
+    attrs = {ABSENT_INPUTS: ", ".join(view.left_out)} if view.left_out else {}
+    return xr.Dataset(data, attrs=attrs)
 
 
 def _convert(da: xr.DataArray, units: str, spread: bool) -> xr.DataArray:
@@ -261,14 +315,19 @@ def _convert(da: xr.DataArray, units: str, spread: bool) -> xr.DataArray:
 
 
 def _gaussian_draws(
-    model: LoadedModel, loader: DataLoader, static: torch.Tensor, samples: int, seed: int = 0
+    model: LoadedModel,
+    loader: DataLoader,
+    static: torch.Tensor,
+    samples: int,
+    names: list[str] | None = None,
+    seed: int = 0,
 ) -> np.ndarray:
     """``samples`` random draws from each member's predictive Gaussian,
     ``[members * samples, N, ...]``, seeded (the same call gives the same draws)."""
     generator = torch.Generator().manual_seed(seed)
     draws = []
     for b in loader:
-        mean, scale = model.forward_members_dist(b["fields"], static)
+        mean, scale = model.forward_members_dist(b["fields"], static, names)
         assert scale is not None
         mean, scale = mean.float().cpu(), scale.float().cpu()
         noise = torch.randn((samples, *mean.shape), generator=generator)
@@ -288,14 +347,19 @@ def padded_for(model: LoadedModel, view: TaskView) -> Iterator[None]:
 
 
 def _sampled(
-    model: LoadedModel, loader: DataLoader, static: torch.Tensor, samples: int, seed: int = 0
+    model: LoadedModel,
+    loader: DataLoader,
+    static: torch.Tensor,
+    samples: int,
+    names: list[str] | None = None,
+    seed: int = 0,
 ) -> np.ndarray:
     """``samples`` MC-dropout draws per member, ``[members * samples, N, ...]``, seeded."""
     devices = [model.device] if model.device.type == "cuda" else []
     with torch.random.fork_rng(devices=devices), mc_dropout(model.net):
         torch.manual_seed(seed)
         draws = [
-            torch.cat([model.forward_members(b["fields"], static) for _ in range(samples)])
+            torch.cat([model.forward_members(b["fields"], static, names) for _ in range(samples)])
             for b in loader
         ]
     return np.concatenate([d.float().numpy() for d in draws], axis=1)

@@ -68,6 +68,12 @@ class ClimateNet(nn.Module):
         return self.stem.variables
 
     @property
+    def accepts_subset(self) -> bool:
+        """Whether ``forward`` runs on a subset of :attr:`variables` (``names``): true for
+        the variable-token stem, false for the summing :class:`VariableStem`."""
+        return bool(self.stem.accepts_subset)
+
+    @property
     def n_out(self) -> int:
         """Outputs of the head (target fields, or scalars)."""
         return self.head.n_out

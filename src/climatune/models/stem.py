@@ -75,6 +75,9 @@ class VariableStem(nn.Module):
         """Input variable names, in the default order of ``forward``'s ``names``."""
         return list(self._names)
 
+    #: Every variable's projection is summed in: the stem needs all of them (any order).
+    accepts_subset = False
+
     @property
     def in_channels_per_variable(self) -> int:
         """``history`` time steps plus one validity channel."""

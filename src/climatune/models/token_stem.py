@@ -101,6 +101,10 @@ class VariableTokenStem(nn.Module):
         """Input variable names, in the default order of ``forward``'s ``names``."""
         return list(self._names)
 
+    #: Any subset of :attr:`variables` may be given (``forward``'s ``names``): a variable
+    #: left out has no tokens, exactly as one whose cells are all missing.
+    accepts_subset = True
+
     @property
     def in_channels_per_variable(self) -> int:
         """``history`` time steps plus one validity channel."""

@@ -15,7 +15,7 @@ from climatune.errors import ClimatuneError
 from climatune.evaluation.evaluate import evaluate_view, model_label, parse_baselines, write_metrics
 from climatune.evaluation.maps import plot_maps
 from climatune.evaluation.seeds import SEEDS_FILE, check_seeds, member_predictions, seed_rows
-from climatune.inference import LoadedModel, load_model, model_paths, model_units, model_view
+from climatune.inference import LoadedModel, load_model, model_paths, model_view
 from climatune.report.seeds import seed_lines
 from climatune.report.tables import probabilistic_lines, verdicts
 from climatune.utils.atomic import atomic_path, prepare_output_dir, releases_outputs
@@ -124,13 +124,14 @@ def evaluate_command(
             "the model's grid, with the source's own statistics when the model kept them per "
             "source), or give --set data.path=PATH (read on the file's own grid)"
         )
-    view = build_view(cfg.data, cfg.task)
+    view = build_view(cfg.data, cfg.task, partial_inputs=True)
     if model.meta.data["config"].get("data", {}).get("sources") and not view.is_scalar:
         _check_sources_grid(model, view)
     if "test" not in view.anchors:
         raise ClimatuneError("the config's split has no test block; add data.split.test")
-    model_view(model, view)  # the same task, inputs and units: checked before any output
-    view, _ = model_units(model, view)  # scored in the model's units, which label the metrics
+    # the same task, inputs and units, checked before any output; scored in the model's
+    # units (which label the metrics), without the inputs the data lacks if it runs so
+    view = model_view(model, view)
     label = model_label(model)
     names = parse_baselines(baselines, view.kind, lead=view.lead, scratch=label == "finetuned")
     models = {label: model}
@@ -139,6 +140,7 @@ def evaluate_command(
             raise ClimatuneError(f"{model_path} is itself a scratch network; drop --scratch")
         models["scratch"] = load_model(scratch, device)
         _check_scratch(models["scratch"], model, scratch)
+        model_view(models["scratch"], view)  # it too must run on these inputs
         check_seeds(seeds, {"--scratch": models["scratch"]})
     if "scratch" in names and scratch is None and cfg.ensemble.members < seeds:
         raise ClimatuneError(
