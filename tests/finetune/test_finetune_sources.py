@@ -9,6 +9,7 @@ import pytest
 import xarray as xr
 
 from climatune import load_model
+from climatune.cli import main
 from climatune.config import load_config
 from climatune.data.normalize import SourceNormalizer
 from climatune.data.view import build_view
@@ -81,3 +82,12 @@ def test_per_source_fine_tuning_keeps_the_known_sources_statistics(parent):
     assert (
         lines[-1] == "per source:     B kept tas, refitted -; C fitted (a source new to the model)"
     )
+
+
+def test_predict_says_a_file_reads_with_the_pooled_statistics(parent, tmp_path, caplog):
+    model, paths = parent
+    out = tmp_path / "p.nc"
+    argv = ["predict", str(model.model_dir), "--input", paths["A"], "--output", str(out)]
+    assert main(argv) == 0 and out.exists()
+    assert f"note: {paths['A']} is read with the pooled statistics; the model's own" in caplog.text
+    assert "statistics of A, B are for its data.sources" in caplog.text

@@ -76,6 +76,14 @@ def predict_file(
             "MC dropout draws (--samples N) or a Gaussian head (model.head_distribution)"
         )
     ds = open_dataset(input_path)
+    own = getattr(model.normalizer, "sources_", None)
+    if own:
+        _log.warning(
+            "note: %s is read with the pooled statistics; the model's own statistics of "
+            "%s are for its data.sources (climatune evaluate with data.sources listing one)",
+            input_path,
+            ", ".join(own),
+        )
     if gaussian and quantiles and samples:
         _log.warning(
             "note: --samples %d not drawn: the quantiles of a Gaussian head are exact "
