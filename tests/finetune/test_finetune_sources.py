@@ -14,6 +14,7 @@ from climatune.config import load_config
 from climatune.data.normalize import SourceNormalizer
 from climatune.data.view import build_view
 from climatune.finetune.transfer import merged_normalizer
+from climatune.inference import predict_view
 from climatune.workflows.pretraining import pretrain
 
 SPLIT = [
@@ -91,3 +92,17 @@ def test_predict_says_a_file_reads_with_the_pooled_statistics(parent, tmp_path, 
     assert main(argv) == 0 and out.exists()
     assert f"note: {paths['A']} is read with the pooled statistics; the model's own" in caplog.text
     assert "statistics of A, B are for its data.sources" in caplog.text
+
+
+def test_predictions_of_a_listed_source_are_denormalised_with_its_own_statistics(parent):
+    """The targets of source B were normalised with B's statistics in training, so its
+    predictions must be turned back with them too, not with the pooled ones (5 K lower)."""
+    model, paths = parent
+    cfg = load_config(None, [f"data.sources=[{{name: B, path: {paths['B']}}}]", *SPLIT, *TINY])
+    view = build_view(cfg.data, cfg.task)
+    pred = predict_view(model, view, "test")
+    truth = view.truth("test")
+    own, pooled = model.normalizer.sources_["B"], model.normalizer
+    assert own.mean_["tas"] - pooled.mean_["tas"] > 4.5
+    bias = float((pred.tas - truth.tas).mean())
+    assert abs(bias) < 1.5, bias  # was about -5 K: B's anomalies read back on pooled means

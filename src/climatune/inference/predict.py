@@ -13,7 +13,9 @@ import torch
 import xarray as xr
 from torch.utils.data import DataLoader, Dataset
 
+from climatune.data.normalize import SourceNormalizer
 from climatune.data.samples import TaskSamples, static_channels
+from climatune.data.sources import SOURCE
 from climatune.data.units import convert, to_units
 from climatune.data.view import TaskView
 from climatune.errors import ClimatuneError
@@ -281,8 +283,8 @@ def _dataset(
     for i, name in enumerate(names):
         values = pred[..., i, :, :] if pred.ndim == 4 + len(lead) else pred[..., i]
         cells = values.shape[1 + len(lead) :]  # after the member and time axes
-        centre = 0.0 if spread else model.normalizer.centre(name, months, cells)
-        values = values * model.normalizer.std_[name] + centre
+        std, centre = _denormalization(model, view, split, name, months, cells)
+        values = values * std + (0.0 if spread else centre)
         attrs = {k: v for k, v in records[name].items() if k != "name" and v}
         if values.ndim == 1 + len(lead):
             series = xr.DataArray(values, coords={"time": times}, dims=[*lead, "time"], attrs=attrs)
@@ -305,6 +307,31 @@ def _dataset(
         data[name] = da
     attrs = {ABSENT_INPUTS: ", ".join(view.left_out)} if view.left_out else {}
     return xr.Dataset(data, attrs=attrs)
+
+
+def _denormalization(
+    model: LoadedModel,
+    view: TaskView,
+    split: str,
+    name: str,
+    months: np.ndarray,
+    cells: tuple[int, ...],
+) -> tuple[np.ndarray | float, np.ndarray | float]:
+    """The std and the centre that turn the network's ``name`` back into physical values
+    at the target times of ``split``: a source's own statistics for the steps of a source
+    the model kept them for (the targets were normalised with them in training), the
+    pooled ones otherwise."""
+    norm = model.normalizer
+    std: np.ndarray | float = norm.std_[name]
+    centre: np.ndarray | float = norm.centre(name, months, cells)
+    if not isinstance(norm, SourceNormalizer) or SOURCE not in view.fields.coords:
+        return std, centre
+    labels = np.asarray(view.fields[SOURCE].values)[view.target_index(view.anchors[split])]
+    own = {str(n): norm.for_source(str(n)) for n in np.unique(labels)}
+    shape = (labels.size, *([1] * len(cells)))
+    stds = np.array([own[str(n)].std_[name] for n in labels]).reshape(shape)
+    means = np.array([own[str(n)].mean_[name] for n in labels]).reshape(shape)
+    return stds, means
 
 
 def _convert(da: xr.DataArray, units: str, spread: bool) -> xr.DataArray:
