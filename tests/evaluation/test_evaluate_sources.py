@@ -113,3 +113,16 @@ def test_an_anomaly_model_on_another_grid_is_told_the_grid_to_read(multi):
         "data.sources with data.grid {lat: [-78.75, 78.75, 22.5], lon: [0.0, 337.5, 22.5]} "
         "to regrid it on the fly, or fine-tune on it"
     )
+
+
+def test_tune_refuses_several_sources_in_one_line(multi, tmp_path, capsys):
+    _, _, a, b = multi
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"data:\n  sources: [{{name: a, path: {a}}}, {{name: b, path: {b}}}]\n")
+    space = tmp_path / "s.yaml"
+    space.write_text("optim.lr: {type: float, low: 1.0e-4, high: 1.0e-2}\n")
+    argv = ["tune", "--config", str(cfg), "--space", str(space), "--trials", "1"]
+    assert main([*argv, "--folds", "2", "--out", str(tmp_path / "t")]) == 2
+    err = capsys.readouterr().err.strip()  # was a pandas traceback while scoring the first fold
+    assert err.startswith("climatune: error: tune scores each fold on one archive")
+    assert not (tmp_path / "t").exists()

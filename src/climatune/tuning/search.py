@@ -84,6 +84,13 @@ def tune_command(
         raise ClimatuneError(f"--trials must be >= 0 and --jobs >= 1; got {trials} and {jobs}")
     if metric not in METRICS:
         raise ClimatuneError(f"unknown metric '{metric}'; choose from {', '.join(METRICS)}")
+    if cfg.data.sources and len(cfg.data.sources) > 1:  # their steps share (year, month)
+        raise ClimatuneError(
+            f"tune scores each fold on one archive, and data.sources lists "
+            f"{len(cfg.data.sources)} ({', '.join(s.name for s in cfg.data.sources)}): tune on "
+            "one of them (one data.sources entry, or data.path), then train on all with the "
+            "chosen settings"
+        )
     claim: dict[str, Any] = {
         "command": "tune",
         "inputs": [space, *(model_paths(source) if source else []), *config_inputs(cfg)],
