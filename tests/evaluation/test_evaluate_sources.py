@@ -126,3 +126,19 @@ def test_tune_refuses_several_sources_in_one_line(multi, tmp_path, capsys):
     err = capsys.readouterr().err.strip()  # was a pandas traceback while scoring the first fold
     assert err.startswith("climatune: error: tune scores each fold on one archive")
     assert not (tmp_path / "t").exists()
+
+
+@pytest.mark.parametrize("command", ["curve", "leads"])
+def test_curve_and_leads_refuse_several_sources_in_one_line(multi, tmp_path, capsys, command):
+    _, run, a, b = multi
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(
+        f"data:\n  sources: [{{name: a, path: {a}}}, {{name: b, path: {b}}}]\n"
+        "  split: {train: [1980, 1983], val: [1984, 1984], test: [1985, 1986]}\n"
+    )
+    more = ["--fractions", "1"] if command == "curve" else ["--leads", "1"]
+    argv = [command, "--config", str(cfg), "--from", str(run), *more]
+    assert main([*argv, "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"climatune: error: {command} scores one archive at a time")
+    assert not (tmp_path / "o").exists()

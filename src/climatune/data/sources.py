@@ -43,6 +43,7 @@ __all__ = [
     "check_coverage",
     "grid_spec",
     "grid_note",
+    "require_one_source",
     "other_archive",
     "source_segments",
     "mixing_probabilities",
@@ -486,3 +487,21 @@ def grid_note(grid: Mapping[str, Any], fields: xr.Dataset) -> str | None:
         f"this data is read on its own {here[0]:g}x{here[1]:g}° grid ({fields.lat.size}x"
         f"{fields.lon.size}): to read it as the model was trained, list it in data.sources{how}"
     )
+
+
+def require_one_source(data: DataConfig, command: str) -> None:
+    """Refuse several ``data.sources`` for a command that scores the test (or validation)
+    steps: the sources' steps share their (year, month) labels, so one truth cannot hold
+    them (it failed deep in the metrics with a pandas traceback).
+
+    Raises
+    ------
+    ClimatuneError
+        When ``data.sources`` lists more than one source.
+    """
+    if data.sources and len(data.sources) > 1:
+        raise ClimatuneError(
+            f"{command} scores one archive at a time, and data.sources lists "
+            f"{len(data.sources)} ({', '.join(s.name for s in data.sources)}): keep one "
+            "(one data.sources entry, or data.path)"
+        )

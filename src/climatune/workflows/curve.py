@@ -13,6 +13,7 @@ import xarray as xr
 from matplotlib.figure import Figure
 
 from climatune.config import Config, config_inputs
+from climatune.data.sources import require_one_source
 from climatune.data.view import TaskView, build_view
 from climatune.errors import ClimatuneError
 from climatune.evaluation.bootstrap import INTERVAL_KEYS, paired_interval
@@ -91,6 +92,7 @@ def curve_command(
         "inputs": [*model_paths(source), *config_inputs(cfg)],
         "overwrite": overwrite,
     }
+    require_one_source(cfg.data, "curve")
     out = prepare_output_dir(out, create=False, **claim)
     load_model(source)  # fail early on a bad artifact
     names = parse_baselines(baselines, cfg.task.kind, lead=cfg.task.lead)

@@ -22,6 +22,7 @@ from matplotlib.figure import Figure
 
 from climatune.config import Config, config_inputs
 from climatune.data.climatology import step_unit
+from climatune.data.sources import require_one_source
 from climatune.data.view import TaskView, build_view
 from climatune.errors import ClimatuneError
 from climatune.evaluation.baselines import baselines_for
@@ -162,6 +163,7 @@ def leads_command(
         )
     if cfg.data.split is None or cfg.data.split.test is None:
         raise ClimatuneError("climatune leads scores held-out years; add data.split.test")
+    require_one_source(cfg.data, "leads")
     claim: dict[str, Any] = {
         "command": "leads",
         "inputs": [*model_paths(source), *config_inputs(cfg)],
