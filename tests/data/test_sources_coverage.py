@@ -234,3 +234,17 @@ def test_a_split_whose_sources_all_lack_the_target_is_refused_before_training(tm
     assert str(err.value).startswith(
         "the val years 1984-1984 of data.split hold no target value: their source(s) b lack tas"
     )
+
+
+def test_a_mapping_to_a_series_is_refused(tmp_path):
+    a = _store(tmp_path / "a.nc", (1980, 1986))
+    ds = xr.open_dataset(a).load()
+    ds["nino34"] = ds.tas.mean(("lat", "lon")).assign_attrs(units="K")
+    ds.to_netcdf(tmp_path / "n.nc")
+    both = f"[{{name: a, path: {a}}}, {{name: n, path: {tmp_path / 'n.nc'}, variables: {{tas: nino34}}}}]"
+    with pytest.raises(ClimatuneError) as err:  # it was broadcast over the grid as tas
+        open_sources(load_config(None, [f"data.sources={both}"]).data)
+    assert str(err.value).startswith(
+        "source 'n' maps tas to 'nino34', which is not a (time, lat, lon) field (its "
+        "dimensions: time)"
+    )

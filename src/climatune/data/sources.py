@@ -74,6 +74,14 @@ def open_source(source: SourceConfig) -> xr.Dataset:
             f"source '{source.name}' has no variable {missing[0]!r}; its files have: "
             f"{', '.join(map(str, ds.data_vars))} (fix data.sources[].variables)"
         )
+    flat = [(c, f) for c, f in source.variables.items() if f not in gridded]
+    if flat:  # an index series or a static map would be broadcast as a field
+        canonical, field = flat[0]
+        raise ClimatuneError(
+            f"source '{source.name}' maps {canonical} to {field!r}, which is not a (time, lat, "
+            f"lon) field (its dimensions: {', '.join(map(str, ds[field].dims)) or 'none'}); "
+            "map each name to a gridded field of that source (fix data.sources[].variables)"
+        )
     listed = list(source.variables.values())
     twice = sorted({f for f in listed if listed.count(f) > 1})
     if twice:  # a rename keeps one of the names: the other would be fed as missing
