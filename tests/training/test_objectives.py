@@ -19,8 +19,10 @@ from climatune.data.settings import TaskConfig
 from climatune.data.view import build_view
 from climatune.data.windows import draw_windows, keep_masks
 from climatune.explain import run as explain_run
+from climatune.explain.inputs import load_inputs
 from climatune.explain.run import explain
-from climatune.explain.targets import TargetFunction
+from climatune.explain.targets import TargetFunction, parse_target
+from climatune.inference import margined_static, model_view, predict_view, static_for
 from climatune.inference.margin import (
     CROP_MARGIN,
     MarginSamples,
@@ -246,3 +248,36 @@ def test_explain_pads_a_regional_crop_of_a_global_model_as_predict_does(
     monkeypatch.setattr(explain_run, "padded_for", lambda model, view: contextlib.nullcontext())
     wrapped = explain(model, view, method="saliency", samples=2)
     assert not np.allclose(expl.attribution.values, wrapped.attribution.values)
+
+
+def test_explain_reads_a_crop_of_a_regional_model_in_the_margin_predict_reads_it_in(
+    archive, tmp_path, monkeypatch
+):
+    sets = ["data.normalization=global", "trainer.max_epochs=1"]
+    domain = "data.region={lat: [-60, 60], lon: [30, 300]}"  # a regional grid: 6 x 13 cells
+    run = pretrain(tiny_config(archive, *sets, domain), out=tmp_path / "run")
+    model = load_model(run)
+    crop = tiny_config(archive, *sets, "data.region={lat: [-60, 60], lon: [90, 250]}")
+    view = model_view(model, build_view(crop.data, crop.task))
+    static, margins = margined_static(model, view)
+    assert margins is not None and min(margins[2:]) >= CROP_MARGIN  # inside the domain
+    target = parse_target(None, view, model.meta.outputs, model.meta.units("outputs"))
+    inputs = load_inputs(view, "test", 3, model.normalizer, baseline="climatology")
+    explained = TargetFunction(model, static, target, margins=margins)(inputs.fields)
+    # the scalar explained is the regional mean of what predict gives for those samples
+    pred = predict_view(model, view, "test", units="model")[target.variable].values[:3]
+    expected = np.nansum(pred * target.weights, axis=(-2, -1))
+    np.testing.assert_allclose(explained.detach().numpy(), expected, rtol=1e-4)
+    unpadded = TargetFunction(model, static_for(model, view), target)(inputs.fields)
+    assert not np.allclose(unpadded.detach().numpy(), expected, rtol=1e-3)
+    seen: list = []
+    forward = TargetFunction.forward
+
+    def recording(self, fields):
+        seen.append(self.margins)
+        return forward(self, fields)
+
+    monkeypatch.setattr(TargetFunction, "forward", recording)
+    got = explain(model, view, method="saliency", samples=3).attribution.sel(variable="tas")
+    assert seen and all(m == margins for m in seen)  # attributions and deletion curves
+    assert np.isfinite(got.values).all() and float(abs(got).max()) > 0

@@ -8,6 +8,8 @@ both for the command line.
 from __future__ import annotations
 
 import dataclasses
+import functools
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -44,9 +46,9 @@ from climatune.inference import (
     LoadedModel,
     input_names,
     load_model,
+    margined_static,
     model_paths,
     model_view,
-    static_for,
 )
 from climatune.inference.predict import padded_for
 from climatune.utils.atomic import atomic_path, prepare_output_dir, releases_outputs
@@ -149,16 +151,14 @@ def _to_dataarray(
 
 
 def _attribute(
-    model: LoadedModel,
-    static: Tensor,
+    make: Callable[[Target], TargetFunction],
     target: Target,
     inputs: ExplainInputs,
     method: str,
     settings: Settings,
     bg: Tensor | None,
-    names: list[str] | None,
 ) -> np.ndarray:
-    func = TargetFunction(model, static, target, names)
+    func = make(target)
     return attribute(
         method,
         func,
@@ -201,13 +201,22 @@ def explain(
     outputs, units = model.meta.outputs, model.meta.units("outputs")
     tgt = parse_target(target, view, outputs, units)
     settings = settings or Settings()
-    static = static_for(model, view)
+    # a crop of the model's grid is read inside the margin predict reads it in
+    static, margins = margined_static(model, view)
     names = input_names(model, view)  # the inputs the data lacks are left out by name
+    make = functools.partial(
+        TargetFunction,
+        model,
+        static,
+        names=names,
+        margins=margins,
+        periodic_lon=view.periodic_lon,
+    )
     inputs = load_inputs(view, split, samples, model.normalizer, baseline=baseline)
     bg = background(view, model.normalizer) if method == "shap" else None
     # a crop of a global grid is padded at its edges, as predict pads it, not wrapped
     with padded_for(model, view):
-        attr = _attribute(model, static, tgt, inputs, method, settings, bg, names)
+        attr = _attribute(make, tgt, inputs, method, settings, bg)
         comps = _components(model, view, components or {})
         rows = {tgt.label: attr}
         spec = "" if tgt.region is None else f"@{tgt.region}"
@@ -226,10 +235,10 @@ def explain(
                     skipped[name + spec] = f"'{name}' has no valid cell in the target region"
                     continue
                 quiet = dataclasses.replace(settings, used={})
-                rows[other.label] = _attribute(model, static, other, few, method, quiet, bg, names)
+                rows[other.label] = _attribute(make, other, few, method, quiet, bg)
         table = interaction_matrix(rows, view.inputs, comps, method)
         table.skipped = skipped
-        func = TargetFunction(model, static, tgt, names)
+        func = make(tgt)
         faith = deletion_curves(func, inputs.fields, inputs.baseline, attr, seed=settings.seed)
     da = _to_dataarray(attr, inputs, view, tgt, comps)
     return Explanation(

@@ -21,6 +21,7 @@ from climatune.data.grid import lat_weights
 from climatune.data.regions import Region, parse_region
 from climatune.data.view import TaskView
 from climatune.errors import ClimatuneError, closest
+from climatune.inference.margin import Margins, pad_margins, trim_margins
 
 if TYPE_CHECKING:
     from climatune.inference import LoadedModel
@@ -105,6 +106,10 @@ class TargetFunction(nn.Module):
     Wraps :meth:`LoadedModel.forward` (the residual base included); an ``nn.Module`` so
     that SHAP's explainers accept it. ``names`` are the variables of ``fields`` when they
     are a subset of the model's inputs (:func:`~climatune.inference.input_names`).
+    ``margins`` are those that ``predict`` reads a crop of the model's grid in
+    (:func:`~climatune.inference.margined_static`, whose ``static`` they go with): the
+    fields are padded by them and the output cut back, so that the function explained is
+    the one ``predict`` computes.
     """
 
     def __init__(
@@ -113,9 +118,12 @@ class TargetFunction(nn.Module):
         static: Tensor,
         target: Target,
         names: Sequence[str] | None = None,
+        margins: Margins | None = None,
+        periodic_lon: bool = False,
     ) -> None:
         super().__init__()
         self.model, self.target = model, target
+        self.margins, self.periodic_lon = margins, periodic_lon
         self.names = None if names is None else list(names)
         self.net = model.net  # registered, so eval() and parameters() reach it
         self.register_buffer("static", static.float(), persistent=False)
@@ -129,7 +137,10 @@ class TargetFunction(nn.Module):
         self.register_buffer("weights", w, persistent=False)
 
     def forward(self, fields: Tensor) -> Tensor:
+        if self.margins is not None:
+            fields = pad_margins(fields, self.margins, self.periodic_lon)
         out = self.model.forward(fields, self.static, self.names)[:, self.target.channel]
+        out = trim_margins(out, self.margins)
         if out.dim() == 3:
             out = (out * self.weights).sum(dim=(-2, -1))
         return out * self.std + self.mean

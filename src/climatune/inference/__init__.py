@@ -26,6 +26,7 @@ from climatune.inference.predict import (
     ABSENT_INPUTS,
     check_task,
     input_names,
+    margined_static,
     model_units,
     model_view,
     predict_distribution,
@@ -53,5 +54,6 @@ __all__ = [
     "resolve_model_dir",
     "save_artifact",
     "static_for",
+    "margined_static",
     "variable_records",
 ]

@@ -17,7 +17,7 @@ trained on (:func:`crop_margin`): a model on its own grid predicts exactly as be
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
@@ -33,6 +33,7 @@ __all__ = [
     "extend_axis",
     "margin_static",
     "MarginSamples",
+    "pad_margins",
     "same_axis",
     "trim_margins",
 ]
@@ -59,6 +60,7 @@ def same_axis(a: np.ndarray, b: np.ndarray, *, periodic: bool) -> bool:
 
 
 Margins = tuple[int, int, int, int]  # top, bottom, left, right (cells)
+Grid = TypeVar("Grid", np.ndarray, torch.Tensor)
 
 
 def _offset(trained: np.ndarray, coord: np.ndarray, *, periodic: bool) -> int | None:
@@ -175,7 +177,7 @@ def extend_axis(
     return out if limit is None else np.clip(out, -limit, limit)
 
 
-def _pad(x: torch.Tensor, margins: Margins, periodic_lon: bool) -> torch.Tensor:
+def pad_margins(x: torch.Tensor, margins: Margins, periodic_lon: bool) -> torch.Tensor:
     """``x[..., lat, lon]`` with ``margins`` replicated (or, in a periodic longitude,
     wrapped) cells on each side."""
     shape = x.shape
@@ -189,7 +191,7 @@ def margin_static(static: torch.Tensor, view: TaskView, margins: Margins) -> tor
     position channels computed for the continued coordinates, the others (the valid-cell
     mask, user fields) repeating the edge cells."""
     top, bottom, left, right = margins
-    out = _pad(static, margins, view.periodic_lon).clone()
+    out = pad_margins(static, margins, view.periodic_lon).clone()
     lat = extend_axis(view.fields.lat.values, (top, bottom), limit=90.0)
     lon = extend_axis(view.fields.lon.values, (left, right))
     position = np.stack(list(position_channels(lat, lon).values())).astype(np.float32)
@@ -208,12 +210,12 @@ class MarginSamples(Dataset):
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
         item = dict(self.samples[i])
-        item["fields"] = _pad(item["fields"], self.margins, self.periodic_lon)
+        item["fields"] = pad_margins(item["fields"], self.margins, self.periodic_lon)
         return item
 
 
-def trim_margins(pred: np.ndarray, margins: Margins | None) -> np.ndarray:
-    """Predictions ``pred[..., lat, lon]`` without their ``margins``."""
+def trim_margins(pred: Grid, margins: Margins | None) -> Grid:
+    """Predictions ``pred[..., lat, lon]`` (an array or a tensor) without their ``margins``."""
     if margins is None:
         return pred
     top, bottom, left, right = margins

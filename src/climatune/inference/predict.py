@@ -48,6 +48,7 @@ __all__ = [
     "ABSENT_INPUTS",
     "padded_for",
     "static_for",
+    "margined_static",
 ]
 
 
@@ -396,16 +397,25 @@ def _samples(
     model: LoadedModel, view: TaskView, split: str
 ) -> tuple[Dataset, torch.Tensor, Margins | None]:
     """The samples of ``split`` the model reads, its static inputs, and the margin of
-    cells around them: ``CROP_MARGIN`` replicated cells around a grid other than the
-    model's own (:mod:`climatune.inference.margin`), which the predictions lose again."""
+    cells around them (:func:`margined_static`), which the predictions lose again."""
     batches: Dataset = TaskSamples(view, split, model.normalizer, mask_ratio=0.0)
+    static, margins = margined_static(model, view)
+    if margins is not None:
+        batches = MarginSamples(batches, margins, view.periodic_lon)
+    return batches, static, margins
+
+
+def margined_static(model: LoadedModel, view: TaskView) -> tuple[torch.Tensor, Margins | None]:
+    """The static inputs the model reads on ``view``'s grid, and the margin around them:
+    at least ``CROP_MARGIN`` cells around a grid other than the model's own
+    (:mod:`climatune.inference.margin`; None on its own grid). The input fields need the
+    same margin (:func:`~climatune.inference.margin.pad_margins`)."""
     static = static_for(model, view)
     multiple = members_of(model.net)[0].backbone.grid_multiple
     margins = crop_margins(model.meta.data["grid"], view, multiple)
     if margins is not None:
-        batches = MarginSamples(batches, margins, view.periodic_lon)
         static = margin_static(static, view, margins)
-    return batches, static, margins
+    return static, margins
 
 
 def static_for(model: LoadedModel, view: TaskView) -> torch.Tensor:
