@@ -8,11 +8,13 @@ region, for the model in ``RUN`` on ``CFG``'s data and test years:
   (``evaluate`` on a regional config: the crop inside its margin);
 - ``context``: the same cells predicted with the whole domain around them.
 
-It prints a row for ``CFG``'s own region, then one per window, the RMSE pooled over windows (square root of their mean
-MSE) and the whole-domain RMSE, and writes them as JSON with ``--json``. A single region
-mixes the cost of its edges with how hard its climate is; averaged over windows that
-cover the domain, ``crop / whole`` measures the edges alone, and ``crop / context`` the
-same ratio cell for cell.
+It prints a row for ``CFG``'s own region, then one per window, the RMSE pooled over
+windows (square root of their mean MSE) and the whole-domain RMSE, and writes them as
+JSON with ``--json``. A single region mixes what its edges cost with how hard its climate
+is; the windows pooled cover the domain (but for the outer band of the halo), so
+``crop / whole`` compares like with like, and ``crop / context`` compares the same cells.
+The domain is taken as the span of its latitudes and longitudes: one that crosses 0° in
+longitude is not tiled correctly.
 """
 
 from __future__ import annotations
