@@ -38,16 +38,15 @@ class _Losses(pl.Callback):
         self.seen.append(None if not outputs else float(outputs["loss"]))
 
 
+def _trainer(**options) -> pl.Trainer:
+    """One quiet epoch: no logger, checkpoint, progress bar or summary."""
+    quiet = {"logger": False, "enable_checkpointing": False, "enable_progress_bar": False}
+    return pl.Trainer(max_epochs=1, enable_model_summary=False, **quiet, **options)
+
+
 def _fit(task, batches):
     losses = _Losses()
-    trainer = pl.Trainer(
-        max_epochs=1,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        callbacks=[losses],
-    )
+    trainer = _trainer(callbacks=[losses])
     trainer.fit(task, train_dataloaders=torch.utils.data.DataLoader(batches, batch_size=None))
     return trainer, losses.seen
 
@@ -83,14 +82,7 @@ def test_batches_without_target_move_no_weight_and_count_in_no_mean(archive):
 
 def test_validation_years_without_any_target_are_refused(archive):
     task, batch, empty = _task_and_batches(archive)
-    trainer = pl.Trainer(
-        max_epochs=1,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        num_sanity_val_steps=0,
-    )
+    trainer = _trainer(num_sanity_val_steps=0)
     loader = torch.utils.data.DataLoader
     with pytest.raises(ClimatuneError, match="no validation sample has a target value"):
         trainer.fit(
