@@ -122,6 +122,14 @@ _HOSTILE = {
     "no-outputs": (lambda m: m.update(outputs=[]), "field 'outputs'"),
     "task-kind": (lambda m: m["task"].update(kind="rm -rf"), "field 'task'"),
     "grid-values": (lambda m: m["grid"].update(lat="0..90"), "field 'grid'"),
+    "static-scale-zero-std": (
+        lambda m: m.update(static_scale={"orog": [100.0, 0.0]}),
+        "field 'static_scale'",
+    ),
+    "position-wavelengths": (
+        lambda m: m.update(position_wavelengths=[10, -5]),
+        "field 'position_wavelengths'",
+    ),
     "residual-out-of-range": (
         lambda m: m["architecture"].update(residual_index=[99, 99]),
         "field 'residual_index'",

@@ -7,8 +7,10 @@ is then a pair of array views. Inputs never read outside their own block (see
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import logging
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import dask
@@ -42,6 +44,9 @@ __all__ = [
     "SourceMixSampler",
     "static_channels",
     "position_channels",
+    "static_scale",
+    "static_record",
+    "with_static_record",
     "fit_normalizer",
     "normalization_mode",
     "read_window",
@@ -128,28 +133,85 @@ def fit_normalizer(view: TaskView, mode: str = "global", *, per_source: bool = F
     return out
 
 
-def position_channels(lat: np.ndarray, lon: np.ndarray) -> dict[str, np.ndarray]:
-    """The first static inputs, ``sin_lat``, ``cos_lat``, ``sin_lon``, ``cos_lon``, on the
-    ``(lat, lon)`` grid of the 1-D coordinates ``lat`` and ``lon`` (degrees)."""
-    la, lo = (
+def position_channels(
+    lat: np.ndarray, lon: np.ndarray, wavelengths: Sequence[float] = ()
+) -> dict[str, np.ndarray]:
+    """The first static inputs, ``sin_lat``, ``cos_lat``, ``sin_lon``, ``cos_lon``, then the
+    same four at each of ``wavelengths`` (degrees; ``sin_lat_10`` ...), on the
+    ``(lat, lon)`` grid of the 1-D coordinates ``lat`` and ``lon`` (degrees).
+
+    They depend on the coordinates alone, so a regional crop reads the values its cells
+    had on the whole grid. Shorter wavelengths let a convolutional network tell nearby
+    places apart without leaning on the distance to the domain's edges.
+
+    Examples
+    --------
+    >>> list(position_channels(np.array([0.0]), np.array([90.0]), wavelengths=[10]))
+    ['sin_lat', 'cos_lat', 'sin_lon', 'cos_lon', 'sin_lat_10', 'cos_lat_10', 'sin_lon_10', 'cos_lon_10']
+    """
+    lat, lon = (
         np.deg2rad(np.asarray(lat, float))[:, None],
         np.deg2rad(np.asarray(lon, float))[None, :],
     )
-    ones = np.ones((la.size, lo.size))
-    return {
-        "sin_lat": np.sin(la) * ones,
-        "cos_lat": np.cos(la) * ones,
-        "sin_lon": np.sin(lo) * ones,
-        "cos_lon": np.cos(lo) * ones,
-    }
+    ones = np.ones((lat.shape[0], lon.shape[1]))
+    out: dict[str, np.ndarray] = {}
+    for suffix, period in [("", 360.0), *((f"_{w:g}", float(w)) for w in wavelengths)]:
+        la, lo = lat * (360.0 / period), lon * (360.0 / period)
+        out[f"sin_lat{suffix}"] = np.sin(la) * ones
+        out[f"cos_lat{suffix}"] = np.cos(la) * ones
+        out[f"sin_lon{suffix}"] = np.sin(lo) * ones
+        out[f"cos_lon{suffix}"] = np.cos(lo) * ones
+    return out
+
+
+def static_scale(view: TaskView) -> dict[str, tuple[float, float]]:
+    """``(mean, std)`` of each user static field: the view's own (a model's, set by the
+    workflows that read a view for it), and for any other field its finite cells' here."""
+    known = view.static_scale or {}
+    out: dict[str, tuple[float, float]] = {}
+    for name, field in view.static.data_vars.items() if view.static is not None else ():
+        if name in known:
+            out[str(name)] = known[name]
+            continue
+        values = field.values.astype(float)
+        finite = values[np.isfinite(values)]
+        if not finite.size:  # read as 0 everywhere, like any missing cell
+            out[str(name)] = (0.0, 1.0)
+            continue
+        out[str(name)] = (float(finite.mean()), float(finite.std()) or 1.0)
+    return out
+
+
+def static_record(view: TaskView) -> dict[str, Any]:
+    """What a model stores to read its static inputs again on any grid: the position
+    wavelengths and the user fields' :func:`static_scale` (each only when there is one)."""
+    out: dict[str, Any] = {}
+    if view.position:
+        out["position_wavelengths"] = list(view.position)
+    if view.static is not None:
+        out["static_scale"] = {k: list(v) for k, v in static_scale(view).items()}
+    return out
+
+
+def with_static_record(view: TaskView, record: Mapping[str, Any]) -> TaskView:
+    """``view`` reading its static inputs as a model stored them (:func:`static_record`,
+    the artifact's JSON): its position wavelengths, and its user fields z-scored with the
+    statistics of the grid it was trained on rather than refitted on this view's cells."""
+    scale = record.get("static_scale")
+    return dataclasses.replace(
+        view,
+        position=tuple(float(w) for w in record.get("position_wavelengths", ())),
+        static_scale=None if scale is None else {k: (v[0], v[1]) for k, v in scale.items()},
+    )
 
 
 def static_channels(view: TaskView) -> tuple[list[str], np.ndarray]:
-    """Static inputs: lat/lon encodings, the valid-cell (land–sea) mask and user fields.
+    """Static inputs: lat/lon encodings (:func:`position_channels`, at ``view.position``),
+    the valid-cell (land–sea) mask and user fields, z-scored by :func:`static_scale`.
 
     Returns channel names and a float32 ``[S, H, W]`` array.
     """
-    channels = position_channels(view.fields.lat.values, view.fields.lon.values)
+    channels = position_channels(view.fields.lat.values, view.fields.lon.values, view.position)
     valid = np.ones(next(iter(channels.values())).shape, dtype=bool)
     for name in view.inputs:
         first = np.isfinite(view.fields[name].isel(time=0).values)
@@ -157,11 +219,11 @@ def static_channels(view: TaskView) -> tuple[list[str], np.ndarray]:
             valid &= first
     channels["valid_mask"] = valid.astype(float)
     if view.static is not None:
-        for name, da in view.static.data_vars.items():
-            values = da.values.astype(float)
-            finite = np.isfinite(values)
-            mu, sd = values[finite].mean(), values[finite].std() or 1.0
-            channels[f"static_{name}"] = np.where(finite, (values - mu) / sd, 0.0)
+        scale = static_scale(view)
+        for name, field in view.static.data_vars.items():
+            values = field.values.astype(float)
+            mu, sd = scale[str(name)]
+            channels[f"static_{name}"] = np.where(np.isfinite(values), (values - mu) / sd, 0.0)
     return list(channels), np.stack(list(channels.values())).astype(np.float32)
 
 

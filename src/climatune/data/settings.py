@@ -5,7 +5,7 @@ from __future__ import annotations
 import warnings
 from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from climatune.data.ar6 import named_region
 from climatune.data.regions import PolygonRegion, Region  # the owner of what a region may be
@@ -178,6 +178,17 @@ class DataConfig(Section):
     sources: list[SourceConfig] | None = None
     grid: str | GridSpec | None = None
     source_normalization: Literal["pooled", "per_source"] = "pooled"
+    # wavelengths (degrees) of extra sin/cos encodings of lat and lon among the static inputs
+    position_wavelengths: list[float] | None = None
+
+    @field_validator("position_wavelengths")
+    @classmethod
+    def _wavelengths(cls, value: list[float] | None) -> list[float] | None:
+        if value is not None and any(not 0 < w <= 720 for w in value):
+            raise ValueError("position_wavelengths are degrees in (0, 720]")
+        if value is not None and len(set(value)) != len(value):
+            raise ValueError("position_wavelengths must be distinct")
+        return value
 
     @model_validator(mode="after")
     def _sources(self) -> DataConfig:

@@ -105,6 +105,12 @@ class TaskView:
     #: regional domain (:func:`build_view`), a model's that the data lacks
     #: (``inference.model_view``)
     left_out: tuple[str, ...] = ()
+    #: Wavelengths (degrees) of the extra lat/lon encodings among the static inputs
+    #: (``data.position_wavelengths``; a model's own on its views)
+    position: tuple[float, ...] = ()
+    #: ``(mean, std)`` that z-score each user static field: a model's, fitted on the grid
+    #: it was trained on; None fits them on this view's cells (a new training run)
+    static_scale: dict[str, tuple[float, float]] | None = None
 
     @property
     def is_scalar(self) -> bool:
@@ -503,4 +509,5 @@ def build_view(
         periodic_lon=is_global(domain.lon),
         coarse=coarse,
         left_out=left_out,
+        position=tuple(float(w) for w in data.position_wavelengths or ()),
     )

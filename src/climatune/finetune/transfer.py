@@ -9,7 +9,12 @@ from typing import Any
 import torch
 
 from climatune.data.normalize import Normalizer, SourceNormalizer
-from climatune.data.samples import fit_normalizer, normalization_mode, static_channels
+from climatune.data.samples import (
+    fit_normalizer,
+    normalization_mode,
+    static_channels,
+    with_static_record,
+)
 from climatune.data.view import TaskView
 from climatune.errors import ClimatuneError
 from climatune.finetune.settings import NormalizationPolicy
@@ -167,6 +172,18 @@ def seeded(seed: int) -> Iterator[None]:
         yield
 
 
+def _parent_static(parent: LoadedModel, view: TaskView) -> TaskView:
+    """``view`` reading its static inputs as ``parent`` does: its position wavelengths (a
+    config that sets others is refused) and its user fields' statistics."""
+    theirs = with_static_record(view, parent.meta.data)
+    if view.position and view.position != theirs.position:
+        raise ClimatuneError(
+            f"data.position_wavelengths={list(view.position)}, but the pre-trained model reads "
+            f"{list(theirs.position) or 'none'}; leave it unset to fine-tune with the model's"
+        )
+    return theirs
+
+
 def adapt_parent(
     parent: LoadedModel,
     view: TaskView,
@@ -188,6 +205,7 @@ def adapt_parent(
     every change, unit conversions included.
     """
     view, converted = model_units(parent, view, "the pre-trained model")
+    view = _parent_static(parent, view)
     finetune_normalization(parent, view, normalization)  # before any work
     names, _ = static_channels(view)
     net = parent.net.train()

@@ -9,6 +9,7 @@ field. Older schema versions are migrated on load.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -304,6 +305,8 @@ def read_meta(model_dir: Path) -> ArtifactMeta:
         "parent",
         "origin",
         "static",
+        "static_scale",
+        "position_wavelengths",
         "region",
         "history",
         "members",
@@ -380,6 +383,20 @@ def _malformed(data: dict[str, Any]) -> str | None:
         isinstance(static, list) and all(isinstance(n, str) for n in static)
     ):
         return "field 'static' must be a list of names"
+    scale = data.get("static_scale", {})
+    if not isinstance(scale, dict) or not all(
+        isinstance(v, list)
+        and len(v) == 2
+        and all(type(x) in (int, float) and math.isfinite(x) for x in v)
+        and v[1] > 0
+        for v in scale.values()
+    ):
+        return "field 'static_scale' must map each static field to [mean, std > 0]"
+    wavelengths = data.get("position_wavelengths", [])
+    if not isinstance(wavelengths, list) or not all(
+        type(w) in (int, float) and w > 0 for w in wavelengths
+    ):
+        return "field 'position_wavelengths' must be a list of positive numbers"
     return None
 
 

@@ -7,8 +7,8 @@ over the whole crop through the network's receptive field: the bundled A1B downs
 scored a crop of its own domain 3.5 times worse than the same cells predicted with the
 whole domain around them. Predicting the crop with ``CROP_MARGIN`` cells around it,
 where the inputs repeat the crop's edge cells and the position inputs (``sin_lat`` ..
-``cos_lon``) continue the grid, moves the walls away from the crop; the margin is cut
-off the predictions.
+``cos_lon``, at every wavelength) continue the grid, moves the walls away from the crop;
+the margin is cut off the predictions.
 
 The margin is added only where a field model predicts a grid other than the one it was
 trained on (:func:`crop_margin`): a model on its own grid predicts exactly as before.
@@ -45,8 +45,6 @@ __all__ = [
 #: varied less: 0.46-0.46, 0.49-0.51, 0.69-0.70 and 0.73-0.83 K over 0 to 12 cells (the
 #: largest with 0). Chosen on those test years, not on validation years: a risk.
 CROP_MARGIN = 4
-
-_POSITION = 4  # static_channels puts sin_lat, cos_lat, sin_lon, cos_lon first
 
 
 def same_axis(a: np.ndarray, b: np.ndarray, *, periodic: bool) -> bool:
@@ -194,8 +192,8 @@ def margin_static(static: torch.Tensor, view: TaskView, margins: Margins) -> tor
     out = pad_margins(static, margins, view.periodic_lon).clone()
     lat = extend_axis(view.fields.lat.values, (top, bottom), limit=90.0)
     lon = extend_axis(view.fields.lon.values, (left, right))
-    position = np.stack(list(position_channels(lat, lon).values())).astype(np.float32)
-    out[:_POSITION] = torch.from_numpy(position).to(out)
+    position = np.stack(list(position_channels(lat, lon, view.position).values()))
+    out[: len(position)] = torch.from_numpy(position.astype(np.float32)).to(out)  # they come first
     return out
 
 

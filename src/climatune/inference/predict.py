@@ -14,7 +14,7 @@ import xarray as xr
 from torch.utils.data import DataLoader, Dataset
 
 from climatune.data.normalize import SourceNormalizer
-from climatune.data.samples import TaskSamples, static_channels
+from climatune.data.samples import TaskSamples, static_channels, with_static_record
 from climatune.data.sources import SOURCE
 from climatune.data.units import convert, to_units
 from climatune.data.view import TaskView
@@ -124,6 +124,7 @@ def model_view(model: LoadedModel, view: TaskView) -> TaskView:
     view, converted = model_units(model, view)
     if converted:
         _log.warning("note: units converted to the model's: %s", ", ".join(converted))
+    view = with_static_record(view, model.meta.data)  # its encodings, its fields' scale
     return dataclasses.replace(view, inputs=present, left_out=tuple(missing))
 
 
@@ -410,6 +411,7 @@ def margined_static(model: LoadedModel, view: TaskView) -> tuple[torch.Tensor, M
     at least ``CROP_MARGIN`` cells around a grid other than the model's own
     (:mod:`climatune.inference.margin`; None on its own grid). The input fields need the
     same margin (:func:`~climatune.inference.margin.pad_margins`)."""
+    view = with_static_record(view, model.meta.data)
     static = static_for(model, view)
     multiple = members_of(model.net)[0].backbone.grid_multiple
     margins = crop_margins(model.meta.data["grid"], view, multiple)
@@ -419,8 +421,9 @@ def margined_static(model: LoadedModel, view: TaskView) -> tuple[torch.Tensor, M
 
 
 def static_for(model: LoadedModel, view: TaskView) -> torch.Tensor:
-    """The model's stored static inputs, or fresh ones when the grid differs."""
-    names, fresh = static_channels(view)
+    """The model's stored static inputs on its own grid; on another, fresh ones read as
+    the model reads them (:func:`~climatune.data.samples.with_static_record`)."""
+    names, fresh = static_channels(with_static_record(view, model.meta.data))
     stored = model.static
     if tuple(stored.shape[-2:]) == fresh.shape[-2:] and stored.shape[0] == fresh.shape[0]:
         grid = model.meta.data["grid"]

@@ -22,7 +22,12 @@ from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
 from climatune.data.normalize import Normalizer
-from climatune.data.samples import fit_normalizer, normalization_mode, static_channels
+from climatune.data.samples import (
+    fit_normalizer,
+    normalization_mode,
+    static_channels,
+    static_record,
+)
 from climatune.data.settings import DataConfig, TaskConfig
 from climatune.data.view import TaskView
 from climatune.errors import ClimatuneError
@@ -351,6 +356,7 @@ def export_model(
             {**normalizer.units_, **outputs_units},
         ),
         "static": list(getattr(task, "static_names", [])),
+        **static_record(view),
         "grid": {
             "lat": view.fields.lat.values.tolist(),
             "lon": view.fields.lon.values.tolist(),

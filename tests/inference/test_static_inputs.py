@@ -1,0 +1,121 @@
+"""Static inputs read the same on every grid a model meets: position encodings at several
+wavelengths, and user fields z-scored with the statistics of the grid it was trained on."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from climatune.config import load_config
+from climatune.data.samples import (
+    position_channels,
+    static_channels,
+    static_record,
+    with_static_record,
+)
+from climatune.data.view import build_view
+from climatune.errors import ClimatuneError
+from climatune.inference import load_model
+from climatune.inference.predict import margined_static, model_view
+from climatune.testing import tiny_archive, tiny_config
+from climatune.workflows import finetune, pretrain
+
+REGION = ("data.region.lat=[-30, 60]", "data.region.lon=[40, 200]", "data.region.halo=0")
+
+
+@pytest.fixture(scope="module")
+def archive(tmp_path_factory) -> tuple:
+    """The tiny archive and a static field on its grid that grows northward, so that a
+    region's own mean and spread are not the whole grid's."""
+    root = tmp_path_factory.mktemp("static")
+    path = tiny_archive(root / "tiny.nc")
+    grid = xr.open_dataset(path).tas.isel(time=0, drop=True)
+    orog = (grid * 0 + 100.0 * grid.lat + grid.lon).rename("orog")
+    orog.to_dataset().to_netcdf(root / "orog.nc")
+    sets = (
+        f"data.static.path={root / 'orog.nc'}",
+        "data.static.variables=[orog]",
+        "data.position_wavelengths=[90, 45]",
+    )
+    return path, sets
+
+
+def test_position_channels_at_each_wavelength_depend_on_the_coordinates_alone():
+    lat, lon = np.array([-30.0, 0.0, 15.0]), np.array([10.0, 200.0])
+    got = position_channels(lat, lon, wavelengths=[90, 7.5])
+    assert list(got)[:4] == ["sin_lat", "cos_lat", "sin_lon", "cos_lon"]
+    assert len(got) == 12 and "cos_lon_7.5" in got
+    np.testing.assert_allclose(got["sin_lat_90"][:, 0], np.sin(2 * np.pi * lat / 90))
+    np.testing.assert_allclose(got["cos_lon_7.5"][0], np.cos(2 * np.pi * lon / 7.5))
+    crop = position_channels(lat[1:], lon[1:], wavelengths=[90, 7.5])
+    for name, values in crop.items():  # a crop reads what its cells read on the whole grid
+        np.testing.assert_array_equal(values, got[name][1:, 1:])
+
+
+def test_a_region_reads_user_fields_with_the_whole_grids_statistics(archive):
+    path, sets = archive
+    cfg = tiny_config(path, *sets)
+    whole = build_view(cfg.data, cfg.task)
+    region = build_view(tiny_config(path, *sets, *REGION).data, cfg.task)
+    names, values = static_channels(whole)
+    cells = {
+        "lat": np.isin(whole.fields.lat, region.fields.lat),
+        "lon": np.isin(whole.fields.lon, region.fields.lon),
+    }
+    expected = values[:, cells["lat"]][:, :, cells["lon"]]
+    k = names.index("static_orog")
+    refitted = static_channels(region)[1]  # what a region fitted on its own cells reads
+    assert not np.allclose(refitted[k], expected[k], atol=0.1)
+    record = static_record(whole)
+    assert record["position_wavelengths"] == [90.0, 45.0] and set(record["static_scale"]) == {
+        "orog"
+    }
+    got_names, got = static_channels(with_static_record(region, record))
+    assert got_names == names and names.index("sin_lon_45") < names.index("valid_mask")
+    np.testing.assert_allclose(got[k], expected[k], rtol=1e-6)
+    np.testing.assert_allclose(got[:12], expected[:12], atol=1e-6)  # the 12 position channels
+
+
+def test_models_store_and_fine_tunes_inherit_how_they_read_static_inputs(archive, tmp_path):
+    path, sets = archive
+    cfg = tiny_config(path, *sets, "trainer.max_epochs=1")
+    run = pretrain(cfg, out=tmp_path / "pre")
+    model = load_model(run)
+    assert model.meta.data["position_wavelengths"] == [90.0, 45.0]
+    orog = xr.open_dataset(path.parent / "orog.nc").orog  # fitted on the trained grid's cells
+    mean, std = model.meta.data["static_scale"]["orog"]
+    assert (mean, std) == pytest.approx((float(orog.mean()), float(orog.std())))
+    # a region read without any position setting gets the model's encodings, and its
+    # static inputs are the stored ones on its cells
+    plain = tiny_config(path, *sets[:2], *REGION)
+    region = model_view(model, build_view(plain.data, plain.task))
+    static, margins = margined_static(model, region)
+    assert margins is not None
+    top, bottom, left, right = margins
+    inner = static[:, top : static.shape[1] - bottom, left : static.shape[2] - right].numpy()
+    stored = model.static.numpy()
+    rows = np.flatnonzero(np.isin(model.meta.data["grid"]["lat"], region.fields.lat))
+    cols = np.flatnonzero(np.isin(model.meta.data["grid"]["lon"], region.fields.lon))
+    np.testing.assert_allclose(inner, stored[:, rows][:, :, cols], atol=1e-5)
+    # a fine-tune reads them as its parent did, whatever its own region
+    tuned = load_model(
+        finetune(
+            tiny_config(path, *sets[:2], *REGION, "trainer.max_epochs=1"),
+            run,
+            out=tmp_path / "ft",
+            quiet=True,
+        )
+    )
+    for key in ("position_wavelengths", "static_scale", "static"):
+        assert tuned.meta.data[key] == model.meta.data[key]
+    other = tiny_config(path, *sets[:2], "data.position_wavelengths=[30]")
+    with pytest.raises(ClimatuneError, match="the pre-trained model reads \\[90.0, 45.0\\]"):
+        finetune(other, run, out=tmp_path / "ft2", quiet=True)
+    assert not (tmp_path / "ft2").exists()
+
+
+@pytest.mark.parametrize("bad", ["[0]", "[-10]", "[20, 20]"])
+def test_position_wavelengths_are_checked(bad):
+    with pytest.raises(ClimatuneError, match="position_wavelengths"):
+        load_config(None, [f"data.position_wavelengths={bad}"])
