@@ -32,7 +32,8 @@ def archive(tmp_path_factory) -> tuple:
     path = tiny_archive(root / "tiny.nc")
     grid = xr.open_dataset(path).tas.isel(time=0, drop=True)
     orog = (grid * 0 + 100.0 * grid.lat + grid.lon).rename("orog")
-    orog.to_dataset().to_netcdf(root / "orog.nc")
+    relief = (orog * 0 + grid.lat).rename("relief")  # another field, for a wrong config
+    xr.merge([orog, relief]).to_netcdf(root / "orog.nc")
     sets = (
         f"data.static.path={root / 'orog.nc'}",
         "data.static.variables=[orog]",
@@ -77,10 +78,19 @@ def test_a_region_reads_user_fields_with_the_whole_grids_statistics(archive):
     np.testing.assert_allclose(got[:12], expected[:12], atol=1e-6)  # the 12 position channels
 
 
-def test_models_store_and_fine_tunes_inherit_how_they_read_static_inputs(archive, tmp_path):
+@pytest.fixture(scope="module")
+def pretrained(archive, tmp_path_factory):
+    """A model trained one epoch with the user field and the position wavelengths."""
     path, sets = archive
     cfg = tiny_config(path, *sets, "trainer.max_epochs=1")
-    run = pretrain(cfg, out=tmp_path / "pre")
+    return pretrain(cfg, out=tmp_path_factory.mktemp("pre") / "pre")
+
+
+def test_models_store_and_fine_tunes_inherit_how_they_read_static_inputs(
+    archive, pretrained, tmp_path
+):
+    path, sets = archive
+    run = pretrained
     model = load_model(run)
     assert model.meta.data["position_wavelengths"] == [90.0, 45.0]
     orog = xr.open_dataset(path.parent / "orog.nc").orog  # fitted on the trained grid's cells
@@ -119,3 +129,32 @@ def test_models_store_and_fine_tunes_inherit_how_they_read_static_inputs(archive
 def test_position_wavelengths_are_checked(bad):
     with pytest.raises(ClimatuneError, match="position_wavelengths"):
         load_config(None, [f"data.position_wavelengths={bad}"])
+
+
+def test_position_wavelengths_read_a_longitude_alike_whichever_turn_it_is_written_in():
+    # 50° does not divide 360°: a crop across 0° writes 315° as -45°, and read them alike
+    lat = np.array([10.0])
+    west = position_channels(lat, np.array([-45.0, -22.5, 0.0]), wavelengths=[50, 40])
+    east = position_channels(lat, np.array([315.0, 337.5, 360.0]), wavelengths=[50, 40])
+    for name in west:
+        np.testing.assert_allclose(west[name], east[name], atol=1e-12, err_msg=name)
+    assert abs(west["sin_lon_50"][0, 0] - np.sin(2 * np.pi * 315 / 50)) < 1e-12
+
+
+@pytest.mark.parametrize(
+    "fields, message",
+    [
+        ("[relief]", r"data.static gives \['relief'\], but the model was trained with \['orog'\]"),
+        ("[orog, relief]", r"trained with \['orog'\]: give those"),
+    ],
+)
+def test_a_model_refuses_other_user_static_fields_than_its_own(
+    archive, pretrained, fields, message
+):
+    # another field in the model's place was read with its weights, silently, on a crop
+    path, sets = archive
+    model = load_model(pretrained)
+    for where in ((), REGION):
+        cfg = tiny_config(path, sets[0], f"data.static.variables={fields}", *where)
+        with pytest.raises(ClimatuneError, match=message):
+            margined_static(model, model_view(model, build_view(cfg.data, cfg.task)))

@@ -142,21 +142,28 @@ def position_channels(
 
     They depend on the coordinates alone, so a regional crop reads the values its cells
     had on the whole grid. Shorter wavelengths let a convolutional network tell nearby
-    places apart without leaning on the distance to the domain's edges.
+    places apart without leaning on the distance to the domain's edges. They read
+    longitude in [0, 360): a wavelength that does not divide 360° (50) would otherwise
+    give a cell other values where a grid writes it another turn round (a crop across 0°
+    writes 340° as -20°).
 
     Examples
     --------
     >>> list(position_channels(np.array([0.0]), np.array([90.0]), wavelengths=[10]))
     ['sin_lat', 'cos_lat', 'sin_lon', 'cos_lon', 'sin_lat_10', 'cos_lat_10', 'sin_lon_10', 'cos_lon_10']
     """
-    lat, lon = (
+    east = np.mod(np.asarray(lon, float), 360.0)
+    east[east >= 360.0] -= 360.0  # -1e-7 % 360 rounds to 360
+    lat, lon, east = (
         np.deg2rad(np.asarray(lat, float))[:, None],
         np.deg2rad(np.asarray(lon, float))[None, :],
+        np.deg2rad(east)[None, :],
     )
     ones = np.ones((lat.shape[0], lon.shape[1]))
     out: dict[str, np.ndarray] = {}
     for suffix, period in [("", 360.0), *((f"_{w:g}", float(w)) for w in wavelengths)]:
-        la, lo = lat * (360.0 / period), lon * (360.0 / period)
+        turn = 360.0 / period  # the first four keep the longitudes as given, as before
+        la, lo = lat * turn, (lon if suffix == "" else east) * turn
         out[f"sin_lat{suffix}"] = np.sin(la) * ones
         out[f"cos_lat{suffix}"] = np.cos(la) * ones
         out[f"sin_lon{suffix}"] = np.sin(lo) * ones

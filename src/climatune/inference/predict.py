@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from typing import TYPE_CHECKING, Literal
 
@@ -424,6 +424,7 @@ def static_for(model: LoadedModel, view: TaskView) -> torch.Tensor:
     """The model's stored static inputs on its own grid; on another, fresh ones read as
     the model reads them (:func:`~climatune.data.samples.with_static_record`)."""
     names, fresh = static_channels(with_static_record(view, model.meta.data))
+    _check_static_fields(model.meta.data.get("static") or [], names)
     stored = model.static
     if tuple(stored.shape[-2:]) == fresh.shape[-2:] and stored.shape[0] == fresh.shape[0]:
         grid = model.meta.data["grid"]
@@ -438,3 +439,22 @@ def static_for(model: LoadedModel, view: TaskView) -> torch.Tensor:
             "the model was trained with user static fields that this data does not provide; set data.static"
         )
     return torch.from_numpy(fresh)
+
+
+def _check_static_fields(trained: Sequence[str], names: Sequence[str]) -> None:
+    """Refuse user static fields (channels ``static_NAME``) other than those the model was
+    trained with (``trained``, its static channel names; none known: not checked). Another
+    field in their place would be read with their weights, silently on any grid."""
+    theirs = [n.removeprefix("static_") for n in trained if n.startswith("static_")]
+    mine = [n.removeprefix("static_") for n in names if n.startswith("static_")]
+    if not trained or not mine or theirs == mine:  # none given: static_for says to set them
+        return
+    if not theirs:
+        raise ClimatuneError(
+            f"data.static gives {mine}, but the model was trained without user static "
+            "fields; leave data.static unset"
+        )
+    raise ClimatuneError(
+        f"data.static gives {mine}, but the model was trained with {theirs}: give those, "
+        "in that order"
+    )
