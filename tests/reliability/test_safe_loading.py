@@ -130,6 +130,14 @@ _HOSTILE = {
         lambda m: m.update(position_wavelengths=[10, -5]),
         "field 'position_wavelengths'",
     ),
+    "position-wavelengths-infinite": (  # json writes Infinity, which json reads back
+        lambda m: m.update(position_wavelengths=[float("inf")]),
+        "field 'position_wavelengths'",
+    ),
+    "position-wavelengths-unnamed": (  # not those of the static channels
+        lambda m: m.update(position_wavelengths=[40]),
+        "must be those of the static channels",
+    ),
     "residual-out-of-range": (
         lambda m: m["architecture"].update(residual_index=[99, 99]),
         "field 'residual_index'",

@@ -392,11 +392,23 @@ def _malformed(data: dict[str, Any]) -> str | None:
         for v in scale.values()
     ):
         return "field 'static_scale' must map each static field to [mean, std > 0]"
-    wavelengths = data.get("position_wavelengths", [])
-    if not isinstance(wavelengths, list) or not all(
-        type(w) in (int, float) and w > 0 for w in wavelengths
+    return _position_malformed(data.get("position_wavelengths", []), static)
+
+
+def _position_malformed(wavelengths: Any, static: list[str] | None) -> str | None:
+    """What is wrong with ``position_wavelengths``: as ``data.position_wavelengths``
+    (distinct degrees in (0, 720]), and named in that order by the static channels, which
+    the static inputs' tensor matches (an edited list read crops in another order, or
+    computed a channel per listed wavelength whatever the tensor)."""
+    if (
+        not isinstance(wavelengths, list)
+        or not all(type(w) in (int, float) and 0 < w <= 720 for w in wavelengths)
+        or len(set(wavelengths)) != len(wavelengths)
     ):
-        return "field 'position_wavelengths' must be a list of positive numbers"
+        return "field 'position_wavelengths' must list distinct degrees in (0, 720]"
+    named = [n for n in static or [] if n.startswith("sin_lat_")]
+    if (wavelengths or named) and named != [f"sin_lat_{w:g}" for w in wavelengths]:
+        return "field 'position_wavelengths' must be those of the static channels, in order"
     return None
 
 
