@@ -20,6 +20,7 @@ from climatune.inference import load_model
 from climatune.inference.predict import margined_static, model_view
 from climatune.testing import tiny_archive, tiny_config
 from climatune.workflows import finetune, pretrain
+from climatune.workflows.evaluate import evaluate_command
 
 REGION = ("data.region.lat=[-30, 60]", "data.region.lon=[40, 200]", "data.region.halo=0")
 
@@ -158,3 +159,25 @@ def test_a_model_refuses_other_user_static_fields_than_its_own(
         cfg = tiny_config(path, sets[0], f"data.static.variables={fields}", *where)
         with pytest.raises(ClimatuneError, match=message):
             margined_static(model, model_view(model, build_view(cfg.data, cfg.task)))
+
+
+def test_evaluate_trains_its_scratch_network_on_the_configs_static_inputs(
+    archive, pretrained, tmp_path
+):
+    # as curve and leads do, and as its config.yaml says: not the fine-tuned model's
+    path, sets = archive
+    cfg = tiny_config(path, *sets[:2], *REGION, "trainer.max_epochs=1")
+    tuned = finetune(cfg, pretrained, out=tmp_path / "ft", quiet=True)
+    out = evaluate_command(
+        tuned,
+        config=str(tuned / "config.yaml"),
+        overrides=[],
+        baselines="scratch",
+        out=tmp_path / "ev",
+    )
+    scratch, parent = load_model(out / "scratch"), load_model(pretrained)
+    assert "position_wavelengths" not in scratch.meta.data
+    assert scratch.meta.data["static"][4:] == ["valid_mask", "static_orog"]
+    region = build_view(cfg.data, cfg.task)
+    assert scratch.meta.data["static_scale"] == static_record(region)["static_scale"]
+    assert scratch.meta.data["static_scale"] != parent.meta.data["static_scale"]

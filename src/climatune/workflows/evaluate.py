@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import sys
 from pathlib import Path
 from typing import Any
 
-from climatune.config import config_inputs, load_config, model_config
+from climatune.config import Config, config_inputs, load_config, model_config
 from climatune.data.sources import grid_note, grid_spec
 from climatune.data.view import TaskView, build_view
 from climatune.errors import ClimatuneError
@@ -22,6 +23,18 @@ from climatune.utils.atomic import atomic_path, prepare_output_dir, releases_out
 from climatune.workflows.pretraining import train_scratch
 
 __all__ = ["evaluate_command"]
+
+
+def _scratch_view(cfg: Config, view: TaskView) -> TaskView:
+    """``view`` (read for the scored model, :func:`model_view`) reading its static inputs
+    as ``cfg`` says, for the scratch network trained here: with the config's position
+    wavelengths and its user fields' statistics fitted on its cells, as in ``curve`` and
+    ``leads`` and as its ``config.yaml`` records, not the fine-tuned model's."""
+    return dataclasses.replace(
+        view,
+        position=tuple(float(w) for w in cfg.data.position_wavelengths or ()),
+        static_scale=None,
+    )
 
 
 def _check_scratch(scratch: LoadedModel, model: LoadedModel, path: str | Path) -> None:
@@ -156,7 +169,9 @@ def evaluate_command(
             "pass --scratch RUN to reuse one",
             file=sys.stderr,
         )
-        models["scratch"] = load_model(train_scratch(cfg, view, out / "scratch"), device)
+        models["scratch"] = load_model(
+            train_scratch(cfg, _scratch_view(cfg, view), out / "scratch"), device
+        )
     rows, preds = evaluate_view(view, models, names)
     write_metrics(rows, out)
     units = target_units(view)
