@@ -19,6 +19,7 @@ from climatune.errors import ClimatuneError
 from climatune.inference import load_model
 from climatune.inference.predict import margined_static, model_view
 from climatune.testing import tiny_archive, tiny_config
+from climatune.tuning.search import tune_command
 from climatune.workflows import finetune, pretrain
 from climatune.workflows.evaluate import evaluate_command
 
@@ -181,3 +182,16 @@ def test_evaluate_trains_its_scratch_network_on_the_configs_static_inputs(
     region = build_view(cfg.data, cfg.task)
     assert scratch.meta.data["static_scale"] == static_record(region)["static_scale"]
     assert scratch.meta.data["static_scale"] != parent.meta.data["static_scale"]
+
+
+def test_tune_refuses_other_position_wavelengths_than_its_pre_trained_models_up_front(
+    archive, pretrained, tmp_path
+):
+    # its trials' fine-tunes would each refuse them, after the study was written
+    path, sets = archive
+    space = tmp_path / "space.yaml"
+    space.write_text("optim.lr: {type: float, low: 1.0e-4, high: 1.0e-3}\n")
+    cfg = tiny_config(path, *sets[:2], "data.position_wavelengths=[30]")
+    with pytest.raises(ClimatuneError, match="the pre-trained model reads \\[90.0, 45.0\\]"):
+        tune_command(cfg, source=pretrained, space=space, trials=1, folds=2, out=tmp_path / "t")
+    assert not (tmp_path / "t").exists()

@@ -22,7 +22,13 @@ from climatune.finetune.surgery import SurgeryReport, adapt_network
 from climatune.inference import LoadedModel, model_units
 from climatune.models.net import ClimateNet
 
-__all__ = ["adapt_parent", "finetune_normalization", "merged_normalizer", "seeded"]
+__all__ = [
+    "adapt_parent",
+    "check_parent",
+    "finetune_normalization",
+    "merged_normalizer",
+    "seeded",
+]
 
 _LEARNT = {"anomaly": "anomalies from a climatology", "global": "globally z-scored values"}
 
@@ -182,6 +188,13 @@ def _parent_static(parent: LoadedModel, view: TaskView) -> TaskView:
             f"{list(theirs.position) or 'none'}; leave it unset to fine-tune with the model's"
         )
     return theirs
+
+
+def check_parent(parent: LoadedModel, view: TaskView, normalization: str = "auto") -> None:
+    """Refuse, before any work, a config that a fine-tune of ``parent`` on ``view`` refuses:
+    other position wavelengths, another normalisation mode (``data.normalization``,
+    :func:`finetune_normalization`). For commands that fine-tune later (``tune``)."""
+    finetune_normalization(parent, _parent_static(parent, view), normalization)
 
 
 def adapt_parent(

@@ -24,6 +24,7 @@ import optuna
 from climatune.config import Config, config_inputs
 from climatune.data.view import build_view
 from climatune.errors import ClimatuneError
+from climatune.finetune.transfer import check_parent
 from climatune.inference import load_model, model_paths
 from climatune.tuning.folds import cv_years, fold_configs, fold_splits
 from climatune.tuning.objective import METRICS, Objective
@@ -99,9 +100,11 @@ def tune_command(
     }
     prepare_output_dir(out, create=False, **claim)  # a bad --out fails before any work
     params = load_space_for(cfg, space, source)
-    if source is not None:
-        load_model(source)  # fail early on a bad artifact
-    years, test = cv_years(build_view(cfg.data, cfg.task))
+    parent = load_model(source) if source is not None else None  # fail early on a bad one
+    view = build_view(cfg.data, cfg.task)
+    if parent is not None:  # and on a config that its fine-tunes refuse, before --out
+        check_parent(parent, view, cfg.data.normalization)
+    years, test = cv_years(view)
     splits = fold_splits(years, folds, test)
     for k, fold_cfg in enumerate(fold_configs(cfg, splits)):
         try:
