@@ -35,7 +35,8 @@ def archive(tmp_path_factory) -> tuple:
     grid = xr.open_dataset(path).tas.isel(time=0, drop=True)
     orog = (grid * 0 + 100.0 * grid.lat + grid.lon).rename("orog")
     relief = (orog * 0 + grid.lat).rename("relief")  # another field, for a wrong config
-    xr.merge([orog, relief]).to_netcdf(root / "orog.nc")
+    lake = (grid * 0 + 1000.0 + 50 * grid.lat).where(grid.lat < -40).rename("lake")  # NaN: REGION
+    xr.merge([orog, relief, lake]).to_netcdf(root / "orog.nc")
     sets = (
         f"data.static.path={root / 'orog.nc'}",
         "data.static.variables=[orog]",
@@ -195,3 +196,18 @@ def test_tune_refuses_other_position_wavelengths_than_its_pre_trained_models_up_
     with pytest.raises(ClimatuneError, match="the pre-trained model reads \\[90.0, 45.0\\]"):
         tune_command(cfg, source=pretrained, space=space, trials=1, folds=2, out=tmp_path / "t")
     assert not (tmp_path / "t").exists()
+
+
+def test_a_field_without_a_value_where_a_model_trained_is_scaled_where_it_has_some(archive):
+    # a region where the field is all NaN has no scale for it: stored as (0, 1), a grid
+    # where it has values read them unscaled (-2750), in a fine-tune too
+    path, sets = archive
+    lake = (sets[0], "data.static.variables=[orog, lake]")
+    cfg = tiny_config(path, *lake, *REGION)
+    record = static_record(build_view(cfg.data, cfg.task))
+    assert set(record["static_scale"]) == {"orog"}
+    whole = build_view(tiny_config(path, *lake).data, cfg.task)
+    names, values = static_channels(with_static_record(whole, record))
+    read = values[names.index("static_lake")]
+    np.testing.assert_allclose(read, static_channels(whole)[1][names.index("static_lake")])
+    assert np.abs(read).max() <= 1.0 + 1e-6

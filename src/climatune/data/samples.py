@@ -191,12 +191,21 @@ def static_scale(view: TaskView) -> dict[str, tuple[float, float]]:
 
 def static_record(view: TaskView) -> dict[str, Any]:
     """What a model stores to read its static inputs again on any grid: the position
-    wavelengths and the user fields' :func:`static_scale` (each only when there is one)."""
+    wavelengths and the user fields' :func:`static_scale` (each only when there is one).
+
+    A field without a finite cell here (read as 0 everywhere) has no scale to store: a grid
+    where it has values, or a fine-tune there, fits one on its cells rather than reading
+    them unscaled (a field NaN over a training region, in metres elsewhere)."""
     out: dict[str, Any] = {}
     if view.position:
         out["position_wavelengths"] = list(view.position)
     if view.static is not None:
-        out["static_scale"] = {k: list(v) for k, v in static_scale(view).items()}
+        known = view.static_scale or {}
+        out["static_scale"] = {
+            k: list(v)
+            for k, v in static_scale(view).items()
+            if k in known or np.isfinite(view.static[k].values).any()
+        }
     return out
 
 
