@@ -88,3 +88,15 @@ def test_incompatible_units_are_one_line_exit_2(kelvin, tmp_path, capsys):
         "climatune: error: variable 'tas' is in 'm', which cannot be converted to the 'K' of "
         "the model; give the data in 'K' (or rename the variable if it is a different quantity)"
     )
+
+
+def test_only_cells_never_valid_are_blanked(kelvin):
+    # sst is NaN north of 40N (land); one tas cell misses its first month only
+    archive, run = kelvin
+    ds = open_dataset(archive).load()
+    ds["tas"][0, 2, 3] = np.nan
+    pred = load_model(run).predict(ds)
+    assert bool(pred.tas.notnull().all())  # the gap in one month hides no prediction
+    north = pred.lat > 40
+    assert bool(pred.sst.sel(lat=north).isnull().all())
+    assert bool(pred.sst.sel(lat=~north).notnull().all())

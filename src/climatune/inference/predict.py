@@ -277,7 +277,8 @@ def _dataset(
 ) -> xr.Dataset:
     """Normalised predictions ``pred`` (``[*lead, N, n_out, ...]``) as a dataset in
     physical units; ``spread`` denormalises a standard deviation (scaled, not centred)."""
-    times = view.fields.time.isel(time=view.target_index(view.anchors[split]))
+    steps = view.target_index(view.anchors[split])
+    times = view.fields.time.isel(time=steps)
     names = model.meta.outputs
     records = {r["name"]: r for r in model.meta.data["outputs"]}
     data = {}
@@ -305,7 +306,9 @@ def _dataset(
             back = given[name].attrs.get("units", "")
             if units == "input" and back and back != attrs.get("units", back):
                 da = _convert(da, back, spread)
-            da = da.where(given[name].isel(time=0).notnull())
+            # blank the cells without a value at any predicted time (land in an SST
+            # field), not those that happen to miss the first step
+            da = da.where(given[name].isel(time=steps).notnull().any("time"))
         data[name] = da
     attrs = {ABSENT_INPUTS: ", ".join(view.left_out)} if view.left_out else {}
     return xr.Dataset(data, attrs=attrs)
