@@ -173,7 +173,11 @@ def position_channels(
 
 def static_scale(view: TaskView) -> dict[str, tuple[float, float]]:
     """``(mean, std)`` of each user static field: the view's own (a model's, set by the
-    workflows that read a view for it), and for any other field its finite cells' here."""
+    workflows that read a view for it), and for any other field its finite cells' here.
+
+    A field without a finite cell here (read as 0 everywhere) gets none: a grid where it
+    has values, or a fine-tune there, fits one on its cells rather than reading them
+    unscaled (a field NaN over a training region, in metres elsewhere)."""
     known = view.static_scale or {}
     out: dict[str, tuple[float, float]] = {}
     for name, field in view.static.data_vars.items() if view.static is not None else ():
@@ -182,30 +186,19 @@ def static_scale(view: TaskView) -> dict[str, tuple[float, float]]:
             continue
         values = field.values.astype(float)
         finite = values[np.isfinite(values)]
-        if not finite.size:  # read as 0 everywhere, like any missing cell
-            out[str(name)] = (0.0, 1.0)
-            continue
-        out[str(name)] = (float(finite.mean()), float(finite.std()) or 1.0)
+        if finite.size:
+            out[str(name)] = (float(finite.mean()), float(finite.std()) or 1.0)
     return out
 
 
 def static_record(view: TaskView) -> dict[str, Any]:
     """What a model stores to read its static inputs again on any grid: the position
-    wavelengths and the user fields' :func:`static_scale` (each only when there is one).
-
-    A field without a finite cell here (read as 0 everywhere) has no scale to store: a grid
-    where it has values, or a fine-tune there, fits one on its cells rather than reading
-    them unscaled (a field NaN over a training region, in metres elsewhere)."""
+    wavelengths and the user fields' :func:`static_scale` (each only when there is one)."""
     out: dict[str, Any] = {}
     if view.position:
         out["position_wavelengths"] = list(view.position)
     if view.static is not None:
-        known = view.static_scale or {}
-        out["static_scale"] = {
-            k: list(v)
-            for k, v in static_scale(view).items()
-            if k in known or np.isfinite(view.static[k].values).any()
-        }
+        out["static_scale"] = {k: list(v) for k, v in static_scale(view).items()}
     return out
 
 
@@ -238,7 +231,7 @@ def static_channels(view: TaskView) -> tuple[list[str], np.ndarray]:
         scale = static_scale(view)
         for name, field in view.static.data_vars.items():
             values = field.values.astype(float)
-            mu, sd = scale[str(name)]
+            mu, sd = scale.get(str(name), (0.0, 1.0))  # none: no finite value to scale
             channels[f"static_{name}"] = np.where(np.isfinite(values), (values - mu) / sd, 0.0)
     return list(channels), np.stack(list(channels.values())).astype(np.float32)
 
