@@ -20,6 +20,7 @@ import torch
 from climatune import load_model
 from climatune.cli import main
 from climatune.config import load_config
+from climatune.testing import tiny_config
 from climatune.training.callbacks import weights_digest
 from climatune.utils.atomic import LOCK
 from tests.reliability.conftest import base_config, climatune, tree, write_config
@@ -118,6 +119,21 @@ def test_resume_with_another_config_is_refused_before_writing(shared, tmp_path, 
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and err.startswith("climatune: error: cannot resume")
     assert f"differs from the one it was started with in {keys};" in err
+    assert tree(run) == before
+
+
+def test_resume_with_fewer_epochs_than_done_is_refused_before_writing(shared, tmp_path, capsys):
+    from climatune.workflows.pretraining import pretrain
+
+    run = pretrain(tiny_config(shared["archive"], "trainer.max_epochs=2"), out=tmp_path / "run")
+    before = tree(run)
+    args = ["pretrain", "--config", str(shared["config"]), "--resume", str(run)]
+    assert main(args) == 2  # the config's budget is 1 epoch
+    err = capsys.readouterr().err.strip()
+    assert err == (
+        f"climatune: error: cannot resume {run}: it has trained 2 epochs, more than "
+        "trainer.max_epochs=1; set trainer.max_epochs to 2 or more"
+    )
     assert tree(run) == before
 
 

@@ -106,13 +106,20 @@ def resume_checkpoint(resume: str | Path | None, cfg: Config) -> Path | None:
     if not ckpt.is_file():
         raise ClimatuneError(f"cannot resume: {ckpt} does not exist")
     try:
-        torch.load(ckpt, map_location="cpu", weights_only=True)
+        state = torch.load(ckpt, map_location="cpu", weights_only=True)
     except Exception as exc:  # whatever a bad file raises, it is the file's fault
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ClimatuneError(
             f"cannot resume from {ckpt}: it does not load as a safe checkpoint ({reason}); "
             "refusing to load it, start a new run instead"
         ) from exc
+    epoch = state.get("epoch") if isinstance(state, dict) else None
+    if isinstance(epoch, int) and cfg.trainer.max_epochs < epoch + 1:
+        raise ClimatuneError(
+            f"cannot resume {resume}: it has trained {epoch + 1} epochs, more than "
+            f"trainer.max_epochs={cfg.trainer.max_epochs}; set trainer.max_epochs to "
+            f"{epoch + 1} or more"
+        )
     return ckpt
 
 
